@@ -1,0 +1,92 @@
+//! How a node is set up: who is in the cluster, its timers in ticks, and its protocol options.
+
+use crate::types::NodeId;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    /// Every voter of the cluster, this node included.
+    pub peers: Vec<NodeId>,
+    /// Lower bound of the randomized election timeout; each timeout is drawn from
+    /// [election_timeout_ticks, 2 × election_timeout_ticks) so that split votes clear (§5.2).
+    pub election_timeout_ticks: u32,
+    /// A leader sends a heartbeat to every follower this often. Must be well under the election timeout.
+    pub heartbeat_ticks: u32,
+    /// Ask before campaigning (§9.6 of the thesis), so a node that was partitioned away does not
+    /// disrupt a healthy leader by bumping terms when it returns.
+    pub pre_vote: bool,
+    /// A leader that has not heard from a majority within an election timeout steps down, and
+    /// followers that heard from a leader within the minimum timeout ignore vote requests
+    /// (§6.2 of the thesis: leader stickiness).
+    pub check_quorum: bool,
+    /// Append an empty entry on becoming leader, so entries of earlier terms commit at once and
+    /// reads can be served. Off in the lab, whose tests expect commands at exact indexes.
+    pub noop_on_election: bool,
+    /// Soft cap on the entry bytes in one AppendRequest.
+    pub append_bytes_max: usize,
+    /// Appends in flight per follower while streaming.
+    pub inflight_appends_max: usize,
+    /// Heartbeats a snapshot may stay unanswered before it is sent again.
+    pub snapshot_resend_heartbeats: u32,
+    /// Seed of the node's private random generator (election timeouts). Mixed with the id, so one
+    /// cluster seed gives every node its own sequence.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("node id {0} is not among the peers")]
+    IdNotInPeers(NodeId),
+    #[error("peer {0} is listed twice")]
+    DuplicatePeer(NodeId),
+    #[error("node ids must be >= 1")]
+    ZeroId,
+    #[error("heartbeat ({heartbeat_ticks} ticks) must be positive and shorter than the election timeout ({election_timeout_ticks} ticks)")]
+    BadTimers { election_timeout_ticks: u32, heartbeat_ticks: u32 },
+    #[error("at least one append must be allowed in flight")]
+    ZeroInflight,
+}
+
+impl Config {
+    /// Defaults in ticks suited to a 10 ms tick: heartbeats every 100 ms, elections after 0.5–1 s.
+    pub fn new(id: NodeId, peers: Vec<NodeId>) -> Config {
+        Config {
+            id,
+            peers,
+            election_timeout_ticks: 50,
+            heartbeat_ticks: 10,
+            pre_vote: true,
+            check_quorum: true,
+            noop_on_election: true,
+            append_bytes_max: 1 << 20,
+            inflight_appends_max: 64,
+            snapshot_resend_heartbeats: 5,
+            seed: 0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.peers.iter().any(|peer| peer.0 == 0) || self.id.0 == 0 {
+            return Err(ConfigError::ZeroId);
+        }
+        if !self.peers.contains(&self.id) {
+            return Err(ConfigError::IdNotInPeers(self.id));
+        }
+        let mut sorted = self.peers.clone();
+        sorted.sort();
+        if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(ConfigError::DuplicatePeer(pair[0]));
+        }
+        if self.heartbeat_ticks == 0 || self.election_timeout_ticks <= self.heartbeat_ticks {
+            return Err(ConfigError::BadTimers {
+                election_timeout_ticks: self.election_timeout_ticks,
+                heartbeat_ticks: self.heartbeat_ticks,
+            });
+        }
+        if self.inflight_appends_max == 0 {
+            return Err(ConfigError::ZeroInflight);
+        }
+        Ok(())
+    }
+}
+

@@ -1,0 +1,98 @@
+//! The messages nodes exchange, as request/response pairs, with a one-line `Display` for traces.
+
+use std::fmt;
+
+use crate::types::{Entry, LogIndex, NodeId, Snapshot, Term};
+
+/// One message between two nodes. `term` is the sender's term, except in a granted pre-vote
+/// response, where it echoes the term the pre-candidate proposed (§9.6 of the thesis).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: Term,
+    pub body: MessageBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageBody {
+    /// RequestVote (§5.2), or a pre-vote when `pre_vote` is set: then `term` is the term the
+    /// candidate would use, and nobody changes state on receiving it.
+    VoteRequest { pre_vote: bool, last_log_index: LogIndex, last_log_term: Term },
+    VoteResponse { pre_vote: bool, granted: bool },
+    /// AppendEntries (§5.3). An empty `entries` is a heartbeat that still carries the commit index.
+    AppendRequest {
+        prev_log_index: LogIndex,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    },
+    AppendResponse(AppendResponse),
+    /// InstallSnapshot (§7), sent whole: the lab's snapshots are small, and chunking can come later.
+    SnapshotRequest { snapshot: Snapshot },
+}
+
+/// The answer to an AppendRequest or a SnapshotRequest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendResponse {
+    /// The follower's log matches the leader's up to and including `match_index`.
+    Accepted { match_index: LogIndex },
+    /// The follower has no entry matching (`rejected_prev_index`, its term). The hint lets the leader
+    /// skip a whole term per round trip instead of one entry (the "fast backup" of §5.3's footnote):
+    /// `conflict_term` is the follower's term at that index (None if its log is too short), and
+    /// `conflict_index` the first index the follower holds with that term (or its last index + 1).
+    Rejected { rejected_prev_index: LogIndex, conflict_index: LogIndex, conflict_term: Option<Term> },
+}
+
+impl Message {
+    /// Whether this message answers a request. Responses promise durable state (a vote, appended
+    /// entries), so the driver sends them only after persisting; the simulator also treats them as
+    /// RPC replies.
+    pub fn is_response(&self) -> bool {
+        matches!(self.body, MessageBody::VoteResponse { .. } | MessageBody::AppendResponse(_))
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}->{} {} ", self.from, self.to, self.term)?;
+        match &self.body {
+            MessageBody::VoteRequest { pre_vote, last_log_index, last_log_term } => {
+                let kind = if *pre_vote { "PreVoteRequest" } else { "VoteRequest" };
+                write!(f, "{kind} last={last_log_index}/{last_log_term}")
+            }
+            MessageBody::VoteResponse { pre_vote, granted } => {
+                let kind = if *pre_vote { "PreVoteResponse" } else { "VoteResponse" };
+                write!(f, "{kind} {}", if *granted { "granted" } else { "rejected" })
+            }
+            MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit } => {
+                write!(f, "AppendRequest prev={prev_log_index}/{prev_log_term} commit={leader_commit} entries=")?;
+                match (entries.first(), entries.last()) {
+                    (Some(first), Some(last)) => write!(f, "[{}..={}]", first.index, last.index),
+                    _ => write!(f, "[]"),
+                }
+            }
+            MessageBody::AppendResponse(AppendResponse::Accepted { match_index }) => {
+                write!(f, "AppendResponse accepted match={match_index}")
+            }
+            MessageBody::AppendResponse(AppendResponse::Rejected {
+                rejected_prev_index,
+                conflict_index,
+                conflict_term,
+            }) => {
+                write!(f, "AppendResponse rejected prev={rejected_prev_index} hint={conflict_index}")?;
+                match conflict_term {
+                    Some(term) => write!(f, "/{term}"),
+                    None => Ok(()),
+                }
+            }
+            MessageBody::SnapshotRequest { snapshot } => write!(
+                f,
+                "SnapshotRequest last={}/{} bytes={}",
+                snapshot.meta.index,
+                snapshot.meta.term,
+                snapshot.data.len()
+            ),
+        }
+    }
+}

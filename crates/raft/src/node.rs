@@ -1,0 +1,380 @@
+//! `Node`: the only entry point of the core. Inputs are method calls (`tick`, `step`, `propose`,
+//! `compact`); output is the `Ready` value that `ready()` returns, acknowledged by `advance()`.
+//!
+//! The message handlers live in `election.rs` (votes, pre-votes, roles) and `replication.rs`
+//! (appends, snapshots, commit); this file holds the state, the timers and the Ready bookkeeping.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Config, ConfigError};
+use crate::log::RaftLog;
+use crate::message::{Message, MessageBody};
+use crate::progress::Progress;
+use crate::ready::{Apply, Persist, Ready, Status};
+use crate::rng::Rng;
+use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Role, Snapshot, SnapshotMeta, Term};
+
+/// Durable state a node restarts from, as storage recovered it.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    /// The entries after the snapshot, contiguous.
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("invalid config: {0}")]
+    Config(#[from] ConfigError),
+    #[error("restored state is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CompactError {
+    #[error("cannot snapshot at {index}: only {applied} has been applied")]
+    NotApplied { index: LogIndex, applied: LogIndex },
+}
+
+pub struct Node {
+    pub(crate) config: Config,
+    pub(crate) id: NodeId,
+    /// Every voter, this node included, sorted.
+    pub(crate) peers: Vec<NodeId>,
+    pub(crate) term: Term,
+    /// Whom this node voted for in `term` (§5.2: at most one per term, durable before answering).
+    pub(crate) vote: Option<NodeId>,
+    pub(crate) role: Role,
+    /// The leader of `term`, once known.
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) log: RaftLog,
+    /// The newest snapshot: what the log's compacted prefix became. Sent to followers that need it.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// The snapshot changed and the next Ready must persist it.
+    pub(crate) snapshot_unpersisted: bool,
+    /// A snapshot came from the leader and the next Ready must hand it to the state machine.
+    pub(crate) snapshot_unapplied: bool,
+    pub(crate) rng: Rng,
+    /// Ticks since the last sign of a leader (follower), the start of the campaign (candidate), or
+    /// the last check-quorum round (leader).
+    pub(crate) election_elapsed: u32,
+    /// This round's randomized timeout, in [election_timeout_ticks, 2 × election_timeout_ticks).
+    pub(crate) election_timeout: u32,
+    pub(crate) heartbeat_elapsed: u32,
+    /// Answers received in the current (pre-)election, this node's own included.
+    pub(crate) votes: BTreeMap<NodeId, bool>,
+    /// The leader's view of each follower; empty unless leader.
+    pub(crate) progress: BTreeMap<NodeId, Progress>,
+    /// Entries were proposed since the last Ready: replicate them then, in one append per follower.
+    pub(crate) broadcast_pending: bool,
+    pub(crate) send_now: Vec<Message>,
+    pub(crate) send_after_persist: Vec<Message>,
+    /// The hard state as last handed to the driver to persist.
+    pub(crate) handed_hard_state: HardState,
+}
+
+impl Node {
+    pub fn new(config: Config, restored: Restored) -> Result<Node, InitError> {
+        config.validate()?;
+        let mut peers = config.peers.clone();
+        peers.sort();
+        let Restored { hard_state, snapshot, entries } = restored;
+        let meta = snapshot.as_ref().map_or(SnapshotMeta::default(), |snapshot| snapshot.meta);
+        check_restored(&hard_state, meta, &entries, &peers)?;
+        let mut node = Node {
+            id: config.id,
+            peers,
+            term: hard_state.term,
+            vote: hard_state.vote,
+            role: Role::Follower,
+            leader: None,
+            log: RaftLog::restore(meta, entries, hard_state.commit),
+            snapshot,
+            snapshot_unpersisted: false,
+            snapshot_unapplied: false,
+            rng: Rng::new(config.seed ^ config.id.0.wrapping_mul(0x2545_f491_4f6c_dd1d)),
+            election_elapsed: 0,
+            election_timeout: 0,
+            heartbeat_elapsed: 0,
+            votes: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            broadcast_pending: false,
+            send_now: Vec::new(),
+            send_after_persist: Vec::new(),
+            handed_hard_state: hard_state,
+            config,
+        };
+        node.reset_election_timer();
+        Ok(node)
+    }
+
+    /// One unit of time passed. The only clock the core knows.
+    pub fn tick(&mut self) {
+        if self.role == Role::Leader {
+            self.tick_leader();
+        } else {
+            self.election_elapsed += 1;
+            if self.election_elapsed >= self.election_timeout {
+                self.campaign();
+            }
+        }
+    }
+
+    fn tick_leader(&mut self) {
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.config.election_timeout_ticks {
+            self.election_elapsed = 0;
+            if self.config.check_quorum && !self.quorum_recently_active() {
+                self.become_follower(self.term, None);
+                return;
+            }
+        }
+        self.heartbeat_elapsed += 1;
+        if self.heartbeat_elapsed >= self.config.heartbeat_ticks {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat();
+        }
+    }
+
+    /// Whether a majority (this node included) answered since the last round; resets the marks.
+    fn quorum_recently_active(&mut self) -> bool {
+        let mut active = 1;
+        for progress in self.progress.values_mut() {
+            if progress.recently_active {
+                active += 1;
+            }
+            progress.recently_active = false;
+        }
+        active >= crate::quorum::majority(self.peers.len())
+    }
+
+    /// Feeds one message from a peer. Anything malformed, stale or from a stranger is dropped or
+    /// answered per the paper; nothing a peer sends can make this panic.
+    pub fn step(&mut self, message: Message) {
+        if message.to != self.id || message.from == self.id || !self.peers.contains(&message.from) {
+            return;
+        }
+        if message.term > self.term {
+            match &message.body {
+                MessageBody::VoteRequest { .. } if self.in_leader_lease() => return,
+                MessageBody::VoteRequest { pre_vote: true, .. } => {}
+                MessageBody::VoteResponse { pre_vote: true, granted: true } => {}
+                MessageBody::AppendRequest { .. } | MessageBody::SnapshotRequest { .. } => {
+                    self.become_follower(message.term, Some(message.from))
+                }
+                _ => self.become_follower(message.term, None),
+            }
+        } else if message.term < self.term {
+            self.answer_stale(&message);
+            return;
+        }
+        match message.body {
+            MessageBody::VoteRequest { pre_vote, last_log_index, last_log_term } => {
+                self.on_vote_request(message.from, message.term, pre_vote, last_log_index, last_log_term)
+            }
+            MessageBody::VoteResponse { pre_vote, granted } => {
+                self.on_vote_response(message.from, message.term, pre_vote, granted)
+            }
+            MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit } => {
+                self.on_append_request(message.from, prev_log_index, prev_log_term, entries, leader_commit)
+            }
+            MessageBody::AppendResponse(response) => self.on_append_response(message.from, response),
+            MessageBody::SnapshotRequest { snapshot } => self.on_snapshot_request(message.from, snapshot),
+        }
+    }
+
+    /// A request from an older term gets our term back, so a deposed leader or a stale candidate
+    /// learns it is behind (Figure 2: "if term < currentTerm, reply false"). Stale responses are dropped.
+    fn answer_stale(&mut self, message: &Message) {
+        let body = match message.body {
+            MessageBody::VoteRequest { pre_vote, .. } => MessageBody::VoteResponse { pre_vote, granted: false },
+            MessageBody::AppendRequest { prev_log_index, .. } => {
+                MessageBody::AppendResponse(crate::message::AppendResponse::Rejected {
+                    rejected_prev_index: prev_log_index,
+                    conflict_index: LogIndex::ZERO,
+                    conflict_term: None,
+                })
+            }
+            MessageBody::SnapshotRequest { .. } => {
+                MessageBody::AppendResponse(crate::message::AppendResponse::Rejected {
+                    rejected_prev_index: LogIndex::ZERO,
+                    conflict_index: LogIndex::ZERO,
+                    conflict_term: None,
+                })
+            }
+            MessageBody::VoteResponse { .. } | MessageBody::AppendResponse(_) => return,
+        };
+        self.send_now.push(Message { from: self.id, to: message.from, term: self.term, body });
+    }
+
+    /// Appends a command to the leader's log and returns where it will commit if leadership holds.
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(LogIndex, Term), ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader { leader: self.leader });
+        }
+        let index = self.log.last_index().next();
+        self.log.append(Entry { term: self.term, index, kind: EntryKind::Command, data });
+        self.broadcast_pending = true;
+        Ok((index, self.term))
+    }
+
+    /// The service took a snapshot of its state up to `index` (which it has applied): drop the log
+    /// prefix it covers (§7). A snapshot at or below the current one is stale and ignored.
+    pub fn compact(&mut self, index: LogIndex, data: Vec<u8>) -> Result<(), CompactError> {
+        if index <= self.log.snapshot_meta().index {
+            return Ok(());
+        }
+        if index > self.log.applied {
+            return Err(CompactError::NotApplied { index, applied: self.log.applied });
+        }
+        let term = self.log.term_at(index).expect("an applied index above the snapshot is in the log");
+        self.log.compact(index);
+        self.snapshot = Some(Snapshot { meta: SnapshotMeta { index, term }, data: data.into() });
+        self.snapshot_unpersisted = true;
+        Ok(())
+    }
+
+    pub fn has_ready(&self) -> bool {
+        !self.send_now.is_empty()
+            || !self.send_after_persist.is_empty()
+            || (self.broadcast_pending && self.role == Role::Leader)
+            || self.hard_state() != self.handed_hard_state
+            || self.snapshot_unpersisted
+            || self.snapshot_unapplied
+            || !self.log.unstable().is_empty()
+            || self.log.applied < self.log.commit
+    }
+
+    /// Collects everything the driver must do now. See `Ready` for the order to do it in.
+    pub fn ready(&mut self) -> Ready {
+        if self.broadcast_pending && self.role == Role::Leader {
+            for peer in self.followers() {
+                self.send_append(peer);
+            }
+        }
+        self.broadcast_pending = false;
+        let hard_state = self.hard_state();
+        let persist = Persist {
+            hard_state: (hard_state != self.handed_hard_state).then_some(hard_state),
+            snapshot: if self.snapshot_unpersisted { self.snapshot.clone() } else { None },
+            entries: self.log.unstable().to_vec(),
+        };
+        self.handed_hard_state = hard_state;
+        self.snapshot_unpersisted = false;
+        let mut apply = Vec::new();
+        if self.snapshot_unapplied {
+            self.snapshot_unapplied = false;
+            if let Some(snapshot) = &self.snapshot {
+                apply.push(Apply::Snapshot(snapshot.clone()));
+            }
+        }
+        let first = self.log.applied.next();
+        let commit = self.log.commit;
+        apply.extend(self.log.slice(first, commit, usize::MAX).into_iter().map(Apply::Entry));
+        self.log.applied = commit;
+        Ready {
+            persist,
+            send_now: std::mem::take(&mut self.send_now),
+            send_after_persist: std::mem::take(&mut self.send_after_persist),
+            apply,
+            status: self.status(),
+        }
+    }
+
+    /// The driver carried out `ready`: its entries are durable now.
+    pub fn advance(&mut self, ready: &Ready) {
+        if let Some(last) = ready.persist.entries.last() {
+            self.log.stable_to(last.index, last.term);
+        }
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.id,
+            role: self.role,
+            term: self.term,
+            leader: self.leader,
+            commit: self.log.commit,
+            applied: self.log.applied,
+            last_index: self.log.last_index(),
+            snapshot_index: self.log.snapshot_meta().index,
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Read-only view of the log, for checkers and status pages.
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    pub(crate) fn hard_state(&self) -> HardState {
+        HardState { term: self.term, vote: self.vote, commit: self.log.commit }
+    }
+
+    pub(crate) fn followers(&self) -> Vec<NodeId> {
+        self.peers.iter().copied().filter(|&peer| peer != self.id).collect()
+    }
+
+    pub(crate) fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let base = self.config.election_timeout_ticks;
+        self.election_timeout = self.rng.range(base, 2 * base);
+    }
+
+    /// §6.2 of the thesis: while a node has heard from a live leader within the minimum election
+    /// timeout, it refuses to help depose it. Leaders count as hearing from themselves.
+    pub(crate) fn in_leader_lease(&self) -> bool {
+        self.config.check_quorum
+            && self.leader.is_some()
+            && self.election_elapsed < self.config.election_timeout_ticks
+    }
+
+    pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.send_now.push(Message { from: self.id, to, term: self.term, body });
+    }
+
+    /// Responses promise durable state (a vote, appended entries), so they wait for the persist.
+    pub(crate) fn respond(&mut self, to: NodeId, term: Term, body: MessageBody) {
+        self.send_after_persist.push(Message { from: self.id, to, term, body });
+    }
+}
+
+fn check_restored(
+    hard_state: &HardState,
+    snapshot: SnapshotMeta,
+    entries: &[Entry],
+    peers: &[NodeId],
+) -> Result<(), InitError> {
+    let inconsistent = |what: String| Err(InitError::Inconsistent(what));
+    if let Some(vote) = hard_state.vote {
+        if !peers.contains(&vote) {
+            return inconsistent(format!("voted for {vote}, who is not a peer"));
+        }
+    }
+    let mut expected = snapshot.index.next();
+    let mut previous_term = snapshot.term;
+    for entry in entries {
+        if entry.index != expected {
+            return inconsistent(format!("entry {} where {} was expected", entry.index, expected));
+        }
+        if entry.term < previous_term || entry.term > hard_state.term {
+            return inconsistent(format!("entry {} has term {} out of order", entry.index, entry.term));
+        }
+        previous_term = entry.term;
+        expected = expected.next();
+    }
+    Ok(())
+}

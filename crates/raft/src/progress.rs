@@ -1,0 +1,153 @@
+//! The leader's view of one follower: how much of the log it is known to hold, what to send next,
+//! and how many appends may be in flight. Knows nothing of `Node`.
+
+use std::collections::VecDeque;
+
+use crate::types::LogIndex;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicationState {
+    /// Looking for the point where the follower's log matches: one append at a time, resent each
+    /// heartbeat until answered.
+    Probe { sent: bool },
+    /// The logs match up to `match_index`; appends stream optimistically. `inflight` holds the last
+    /// index of each unacknowledged append, oldest first, bounded by the config.
+    Replicate { inflight: VecDeque<LogIndex> },
+    /// The entries the follower needs are compacted; a snapshot covering `index` is on its way.
+    /// `ticks` counts heartbeats since it was sent, so a lost snapshot is sent again.
+    Snapshot { index: LogIndex, ticks: u32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Highest index known replicated on the follower (0 until it answers in this term).
+    pub match_index: LogIndex,
+    /// Next index to send; invariant: match_index < next_index.
+    pub next_index: LogIndex,
+    pub state: ReplicationState,
+    /// Whether the follower answered anything since the last check-quorum round.
+    pub recently_active: bool,
+    /// The oldest unacknowledged append at the previous heartbeat: if it is still unacknowledged a
+    /// whole interval later, it (or its answer) was lost.
+    pub oldest_inflight_at_heartbeat: Option<LogIndex>,
+}
+
+impl Progress {
+    pub fn new(last_index: LogIndex) -> Progress {
+        Progress {
+            match_index: LogIndex::ZERO,
+            next_index: last_index.next(),
+            state: ReplicationState::Probe { sent: false },
+            recently_active: false,
+            oldest_inflight_at_heartbeat: None,
+        }
+    }
+
+    pub fn become_probe(&mut self) {
+        self.next_index = self.match_index.next();
+        self.state = ReplicationState::Probe { sent: false };
+    }
+
+    pub fn become_replicate(&mut self) {
+        self.next_index = self.match_index.next();
+        self.state = ReplicationState::Replicate { inflight: VecDeque::new() };
+    }
+
+    /// The follower acknowledged everything up to `index`. Returns whether that was news.
+    pub fn on_accepted(&mut self, index: LogIndex) -> bool {
+        let advanced = index > self.match_index;
+        if advanced {
+            self.match_index = index;
+        }
+        self.next_index = self.next_index.max(self.match_index.next());
+        match &mut self.state {
+            ReplicationState::Probe { .. } => self.become_replicate(),
+            ReplicationState::Replicate { inflight } => {
+                while inflight.front().is_some_and(|&last| last <= self.match_index) {
+                    inflight.pop_front();
+                }
+            }
+            ReplicationState::Snapshot { index, .. } => {
+                if self.match_index >= *index {
+                    self.become_replicate();
+                }
+            }
+        }
+        advanced
+    }
+
+    /// Whether another append may be sent now.
+    pub fn can_send(&self, max_inflight: usize) -> bool {
+        match &self.state {
+            ReplicationState::Probe { sent } => !sent,
+            ReplicationState::Replicate { inflight } => inflight.len() < max_inflight,
+            ReplicationState::Snapshot { .. } => false,
+        }
+    }
+
+    /// Records an append covering up to `last` that was just sent.
+    pub fn on_sent(&mut self, last: LogIndex, has_entries: bool) {
+        match &mut self.state {
+            ReplicationState::Probe { sent } => *sent = true,
+            ReplicationState::Replicate { inflight } => {
+                if has_entries {
+                    self.next_index = last.next();
+                    inflight.push_back(last);
+                }
+            }
+            ReplicationState::Snapshot { .. } => {}
+        }
+    }
+
+    /// A heartbeat interval passed: let a probe be resent, and treat an append that stayed
+    /// unacknowledged for a whole interval as lost (fall back to probing, which resends).
+    pub fn on_heartbeat(&mut self) {
+        match &mut self.state {
+            ReplicationState::Probe { sent } => *sent = false,
+            ReplicationState::Replicate { inflight } => {
+                let oldest = inflight.front().copied();
+                if oldest.is_some() && oldest == self.oldest_inflight_at_heartbeat {
+                    self.become_probe();
+                }
+            }
+            ReplicationState::Snapshot { ticks, .. } => *ticks += 1,
+        }
+        self.oldest_inflight_at_heartbeat = match &self.state {
+            ReplicationState::Replicate { inflight } => inflight.front().copied(),
+            _ => None,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_then_replicate_pipelines_and_bounds_inflight() {
+        let mut progress = Progress::new(LogIndex(5));
+        assert!(progress.can_send(2));
+        progress.on_sent(LogIndex(5), false);
+        assert!(!progress.can_send(2), "one probe at a time");
+        progress.on_accepted(LogIndex(5));
+        assert!(matches!(progress.state, ReplicationState::Replicate { .. }));
+        progress.on_sent(LogIndex(7), true);
+        progress.on_sent(LogIndex(9), true);
+        assert!(!progress.can_send(2));
+        assert_eq!(progress.next_index, LogIndex(10));
+        progress.on_accepted(LogIndex(7));
+        assert!(progress.can_send(2));
+    }
+
+    #[test]
+    fn stalled_stream_falls_back_to_probe_after_a_silent_interval() {
+        let mut progress = Progress::new(LogIndex(0));
+        progress.on_accepted(LogIndex(0));
+        progress.on_sent(LogIndex(3), true);
+        progress.on_heartbeat();
+        assert!(matches!(progress.state, ReplicationState::Replicate { .. }), "just sent: not yet stalled");
+        progress.on_heartbeat();
+        assert!(matches!(progress.state, ReplicationState::Probe { .. }));
+        assert_eq!(progress.next_index, LogIndex(1));
+    }
+}

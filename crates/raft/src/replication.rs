@@ -1,0 +1,210 @@
+//! Log replication (§5.3), commitment (§5.4.2) and snapshot installation (§7), on both sides:
+//! the leader's sending and the follower's handling.
+
+use crate::message::{AppendResponse, MessageBody};
+use crate::node::Node;
+use crate::progress::ReplicationState;
+use crate::quorum::committed_index;
+use crate::types::{Entry, LogIndex, NodeId, Role, Snapshot, Term};
+
+impl Node {
+    /// Sends `peer` the next entries it lacks, if its flow control allows; a snapshot if those
+    /// entries are compacted away.
+    pub(crate) fn send_append(&mut self, peer: NodeId) {
+        let inflight_max = self.config.inflight_appends_max;
+        let Some(progress) = self.progress.get(&peer) else { return };
+        if !progress.can_send(inflight_max) {
+            return;
+        }
+        let prev_log_index = progress.next_index.prev();
+        let Some(prev_log_term) = self.log.term_at(prev_log_index) else {
+            self.send_snapshot(peer);
+            return;
+        };
+        let streaming = matches!(progress.state, ReplicationState::Replicate { .. });
+        let entries = self.log.slice(progress.next_index, self.log.last_index(), self.config.append_bytes_max);
+        if streaming && entries.is_empty() {
+            return;
+        }
+        let last = entries.last().map_or(prev_log_index, |entry| entry.index);
+        let has_entries = !entries.is_empty();
+        let leader_commit = self.log.commit;
+        self.send(peer, MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit });
+        if let Some(progress) = self.progress.get_mut(&peer) {
+            progress.on_sent(last, has_entries);
+        }
+    }
+
+    fn send_snapshot(&mut self, peer: NodeId) {
+        let Some(snapshot) = self.snapshot.clone() else { return };
+        if let Some(progress) = self.progress.get_mut(&peer) {
+            progress.state = ReplicationState::Snapshot { index: snapshot.meta.index, ticks: 0 };
+        }
+        self.send(peer, MessageBody::SnapshotRequest { snapshot });
+    }
+
+    /// Every heartbeat interval: keep followers' timers from running out, carry the commit index, and
+    /// resend what flow control believes lost.
+    pub(crate) fn broadcast_heartbeat(&mut self) {
+        let resend_after = self.config.snapshot_resend_heartbeats;
+        for peer in self.followers() {
+            let Some(progress) = self.progress.get_mut(&peer) else { continue };
+            progress.on_heartbeat();
+            match progress.state {
+                ReplicationState::Probe { .. } => self.send_append(peer),
+                ReplicationState::Replicate { .. } => {
+                    let match_index = progress.match_index;
+                    self.send_heartbeat(peer, match_index);
+                    self.send_append(peer);
+                }
+                ReplicationState::Snapshot { ticks, .. } if ticks >= resend_after => self.send_snapshot(peer),
+                ReplicationState::Snapshot { index, .. } => self.send_heartbeat(peer, index),
+            }
+        }
+    }
+
+    /// An empty append anchored where the follower is believed to match, so that it succeeds and
+    /// carries the commit index; if the anchor was compacted, the snapshot boundary stands in.
+    fn send_heartbeat(&mut self, peer: NodeId, anchor: LogIndex) {
+        let snapshot = self.log.snapshot_meta();
+        let (prev_log_index, prev_log_term) = match self.log.term_at(anchor) {
+            Some(term) => (anchor, term),
+            None => (snapshot.index, snapshot.term),
+        };
+        let leader_commit = self.log.commit;
+        self.send(peer, MessageBody::AppendRequest { prev_log_index, prev_log_term, entries: Vec::new(), leader_commit });
+    }
+
+    /// §5.3/§5.4.2: the highest index stored on a majority commits, but only if it is of the leader's
+    /// own term; earlier-term entries commit with it (Figure 8 shows why counting them alone is unsafe).
+    pub(crate) fn maybe_commit(&mut self) {
+        let mut matches: Vec<LogIndex> = self.progress.values().map(|progress| progress.match_index).collect();
+        matches.push(self.log.stable);
+        let index = committed_index(matches);
+        if index > self.log.commit && self.log.term_at(index) == Some(self.term) {
+            self.log.commit_to(index);
+        }
+    }
+
+    pub(crate) fn on_append_request(
+        &mut self,
+        from: NodeId,
+        prev_log_index: LogIndex,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: LogIndex,
+    ) {
+        if !self.accept_leader(from) || !entries_are_well_formed(prev_log_index, &entries, self.term) {
+            return;
+        }
+        // Everything up to our commit index is identical on every node, so a request anchored
+        // below it (stale, duplicated or reordered) is answered with what we certainly hold.
+        if prev_log_index < self.log.commit {
+            self.accept(from, self.log.commit);
+            return;
+        }
+        if self.log.term_at(prev_log_index) != Some(prev_log_term) {
+            let (conflict_index, conflict_term) = self.log.conflict_hint(prev_log_index);
+            let response = AppendResponse::Rejected { rejected_prev_index: prev_log_index, conflict_index, conflict_term };
+            self.respond(from, self.term, MessageBody::AppendResponse(response));
+            return;
+        }
+        if !self.log.merge(&entries) {
+            return;
+        }
+        let last_new = prev_log_index.plus(entries.len() as u64);
+        self.log.commit_to(leader_commit.min(last_new));
+        self.accept(from, last_new);
+    }
+
+    pub(crate) fn on_snapshot_request(&mut self, from: NodeId, snapshot: Snapshot) {
+        if !self.accept_leader(from) {
+            return;
+        }
+        let meta = snapshot.meta;
+        if meta.index <= self.log.commit {
+            self.accept(from, self.log.commit);
+            return;
+        }
+        if self.log.term_at(meta.index) == Some(meta.term) {
+            // We hold the snapshot's last entry, so our log matches up to it (§7: keep what follows).
+            self.log.commit_to(meta.index);
+        } else {
+            self.log.reset_to_snapshot(meta);
+            self.snapshot = Some(snapshot);
+            self.snapshot_unpersisted = true;
+            self.snapshot_unapplied = true;
+        }
+        self.accept(from, meta.index);
+    }
+
+    /// A request from the leader of our term: follow it and restart the election timer.
+    /// Returns false if this node is itself leader of the term, which a correct peer never causes.
+    fn accept_leader(&mut self, from: NodeId) -> bool {
+        match self.role {
+            Role::Leader => return false,
+            Role::PreCandidate | Role::Candidate => self.become_follower(self.term, Some(from)),
+            Role::Follower => {}
+        }
+        self.leader = Some(from);
+        self.election_elapsed = 0;
+        true
+    }
+
+    fn accept(&mut self, to: NodeId, match_index: LogIndex) {
+        let response = AppendResponse::Accepted { match_index };
+        self.respond(to, self.term, MessageBody::AppendResponse(response));
+    }
+
+    pub(crate) fn on_append_response(&mut self, from: NodeId, response: AppendResponse) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last_index = self.log.last_index();
+        let Some(progress) = self.progress.get_mut(&from) else { return };
+        progress.recently_active = true;
+        match response {
+            AppendResponse::Accepted { match_index } => {
+                if match_index > last_index {
+                    return;
+                }
+                if progress.on_accepted(match_index) {
+                    self.maybe_commit();
+                }
+                self.send_append(from);
+            }
+            AppendResponse::Rejected { rejected_prev_index, conflict_index, conflict_term } => {
+                let stale = match progress.state {
+                    ReplicationState::Replicate { .. } => rejected_prev_index <= progress.match_index,
+                    ReplicationState::Probe { .. } => rejected_prev_index != progress.next_index.prev(),
+                    ReplicationState::Snapshot { .. } => true,
+                };
+                if stale {
+                    return;
+                }
+                let jump = conflict_term
+                    .and_then(|term| self.log.last_index_of_term(term))
+                    .map_or(conflict_index, |index| index.next());
+                let next = jump.min(rejected_prev_index).max(progress.match_index.next());
+                progress.become_probe();
+                progress.next_index = next;
+                self.send_append(from);
+            }
+        }
+    }
+}
+
+/// Entries must follow `prev` contiguously with terms that never go down and never exceed the
+/// sender's term; anything else comes from a broken peer and is dropped.
+fn entries_are_well_formed(prev: LogIndex, entries: &[Entry], term: Term) -> bool {
+    let mut expected = prev.next();
+    let mut previous_term = Term(0);
+    for entry in entries {
+        if entry.index != expected || entry.term < previous_term || entry.term > term {
+            return false;
+        }
+        previous_term = entry.term;
+        expected = expected.next();
+    }
+    true
+}
