@@ -1,1 +1,15 @@
+//! # sim: the deterministic simulator
+//!
+//! Everything a test of raftkv needs to run many nodes in one thread on virtual time, with one seed
+//! driving every random choice: the executor (`executor`), the labrpc network model (`network`),
+//! the lab's persister and node handle (`persister`, `lab`), the Raft tester of the lab
+//! (`raft_tester`) and the randomized safety simulation (`chaos`).
+
 pub mod executor;
+pub mod lab;
+pub mod network;
+pub mod persister;
+pub mod raft_tester;
+pub mod rng;
+pub mod runner;
+pub mod trace;

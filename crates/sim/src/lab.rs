@@ -1,0 +1,274 @@
+//! The lab's Raft API, in Rust: a node handle made from (ends to peers, own index, persister, apply
+//! sink), with `start`, `state`, `snapshot` and `kill`, driven by the simulator's clock and network.
+//!
+//! This is the driver the simulator runs around the pure core: it ticks it, feeds it messages,
+//! carries out every `Ready` (persist, send, apply) and keeps a decoded copy of what it persisted so
+//! that each save writes the whole Raft state and the snapshot together, as the lab's persister wants.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use raft::{Apply, Config, Entry, EntryKind, HardState, LogIndex, Message, Node, NodeId, Persist, Restored, Snapshot, Status};
+
+use crate::executor::{Sender, Sim};
+use crate::network::{EndId, Handler, Network};
+use crate::persister::Persister;
+use crate::trace::Trace;
+
+/// What the apply stream carries, in log order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyMsg {
+    Command { index: u64, command: Vec<u8> },
+    /// Replace the service state with this snapshot; commands after `index` follow.
+    Snapshot { index: u64, term: u64, data: Vec<u8> },
+}
+
+/// Timer settings for the lab driver, in virtual time.
+#[derive(Clone, Copy, Debug)]
+pub struct LabTiming {
+    pub tick: Duration,
+    pub election_timeout_ticks: u32,
+    pub heartbeat_ticks: u32,
+}
+
+/// 10 ms ticks; heartbeats every 100 ms (the lab allows at most ten a second); elections after
+/// 400–800 ms of silence, well inside the lab's "new leader within 5 s".
+pub const LAB_TIMING: LabTiming = LabTiming { tick: Duration::from_millis(10), election_timeout_ticks: 40, heartbeat_ticks: 10 };
+
+pub fn node_id(index: usize) -> NodeId {
+    NodeId(index as u64 + 1)
+}
+
+fn server_index(id: NodeId) -> usize {
+    (id.0 - 1) as usize
+}
+
+#[derive(Clone)]
+pub struct LabRaft(Rc<RefCell<Driver>>);
+
+struct Driver {
+    node: Node,
+    sim: Sim,
+    net: Network,
+    trace: Trace,
+    ends: Vec<EndId>,
+    persister: Persister,
+    apply: Sender<ApplyMsg>,
+    killed: bool,
+    flush_scheduled: bool,
+    /// What the persister holds, decoded.
+    durable: Durable,
+    last_status: Status,
+}
+
+#[derive(Default)]
+struct Durable {
+    hard_state: HardState,
+    snapshot: Option<Snapshot>,
+    entries: Vec<Entry>,
+}
+
+impl Durable {
+    fn load(persister: &Persister) -> Durable {
+        let state = persister.raft_state();
+        if state.is_empty() {
+            return Durable::default();
+        }
+        let (hard_state, meta, entries) =
+            raft::codec::decode_state(&state).expect("the lab persister holds what this driver saved");
+        let snapshot = (meta.index > LogIndex::ZERO).then(|| Snapshot { meta, data: persister.snapshot().into() });
+        Durable { hard_state, snapshot, entries }
+    }
+
+    /// Applies one Ready's changes in the order `Persist` documents.
+    fn apply(&mut self, persist: &Persist) {
+        if let Some(snapshot) = &persist.snapshot {
+            let keep_from = self.entries.iter().position(|entry| entry.index == snapshot.meta.index && entry.term == snapshot.meta.term);
+            match keep_from {
+                Some(position) => drop(self.entries.drain(..=position)),
+                None => self.entries.clear(),
+            }
+            self.snapshot = Some(snapshot.clone());
+        }
+        if let Some(first) = persist.entries.first() {
+            let snapshot_index = self.snapshot.as_ref().map_or(0, |snapshot| snapshot.meta.index.0);
+            let keep = (first.index.0 - snapshot_index - 1) as usize;
+            self.entries.truncate(keep);
+            self.entries.extend_from_slice(&persist.entries);
+        }
+        if let Some(hard_state) = persist.hard_state {
+            self.hard_state = hard_state;
+        }
+    }
+
+    fn encode(&self) -> (Vec<u8>, Vec<u8>) {
+        let meta = self.snapshot.as_ref().map(|snapshot| snapshot.meta).unwrap_or_default();
+        let state = raft::codec::encode_state(&self.hard_state, meta, &self.entries);
+        let snapshot = self.snapshot.as_ref().map(|snapshot| snapshot.data.to_vec()).unwrap_or_default();
+        (state, snapshot)
+    }
+}
+
+impl LabRaft {
+    /// The lab's `Make`: `ends[j]` reaches server j; the node starts from what `persister` holds.
+    pub fn make(
+        sim: &Sim,
+        net: &Network,
+        trace: &Trace,
+        ends: Vec<EndId>,
+        me: usize,
+        persister: Persister,
+        apply: Sender<ApplyMsg>,
+        seed: u64,
+    ) -> LabRaft {
+        let peers = (0..ends.len()).map(node_id).collect();
+        let mut config = Config::new(node_id(me), peers);
+        config.election_timeout_ticks = LAB_TIMING.election_timeout_ticks;
+        config.heartbeat_ticks = LAB_TIMING.heartbeat_ticks;
+        config.noop_on_election = false;
+        config.seed = seed;
+        let durable = Durable::load(&persister);
+        let restored = Restored {
+            hard_state: durable.hard_state,
+            snapshot: durable.snapshot.clone(),
+            entries: durable.entries.clone(),
+        };
+        let node = Node::new(config, restored).expect("a valid lab configuration and persisted state");
+        let last_status = node.status();
+        trace.record(sim.now(), format_args!("start {last_status}"));
+        let raft = LabRaft(Rc::new(RefCell::new(Driver {
+            node,
+            sim: sim.clone(),
+            net: net.clone(),
+            trace: trace.clone(),
+            ends,
+            persister,
+            apply,
+            killed: false,
+            flush_scheduled: false,
+            durable,
+            last_status,
+        })));
+        // Spread the nodes' tick phases so that they do not all act at the same instant.
+        let phase = Duration::from_nanos(seed % LAB_TIMING.tick.as_nanos() as u64);
+        raft.schedule_tick(phase);
+        raft
+    }
+
+    /// The network handler: every message addressed to this incarnation comes through here.
+    pub fn handler(&self) -> Handler {
+        let raft = self.clone();
+        Rc::new(move |message: Message| raft.with_node(|node| node.step(message)))
+    }
+
+    /// Proposes a command. Returns at once with (index, term, is_leader); replication starts when
+    /// the caller yields, so that proposals made together travel together.
+    pub fn start(&self, command: Vec<u8>) -> (u64, u64, bool) {
+        let mut driver = self.0.borrow_mut();
+        if driver.killed {
+            return (0, 0, false);
+        }
+        let term = driver.node.status().term.0;
+        match driver.node.propose(command) {
+            Ok((index, term)) => {
+                if !driver.flush_scheduled {
+                    driver.flush_scheduled = true;
+                    let raft = self.clone();
+                    driver.sim.schedule(Duration::ZERO, move || {
+                        raft.0.borrow_mut().flush_scheduled = false;
+                        raft.with_node(|_| {});
+                    });
+                }
+                (index.0, term.0, true)
+            }
+            Err(_) => (0, term, false),
+        }
+    }
+
+    /// (current term, whether this node believes it is the leader).
+    pub fn state(&self) -> (u64, bool) {
+        let status = self.0.borrow().node.status();
+        (status.term.0, status.is_leader())
+    }
+
+    pub fn status(&self) -> Status {
+        self.0.borrow().node.status()
+    }
+
+    /// The service's snapshot of everything up to `index`; Raft may drop that log prefix.
+    pub fn snapshot(&self, index: u64, data: Vec<u8>) {
+        self.with_node(|node| {
+            // An index the service has not been handed yet is the caller's bug; the lab never does it.
+            let _ = node.compact(LogIndex(index), data);
+        });
+    }
+
+    pub fn kill(&self) {
+        let mut driver = self.0.borrow_mut();
+        driver.killed = true;
+        let now = driver.sim.now();
+        driver.trace.record(now, format_args!("kill {}", driver.node.id()));
+    }
+
+    /// Read access to the core, for invariant checks.
+    pub fn inspect<T>(&self, look: impl FnOnce(&Node) -> T) -> T {
+        look(&self.0.borrow().node)
+    }
+
+    fn schedule_tick(&self, delay: Duration) {
+        let raft = self.clone();
+        let sim = self.0.borrow().sim.clone();
+        sim.schedule(delay, move || {
+            if raft.0.borrow().killed {
+                return;
+            }
+            raft.with_node(Node::tick);
+            raft.schedule_tick(LAB_TIMING.tick);
+        });
+    }
+
+    /// Runs one input against the core, then carries out every Ready it produced.
+    fn with_node(&self, input: impl FnOnce(&mut Node)) {
+        let mut driver = self.0.borrow_mut();
+        if driver.killed {
+            return;
+        }
+        input(&mut driver.node);
+        driver.drive();
+    }
+}
+
+impl Driver {
+    fn drive(&mut self) {
+        while self.node.has_ready() {
+            let ready = self.node.ready();
+            if !ready.persist.is_empty() {
+                self.durable.apply(&ready.persist);
+                let (state, snapshot) = self.durable.encode();
+                self.persister.save(state, snapshot);
+            }
+            for message in ready.send_now.iter().chain(&ready.send_after_persist) {
+                self.net.send(self.ends[server_index(message.to)], message.clone());
+            }
+            for item in &ready.apply {
+                let message = match item {
+                    Apply::Entry(entry) if entry.kind == EntryKind::Noop => continue,
+                    Apply::Entry(entry) => ApplyMsg::Command { index: entry.index.0, command: entry.data.clone() },
+                    Apply::Snapshot(snapshot) => ApplyMsg::Snapshot {
+                        index: snapshot.meta.index.0,
+                        term: snapshot.meta.term.0,
+                        data: snapshot.data.to_vec(),
+                    },
+                };
+                self.apply.send(message);
+            }
+            self.node.advance(&ready);
+            let status = self.node.status();
+            if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
+                self.trace.record(self.sim.now(), format_args!("state {status}"));
+            }
+            self.last_status = status;
+        }
+    }
+}
