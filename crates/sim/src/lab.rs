@@ -60,6 +60,8 @@ struct Driver {
     /// What the persister holds, decoded.
     durable: Durable,
     last_status: Status,
+    /// Told of every change of role, term or leader, for checkers that must see each one.
+    observer: Option<Rc<dyn Fn(&Status)>>,
 }
 
 #[derive(Default)]
@@ -149,6 +151,7 @@ impl LabRaft {
             flush_scheduled: false,
             durable,
             last_status,
+            observer: None,
         })));
         // Spread the nodes' tick phases so that they do not all act at the same instant.
         let phase = Duration::from_nanos(seed % LAB_TIMING.tick.as_nanos() as u64);
@@ -211,6 +214,11 @@ impl LabRaft {
         driver.trace.record(now, format_args!("kill {}", driver.node.id()));
     }
 
+    /// Calls `observer` on every change of role, term or leader. It must not call back into this node.
+    pub fn set_observer(&self, observer: Rc<dyn Fn(&Status)>) {
+        self.0.borrow_mut().observer = Some(observer);
+    }
+
     /// Read access to the core, for invariant checks.
     pub fn inspect<T>(&self, look: impl FnOnce(&Node) -> T) -> T {
         look(&self.0.borrow().node)
@@ -264,11 +272,15 @@ impl Driver {
                 self.apply.send(message);
             }
             self.node.advance(&ready);
-            let status = self.node.status();
-            if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
-                self.trace.record(self.sim.now(), format_args!("state {status}"));
-            }
-            self.last_status = status;
         }
+        // One input changes the role at most once, so looking after the whole drive misses nothing.
+        let status = self.node.status();
+        if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
+            self.trace.record(self.sim.now(), format_args!("state {status}"));
+            if let Some(observer) = &self.observer {
+                observer(&status);
+            }
+        }
+        self.last_status = status;
     }
 }

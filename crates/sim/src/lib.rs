@@ -13,3 +13,4 @@ pub mod raft_tester;
 pub mod rng;
 pub mod runner;
 pub mod trace;
+pub mod chaos;

@@ -46,7 +46,7 @@ fn show(command: &[u8]) -> String {
 }
 
 /// The tester's snapshot format: the last included index and every command up to it.
-fn encode_snapshot(index: u64, log: &BTreeMap<u64, Vec<u8>>) -> Vec<u8> {
+pub(crate) fn encode_snapshot(index: u64, log: &BTreeMap<u64, Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::new();
     raft::codec::put_varint(&mut out, index);
     for position in 1..=index {
@@ -57,7 +57,7 @@ fn encode_snapshot(index: u64, log: &BTreeMap<u64, Vec<u8>>) -> Vec<u8> {
     out
 }
 
-fn decode_snapshot(data: &[u8]) -> Result<(u64, BTreeMap<u64, Vec<u8>>), raft::codec::DecodeError> {
+pub(crate) fn decode_snapshot(data: &[u8]) -> Result<(u64, BTreeMap<u64, Vec<u8>>), raft::codec::DecodeError> {
     let mut reader = raft::codec::Reader::new(data);
     let index = reader.varint()?;
     let mut log = BTreeMap::new();

@@ -1,0 +1,40 @@
+//! Keeps the core pure: no clock, network, file system, threads, OS randomness or iteration-order
+//! surprises may creep into `crates/raft/src`. Determinism of the simulator depends on it.
+
+const FORBIDDEN: &[&str] = &[
+    "std::time",
+    "Instant",
+    "SystemTime",
+    "std::net",
+    "std::fs",
+    "std::thread",
+    "std::process",
+    "thread_rng",
+    "rand::",
+    "HashMap",
+    "HashSet",
+    "tokio",
+];
+
+#[test]
+fn core_sources_use_no_io_clock_threads_or_unordered_maps() {
+    let source_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offences = Vec::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&source_dir).expect("crates/raft/src is readable") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_some_and(|extension| extension == "rs") {
+            files += 1;
+            let text = std::fs::read_to_string(&path).expect("a source file is readable");
+            for (number, line) in text.lines().enumerate() {
+                for word in FORBIDDEN {
+                    if line.contains(word) {
+                        offences.push(format!("{}:{}: {word}", path.display(), number + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(files >= 10, "expected the core's sources in {}, found {files} files", source_dir.display());
+    assert!(offences.is_empty(), "the core must stay free of I/O and nondeterminism:\n{}", offences.join("\n"));
+}

@@ -1,0 +1,412 @@
+//! The randomized safety simulation: one seed picks a cluster and a fault mix, then a run of random
+//! partitions, crashes, restarts, loss, duplication, reordering, proposals and snapshots, with the
+//! Raft safety properties checked all along (§5.2–§5.4, Figure 3 of the paper):
+//!
+//! - election safety: at most one leader per term, seen at every role change;
+//! - log matching: two logs with an entry of the same index and term agree on it and everything before;
+//! - leader completeness: a leader of a term after an entry committed holds that entry;
+//! - state machine safety: no two nodes apply different commands at one index, across restarts and
+//!   snapshots; every node applies in order, without gaps;
+//! - monotonicity: a node's term never goes down, even across a crash;
+//! - liveness: once every fault heals, a new command commits on every node within bounded virtual time.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Duration;
+
+use raft::{LogIndex, Role, Status};
+
+use crate::executor::{channel, Receiver, Sim};
+use crate::lab::{ApplyMsg, LabRaft};
+use crate::network::{EndId, Network};
+use crate::persister::Persister;
+use crate::raft_tester::{cmd, decode_snapshot, encode_snapshot, ms};
+use crate::rng::SimRng;
+use crate::trace::Trace;
+
+/// What one seed chose. Printed with every failure, so a reader knows the run without replaying it.
+#[derive(Clone, Debug)]
+pub struct ChaosParams {
+    pub servers: usize,
+    pub unreliable: bool,
+    pub long_reordering: bool,
+    /// Per step, in per mille.
+    pub crash_per_mille: u64,
+    pub partition_per_mille: u64,
+    /// After applying an index, the service snapshots with this chance (per mille); 0 = never.
+    pub snapshot_per_mille: u64,
+    pub steps: u32,
+}
+
+impl ChaosParams {
+    pub fn from_seed(rng: &SimRng) -> ChaosParams {
+        ChaosParams {
+            servers: *rng.pick(&[3, 3, 5, 5, 7]),
+            unreliable: rng.chance(1, 2),
+            long_reordering: rng.chance(1, 4),
+            crash_per_mille: *rng.pick(&[0, 10, 30, 80]),
+            partition_per_mille: *rng.pick(&[0, 10, 30, 80]),
+            snapshot_per_mille: *rng.pick(&[0, 20, 100, 500]),
+            steps: 200 + rng.below(400) as u32,
+        }
+    }
+}
+
+/// The longest a healed cluster may take to commit a new command on every node.
+const LIVENESS_BOUND: Duration = Duration::from_secs(10);
+
+struct Cluster {
+    sim: Sim,
+    rng: SimRng,
+    trace: Trace,
+    net: Network,
+    params: ChaosParams,
+    rafts: Vec<Option<LabRaft>>,
+    persisters: Vec<Persister>,
+    ends: Vec<Vec<EndId>>,
+    /// links[i][j]: whether the partition lets i reach j (crashes aside).
+    links: Vec<Vec<bool>>,
+    /// Each node's state machine: the commands it applied, from 1 (a snapshot fills in its prefix).
+    machines: Vec<BTreeMap<u64, Vec<u8>>>,
+    /// Every command known applied anywhere, with the highest term any node had when it was first
+    /// seen: its commit term is at most that, so every leader of a later term must hold it.
+    committed: BTreeMap<u64, (Vec<u8>, u64)>,
+    leaders: BTreeMap<u64, usize>,
+    /// The highest term each node ever reported, across incarnations.
+    terms: Vec<u64>,
+    next_command: u64,
+}
+
+type Shared = Rc<RefCell<Cluster>>;
+
+/// Runs one seed. Returns the failure, with the seed's parameters, or Ok.
+/// What a passing seed did, so that a run that exercised nothing is visible.
+#[derive(Clone)]
+pub struct ChaosSummary {
+    pub params: ChaosParams,
+    pub committed: usize,
+    pub terms_with_leader: usize,
+    pub virtual_time: Duration,
+    pub trace: Trace,
+}
+
+pub fn run(seed: u64) -> Result<ChaosSummary, (ChaosParams, String, Trace)> {
+    let sim = Sim::new();
+    let rng = SimRng::new(seed);
+    let trace = Trace::default();
+    let params = ChaosParams::from_seed(&rng);
+    let net = Network::new(sim.clone(), rng.clone(), trace.clone(), params.servers);
+    let n = params.servers;
+    let cluster = Rc::new(RefCell::new(Cluster {
+        sim: sim.clone(),
+        rng: rng.clone(),
+        trace: trace.clone(),
+        net,
+        params: params.clone(),
+        rafts: vec![None; n],
+        persisters: (0..n).map(|_| Persister::new()).collect(),
+        ends: vec![Vec::new(); n],
+        links: vec![vec![true; n]; n],
+        machines: vec![BTreeMap::new(); n],
+        committed: BTreeMap::new(),
+        leaders: BTreeMap::new(),
+        terms: vec![0; n],
+        next_command: 1,
+    }));
+    sim.set_event_limit(20_000_000);
+    let outcome = catch_unwind(AssertUnwindSafe(|| sim.block_on(scenario(cluster.clone()))));
+    match outcome {
+        Ok(()) => {
+            let c = cluster.borrow();
+            Ok(ChaosSummary {
+                params,
+                committed: c.committed.len(),
+                terms_with_leader: c.leaders.len(),
+                virtual_time: sim.now(),
+                trace: trace.clone(),
+            })
+        }
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+                .unwrap_or_else(|| "panic".to_string());
+            Err((params, format!("{message} (at virtual time {:?})", sim.now()), trace))
+        }
+    }
+}
+
+async fn scenario(cluster: Shared) {
+    let (sim, rng, params) = {
+        let cluster = cluster.borrow();
+        (cluster.sim.clone(), cluster.rng.clone(), cluster.params.clone())
+    };
+    for i in 0..params.servers {
+        start(&cluster, i);
+    }
+    if params.unreliable {
+        cluster.borrow().net.set_reliable(false);
+    }
+    cluster.borrow().net.set_long_reordering(params.long_reordering);
+    for _ in 0..params.steps {
+        sim.sleep(ms(rng.below(150))).await;
+        chaos_step(&cluster, &rng, &params);
+        check_logs(&cluster);
+    }
+    heal(&cluster);
+    await_progress(&cluster, &sim).await;
+    check_logs(&cluster);
+    let cluster = cluster.borrow();
+    for raft in cluster.rafts.iter().flatten() {
+        raft.kill();
+    }
+    cluster.net.close();
+}
+
+fn chaos_step(cluster: &Shared, rng: &SimRng, params: &ChaosParams) {
+    let n = params.servers;
+    if rng.chance(params.partition_per_mille, 1000) {
+        let side: Vec<bool> = (0..n).map(|_| rng.chance(1, 2)).collect();
+        let mut c = cluster.borrow_mut();
+        c.trace.record(c.sim.now(), format_args!("chaos: partition {side:?}"));
+        c.links = (0..n).map(|i| (0..n).map(|j| side[i] == side[j]).collect()).collect();
+        drop(c);
+        apply_links(cluster);
+    } else if rng.chance(40, 1000) {
+        let mut c = cluster.borrow_mut();
+        c.trace.record(c.sim.now(), "chaos: heal partition");
+        c.links = vec![vec![true; n]; n];
+        drop(c);
+        apply_links(cluster);
+    }
+    if rng.chance(params.crash_per_mille, 1000) {
+        let victim = rng.below(n as u64) as usize;
+        crash(cluster, victim);
+    }
+    if rng.chance(60, 1000) {
+        let dead: Vec<usize> = (0..n).filter(|&i| cluster.borrow().rafts[i].is_none()).collect();
+        if !dead.is_empty() {
+            start(cluster, *rng.pick(&dead));
+        }
+    }
+    // Proposals: to the node that believes it leads, and now and then to a random one.
+    for _ in 0..rng.below(4) {
+        let target = if rng.chance(1, 5) { Some(rng.below(n as u64) as usize) } else { believed_leader(cluster) };
+        if let Some(target) = target {
+            propose(cluster, target);
+        }
+    }
+}
+
+fn believed_leader(cluster: &Shared) -> Option<usize> {
+    let c = cluster.borrow();
+    (0..c.params.servers).filter(|&i| c.rafts[i].as_ref().is_some_and(|raft| raft.state().1)).max_by_key(|&i| c.rafts[i].as_ref().map(|raft| raft.state().0))
+}
+
+fn propose(cluster: &Shared, target: usize) -> Option<(u64, Vec<u8>)> {
+    let (raft, command) = {
+        let mut c = cluster.borrow_mut();
+        let raft = c.rafts[target].clone()?;
+        let command = cmd(c.next_command);
+        c.next_command += 1;
+        (raft, command)
+    };
+    let (index, _, accepted) = raft.start(command.clone());
+    accepted.then_some((index, command))
+}
+
+/// Enables exactly the ends the partition and the living nodes allow.
+fn apply_links(cluster: &Shared) {
+    let c = cluster.borrow();
+    for i in 0..c.params.servers {
+        for j in 0..c.params.servers {
+            let up = c.links[i][j] && c.rafts[i].is_some() && c.rafts[j].is_some();
+            if let Some(&end) = c.ends[i].get(j) {
+                c.net.enable(end, up);
+            }
+        }
+    }
+}
+
+fn crash(cluster: &Shared, i: usize) {
+    let mut c = cluster.borrow_mut();
+    let Some(raft) = c.rafts[i].take() else { return };
+    c.trace.record(c.sim.now(), format_args!("chaos: crash {i}"));
+    c.net.delete_server(i);
+    c.persisters[i] = c.persisters[i].copy();
+    raft.kill();
+    drop(c);
+    apply_links(cluster);
+}
+
+fn start(cluster: &Shared, i: usize) {
+    let mut c = cluster.borrow_mut();
+    c.trace.record(c.sim.now(), format_args!("chaos: start {i}"));
+    let ends: Vec<EndId> = (0..c.params.servers).map(|j| c.net.make_end(i, j)).collect();
+    c.ends[i] = ends.clone();
+    c.persisters[i] = c.persisters[i].copy();
+    let persister = c.persisters[i].clone();
+    // The service restores from the persisted snapshot itself, as the lab's does.
+    let snapshot = persister.snapshot();
+    c.machines[i] = if snapshot.is_empty() {
+        BTreeMap::new()
+    } else {
+        let (_, machine) = decode_snapshot(&snapshot).expect("the persisted snapshot decodes");
+        machine
+    };
+    let (sender, receiver) = channel();
+    let seed = c.rng.u64();
+    let raft = LabRaft::make(&c.sim, &c.net, &c.trace, ends, i, persister, sender, seed);
+    let observed = Rc::downgrade(cluster);
+    raft.set_observer(Rc::new(move |status: &Status| {
+        if let Some(cluster) = observed.upgrade() {
+            observe_status(&cluster, i, status);
+        }
+    }));
+    c.net.add_server(i, raft.handler());
+    c.rafts[i] = Some(raft);
+    c.sim.spawn(read_applies(cluster.clone(), i, receiver));
+    drop(c);
+    apply_links(cluster);
+}
+
+/// Election safety and term monotonicity, on every role change of every node.
+fn observe_status(cluster: &Shared, i: usize, status: &Status) {
+    let mut c = cluster.borrow_mut();
+    let term = status.term.0;
+    assert!(term >= c.terms[i], "node {i}'s term went down from {} to {term}", c.terms[i]);
+    c.terms[i] = term;
+    if status.role == Role::Leader {
+        let previous = *c.leaders.entry(term).or_insert(i);
+        assert_eq!(previous, i, "election safety: nodes {previous} and {i} both lead term {term}");
+    }
+}
+
+/// The service of one incarnation: checks every applied command against what every other node
+/// applied, and snapshots at random points.
+async fn read_applies(cluster: Shared, i: usize, mut receiver: Receiver<ApplyMsg>) {
+    while let Some(message) = receiver.recv().await {
+        let mut c = cluster.borrow_mut();
+        match message {
+            ApplyMsg::Command { index, command } => {
+                let last = c.machines[i].keys().next_back().copied().unwrap_or(0);
+                assert_eq!(index, last + 1, "node {i} applied {index} right after {last}");
+                let max_term = c.terms.iter().copied().max().unwrap_or(0);
+                let (known, _) = c.committed.entry(index).or_insert((command.clone(), max_term)).clone();
+                assert!(known == command, "state machine safety: node {i} applied a different command at {index}");
+                c.machines[i].insert(index, command);
+                if c.rng.chance(c.params.snapshot_per_mille, 1000) {
+                    let data = encode_snapshot(index, &c.machines[i]);
+                    let raft = c.rafts[i].clone();
+                    drop(c);
+                    if let Some(raft) = raft {
+                        raft.snapshot(index, data);
+                    }
+                }
+            }
+            ApplyMsg::Snapshot { index, data, .. } => {
+                let (decoded, machine) = decode_snapshot(&data).expect("snapshots decode");
+                assert_eq!(decoded, index, "node {i}: snapshot message for {index} holds {decoded}");
+                let last = c.machines[i].keys().next_back().copied().unwrap_or(0);
+                assert!(index > last, "node {i}: snapshot at {index} would move its state back from {last}");
+                for (position, command) in &machine {
+                    if let Some((known, _)) = c.committed.get(position) {
+                        assert!(known == command, "state machine safety: snapshot disagrees at {position}");
+                    }
+                }
+                c.machines[i] = machine;
+            }
+        }
+    }
+}
+
+/// Log matching and leader completeness, over every living node's in-memory log.
+fn check_logs(cluster: &Shared) {
+    let c = cluster.borrow();
+    let logs: Vec<(usize, LabRaft)> = c.rafts.iter().enumerate().filter_map(|(i, raft)| raft.clone().map(|raft| (i, raft))).collect();
+    for (a, (i, first)) in logs.iter().enumerate() {
+        for (j, second) in &logs[a + 1..] {
+            first.inspect(|left| second.inspect(|right| check_log_matching(*i, left.log(), *j, right.log())));
+        }
+    }
+    for (i, raft) in &logs {
+        raft.inspect(|node| {
+            let status = node.status();
+            if status.role != Role::Leader {
+                return;
+            }
+            let log = node.log();
+            for (&index, (command, max_term)) in c.committed.iter() {
+                if status.term.0 <= *max_term || LogIndex(index) <= log.snapshot_meta().index {
+                    continue;
+                }
+                let entry = log.entry(LogIndex(index));
+                assert!(
+                    entry.is_some_and(|entry| entry.data == *command),
+                    "leader completeness: leader {i} of term {} lacks committed index {index}",
+                    status.term
+                );
+            }
+        });
+    }
+}
+
+fn check_log_matching(i: usize, left: &raft::log::RaftLog, j: usize, right: &raft::log::RaftLog) {
+    let low = left.first_index().max(right.first_index());
+    let mut index = left.last_index().min(right.last_index());
+    let mut matched = false;
+    while index >= low && index > LogIndex::ZERO {
+        let (a, b) = (left.entry(index), right.entry(index));
+        if let (Some(a), Some(b)) = (a, b) {
+            if matched || a.term == b.term {
+                matched = true;
+                assert!(a == b, "log matching: nodes {i} and {j} differ at {index} below a common entry");
+            }
+        }
+        index = index.prev();
+    }
+}
+
+fn heal(cluster: &Shared) {
+    let n = cluster.borrow().params.servers;
+    {
+        let mut c = cluster.borrow_mut();
+        c.trace.record(c.sim.now(), "chaos: heal everything");
+        c.links = vec![vec![true; n]; n];
+        c.net.set_reliable(true);
+        c.net.set_long_reordering(false);
+    }
+    for i in 0..n {
+        if cluster.borrow().rafts[i].is_none() {
+            start(cluster, i);
+        }
+    }
+    apply_links(cluster);
+}
+
+/// After the heal: a new command must be applied by every node within `LIVENESS_BOUND`.
+async fn await_progress(cluster: &Shared, sim: &Sim) {
+    let healed = sim.now();
+    let n = cluster.borrow().params.servers;
+    let mut proposed: Vec<(u64, Vec<u8>)> = Vec::new();
+    while sim.now() - healed < LIVENESS_BOUND {
+        if let Some(leader) = believed_leader(cluster) {
+            if proposed.is_empty() || sim.now() - healed > Duration::from_secs(2) && proposed.len() < 5 {
+                proposed.extend(propose(cluster, leader));
+            }
+        }
+        let c = cluster.borrow();
+        let everywhere = |(index, command): &(u64, Vec<u8>)| c.machines.iter().all(|machine| machine.get(index) == Some(command));
+        if proposed.iter().any(everywhere) {
+            c.trace.record(c.sim.now(), "chaos: a new command committed everywhere after the heal");
+            return;
+        }
+        drop(c);
+        check_logs(cluster);
+        sim.sleep(ms(50)).await;
+    }
+    panic!("liveness: no new command committed on all {n} nodes within {LIVENESS_BOUND:?} of the heal");
+}
