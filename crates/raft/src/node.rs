@@ -321,7 +321,7 @@ impl Node {
     }
 
     pub(crate) fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: None, commit: self.log.commit } // MUTATION
+        HardState { term: self.term, vote: self.vote, commit: self.log.commit }
     }
 
     pub(crate) fn followers(&self) -> Vec<NodeId> {
