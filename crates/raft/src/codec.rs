@@ -27,6 +27,16 @@ pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// How many bytes `put_varint` writes for `value`.
+pub fn varint_len(value: u64) -> usize {
+    (64 - value.max(1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// How many bytes an entry takes inside an encoded state or message (its index is implied).
+pub fn encoded_entry_len(entry: &Entry) -> usize {
+    varint_len(entry.term.0) + 1 + varint_len(entry.data.len() as u64) + entry.data.len()
+}
+
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
@@ -305,6 +315,17 @@ mod tests {
         let mut bytes = vec![1, 2, 3, 2, 0, 0, 0];
         put_varint(&mut bytes, u64::MAX);
         assert!(decode_message(&bytes).is_err());
+    }
+
+    #[test]
+    fn lengths_match_the_encoding() {
+        for value in [0, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(varint_len(value), out.len(), "{value}");
+        }
+        let entry = Entry { term: Term(300), index: LogIndex(1), kind: EntryKind::Command, data: vec![1; 200] };
+        assert_eq!(encode_state(&HardState::default(), SnapshotMeta::default(), &[entry.clone()]).len(), 4 + 1 + encoded_entry_len(&entry));
     }
 
     #[test]

@@ -2,14 +2,14 @@
 //! sink), with `start`, `state`, `snapshot` and `kill`, driven by the simulator's clock and network.
 //!
 //! This is the driver the simulator runs around the pure core: it ticks it, feeds it messages,
-//! carries out every `Ready` (persist, send, apply) and keeps a decoded copy of what it persisted so
-//! that each save writes the whole Raft state and the snapshot together, as the lab's persister wants.
+//! carries out every `Ready` (persist, send, apply), saving the Raft state and the snapshot together
+//! as the lab's persister wants.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use raft::{Apply, Config, Entry, EntryKind, HardState, LogIndex, Message, Node, NodeId, Persist, Restored, Snapshot, Status};
+use raft::{Apply, Config, EntryKind, LogIndex, Message, Node, NodeId, Status};
 
 use crate::executor::{Sender, Sim};
 use crate::network::{EndId, Handler, Network};
@@ -57,59 +57,9 @@ struct Driver {
     apply: Sender<ApplyMsg>,
     killed: bool,
     flush_scheduled: bool,
-    /// What the persister holds, decoded.
-    durable: Durable,
     last_status: Status,
     /// Told of every change of role, term or leader, for checkers that must see each one.
     observer: Option<Rc<dyn Fn(&Status)>>,
-}
-
-#[derive(Default)]
-struct Durable {
-    hard_state: HardState,
-    snapshot: Option<Snapshot>,
-    entries: Vec<Entry>,
-}
-
-impl Durable {
-    fn load(persister: &Persister) -> Durable {
-        let state = persister.raft_state();
-        if state.is_empty() {
-            return Durable::default();
-        }
-        let (hard_state, meta, entries) =
-            raft::codec::decode_state(&state).expect("the lab persister holds what this driver saved");
-        let snapshot = (meta.index > LogIndex::ZERO).then(|| Snapshot { meta, data: persister.snapshot().into() });
-        Durable { hard_state, snapshot, entries }
-    }
-
-    /// Applies one Ready's changes in the order `Persist` documents.
-    fn apply(&mut self, persist: &Persist) {
-        if let Some(snapshot) = &persist.snapshot {
-            let keep_from = self.entries.iter().position(|entry| entry.index == snapshot.meta.index && entry.term == snapshot.meta.term);
-            match keep_from {
-                Some(position) => drop(self.entries.drain(..=position)),
-                None => self.entries.clear(),
-            }
-            self.snapshot = Some(snapshot.clone());
-        }
-        if let Some(first) = persist.entries.first() {
-            let snapshot_index = self.snapshot.as_ref().map_or(0, |snapshot| snapshot.meta.index.0);
-            let keep = (first.index.0 - snapshot_index - 1) as usize;
-            self.entries.truncate(keep);
-            self.entries.extend_from_slice(&persist.entries);
-        }
-        if let Some(hard_state) = persist.hard_state {
-            self.hard_state = hard_state;
-        }
-    }
-
-    fn encode(&self) -> (Vec<u8>, Vec<u8>) {
-        let meta = self.snapshot.as_ref().map(|snapshot| snapshot.meta).unwrap_or_default();
-        let state = raft::codec::encode_state(&self.hard_state, meta, &self.entries);
-        let snapshot = self.snapshot.as_ref().map(|snapshot| snapshot.data.to_vec()).unwrap_or_default();
-        (state, snapshot)
-    }
 }
 
 impl LabRaft {
@@ -130,13 +80,7 @@ impl LabRaft {
         config.heartbeat_ticks = LAB_TIMING.heartbeat_ticks;
         config.noop_on_election = false;
         config.seed = seed;
-        let durable = Durable::load(&persister);
-        let restored = Restored {
-            hard_state: durable.hard_state,
-            snapshot: durable.snapshot.clone(),
-            entries: durable.entries.clone(),
-        };
-        let node = Node::new(config, restored).expect("a valid lab configuration and persisted state");
+        let node = Node::new(config, persister.restored()).expect("a valid lab configuration and persisted state");
         let last_status = node.status();
         trace.record(sim.now(), format_args!("start {last_status}"));
         let raft = LabRaft(Rc::new(RefCell::new(Driver {
@@ -149,7 +93,6 @@ impl LabRaft {
             apply,
             killed: false,
             flush_scheduled: false,
-            durable,
             last_status,
             observer: None,
         })));
@@ -252,9 +195,7 @@ impl Driver {
         while self.node.has_ready() {
             let ready = self.node.ready();
             if !ready.persist.is_empty() {
-                self.durable.apply(&ready.persist);
-                let (state, snapshot) = self.durable.encode();
-                self.persister.save(state, snapshot);
+                self.persister.save(&ready.persist);
             }
             for message in ready.send_now.iter().chain(&ready.send_after_persist) {
                 self.net.send(self.ends[server_index(message.to)], message.clone());

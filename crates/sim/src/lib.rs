@@ -6,6 +6,8 @@
 //! (`raft_tester`) and the randomized safety simulation (`chaos`).
 
 pub mod executor;
+pub mod kv_tester;
+pub mod kvraft;
 pub mod lab;
 pub mod network;
 pub mod persister;

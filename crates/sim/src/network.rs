@@ -12,7 +12,10 @@
 //! its bytes; a response's bytes count only when delivered; per-server counts are handler dispatches.
 
 use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use raft::Message;
@@ -23,6 +26,11 @@ use crate::trace::Trace;
 
 pub type EndId = usize;
 pub type Handler = Rc<dyn Fn(Message)>;
+/// A service's RPC handler (the KV server's): encoded request in, encoded reply out, maybe much later.
+pub type ServiceHandler = Rc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>>>>>;
+
+/// labrpc polls a call in progress this often to notice a disconnect or a crash.
+const LIVENESS_POLL: Duration = Duration::from_millis(100);
 
 /// Chance, in unreliable mode, that a message is delivered twice (labrpc never did this; real
 /// networks do).
@@ -38,12 +46,20 @@ struct End {
 struct Server {
     incarnation: u64,
     handler: Handler,
+    service: Option<ServiceHandler>,
 }
 
 #[derive(Default)]
 struct State {
     reliable: bool,
     long_reordering: bool,
+    /// Failed calls come back after up to 7 s instead of 100 ms (the Raft suite's setting).
+    long_delays: bool,
+    /// Every hop (request or reply) takes at least this long, plus up to `latency_jitter_micros`.
+    /// labrpc adds nothing on a reliable network, but a real run still spends time on each hop;
+    /// without it, clients of a simulated service could do unbounded work in zero virtual time.
+    latency_min_micros: u64,
+    latency_jitter_micros: u64,
     ends: Vec<End>,
     servers: Vec<Option<Server>>,
     next_incarnation: u64,
@@ -100,8 +116,34 @@ impl Network {
         let mut state = self.state.borrow_mut();
         state.next_incarnation += 1;
         let incarnation = state.next_incarnation;
-        state.servers[server] = Some(Server { incarnation, handler });
+        state.servers[server] = Some(Server { incarnation, handler, service: None });
         state.incoming[server] = 0;
+    }
+
+    /// Registers a service (RPCs from clients) on the current incarnation of `server`.
+    pub fn add_service(&self, server: usize, service: ServiceHandler) {
+        if let Some(registered) = self.state.borrow_mut().servers[server].as_mut() {
+            registered.service = Some(service);
+        }
+    }
+
+    /// Gives every hop a latency in [min, max).
+    pub fn set_latency(&self, min: Duration, max: Duration) {
+        let mut state = self.state.borrow_mut();
+        state.latency_min_micros = min.as_micros() as u64;
+        state.latency_jitter_micros = max.saturating_sub(min).as_micros() as u64;
+    }
+
+    fn hop_latency(&self) -> Duration {
+        let (min, jitter) = {
+            let state = self.state.borrow();
+            (state.latency_min_micros, state.latency_jitter_micros)
+        };
+        Duration::from_micros(min + self.rng.below(jitter))
+    }
+
+    pub fn set_long_delays(&self, on: bool) {
+        self.state.borrow_mut().long_delays = on;
     }
 
     pub fn delete_server(&self, server: usize) {
@@ -164,6 +206,7 @@ impl Network {
             }
             delay
         };
+        let delay = delay + self.hop_latency();
         // The message must decode to itself: nothing is shared between sender and receiver.
         let copy = raft::codec::decode_message(&bytes).expect("the codec round-trips every message");
         if !reliable && self.rng.chance(DUPLICATE_PER_MILLE, 1000) {
@@ -202,5 +245,65 @@ impl Network {
             network.trace.record(network.sim.now(), &message);
             handler(message);
         });
+    }
+
+    /// A client's RPC through `end`, with labrpc's semantics: None is "failed" (the request or reply
+    /// was lost, the link is down, or the server crashed or was cut off while handling it). A call to
+    /// a healthy server has no timeout: it waits for the handler, however long that takes.
+    pub async fn call(&self, end: EndId, request: Vec<u8>) -> Option<Vec<u8>> {
+        let (to, enabled, target, reliable, long_reordering, long_delays) = {
+            let mut state = self.state.borrow_mut();
+            state.total_rpcs += 1;
+            state.total_bytes += request.len() as u64;
+            let End { to, enabled, .. } = state.ends[end];
+            let target = state.servers[to].as_ref().filter(|_| !state.closed).and_then(|server| {
+                server.service.clone().map(|service| (server.incarnation, service))
+            });
+            (to, enabled, target, state.reliable, state.long_reordering, state.long_delays)
+        };
+        let Some((incarnation, service)) = target.filter(|_| enabled) else {
+            let bound = if long_delays { 7000 } else { 100 };
+            self.sim.sleep(self.rng.millis_below(bound)).await;
+            return None;
+        };
+        self.sim.sleep(self.hop_latency()).await;
+        if !reliable {
+            self.sim.sleep(self.rng.millis_below(27)).await;
+            if self.rng.chance(100, 1000) {
+                return None;
+            }
+        }
+        self.state.borrow_mut().incoming[to] += 1;
+        let mut handling = self.sim.spawn(service(request));
+        let still_there = || {
+            let state = self.state.borrow();
+            state.ends[end].enabled
+                && !state.closed
+                && state.servers[to].as_ref().is_some_and(|server| server.incarnation == incarnation)
+        };
+        let reply = loop {
+            let mut poll = self.sim.sleep(LIVENESS_POLL);
+            let finished = poll_fn(|context| match Pin::new(&mut handling).poll(context) {
+                Poll::Ready(reply) => Poll::Ready(Some(reply)),
+                Poll::Pending => Pin::new(&mut poll).poll(context).map(|()| None),
+            })
+            .await;
+            if let Some(reply) = finished {
+                break reply;
+            }
+            if !still_there() {
+                return None;
+            }
+        };
+        if !still_there() || (!reliable && self.rng.chance(100, 1000)) {
+            return None;
+        }
+        if long_reordering && self.rng.chance(600, 900) {
+            let extra = self.rng.below(1 + self.rng.below(2000));
+            self.sim.sleep(Duration::from_millis(200 + extra)).await;
+        }
+        self.sim.sleep(self.hop_latency()).await;
+        self.state.borrow_mut().total_bytes += reply.len() as u64;
+        Some(reply)
     }
 }

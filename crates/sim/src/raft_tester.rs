@@ -111,6 +111,8 @@ impl Tester {
             begin: Cell::new((Duration::ZERO, 0, 0, 0)),
         });
         tester.net.set_reliable(reliable);
+        // The Raft suite always has long delays on (failed calls take up to 7 s).
+        tester.net.set_long_delays(true);
         for i in 0..n {
             tester.start1(i);
         }
