@@ -1,7 +1,7 @@
 //! Callers waiting for their proposals, keyed by the log index the leader gave them. A caller
 //! learns its result when its own entry is applied at that index, and learns it lost (so it should
 //! try another server) when a different entry shows up there, when a snapshot skips past it, or when
-//! the term moves on. Generic over the waiter (a channel in the simulator or in tokio), so both
+//! the term moves on. Generic over the waiter (a channel in the simulator or in the server), so both
 //! runtimes share the rule.
 
 use std::collections::BTreeMap;

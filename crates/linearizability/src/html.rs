@@ -15,9 +15,13 @@ use crate::{CheckResult, Model, Operation, PartitionFailure};
 
 /// At most this many parts are drawn when the history passed (or is undecided).
 const MAX_PARTS: usize = 12;
-/// At most about this many operations are drawn per part; a failing part shows a window around
-/// the failure, a passing one its beginning.
-const MAX_OPS: usize = 150;
+/// At most this many operations are drawn for a part that passed (its beginning): enough to see
+/// the shape of the history, few enough that bars keep readable labels.
+const MAX_OPS: usize = 80;
+/// A failing part shows a window of operations around the one that could not be placed (by call
+/// order): this many called before it, and this many after, so the failure fits on one screen.
+const WINDOW_BEFORE: usize = 36;
+const WINDOW_AFTER: usize = 12;
 /// How many of the last steps of a failing part's linearization are listed in its table.
 const MAX_STEPS_LISTED: usize = 15;
 
@@ -26,7 +30,8 @@ const MAX_STEPS_LISTED: usize = 15;
 /// offline, and can be attached to a bug report.
 ///
 /// Which parts are drawn: every failing part when the result is `Illegal`; otherwise the first
-/// parts of the history (up to a dozen), to show what was checked.
+/// parts of the history (up to a dozen, each cut to its first operations), to show what was
+/// checked. A failing part is drawn as a window of operations around the failure.
 pub fn write_html<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
@@ -47,7 +52,7 @@ enum Role {
     Candidate,
     /// Not reached by the longest prefix.
     Unreached,
-    /// Part of a part that passed (or was not decided): no order to show.
+    /// An operation of a part that passed (or was not decided): no order to show.
     Plain,
 }
 
@@ -108,7 +113,8 @@ h2 { font-size: 17px; margin: 28px 0 4px 0; }
 .summary, .note { color: #424242; margin: 4px 0; }
 .note { font-size: 13px; color: #616161; }
 .legend span.sw { display: inline-block; width: 22px; height: 12px; border: 1.5px solid; vertical-align: middle; margin: 0 4px 0 14px; border-radius: 2px; }
-.legend { font-size: 13px; margin: 10px 0; }
+.legend { font-size: 13px; margin: 10px 0; line-height: 1.7; }
+.legend .item { white-space: nowrap; }
 .timeline { overflow-x: auto; border: 1px solid #e0e0e0; border-radius: 4px; background: #fafafa; }
 table { border-collapse: collapse; font-size: 13px; margin-top: 8px; }
 td, th { padding: 2px 10px; border-bottom: 1px solid #eeeeee; text-align: left; font-family: ui-monospace, monospace; }
@@ -191,9 +197,13 @@ fn legend(h: &mut String, failing: bool) {
     h.push_str("<div class=\"legend\">");
     for (role, text) in items {
         let (fill, stroke) = role.colours();
-        let _ = write!(h, "<span class=\"sw\" style=\"background:{fill};border-color:{stroke}\"></span>{}", esc(text));
+        let _ = write!(
+            h,
+            "<span class=\"item\"><span class=\"sw\" style=\"background:{fill};border-color:{stroke}\"></span>{}</span>",
+            esc(text)
+        );
     }
-    h.push_str("<span class=\"sw\" style=\"border-style:dashed;border-color:#616161\"></span>outcome unknown (may take effect any time after its call, or never)");
+    h.push_str("<span class=\"item\"><span class=\"sw\" style=\"border-style:dashed;border-color:#616161\"></span>outcome unknown (may take effect any time after its call, or never)</span>");
     h.push_str("<br>Bars run from call to return; the time axis is ordered by event, not to scale.</div>\n");
 }
 
@@ -218,8 +228,8 @@ fn failing_section<M: Model>(
     let mut by_call = p.operations.clone();
     by_call.sort_by_key(|&o| (history[o].call, o));
     let pos = by_call.iter().position(|&o| o == p.blocking).unwrap_or(0);
-    let lo = pos.saturating_sub(MAX_OPS * 2 / 3);
-    let hi = (lo + MAX_OPS).min(by_call.len());
+    let lo = pos.saturating_sub(WINDOW_BEFORE);
+    let hi = (pos + 1 + WINDOW_AFTER).min(by_call.len());
     let mut shown: Vec<usize> = by_call[lo..hi].to_vec();
     for &c in &p.candidates {
         if !shown.contains(&c) {
@@ -234,14 +244,17 @@ fn failing_section<M: Model>(
         h,
         "<p class=\"summary\">{} operations. The longest linearizable prefix has <b>{}</b> of them, leaving the state \
          <code>{}</code>. Then <b style=\"color:#c62828\">{}</b> (client {}) must take effect before it returns at time {}, \
-         but neither it nor any of the {} other operation(s) that could come next can be placed there.</p>",
+         but it cannot be placed there{}.</p>",
         p.operations.len(),
         p.prefix.len(),
         esc(state_now),
         esc(&model.describe_operation(&b.input, b.output.as_ref())),
         b.client,
         b.return_time.map_or("∞".to_string(), |t| t.to_string()),
-        p.candidates.len().saturating_sub(1),
+        match p.candidates.len().saturating_sub(1) {
+            0 => String::new(),
+            k => format!(", and none of the {k} other operation(s) that could come next (orange) leads anywhere either"),
+        },
     );
     if shown.len() < p.operations.len() {
         let _ = writeln!(
@@ -251,7 +264,7 @@ fn failing_section<M: Model>(
             p.operations.len()
         );
     }
-    let deadline = b.return_time;
+    let deadline = b.return_time.map(|t| (t, model.describe_operation(&b.input, b.output.as_ref())));
     timeline(h, model, history, &shown, &roles, &states, deadline);
 
     // The end of the linearization, then the operations that could not come next.
@@ -316,7 +329,7 @@ fn timeline<M: Model>(
     shown: &[usize],
     roles: &HashMap<usize, Role>,
     states: &HashMap<usize, &str>,
-    deadline: Option<u64>,
+    deadline: Option<(u64, String)>,
 ) {
     const LEFT: f64 = 84.0;
     const ROW: f64 = 28.0;
@@ -360,7 +373,10 @@ fn timeline<M: Model>(
         lane_top.insert(*client, y);
         y += ends.len() as f64 * ROW + 8.0;
     }
-    let height = y + 8.0;
+    // Room under the lanes for the callout naming the operation that could not be placed: its bar
+    // is often too short to hold its own label, and it is the one thing a reader must see.
+    let lanes_bottom = y;
+    let height = y + if deadline.is_some() { 26.0 } else { 8.0 };
 
     h.push_str("<div class=\"timeline\">");
     let _ = writeln!(
@@ -386,11 +402,23 @@ fn timeline<M: Model>(
         let _ = writeln!(h, "<line x1=\"{x:.1}\" y1=\"14\" x2=\"{x:.1}\" y2=\"{:.0}\" stroke=\"#e0e0e0\"/>", height);
         let _ = writeln!(h, "<text x=\"{x:.1}\" y=\"11\" fill=\"#9e9e9e\" font-size=\"10\">t={t}</text>");
     }
-    if let Some(d) = deadline {
-        let x = x_ret(d);
+    if let Some((d, what)) = &deadline {
+        let x = x_ret(*d);
         let _ = writeln!(
             h,
-            "<line x1=\"{x:.1}\" y1=\"14\" x2=\"{x:.1}\" y2=\"{height:.0}\" stroke=\"#c62828\" stroke-width=\"1.5\" stroke-dasharray=\"5,3\"><title>deadline: the red operation returned here</title></line>"
+            "<line x1=\"{x:.1}\" y1=\"14\" x2=\"{x:.1}\" y2=\"{:.0}\" stroke=\"#c62828\" stroke-width=\"1.5\" stroke-dasharray=\"5,3\"><title>deadline: the red operation returned here</title></line>",
+            lanes_bottom + 6.0
+        );
+        let text = format!("returned here without a place: {what}");
+        // Right-aligned to the line when it would run off the drawing; the arrow points at it.
+        let anchor = if x + (text.chars().count() + 2) as f64 * CHAR > right { "end" } else { "start" };
+        let text = if anchor == "end" { format!("{text} ▲") } else { format!("▲ {text}") };
+        let _ = writeln!(
+            h,
+            "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#c62828\" font-weight=\"bold\" text-anchor=\"{anchor}\">{}</text>",
+            if anchor == "end" { x + 4.0 } else { x - 4.0 },
+            lanes_bottom + 18.0,
+            esc(&text)
         );
     }
     // The bars.

@@ -325,7 +325,8 @@ mod tests {
             assert_eq!(varint_len(value), out.len(), "{value}");
         }
         let entry = Entry { term: Term(300), index: LogIndex(1), kind: EntryKind::Command, data: vec![1; 200] };
-        assert_eq!(encode_state(&HardState::default(), SnapshotMeta::default(), &[entry.clone()]).len(), 4 + 1 + encoded_entry_len(&entry));
+        // Five one-byte zeros (term, vote, commit, snapshot index and term), a one-byte count, the entry.
+        assert_eq!(encode_state(&HardState::default(), SnapshotMeta::default(), &[entry.clone()]).len(), 5 + 1 + encoded_entry_len(&entry));
     }
 
     #[test]

@@ -186,9 +186,14 @@ impl Node {
                     .and_then(|term| self.log.last_index_of_term(term))
                     .map_or(conflict_index, |index| index.next());
                 let next = jump.min(rejected_prev_index).max(progress.match_index.next());
+                let moved = next != progress.next_index;
                 progress.become_probe();
                 progress.next_index = next;
-                self.send_append(from);
+                // A rejection that does not move the probe point means the follower lost entries it
+                // had acknowledged (a broken disk): probe again at the next heartbeat, not in a loop.
+                if moved {
+                    self.send_append(from);
+                }
             }
         }
     }

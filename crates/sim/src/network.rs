@@ -7,8 +7,10 @@
 //!
 //! Raft traffic is messages, and the model maps labrpc's calls onto them: a request travels like a
 //! call (unreliable: a 0–26 ms delay and a 10 % drop), a response like its reply (unreliable: a
-//! 10 % drop; long reordering: two thirds held back 200–2200 ms). A reply is never delivered to a
-//! later incarnation of the caller. Counters follow labrpc: every request sent counts as an RPC and
+//! 10 % drop; long reordering: two thirds held back 200–2200 ms). A message in flight is never
+//! delivered to a later incarnation of its addressee. Unlike labrpc, whose reply goes to the calling
+//! goroutine, a response sent after its caller restarted and reconnected reaches the new incarnation,
+//! as it would on a real network; its stale term makes the core ignore it. Counters follow labrpc: every request sent counts as an RPC and
 //! its bytes; a response's bytes count only when delivered; per-server counts are handler dispatches.
 
 use std::cell::RefCell;
