@@ -1,0 +1,199 @@
+//! One test per claim of the Raft paper (extended version; "thesis" is Ongaro's dissertation),
+//! each naming its section. They drive nodes message by message, so each claim is checked exactly
+//! where a randomized test would only hit it by luck.
+
+mod support;
+
+use raft::{AppendResponse, Entry, EntryKind, HardState, LogIndex, Message, MessageBody, NodeId, Restored, Role, Term};
+use support::Cluster;
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![index as u8, term as u8] }
+}
+
+fn with_log(term: u64, terms: &[u64]) -> Restored {
+    Restored {
+        hard_state: HardState { term: Term(term), vote: None, commit: LogIndex(0) },
+        snapshot: None,
+        entries: terms.iter().enumerate().map(|(k, &t)| entry(k as u64 + 1, t)).collect(),
+    }
+}
+
+fn message(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
+    Message { from: NodeId(from), to: NodeId(to), term: Term(term), body }
+}
+
+/// §5.4.2 and Figure 8: a leader never commits an entry of an earlier term by counting replicas;
+/// it commits it only together with an entry of its own term.
+#[test]
+fn leader_commits_earlier_term_entries_only_with_one_of_its_own() {
+    let mut cluster = Cluster::restored(3, |_| {}, |id| if id == 1 { with_log(1, &[1, 1]) } else { with_log(1, &[]) });
+    cluster.elect(1);
+    cluster.settle();
+    let leader = cluster.node(1).status();
+    assert_eq!(leader.term, Term(2));
+    for follower in [2, 3] {
+        assert_eq!(cluster.node(follower).log().last_index(), LogIndex(2), "the old entries are replicated");
+    }
+    assert_eq!(leader.commit, LogIndex(0), "term-1 entries on every node, yet not committed by count");
+    cluster.node_mut(1).propose(b"new".to_vec()).expect("leader");
+    cluster.settle();
+    assert_eq!(cluster.node(1).status().commit, LogIndex(3), "a term-2 entry commits, and everything before it");
+}
+
+/// §5.2: a candidate wins with votes from a majority *for the same term*; a grant from an
+/// earlier election counts for nothing.
+#[test]
+fn candidate_ignores_grants_from_an_earlier_term() {
+    let mut cluster = Cluster::new(3, |config| config.pre_vote = false);
+    cluster.isolated.insert(1);
+    for _ in 0..100 {
+        cluster.node_mut(1).tick();
+        cluster.settle();
+        if cluster.node(1).status().term == Term(2) {
+            break;
+        }
+    }
+    assert_eq!(cluster.node(1).status().role, Role::Candidate);
+    assert_eq!(cluster.node(1).status().term, Term(2));
+    cluster.node_mut(1).step(message(2, 1, 1, MessageBody::VoteResponse { pre_vote: false, granted: true }));
+    assert_eq!(cluster.node(1).status().role, Role::Candidate, "a term-1 grant must not elect a term-2 candidate");
+    cluster.node_mut(1).step(message(2, 1, 2, MessageBody::VoteResponse { pre_vote: false, granted: true }));
+    assert_eq!(cluster.node(1).status().role, Role::Leader);
+}
+
+/// §5.4.1: a voter denies its vote to a candidate whose log is less up-to-date than its own.
+#[test]
+fn voter_rejects_a_candidate_with_a_less_up_to_date_log() {
+    let mut cluster = Cluster::restored(3, |config| config.pre_vote = false, |id| if id == 2 { with_log(1, &[1, 1]) } else { with_log(1, &[1]) });
+    cluster.node_mut(2).step(message(1, 2, 2, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(1), last_log_term: Term(1) }));
+    cluster.flush();
+    let answer = cluster.queue.pop_front().expect("an answer");
+    assert_eq!(answer.body, MessageBody::VoteResponse { pre_vote: false, granted: false });
+    cluster.node_mut(2).step(message(3, 2, 2, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(2), last_log_term: Term(1) }));
+    cluster.flush();
+    let answer = cluster.queue.pop_front().expect("an answer");
+    assert_eq!(answer.body, MessageBody::VoteResponse { pre_vote: false, granted: true });
+}
+
+/// Figure 2, AppendEntries receiver rule 5: a follower commits min(leaderCommit, index of the last
+/// new entry) — never entries past what this request verified, which may be stale.
+#[test]
+fn follower_commits_no_further_than_the_request_verified() {
+    let mut cluster = Cluster::restored(3, |_| {}, |_| with_log(1, &[1, 1, 1]));
+    let heartbeat = MessageBody::AppendRequest {
+        prev_log_index: LogIndex(1),
+        prev_log_term: Term(1),
+        entries: Vec::new(),
+        leader_commit: LogIndex(3),
+    };
+    cluster.node_mut(1).step(message(2, 1, 2, heartbeat));
+    assert_eq!(cluster.node(1).status().commit, LogIndex(1));
+}
+
+/// §5.2 and Figure 2: the vote is durable before the answer leaves — the Ready that carries the
+/// grant also persists the vote, and the grant waits for that persist.
+#[test]
+fn a_vote_is_persisted_before_it_is_sent() {
+    let mut cluster = Cluster::new(3, |config| config.pre_vote = false);
+    cluster.node_mut(2).step(message(1, 2, 1, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(0), last_log_term: Term(0) }));
+    let ready = cluster.node_mut(2).ready();
+    let hard_state = ready.persist.hard_state.expect("the vote changes the hard state");
+    assert_eq!(hard_state.vote, Some(NodeId(1)));
+    assert_eq!(hard_state.term, Term(1));
+    assert!(ready.send_now.is_empty(), "nothing may leave before the persist");
+    assert_eq!(ready.send_after_persist[0].body, MessageBody::VoteResponse { pre_vote: false, granted: true });
+}
+
+/// §5.2: at most one vote per term, also across a restart (the vote was persisted).
+#[test]
+fn a_restarted_node_keeps_its_vote() {
+    let restored = |_| Restored { hard_state: HardState { term: Term(5), vote: Some(NodeId(2)), commit: LogIndex(0) }, ..Restored::default() };
+    let mut cluster = Cluster::restored(3, |config| config.pre_vote = false, restored);
+    cluster.node_mut(1).step(message(3, 1, 5, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(9), last_log_term: Term(5) }));
+    cluster.flush();
+    let answer = cluster.queue.pop_front().expect("an answer");
+    assert_eq!(answer.body, MessageBody::VoteResponse { pre_vote: false, granted: false });
+}
+
+/// §5.3: the leader's fast backup skips a whole conflicting term per round trip.
+#[test]
+fn leader_backs_up_over_a_conflicting_term_in_one_round_trip() {
+    let mut cluster = Cluster::restored(
+        3,
+        |_| {},
+        |id| match id {
+            1 => with_log(4, &[1, 1, 4, 4]),
+            _ => with_log(3, &[1, 1, 2, 2, 2, 2, 2, 3, 3]),
+        },
+    );
+    cluster.isolated.insert(3);
+    cluster.elect(1);
+    cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
+    let mut rejections = 0;
+    loop {
+        cluster.flush();
+        let Some(message) = cluster.queue.pop_front() else { break };
+        if matches!(message.body, MessageBody::AppendResponse(AppendResponse::Rejected { .. })) {
+            rejections += 1;
+        }
+        cluster.node_mut(message.to.0).step(message);
+    }
+    assert!(rejections <= 2, "{rejections} round trips to find the match point");
+    assert_eq!(cluster.node(2).log().last_index(), cluster.node(1).log().last_index());
+    assert_eq!(cluster.node(2).log().term_at(LogIndex(3)), Some(Term(4)));
+    assert_eq!(cluster.node(1).status().commit, cluster.node(1).log().last_index());
+}
+
+/// Thesis §6.2 (check-quorum): a leader that hears from no majority for an election timeout steps
+/// down, so a partitioned leader stops claiming leadership.
+#[test]
+fn an_isolated_leader_steps_down() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.elect(1);
+    cluster.isolated.insert(1);
+    for _ in 0..25 {
+        cluster.node_mut(1).tick();
+        cluster.settle();
+    }
+    assert_eq!(cluster.node(1).status().role, Role::Follower);
+}
+
+/// Thesis §9.6 (pre-vote): a node cut off from the cluster does not inflate its term, so when it
+/// returns it does not depose the healthy leader.
+#[test]
+fn a_returning_partitioned_node_does_not_disrupt_the_leader() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.elect(1);
+    let term = cluster.node(1).status().term;
+    cluster.isolated.insert(3);
+    cluster.tick_all(200);
+    assert_eq!(cluster.node(3).status().term, term, "pre-votes never win, so the term stays");
+    cluster.isolated.clear();
+    cluster.tick_all(50);
+    assert_eq!(cluster.node(1).status().role, Role::Leader);
+    assert_eq!(cluster.node(1).status().term, term);
+}
+
+/// §7: a snapshot older than what the follower has committed changes nothing.
+#[test]
+fn a_stale_snapshot_is_ignored() {
+    let mut cluster = Cluster::restored(3, |_| {}, |_| with_log(2, &[1, 1, 2]));
+    let commit_two = MessageBody::AppendRequest { prev_log_index: LogIndex(3), prev_log_term: Term(2), entries: Vec::new(), leader_commit: LogIndex(3) };
+    cluster.node_mut(1).step(message(2, 1, 2, commit_two));
+    assert_eq!(cluster.node(1).status().commit, LogIndex(3));
+    let snapshot = raft::Snapshot { meta: raft::SnapshotMeta { index: LogIndex(2), term: Term(1) }, data: vec![7].into() };
+    cluster.node_mut(1).step(message(2, 1, 2, MessageBody::SnapshotRequest { snapshot }));
+    assert_eq!(cluster.node(1).status().snapshot_index, LogIndex(0));
+    assert_eq!(cluster.node(1).log().last_index(), LogIndex(3));
+}
+
+/// §5.1: a message from a stranger or addressed to someone else is dropped, whatever it says.
+#[test]
+fn messages_from_strangers_are_dropped() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.node_mut(1).step(message(9, 1, 50, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(9), last_log_term: Term(9) }));
+    cluster.node_mut(1).step(message(2, 3, 50, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(9), last_log_term: Term(9) }));
+    assert_eq!(cluster.node(1).status().term, Term(0));
+    assert!(!cluster.node(1).has_ready());
+}
