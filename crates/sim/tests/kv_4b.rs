@@ -59,6 +59,7 @@ fn snapshot_rpc_4b() {
         t.check(&ck, "c", "C").await;
         t.check(&ck, "e", "E").await;
         t.check(&ck, "1", "1").await;
+        t.check_linearizable("snapshot_rpc_4b");
         t.end();
     });
 }
@@ -79,6 +80,7 @@ fn snapshot_size_4b() {
         assert!(size <= 8 * MAX_RAFT_STATE, "logs were not trimmed ({size} > 8*{MAX_RAFT_STATE})");
         let snapshot_size = t.snapshot_size();
         assert!(snapshot_size <= max_snapshot_state, "snapshot too large ({snapshot_size} > {max_snapshot_state})");
+        t.check_linearizable("snapshot_size_4b");
         t.end();
     });
 }
