@@ -161,22 +161,28 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
             out.push(u8::from(*pre_vote));
             out.push(u8::from(*granted));
         }
-        MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit } => {
+        MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit, read_round } => {
             out.push(2);
             put_varint(out, prev_log_index.0);
             put_varint(out, prev_log_term.0);
             put_varint(out, leader_commit.0);
+            put_varint(out, *read_round);
             put_entries(out, entries);
         }
-        MessageBody::AppendResponse(AppendResponse::Accepted { match_index }) => {
+        MessageBody::AppendResponse { response: AppendResponse::Accepted { match_index }, read_round } => {
             out.push(3);
             put_varint(out, match_index.0);
+            put_varint(out, *read_round);
         }
-        MessageBody::AppendResponse(AppendResponse::Rejected { rejected_prev_index, conflict_index, conflict_term }) => {
+        MessageBody::AppendResponse {
+            response: AppendResponse::Rejected { rejected_prev_index, conflict_index, conflict_term },
+            read_round,
+        } => {
             out.push(4);
             put_varint(out, rejected_prev_index.0);
             put_varint(out, conflict_index.0);
             put_varint(out, conflict_term.map_or(0, |term| term.0 + 1));
+            put_varint(out, *read_round);
         }
         MessageBody::SnapshotRequest { snapshot } => {
             out.push(5);
@@ -204,15 +210,22 @@ pub fn decode_message(input: &[u8]) -> Result<Message, DecodeError> {
             let prev_log_index = LogIndex(reader.varint()?);
             let prev_log_term = Term(reader.varint()?);
             let leader_commit = LogIndex(reader.varint()?);
+            let read_round = reader.varint()?;
             let entries = entries(&mut reader, prev_log_index)?;
-            MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit }
+            MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit, read_round }
         }
-        3 => MessageBody::AppendResponse(AppendResponse::Accepted { match_index: LogIndex(reader.varint()?) }),
-        4 => MessageBody::AppendResponse(AppendResponse::Rejected {
-            rejected_prev_index: LogIndex(reader.varint()?),
-            conflict_index: LogIndex(reader.varint()?),
-            conflict_term: reader.varint()?.checked_sub(1).map(Term),
-        }),
+        3 => MessageBody::AppendResponse {
+            response: AppendResponse::Accepted { match_index: LogIndex(reader.varint()?) },
+            read_round: reader.varint()?,
+        },
+        4 => MessageBody::AppendResponse {
+            response: AppendResponse::Rejected {
+                rejected_prev_index: LogIndex(reader.varint()?),
+                conflict_index: LogIndex(reader.varint()?),
+                conflict_term: reader.varint()?.checked_sub(1).map(Term),
+            },
+            read_round: reader.varint()?,
+        },
         5 => {
             let meta = SnapshotMeta { index: LogIndex(reader.varint()?), term: Term(reader.varint()?) };
             let data: Arc<[u8]> = reader.bytes()?.into();
@@ -271,13 +284,17 @@ mod tests {
                 prev_log_term: Term(1),
                 entries: vec![entry(5, 2), Entry { kind: EntryKind::Noop, ..entry(6, 3) }],
                 leader_commit: LogIndex(4),
+                read_round: 300,
             },
-            MessageBody::AppendResponse(AppendResponse::Accepted { match_index: LogIndex(9) }),
-            MessageBody::AppendResponse(AppendResponse::Rejected {
-                rejected_prev_index: LogIndex(9),
-                conflict_index: LogIndex(3),
-                conflict_term: Some(Term(0)),
-            }),
+            MessageBody::AppendResponse { response: AppendResponse::Accepted { match_index: LogIndex(9) }, read_round: 2 },
+            MessageBody::AppendResponse {
+                response: AppendResponse::Rejected {
+                    rejected_prev_index: LogIndex(9),
+                    conflict_index: LogIndex(3),
+                    conflict_term: Some(Term(0)),
+                },
+                read_round: 0,
+            },
             MessageBody::SnapshotRequest {
                 snapshot: Snapshot { meta: SnapshotMeta { index: LogIndex(10), term: Term(3) }, data: vec![1, 2, 3].into() },
             },
@@ -312,7 +329,7 @@ mod tests {
 
     #[test]
     fn huge_counts_do_not_allocate() {
-        let mut bytes = vec![1, 2, 3, 2, 0, 0, 0];
+        let mut bytes = vec![1, 2, 3, 2, 0, 0, 0, 0];
         put_varint(&mut bytes, u64::MAX);
         assert!(decode_message(&bytes).is_err());
     }

@@ -60,6 +60,7 @@ impl Node {
     }
 
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        self.reads.fail_all();
         if term > self.term {
             self.term = term;
             self.vote = None;

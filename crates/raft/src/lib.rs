@@ -18,7 +18,10 @@
 //! (§7); pre-vote and check-quorum with leader stickiness (thesis §9.6, §6.2); pipelined appends with
 //! per-follower flow control; batching (all proposals between two `ready()` calls travel together).
 //!
-//! Left out on purpose, for now: membership changes, leadership transfer, read index, chunked
+//! Linearizable reads use ReadIndex (thesis §6.4): the leader notes its commit index and confirms
+//! it still leads with one heartbeat round, shared by every read that arrived in the same step.
+//!
+//! Left out on purpose, for now: membership changes, leadership transfer, lease reads, chunked
 //! snapshots. Drivers live elsewhere: the simulator (`sim`) and, later, the server.
 //!
 //! ## Glossary
@@ -38,6 +41,7 @@ mod message;
 mod node;
 mod progress;
 pub mod quorum;
+mod read_index;
 mod ready;
 mod replication;
 mod rng;
@@ -46,6 +50,7 @@ mod types;
 pub use config::{Config, ConfigError};
 pub use message::{AppendResponse, Message, MessageBody};
 pub use node::{CompactError, InitError, Node, ProposeError, Restored};
-pub use ready::{Apply, Persist, Ready, Status};
+pub use read_index::ReadError;
+pub use ready::{Apply, Persist, Ready, ReadyRead, Status};
 pub use rng::Rng;
 pub use types::{Entry, EntryKind, HardState, LogIndex, NodeId, Role, Snapshot, SnapshotMeta, Term};

@@ -21,13 +21,16 @@ pub enum MessageBody {
     VoteRequest { pre_vote: bool, last_log_index: LogIndex, last_log_term: Term },
     VoteResponse { pre_vote: bool, granted: bool },
     /// AppendEntries (§5.3). An empty `entries` is a heartbeat that still carries the commit index.
+    /// `read_round` is the leader's latest ReadIndex round (thesis §6.4), echoed in the response: an
+    /// answer at the leader's term to round r confirms its leadership for the reads of rounds <= r.
     AppendRequest {
         prev_log_index: LogIndex,
         prev_log_term: Term,
         entries: Vec<Entry>,
         leader_commit: LogIndex,
+        read_round: u64,
     },
-    AppendResponse(AppendResponse),
+    AppendResponse { response: AppendResponse, read_round: u64 },
     /// InstallSnapshot (§7), sent whole: the lab's snapshots are small, and chunking can come later.
     SnapshotRequest { snapshot: Snapshot },
 }
@@ -49,7 +52,7 @@ impl Message {
     /// entries), so the driver sends them only after persisting; the simulator also treats them as
     /// RPC replies.
     pub fn is_response(&self) -> bool {
-        matches!(self.body, MessageBody::VoteResponse { .. } | MessageBody::AppendResponse(_))
+        matches!(self.body, MessageBody::VoteResponse { .. } | MessageBody::AppendResponse { .. })
     }
 }
 
@@ -65,21 +68,24 @@ impl fmt::Display for Message {
                 let kind = if *pre_vote { "PreVoteResponse" } else { "VoteResponse" };
                 write!(f, "{kind} {}", if *granted { "granted" } else { "rejected" })
             }
-            MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit } => {
+            MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit, read_round } => {
                 write!(f, "AppendRequest prev={prev_log_index}/{prev_log_term} commit={leader_commit} entries=")?;
                 match (entries.first(), entries.last()) {
-                    (Some(first), Some(last)) => write!(f, "[{}..={}]", first.index, last.index),
-                    _ => write!(f, "[]"),
+                    (Some(first), Some(last)) => write!(f, "[{}..={}]", first.index, last.index)?,
+                    _ => write!(f, "[]")?,
                 }
+                if *read_round > 0 {
+                    write!(f, " read_round={read_round}")?;
+                }
+                Ok(())
             }
-            MessageBody::AppendResponse(AppendResponse::Accepted { match_index }) => {
+            MessageBody::AppendResponse { response: AppendResponse::Accepted { match_index }, .. } => {
                 write!(f, "AppendResponse accepted match={match_index}")
             }
-            MessageBody::AppendResponse(AppendResponse::Rejected {
-                rejected_prev_index,
-                conflict_index,
-                conflict_term,
-            }) => {
+            MessageBody::AppendResponse {
+                response: AppendResponse::Rejected { rejected_prev_index, conflict_index, conflict_term },
+                ..
+            } => {
                 write!(f, "AppendResponse rejected prev={rejected_prev_index} hint={conflict_index}")?;
                 match conflict_term {
                     Some(term) => write!(f, "/{term}"),

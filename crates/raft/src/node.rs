@@ -76,6 +76,8 @@ pub struct Node {
     pub(crate) broadcast_pending: bool,
     pub(crate) send_now: Vec<Message>,
     pub(crate) send_after_persist: Vec<Message>,
+    /// Linearizable reads in progress (leader only); see `read_index.rs`.
+    pub(crate) reads: crate::read_index::Reads,
     /// The hard state as last handed to the driver to persist.
     pub(crate) handed_hard_state: HardState,
 }
@@ -108,6 +110,7 @@ impl Node {
             broadcast_pending: false,
             send_now: Vec::new(),
             send_after_persist: Vec::new(),
+            reads: crate::read_index::Reads::default(),
             handed_hard_state: hard_state,
             config,
         };
@@ -182,10 +185,12 @@ impl Node {
             MessageBody::VoteResponse { pre_vote, granted } => {
                 self.on_vote_response(message.from, message.term, pre_vote, granted)
             }
-            MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit } => {
-                self.on_append_request(message.from, prev_log_index, prev_log_term, entries, leader_commit)
+            MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit, read_round } => {
+                self.on_append_request(message.from, prev_log_index, prev_log_term, entries, leader_commit, read_round)
             }
-            MessageBody::AppendResponse(response) => self.on_append_response(message.from, response),
+            MessageBody::AppendResponse { response, read_round } => {
+                self.on_append_response(message.from, response, read_round)
+            }
             MessageBody::SnapshotRequest { snapshot } => self.on_snapshot_request(message.from, snapshot),
         }
     }
@@ -195,21 +200,23 @@ impl Node {
     fn answer_stale(&mut self, message: &Message) {
         let body = match message.body {
             MessageBody::VoteRequest { pre_vote, .. } => MessageBody::VoteResponse { pre_vote, granted: false },
-            MessageBody::AppendRequest { prev_log_index, .. } => {
-                MessageBody::AppendResponse(crate::message::AppendResponse::Rejected {
+            MessageBody::AppendRequest { prev_log_index, .. } => MessageBody::AppendResponse {
+                response: crate::message::AppendResponse::Rejected {
                     rejected_prev_index: prev_log_index,
                     conflict_index: LogIndex::ZERO,
                     conflict_term: None,
-                })
-            }
-            MessageBody::SnapshotRequest { .. } => {
-                MessageBody::AppendResponse(crate::message::AppendResponse::Rejected {
+                },
+                read_round: 0,
+            },
+            MessageBody::SnapshotRequest { .. } => MessageBody::AppendResponse {
+                response: crate::message::AppendResponse::Rejected {
                     rejected_prev_index: LogIndex::ZERO,
                     conflict_index: LogIndex::ZERO,
                     conflict_term: None,
-                })
-            }
-            MessageBody::VoteResponse { .. } | MessageBody::AppendResponse(_) => return,
+                },
+                read_round: 0,
+            },
+            MessageBody::VoteResponse { .. } | MessageBody::AppendResponse { .. } => return,
         };
         self.send_now.push(Message { from: self.id, to: message.from, term: self.term, body });
     }
@@ -250,10 +257,13 @@ impl Node {
             || self.snapshot_unapplied
             || !self.log.unstable().is_empty()
             || self.log.applied < self.log.commit
+            || self.reads.has_ready()
+            || self.read_round_startable()
     }
 
     /// Collects everything the driver must do now. See `Ready` for the order to do it in.
     pub fn ready(&mut self) -> Ready {
+        self.start_read_round();
         if self.broadcast_pending && self.role == Role::Leader {
             for peer in self.followers() {
                 self.send_append(peer);
@@ -284,6 +294,7 @@ impl Node {
             send_now: std::mem::take(&mut self.send_now),
             send_after_persist: std::mem::take(&mut self.send_after_persist),
             apply,
+            reads: self.reads.take_ready(),
             status: self.status(),
         }
     }

@@ -13,13 +13,26 @@ use crate::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
 ///    write, §10.2.1 of the thesis).
 /// 3. `send_after_persist`: votes and acknowledgements promise durable state; only after step 1.
 /// 4. `apply`: committed entries and installed snapshots, in order, to the state machine.
+/// 5. `reads`: linearizable reads whose read index a quorum confirmed: serve each once the state
+///    machine has applied up to its index (or tell the caller to retry, if it failed).
 #[derive(Debug, Default)]
 pub struct Ready {
     pub persist: Persist,
     pub send_now: Vec<Message>,
     pub send_after_persist: Vec<Message>,
     pub apply: Vec<Apply>,
+    pub reads: Vec<ReadyRead>,
     pub status: Status,
+}
+
+/// The outcome of one `Node::read_index` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyRead {
+    /// The caller's tag for the request.
+    pub context: u64,
+    /// Serve the read once the state machine has applied this index. None: this node lost (or never
+    /// confirmed) its leadership; the caller should retry with the leader.
+    pub index: Option<LogIndex>,
 }
 
 /// The changes to durable state. Storage applies them as one atomic step when it can (the lab's

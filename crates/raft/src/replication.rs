@@ -28,8 +28,8 @@ impl Node {
         }
         let last = entries.last().map_or(prev_log_index, |entry| entry.index);
         let has_entries = !entries.is_empty();
-        let leader_commit = self.log.commit;
-        self.send(peer, MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit });
+        let (leader_commit, read_round) = (self.log.commit, self.reads.round());
+        self.send(peer, MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit, read_round });
         if let Some(progress) = self.progress.get_mut(&peer) {
             progress.on_sent(last, has_entries);
         }
@@ -65,14 +65,15 @@ impl Node {
 
     /// An empty append anchored where the follower is believed to match, so that it succeeds and
     /// carries the commit index; if the anchor was compacted, the snapshot boundary stands in.
-    fn send_heartbeat(&mut self, peer: NodeId, anchor: LogIndex) {
+    pub(crate) fn send_heartbeat(&mut self, peer: NodeId, anchor: LogIndex) {
         let snapshot = self.log.snapshot_meta();
         let (prev_log_index, prev_log_term) = match self.log.term_at(anchor) {
             Some(term) => (anchor, term),
             None => (snapshot.index, snapshot.term),
         };
-        let leader_commit = self.log.commit;
-        self.send(peer, MessageBody::AppendRequest { prev_log_index, prev_log_term, entries: Vec::new(), leader_commit });
+        let (leader_commit, read_round) = (self.log.commit, self.reads.round());
+        let body = MessageBody::AppendRequest { prev_log_index, prev_log_term, entries: Vec::new(), leader_commit, read_round };
+        self.send(peer, body);
     }
 
     /// §5.3/§5.4.2: the highest index stored on a majority commits, but only if it is of the leader's
@@ -93,6 +94,7 @@ impl Node {
         prev_log_term: Term,
         entries: Vec<Entry>,
         leader_commit: LogIndex,
+        read_round: u64,
     ) {
         if !self.accept_leader(from) || !entries_are_well_formed(prev_log_index, &entries, self.term) {
             return;
@@ -100,13 +102,13 @@ impl Node {
         // Everything up to our commit index is identical on every node, so a request anchored
         // below it (stale, duplicated or reordered) is answered with what we certainly hold.
         if prev_log_index < self.log.commit {
-            self.accept(from, self.log.commit);
+            self.accept(from, self.log.commit, read_round);
             return;
         }
         if self.log.term_at(prev_log_index) != Some(prev_log_term) {
             let (conflict_index, conflict_term) = self.log.conflict_hint(prev_log_index);
             let response = AppendResponse::Rejected { rejected_prev_index: prev_log_index, conflict_index, conflict_term };
-            self.respond(from, self.term, MessageBody::AppendResponse(response));
+            self.respond(from, self.term, MessageBody::AppendResponse { response, read_round });
             return;
         }
         if !self.log.merge(&entries) {
@@ -114,7 +116,7 @@ impl Node {
         }
         let last_new = prev_log_index.plus(entries.len() as u64);
         self.log.commit_to(leader_commit.min(last_new));
-        self.accept(from, last_new);
+        self.accept(from, last_new, read_round);
     }
 
     pub(crate) fn on_snapshot_request(&mut self, from: NodeId, snapshot: Snapshot) {
@@ -123,7 +125,7 @@ impl Node {
         }
         let meta = snapshot.meta;
         if meta.index <= self.log.commit {
-            self.accept(from, self.log.commit);
+            self.accept(from, self.log.commit, 0);
             return;
         }
         if self.log.term_at(meta.index) == Some(meta.term) {
@@ -135,7 +137,7 @@ impl Node {
             self.snapshot_unpersisted = true;
             self.snapshot_unapplied = true;
         }
-        self.accept(from, meta.index);
+        self.accept(from, meta.index, 0);
     }
 
     /// A request from the leader of our term: follow it and restart the election timer.
@@ -151,15 +153,17 @@ impl Node {
         true
     }
 
-    fn accept(&mut self, to: NodeId, match_index: LogIndex) {
+    fn accept(&mut self, to: NodeId, match_index: LogIndex, read_round: u64) {
         let response = AppendResponse::Accepted { match_index };
-        self.respond(to, self.term, MessageBody::AppendResponse(response));
+        self.respond(to, self.term, MessageBody::AppendResponse { response, read_round });
     }
 
-    pub(crate) fn on_append_response(&mut self, from: NodeId, response: AppendResponse) {
+    pub(crate) fn on_append_response(&mut self, from: NodeId, response: AppendResponse, read_round: u64) {
         if self.role != Role::Leader {
             return;
         }
+        // Any answer at our term, even a rejection, shows `from` still follows us.
+        self.confirm_reads(from, read_round);
         let last_index = self.log.last_index();
         let Some(progress) = self.progress.get_mut(&from) else { return };
         progress.recently_active = true;

@@ -86,6 +86,7 @@ fn follower_commits_no_further_than_the_request_verified() {
         prev_log_term: Term(1),
         entries: Vec::new(),
         leader_commit: LogIndex(3),
+        read_round: 0,
     };
     cluster.node_mut(1).step(message(2, 1, 2, heartbeat));
     assert_eq!(cluster.node(1).status().commit, LogIndex(1));
@@ -134,7 +135,7 @@ fn leader_backs_up_over_a_conflicting_term_in_one_round_trip() {
     loop {
         cluster.flush();
         let Some(message) = cluster.queue.pop_front() else { break };
-        if matches!(message.body, MessageBody::AppendResponse(AppendResponse::Rejected { .. })) {
+        if matches!(message.body, MessageBody::AppendResponse { response: AppendResponse::Rejected { .. }, .. }) {
             rejections += 1;
         }
         cluster.node_mut(message.to.0).step(message);
@@ -179,7 +180,7 @@ fn a_returning_partitioned_node_does_not_disrupt_the_leader() {
 #[test]
 fn a_stale_snapshot_is_ignored() {
     let mut cluster = Cluster::restored(3, |_| {}, |_| with_log(2, &[1, 1, 2]));
-    let commit_two = MessageBody::AppendRequest { prev_log_index: LogIndex(3), prev_log_term: Term(2), entries: Vec::new(), leader_commit: LogIndex(3) };
+    let commit_two = MessageBody::AppendRequest { prev_log_index: LogIndex(3), prev_log_term: Term(2), entries: Vec::new(), leader_commit: LogIndex(3), read_round: 0 };
     cluster.node_mut(1).step(message(2, 1, 2, commit_two));
     assert_eq!(cluster.node(1).status().commit, LogIndex(3));
     let snapshot = raft::Snapshot { meta: raft::SnapshotMeta { index: LogIndex(2), term: Term(1) }, data: vec![7].into() };
@@ -196,4 +197,62 @@ fn messages_from_strangers_are_dropped() {
     cluster.node_mut(1).step(message(2, 3, 50, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(9), last_log_term: Term(9) }));
     assert_eq!(cluster.node(1).status().term, Term(0));
     assert!(!cluster.node(1).has_ready());
+}
+
+fn take_reads(cluster: &mut Cluster, id: u64) -> Vec<raft::ReadyRead> {
+    cluster.readies.get_mut(&id).map(|readies| readies.iter_mut().flat_map(|ready| std::mem::take(&mut ready.reads)).collect()).unwrap_or_default()
+}
+
+/// Thesis §6.4: a read is served at the commit index once a majority confirmed the leader, without
+/// writing the log; reads arriving together share one heartbeat round.
+#[test]
+fn read_index_confirms_leadership_with_one_round_and_no_log_write() {
+    let mut cluster = Cluster::new(3, |config| config.noop_on_election = true);
+    cluster.elect(1);
+    cluster.settle();
+    let last = cluster.node(1).log().last_index();
+    let rpcs_before = cluster.readies[&1].iter().map(|ready| ready.send_now.len()).sum::<usize>();
+    cluster.node_mut(1).read_index(7).expect("leader");
+    cluster.node_mut(1).read_index(8).expect("leader");
+    cluster.settle();
+    let reads = take_reads(&mut cluster, 1);
+    let commit = cluster.node(1).status().commit;
+    assert_eq!(reads, vec![raft::ReadyRead { context: 7, index: Some(commit) }, raft::ReadyRead { context: 8, index: Some(commit) }]);
+    assert_eq!(cluster.node(1).log().last_index(), last, "no log write");
+    let rpcs_after = cluster.readies[&1].iter().map(|ready| ready.send_now.len()).sum::<usize>();
+    assert_eq!(rpcs_after - rpcs_before, 2, "one heartbeat per follower for both reads");
+}
+
+/// Thesis §6.4: a leader cut off from the majority never confirms a read; when it steps down, the
+/// read fails instead of hanging or answering from stale state.
+#[test]
+fn read_index_on_a_partitioned_leader_fails_and_never_answers() {
+    let mut cluster = Cluster::new(3, |config| config.noop_on_election = true);
+    cluster.elect(1);
+    cluster.settle();
+    cluster.isolated.insert(1);
+    cluster.node_mut(1).read_index(9).expect("still believes it leads");
+    cluster.settle();
+    assert!(take_reads(&mut cluster, 1).is_empty(), "no quorum, no answer");
+    for _ in 0..30 {
+        cluster.node_mut(1).tick();
+        cluster.settle();
+    }
+    assert_eq!(take_reads(&mut cluster, 1), vec![raft::ReadyRead { context: 9, index: None }]);
+    assert!(cluster.node_mut(1).read_index(10).is_err());
+}
+
+/// Thesis §6.4: before a new leader commits an entry of its own term, its commit index may lag what
+/// an earlier leader committed, so reads wait for that commit.
+#[test]
+fn read_index_waits_for_a_commit_in_the_leaders_term() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.elect(1);
+    cluster.settle();
+    cluster.node_mut(1).read_index(1).expect("leader");
+    cluster.settle();
+    assert!(take_reads(&mut cluster, 1).is_empty(), "nothing of term 1 committed yet (no no-op here)");
+    cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
+    cluster.settle();
+    assert_eq!(take_reads(&mut cluster, 1), vec![raft::ReadyRead { context: 1, index: Some(LogIndex(1)) }]);
 }

@@ -1,0 +1,122 @@
+//! Linearizable reads without writing the log: ReadIndex (thesis §6.4).
+//!
+//! 1. A read arrives at the leader. Its *read index* is the commit index at that moment — but only
+//!    once the leader has committed an entry of its own term, because before that its commit index
+//!    may lag what earlier leaders committed (hence the no-op a production leader appends).
+//! 2. The leader confirms it is still the leader: a heartbeat round, numbered, that a majority answers
+//!    at the leader's term. Every read that arrived in the same step shares one round.
+//! 3. The read can then be served from the state machine once it has applied up to the read index.
+//!
+//! No clock is involved, so a leader cut off from the majority never answers: its round never
+//! completes, and when it steps down the pending reads fail (`index: None`) so callers retry elsewhere.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::node::Node;
+use crate::quorum::majority;
+use crate::ready::ReadyRead;
+use crate::types::{LogIndex, NodeId, Role};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    context: u64,
+    index: LogIndex,
+    round: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Reads {
+    /// The latest confirmation round started. Rounds only grow, across terms too.
+    round: u64,
+    /// Requests not yet in a round: they join the next one (at the next Ready), once the leader has
+    /// committed in its own term.
+    unassigned: Vec<u64>,
+    /// Requests in rounds, oldest (lowest round) first.
+    in_flight: VecDeque<InFlight>,
+    /// The highest round each follower has answered in this term.
+    confirmed: BTreeMap<NodeId, u64>,
+    /// Outcomes for the driver.
+    ready: Vec<ReadyRead>,
+}
+
+impl Reads {
+    pub(crate) fn round(&self) -> u64 {
+        self.round
+    }
+
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    pub(crate) fn take_ready(&mut self) -> Vec<ReadyRead> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Leadership ended (or began): every pending read fails, so its caller retries elsewhere.
+    pub(crate) fn fail_all(&mut self) {
+        let pending = self.unassigned.drain(..).chain(self.in_flight.drain(..).map(|read| read.context));
+        let failed: Vec<ReadyRead> = pending.map(|context| ReadyRead { context, index: None }).collect();
+        self.ready.extend(failed);
+        self.confirmed.clear();
+    }
+}
+
+impl Node {
+    /// Asks for a linearizable read, tagged `context`. The answer comes in a later `Ready::reads`.
+    pub fn read_index(&mut self, context: u64) -> Result<(), ReadError> {
+        if self.role != Role::Leader {
+            return Err(ReadError::NotLeader { leader: self.leader });
+        }
+        self.reads.unassigned.push(context);
+        Ok(())
+    }
+
+    /// Whether reads wait for a round that can start now (the leader committed in its own term).
+    pub(crate) fn read_round_startable(&self) -> bool {
+        self.role == Role::Leader && !self.reads.unassigned.is_empty() && self.log.term_at(self.log.commit) == Some(self.term)
+    }
+
+    /// Puts every waiting read into one new confirmation round and sends its heartbeats.
+    pub(crate) fn start_read_round(&mut self) {
+        if !self.read_round_startable() {
+            return;
+        }
+        self.reads.round += 1;
+        let (index, round) = (self.log.commit, self.reads.round);
+        let contexts: Vec<u64> = self.reads.unassigned.drain(..).collect();
+        self.reads.in_flight.extend(contexts.into_iter().map(|context| InFlight { context, index, round }));
+        let anchors: Vec<(NodeId, LogIndex)> = self.progress.iter().map(|(&peer, progress)| (peer, progress.match_index)).collect();
+        for (peer, anchor) in anchors {
+            self.send_heartbeat(peer, anchor);
+        }
+        self.release_confirmed_reads();
+    }
+
+    /// `from` answered at our term to a request of `round`.
+    pub(crate) fn confirm_reads(&mut self, from: NodeId, round: u64) {
+        if round == 0 {
+            return;
+        }
+        let confirmed = self.reads.confirmed.entry(from).or_insert(0);
+        *confirmed = (*confirmed).max(round);
+        self.release_confirmed_reads();
+    }
+
+    fn release_confirmed_reads(&mut self) {
+        let needed = majority(self.peers.len());
+        while let Some(&read) = self.reads.in_flight.front() {
+            let confirmations = 1 + self.reads.confirmed.values().filter(|&&round| round >= read.round).count();
+            if confirmations < needed {
+                return;
+            }
+            self.reads.in_flight.pop_front();
+            self.reads.ready.push(ReadyRead { context: read.context, index: Some(read.index) });
+        }
+    }
+}
