@@ -9,7 +9,8 @@ pub enum Op {
     Get { key: Vec<u8> },
     Put { key: Vec<u8>, value: Vec<u8> },
     Append { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    /// Removes every listed key at once (Redis's DEL is atomic over its keys).
+    Delete { keys: Vec<Vec<u8>> },
 }
 
 impl Op {
@@ -17,11 +18,6 @@ impl Op {
         !matches!(self, Op::Get { .. })
     }
 
-    pub fn key(&self) -> &[u8] {
-        match self {
-            Op::Get { key } | Op::Put { key, .. } | Op::Append { key, .. } | Op::Delete { key } => key,
-        }
-    }
 }
 
 /// A command as it goes through the log: the operation, tagged with the client's session so that
@@ -42,7 +38,7 @@ pub enum Reply {
     Done,
     /// Append: the value's length after the append.
     Length(u64),
-    /// Delete: how many keys were removed (0 or 1).
+    /// Delete: how many of the keys existed and were removed.
     Removed(u64),
 }
 
@@ -53,7 +49,7 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 
 impl Command {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.op.key().len());
+        let mut out = Vec::with_capacity(32);
         put_varint(&mut out, self.client_id);
         put_varint(&mut out, self.seq);
         match &self.op {
@@ -71,9 +67,12 @@ impl Command {
                 put_bytes(&mut out, key);
                 put_bytes(&mut out, value);
             }
-            Op::Delete { key } => {
+            Op::Delete { keys } => {
                 out.push(3);
-                put_bytes(&mut out, key);
+                put_varint(&mut out, keys.len() as u64);
+                for key in keys {
+                    put_bytes(&mut out, key);
+                }
             }
         }
         out
@@ -84,12 +83,19 @@ impl Command {
         let client_id = reader.varint()?;
         let seq = reader.varint()?;
         let tag = reader.byte()?;
-        let key = reader.bytes()?.to_vec();
         let op = match tag {
-            0 => Op::Get { key },
-            1 => Op::Put { key, value: reader.bytes()?.to_vec() },
-            2 => Op::Append { key, value: reader.bytes()?.to_vec() },
-            3 => Op::Delete { key },
+            0 => Op::Get { key: reader.bytes()?.to_vec() },
+            1 => Op::Put { key: reader.bytes()?.to_vec(), value: reader.bytes()?.to_vec() },
+            2 => Op::Append { key: reader.bytes()?.to_vec(), value: reader.bytes()?.to_vec() },
+            3 => {
+                let count = reader.varint()?;
+                // Each key takes at least one byte, so the count cannot exceed the input's length.
+                let mut keys = Vec::with_capacity(count.min(input.len() as u64) as usize);
+                for _ in 0..count {
+                    keys.push(reader.bytes()?.to_vec());
+                }
+                Op::Delete { keys }
+            }
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         };
         reader.finish()?;
@@ -139,7 +145,7 @@ mod tests {
             Op::Get { key: b"k".to_vec() },
             Op::Put { key: b"k".to_vec(), value: b"v".to_vec() },
             Op::Append { key: b"".to_vec(), value: vec![0; 300] },
-            Op::Delete { key: b"gone".to_vec() },
+            Op::Delete { keys: vec![b"gone".to_vec(), b"".to_vec()] },
         ];
         for op in ops {
             let command = Command { client_id: u64::MAX, seq: 7, op };

@@ -82,7 +82,7 @@ impl Store {
                 stored.extend_from_slice(value);
                 Reply::Length(stored.len() as u64)
             }
-            Op::Delete { key } => Reply::Removed(u64::from(self.data.remove(key).is_some())),
+            Op::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.data.remove(*key).is_some()).count() as u64),
         }
     }
 }
@@ -119,8 +119,8 @@ mod tests {
         assert_eq!(store.apply(3, &write(1, 5, Op::Get { key: b"k".to_vec() })), Reply::Value(Some(b"xy".to_vec())));
         store.apply(4, &write(2, 2, append("k", "z")));
         assert_eq!(store.apply(5, &write(1, 5, Op::Get { key: b"k".to_vec() })), Reply::Value(Some(b"xyz".to_vec())));
-        assert_eq!(store.apply(6, &write(3, 1, Op::Delete { key: b"k".to_vec() })), Reply::Removed(1));
-        assert_eq!(store.apply(7, &write(3, 2, Op::Delete { key: b"k".to_vec() })), Reply::Removed(0));
+        assert_eq!(store.apply(6, &write(3, 1, Op::Delete { keys: vec![b"k".to_vec(), b"none".to_vec(), b"k".to_vec()] })), Reply::Removed(1));
+        assert_eq!(store.apply(7, &write(3, 2, Op::Delete { keys: vec![b"k".to_vec()] })), Reply::Removed(0));
         assert_eq!(store.applied_index(), 7);
     }
 

@@ -1,0 +1,202 @@
+//! # client: raftkv's own Rust client
+//!
+//! Talks RESP to any node (followers forward to the leader). What it adds over a plain Redis
+//! client is exactly-once writes: it picks a random client id, numbers its writes, and sends each
+//! as `TAGGED <client-id> <seq> SET|APPEND|DEL ...`; when a write fails in a way that leaves its
+//! outcome unknown (timeout, dropped connection, leader change) it retries the same tag, at another
+//! node if need be, and the servers' duplicate table applies it once. Blocking, std-only: a CLI and
+//! tests need nothing more.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use resp::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no endpoint given")]
+    NoEndpoints,
+    #[error("the server refused the command: {0}")]
+    Refused(String),
+    #[error("gave up after {attempts} attempts over {elapsed:?}; last error: {last}")]
+    Unavailable { attempts: u32, elapsed: Duration, last: String },
+    #[error("unexpected reply: {0:?}")]
+    UnexpectedReply(Value),
+}
+
+/// Errors after which a retry may succeed (the cluster is electing, moving or overloaded).
+fn is_transient(message: &str) -> bool {
+    ["no leader", "not the leader", "timeout", "leadership changed", "shutting down", "overloaded"]
+        .iter()
+        .any(|needle| message.contains(needle))
+}
+
+pub struct Client {
+    endpoints: Vec<String>,
+    current: usize,
+    connection: Option<TcpStream>,
+    client_id: u64,
+    seq: u64,
+    /// How long one call keeps retrying before it gives up.
+    pub deadline: Duration,
+    /// How long one attempt waits for a reply.
+    pub attempt_timeout: Duration,
+}
+
+impl Client {
+    pub fn new(endpoints: Vec<String>) -> Result<Client, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::NoEndpoints);
+        }
+        Ok(Client {
+            endpoints,
+            current: 0,
+            connection: None,
+            client_id: random_client_id(),
+            seq: 0,
+            deadline: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(6),
+        })
+    }
+
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        match self.call(&[b"GET", key])? {
+            Value::Bulk(value) => Ok(value),
+            other => Err(ClientError::UnexpectedReply(other)),
+        }
+    }
+
+    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), ClientError> {
+        match self.tagged(&[b"SET", key, value])? {
+            Value::Simple(_) => Ok(()),
+            other => Err(ClientError::UnexpectedReply(other)),
+        }
+    }
+
+    /// Appends and returns the value's new length.
+    pub fn append(&mut self, key: &[u8], value: &[u8]) -> Result<u64, ClientError> {
+        let args = self.tagged_args(&[b"APPEND", key, value]);
+        self.integer(args)
+    }
+
+    /// Deletes the keys and returns how many existed.
+    pub fn del(&mut self, keys: &[&[u8]]) -> Result<u64, ClientError> {
+        let mut args: Vec<&[u8]> = vec![b"DEL"];
+        args.extend_from_slice(keys);
+        let args = self.tagged_args(&args);
+        self.integer(args)
+    }
+
+    /// The INFO text of one endpoint (no retries elsewhere: it is about that node).
+    pub fn info(endpoint: &str, timeout: Duration) -> Result<String, ClientError> {
+        let mut connection = connect(endpoint, timeout).map_err(|error| unavailable(1, Duration::ZERO, error))?;
+        match exchange(&mut connection, &[b"INFO"]).map_err(|error| unavailable(1, Duration::ZERO, error))? {
+            Value::Bulk(Some(text)) => Ok(String::from_utf8_lossy(&text).into_owned()),
+            other => Err(ClientError::UnexpectedReply(other)),
+        }
+    }
+
+    fn integer(&mut self, args: Vec<Vec<u8>>) -> Result<u64, ClientError> {
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        match self.call(&refs)? {
+            Value::Integer(n) if n >= 0 => Ok(n as u64),
+            other => Err(ClientError::UnexpectedReply(other)),
+        }
+    }
+
+    fn tagged(&mut self, args: &[&[u8]]) -> Result<Value, ClientError> {
+        let args = self.tagged_args(args);
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        self.call(&refs)
+    }
+
+    /// A new sequence number per write; retries of that write reuse it.
+    fn tagged_args(&mut self, args: &[&[u8]]) -> Vec<Vec<u8>> {
+        self.seq += 1;
+        let mut tagged = vec![b"TAGGED".to_vec(), self.client_id.to_string().into_bytes(), self.seq.to_string().into_bytes()];
+        tagged.extend(args.iter().map(|arg| arg.to_vec()));
+        tagged
+    }
+
+    /// Sends one command, retrying across endpoints until an answer or the deadline.
+    fn call(&mut self, args: &[&[u8]]) -> Result<Value, ClientError> {
+        let started = Instant::now();
+        let mut attempts = 0;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            attempts += 1;
+            let last = match self.attempt(args) {
+                Ok(Value::Error(message)) if is_transient(&message) => message,
+                Ok(Value::Error(message)) => return Err(ClientError::Refused(message)),
+                Ok(value) => return Ok(value),
+                Err(error) => error.to_string(),
+            };
+            self.connection = None;
+            self.current = (self.current + 1) % self.endpoints.len();
+            if started.elapsed() + pause > self.deadline {
+                return Err(ClientError::Unavailable { attempts, elapsed: started.elapsed(), last });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    fn attempt(&mut self, args: &[&[u8]]) -> std::io::Result<Value> {
+        if self.connection.is_none() {
+            self.connection = Some(connect(&self.endpoints[self.current], self.attempt_timeout)?);
+        }
+        let connection = self.connection.as_mut().expect("connected above");
+        exchange(connection, args)
+    }
+}
+
+fn unavailable(attempts: u32, elapsed: Duration, error: std::io::Error) -> ClientError {
+    ClientError::Unavailable { attempts, elapsed, last: error.to_string() }
+}
+
+fn connect(endpoint: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+    let address = endpoint
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{endpoint} resolves to nothing")))?;
+    let stream = TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Writes one command and reads exactly one reply.
+fn exchange(stream: &mut TcpStream, args: &[&[u8]]) -> std::io::Result<Value> {
+    let mut out = Vec::new();
+    resp::encode_array_of_bulks(args, &mut out);
+    stream.write_all(&out)?;
+    let limits = resp::Limits::default();
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match resp::parse(&buffer, &limits) {
+            Ok(Some((value, _))) => return Ok(value),
+            Ok(None) => {}
+            Err(error) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string())),
+        }
+        let read = stream.read(&mut chunk)?;
+        if read == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the server closed the connection"));
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// A random, non-zero 64-bit id (0 means untagged), from std's randomly keyed hasher.
+fn random_client_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos()));
+    hasher.finish().max(1)
+}

@@ -1,0 +1,278 @@
+//! `raftkv`: the command line. Flags only; the work is in the `server` and `client` crates.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "raftkv", version, about = "A replicated key/value store on Raft, spoken to with the Redis protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node of a cluster in the foreground. With no flags: a ready single-node cluster
+    /// (id 1, clients on 127.0.0.1:7379, data in ./raftkv-data).
+    Server(ServerArgs),
+    /// Run a local N-node cluster as child processes, for trying raftkv out; Ctrl-C stops them all.
+    Cluster {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Client port of node 1; node i listens on this + i - 1.
+        #[arg(long, default_value_t = 7379)]
+        client_port: u16,
+        /// Peer port of node 1; node i listens on this + i - 1.
+        #[arg(long, default_value_t = 17379)]
+        peer_port: u16,
+        /// Where the nodes keep their data (one directory per node inside).
+        #[arg(long, default_value = "raftkv-cluster")]
+        data_dir: PathBuf,
+    },
+    /// Read a key.
+    Get {
+        key: String,
+        #[command(flatten)]
+        endpoints: Endpoints,
+    },
+    /// Set a key (exactly once, even if retried).
+    Put {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        endpoints: Endpoints,
+    },
+    /// Append to a key's value (exactly once, even if retried); prints the new length.
+    Append {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        endpoints: Endpoints,
+    },
+    /// Delete keys (exactly once, even if retried); prints how many existed.
+    Del {
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        endpoints: Endpoints,
+    },
+    /// Show every node's role, term, leader, commit and applied index.
+    Status {
+        #[command(flatten)]
+        endpoints: Endpoints,
+    },
+}
+
+#[derive(clap::Args)]
+struct Endpoints {
+    /// Client addresses of the nodes, comma-separated (any node will do; followers forward).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7379")]
+    endpoints: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// This node's id, an integer >= 1.
+    #[arg(long, default_value_t = 1)]
+    id: u64,
+    /// The whole cluster, this node included: `1=HOST:PORT,2=HOST:PORT,...`, each node's peer
+    /// address as this node dials it. Default: a single-node cluster, `1=127.0.0.1:17379`.
+    #[arg(long)]
+    peers: Option<String>,
+    /// Where this node accepts peer traffic. Default: its own entry in --peers.
+    #[arg(long)]
+    listen_peer: Option<String>,
+    /// The RESP client port.
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    listen_client: String,
+    /// Durable state, created if missing; restart with the same directory to recover.
+    #[arg(long, default_value = "raftkv-data")]
+    data_dir: PathBuf,
+}
+
+fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>> {
+    let mut peers = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let (id, address) = item.split_once('=').with_context(|| format!("--peers entry {item:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().with_context(|| format!("--peers entry {item:?}: the id is not a number"))?;
+        if id == 0 {
+            bail!("--peers entry {item:?}: node ids start at 1");
+        }
+        if !address.contains(':') {
+            bail!("--peers entry {item:?}: the address needs a port");
+        }
+        if peers.insert(id, address.trim().to_string()).is_some() {
+            bail!("--peers lists node {id} twice");
+        }
+    }
+    Ok(peers)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Server(args) => serve(args),
+        Command::Cluster { nodes, client_port, peer_port, data_dir } => cluster(nodes, client_port, peer_port, data_dir),
+        Command::Get { key, endpoints } => {
+            match client::Client::new(endpoints.endpoints)?.get(key.as_bytes())? {
+                Some(value) => println!("{}", String::from_utf8_lossy(&value)),
+                None => println!("(nil)"),
+            }
+            Ok(())
+        }
+        Command::Put { key, value, endpoints } => {
+            client::Client::new(endpoints.endpoints)?.set(key.as_bytes(), value.as_bytes())?;
+            println!("OK");
+            Ok(())
+        }
+        Command::Append { key, value, endpoints } => {
+            println!("{}", client::Client::new(endpoints.endpoints)?.append(key.as_bytes(), value.as_bytes())?);
+            Ok(())
+        }
+        Command::Del { keys, endpoints } => {
+            let keys: Vec<&[u8]> = keys.iter().map(|key| key.as_bytes()).collect();
+            println!("{}", client::Client::new(endpoints.endpoints)?.del(&keys)?);
+            Ok(())
+        }
+        Command::Status { endpoints } => status(&endpoints.endpoints),
+    }
+}
+
+fn serve(args: ServerArgs) -> Result<()> {
+    if args.id == 0 {
+        bail!("--id must be >= 1");
+    }
+    let peers = match &args.peers {
+        Some(text) => parse_peers(text)?,
+        None => BTreeMap::from([(args.id, "127.0.0.1:17379".to_string())]),
+    };
+    if !peers.contains_key(&args.id) {
+        bail!("--peers must include this node's own id {}", args.id);
+    }
+    let mut config = server::ServerConfig::new(args.id, peers, args.listen_client, args.data_dir);
+    if let Some(listen_peer) = args.listen_peer {
+        config.listen_peer = listen_peer;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async {
+        tokio::select! {
+            result = server::run(config) => result.context("the node stopped"),
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupted; stopping");
+                Ok(())
+            }
+        }
+    })
+}
+
+fn cluster(nodes: u64, client_port: u16, peer_port: u16, data_dir: PathBuf) -> Result<()> {
+    if nodes == 0 || nodes > 99 {
+        bail!("--nodes must be between 1 and 99");
+    }
+    let port = |base: u16, id: u64| -> Result<u16> {
+        base.checked_add(id as u16 - 1).context("port number out of range")
+    };
+    let mut peers = Vec::new();
+    for id in 1..=nodes {
+        peers.push(format!("{id}=127.0.0.1:{}", port(peer_port, id)?));
+    }
+    let peers = peers.join(",");
+    let program = std::env::current_exe().context("finding the raftkv executable")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let mut children = Vec::new();
+        let mut endpoints = Vec::new();
+        for id in 1..=nodes {
+            let client = format!("127.0.0.1:{}", port(client_port, id)?);
+            let dir = data_dir.join(format!("node-{id}"));
+            let child = tokio::process::Command::new(&program)
+                .args(["server", "--id", &id.to_string(), "--peers", &peers, "--listen-client", &client])
+                .arg("--data-dir")
+                .arg(&dir)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting node {id}"))?;
+            children.push(child);
+            endpoints.push(client);
+        }
+        println!("raftkv cluster of {nodes} nodes; data in {}", data_dir.display());
+        println!("client endpoints: {}", endpoints.join(","));
+        println!("try: redis-cli -p {client_port} SET a b   then   redis-cli -p {} GET a", port(client_port, nodes)?);
+        println!("Ctrl-C stops all nodes.");
+        let mut exits = Vec::new();
+        for child in &mut children {
+            exits.push(Box::pin(child.wait()));
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => println!("stopping the cluster"),
+            (result, index, _) = futures_select_all(exits) => {
+                eprintln!("node {} exited ({result:?}); stopping the cluster", index + 1);
+            }
+        }
+        drop(children);
+        Ok(())
+    })
+}
+
+/// Waits for the first of several futures (a tiny stand-in for `futures::select_all`).
+async fn futures_select_all<F: std::future::Future + Unpin>(mut futures: Vec<F>) -> (F::Output, usize, ()) {
+    std::future::poll_fn(|context| {
+        for (index, future) in futures.iter_mut().enumerate() {
+            if let std::task::Poll::Ready(output) = std::pin::Pin::new(future).poll(context) {
+                return std::task::Poll::Ready((output, index, ()));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+fn status(endpoints: &[String]) -> Result<()> {
+    println!("{:<22} {:>4} {:<10} {:>6} {:>7} {:>10} {:>10}", "endpoint", "id", "role", "term", "leader", "commit", "applied");
+    let mut reachable = 0;
+    for endpoint in endpoints {
+        match client::Client::info(endpoint, Duration::from_secs(2)) {
+            Ok(info) => {
+                reachable += 1;
+                let field = |name: &str| {
+                    info.lines().find_map(|line| line.strip_prefix(&format!("{name}:"))).unwrap_or("?").trim().to_string()
+                };
+                println!(
+                    "{:<22} {:>4} {:<10} {:>6} {:>7} {:>10} {:>10}",
+                    endpoint,
+                    field("node_id"),
+                    field("role"),
+                    field("term"),
+                    field("leader_id"),
+                    field("commit_index"),
+                    field("applied_index")
+                );
+            }
+            Err(error) => println!("{endpoint:<22} unreachable: {error}"),
+        }
+    }
+    if reachable == 0 {
+        bail!("no endpoint answered");
+    }
+    Ok(())
+}

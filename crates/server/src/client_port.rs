@@ -1,0 +1,167 @@
+//! The RESP client port: any Redis client talks to any node. Each connection parses commands as
+//! they arrive (pipelined ones too), sends data commands to the Raft loop, and writes the answers in
+//! order. Every wait is bounded; a malformed frame gets `-ERR Protocol error` and the connection is
+//! closed; nothing a client sends can harm the node.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft::Status;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+
+use crate::apply::ReplyTo;
+use crate::raft_loop::LoopInput;
+use crate::request::{to_request, Answer};
+
+pub struct ClientPort {
+    pub raft: mpsc::Sender<LoopInput>,
+    pub status: watch::Receiver<Status>,
+    pub applied: Arc<AtomicU64>,
+    pub limits: resp::Limits,
+    pub request_timeout: Duration,
+    pub connections: Arc<Semaphore>,
+}
+
+/// One reply slot in a pipeline: ready bytes, or an answer still on its way.
+enum Pending {
+    Now(Vec<u8>),
+    Later(oneshot::Receiver<Answer>),
+}
+
+impl ClientPort {
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "connection limit reached; refusing a client");
+                let mut stream = stream;
+                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                continue;
+            };
+            let port = self.clone();
+            tokio::spawn(async move {
+                let _ = stream.set_nodelay(true);
+                if let Err(error) = port.connection(stream).await {
+                    tracing::debug!(%peer, %error, "client connection ended");
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    async fn connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
+        let mut buffer = Vec::with_capacity(16 * 1024);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let read = stream.read(&mut chunk).await?;
+            if read == 0 {
+                return Ok(());
+            }
+            buffer.extend_from_slice(&chunk[..read]);
+            let mut consumed = 0;
+            let mut replies = Vec::new();
+            let mut close = false;
+            loop {
+                match resp::parse_command(&buffer[consumed..], &self.limits) {
+                    Ok(Some((args, used))) => {
+                        consumed += used;
+                        if args.is_empty() {
+                            continue;
+                        }
+                        if args[0].eq_ignore_ascii_case(b"QUIT") {
+                            replies.push(Pending::Now(b"+OK\r\n".to_vec()));
+                            close = true;
+                            break;
+                        }
+                        replies.push(self.command(&args).await);
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        let mut out = Vec::new();
+                        resp::encode_error(&format!("ERR Protocol error: {error}"), &mut out);
+                        replies.push(Pending::Now(out));
+                        close = true;
+                        break;
+                    }
+                }
+            }
+            buffer.drain(..consumed);
+            let mut out = Vec::new();
+            for reply in replies {
+                match reply {
+                    Pending::Now(bytes) => out.extend_from_slice(&bytes),
+                    Pending::Later(receiver) => match tokio::time::timeout(self.request_timeout, receiver).await {
+                        Ok(Ok(answer)) => answer.to_resp(&mut out),
+                        Ok(Err(_)) => resp::encode_error("ERR the node is shutting down", &mut out),
+                        Err(_) => resp::encode_error("ERR timeout: no answer within the time limit; a write's outcome is unknown", &mut out),
+                    },
+                }
+            }
+            stream.write_all(&out).await?;
+            if close {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn command(&self, args: &[Vec<u8>]) -> Pending {
+        let mut out = Vec::new();
+        let name = args[0].to_ascii_uppercase();
+        match name.as_slice() {
+            b"PING" => match args.len() {
+                1 => resp::encode_simple("PONG", &mut out),
+                2 => resp::encode_bulk(&args[1], &mut out),
+                _ => resp::encode_error("ERR wrong number of arguments for 'ping' command", &mut out),
+            },
+            b"INFO" => resp::encode_bulk(self.info().as_bytes(), &mut out),
+            // redis-cli, redis-benchmark and client libraries probe these at start; a neutral answer
+            // keeps them going (there is no configuration or command table to report).
+            b"COMMAND" | b"CONFIG" => out.extend_from_slice(b"*0\r\n"),
+            b"CLIENT" => resp::encode_simple("OK", &mut out),
+            b"SELECT" if args.get(1).is_some_and(|db| db.as_slice() == b"0") => resp::encode_simple("OK", &mut out),
+            _ => match to_request(args) {
+                Ok(request) => {
+                    let (sender, receiver) = oneshot::channel();
+                    let input = LoopInput::Client { request, reply: ReplyTo::Local(sender) };
+                    // A full queue means the node is overloaded: wait (bounded), do not drop silently.
+                    return match tokio::time::timeout(self.request_timeout, self.raft.send(input)).await {
+                        Ok(Ok(())) => Pending::Later(receiver),
+                        Ok(Err(_)) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
+                        Err(_) => Pending::Now(b"-ERR timeout: the node is overloaded\r\n".to_vec()),
+                    };
+                }
+                Err(error) => resp::encode_error(&error.message(), &mut out),
+            },
+        }
+        Pending::Now(out)
+    }
+
+    fn info(&self) -> String {
+        let status = *self.status.borrow();
+        let role = match status.role {
+            raft::Role::Leader => "leader",
+            raft::Role::Follower => "follower",
+            raft::Role::PreCandidate | raft::Role::Candidate => "candidate",
+        };
+        format!(
+            "# Replication\r\nrole:{role}\r\nnode_id:{}\r\nleader_id:{}\r\nterm:{}\r\ncommit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\nsnapshot_index:{}\r\n",
+            status.id.0,
+            status.leader.map_or(0, |leader| leader.0),
+            status.term.0,
+            status.commit.0,
+            self.applied.load(Ordering::Relaxed),
+            status.last_index.0,
+            status.snapshot_index.0,
+        )
+    }
+}

@@ -1,0 +1,176 @@
+//! # server: one raftkv node
+//!
+//! Wires the pure parts (the `raft` core, the `kv` store) to the world: durable `storage`, peer
+//! `transport` over TCP, and a RESP client port. Three kinds of task:
+//!
+//! ```text
+//!  clients ──RESP──> client port ──LoopInput──> Raft loop ──Frame──> peers
+//!                        ^                        │  │ storage (fsync per batch)
+//!                        │                        v  v
+//!                        └──── answers ───── apply task (store, waiting callers, reads)
+//! ```
+//! - The Raft loop owns the node and the storage; nothing else touches them.
+//! - The apply task owns the store; it runs off the Raft loop so a slow state machine never delays
+//!   heartbeats.
+//! - Reads use ReadIndex (no log write); writes go through the log and are acknowledged only once
+//!   committed (fsync'd on a majority) and applied.
+//! - Followers forward requests to the leader over the peer connection and relay the answer.
+
+mod apply;
+mod client_port;
+mod raft_loop;
+pub mod request;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft::{Config, Node, NodeId};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::apply::Applier;
+use crate::client_port::ClientPort;
+use crate::raft_loop::RaftLoop;
+
+/// Everything a node needs to start. See the README for what each flag means.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub id: u64,
+    /// Every node's peer address as this node dials it, this node included.
+    pub peers: BTreeMap<u64, String>,
+    pub listen_peer: String,
+    pub listen_client: String,
+    pub data_dir: PathBuf,
+    pub tick: Duration,
+    pub election_timeout_ticks: u32,
+    pub heartbeat_ticks: u32,
+    /// Snapshot the store every this many applied entries.
+    pub snapshot_every: u64,
+    /// The longest a client waits for an answer before it gets an error.
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// Production timers: 10 ms ticks, heartbeats every 100 ms, elections after 0.5–1 s of silence.
+    pub fn new(id: u64, peers: BTreeMap<u64, String>, listen_client: String, data_dir: PathBuf) -> ServerConfig {
+        let listen_peer = peers.get(&id).cloned().unwrap_or_else(|| "127.0.0.1:0".into());
+        ServerConfig {
+            id,
+            peers,
+            listen_peer,
+            listen_client,
+            data_dir,
+            tick: Duration::from_millis(10),
+            election_timeout_ticks: 50,
+            heartbeat_ticks: 10,
+            snapshot_every: 50_000,
+            request_timeout: Duration::from_secs(5),
+            max_connections: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Init(#[from] raft::InitError),
+    #[error("storage: {0}")]
+    Storage(#[from] storage::StorageError),
+    #[error("the stored snapshot is unusable: {0}")]
+    Snapshot(#[from] kv::SnapshotError),
+    #[error("peer transport: {0}")]
+    Transport(#[from] transport::TransportError),
+    #[error("cannot listen for clients on {address}: {source}")]
+    ClientListen { address: String, source: std::io::Error },
+}
+
+/// Runs one node until its Raft loop stops (a fatal storage error) — it does not return otherwise.
+pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
+    if !config.peers.contains_key(&config.id) {
+        return Err(ServerError::Config(format!("--peers must include this node's own id {}", config.id)));
+    }
+    let me = NodeId(config.id);
+    let (storage, restored) = storage::Storage::open(storage::StdDisk, config.data_dir.join("raft"))?;
+    let store = match &restored.snapshot {
+        Some(snapshot) => kv::Store::decode_snapshot(&snapshot.data)?,
+        None => kv::Store::new(),
+    };
+    tracing::info!(
+        id = config.id,
+        snapshot = store.applied_index(),
+        entries = restored.entries.len(),
+        term = restored.hard_state.term.0,
+        "recovered from {}",
+        config.data_dir.display()
+    );
+    let mut raft_config = Config::new(me, config.peers.keys().map(|&id| NodeId(id)).collect());
+    raft_config.election_timeout_ticks = config.election_timeout_ticks;
+    raft_config.heartbeat_ticks = config.heartbeat_ticks;
+    raft_config.seed = random_seed();
+    let node = Node::new(raft_config, restored)?;
+
+    let (peer_sender, peer_receiver) = mpsc::channel(16 * 1024);
+    let peers = config.peers.iter().filter(|(&id, _)| id != config.id).map(|(&id, address)| (NodeId(id), address.clone())).collect();
+    let transport_config = transport::Config::new(me, config.listen_peer.clone(), peers);
+    let transport = transport::Transport::start(transport_config, peer_sender).await?;
+    let listener = TcpListener::bind(&config.listen_client)
+        .await
+        .map_err(|source| ServerError::ClientListen { address: config.listen_client.clone(), source })?;
+    tracing::info!(id = config.id, client = %config.listen_client, peer = %config.listen_peer, "raftkv node started");
+
+    let status = node.status();
+    let (status_sender, status_receiver) = watch::channel(status);
+    let (apply_sender, apply_receiver) = mpsc::unbounded_channel();
+    let (raft_sender, raft_receiver) = mpsc::channel(16 * 1024);
+    let applied = Arc::new(AtomicU64::new(store.applied_index()));
+    let applier = Applier {
+        last_snapshot: store.applied_index(),
+        store,
+        pending: kv::Pending::new(),
+        reads: BTreeMap::new(),
+        transport: transport.clone(),
+        applied: applied.clone(),
+        raft: raft_sender.clone(),
+        snapshot_every: config.snapshot_every,
+    };
+    tokio::spawn(applier.run(apply_receiver));
+    let port = Arc::new(ClientPort {
+        raft: raft_sender,
+        status: status_receiver,
+        applied,
+        limits: resp::Limits::default(),
+        request_timeout: config.request_timeout,
+        connections: Arc::new(Semaphore::new(config.max_connections)),
+    });
+    tokio::spawn(port.serve(listener));
+    let raft_loop = RaftLoop {
+        me,
+        node,
+        storage,
+        transport,
+        apply: apply_sender,
+        status: status_sender,
+        tick: config.tick,
+        reads: Default::default(),
+        next_read: 0,
+        forwards: Default::default(),
+        next_forward: 0,
+        waiting_for_leader: Default::default(),
+        untagged_seq: random_seed() << 32,
+        last_status: status,
+    };
+    raft_loop.run(raft_receiver, peer_receiver).await
+}
+
+/// Election timeouts must differ between nodes and runs; the clock is a good enough source here
+/// (the core itself never reads it: it only gets this number).
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos());
+    (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
+}

@@ -1,0 +1,218 @@
+//! The Raft loop: the one task that owns the `raft::Node` and the storage. It ticks the node from a
+//! real clock, feeds it peer messages and client requests (draining whatever is queued, so that many
+//! requests go into one step and one fsync), and carries out each `Ready`:
+//!
+//! ```text
+//!  send_now ──> peers        (the leader replicates while it writes its own disk)
+//!  persist  ──> storage      (one fsync for the whole batch)
+//!  send_after_persist ──> peers
+//!  apply, reads, role ──> apply task (off this loop)
+//! ```
+//! Requests that reach a follower are forwarded to the leader over the peer connection; requests
+//! that arrive while no leader is known wait (bounded) for one.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use raft::{LogIndex, Node, NodeId, Role, Status};
+use storage::{StdDisk, Storage};
+use tokio::sync::{mpsc, watch};
+use transport::{Frame, Inbound, Transport};
+
+use crate::apply::{ApplyInput, ReplyTo};
+use crate::request::{Answer, Request};
+use crate::ServerError;
+
+pub enum LoopInput {
+    Client { request: Request, reply: ReplyTo },
+    /// The apply task took a snapshot of everything up to `index`.
+    Compact { index: u64, data: Vec<u8> },
+}
+
+/// How long a request may wait for a leader to be known before it fails.
+const LEADER_WAIT: Duration = Duration::from_secs(3);
+/// How long a forwarded request is remembered (its caller has long timed out after this).
+const FORWARD_MEMORY: Duration = Duration::from_secs(30);
+
+pub struct RaftLoop {
+    pub me: NodeId,
+    pub node: Node,
+    pub storage: Storage<StdDisk>,
+    pub transport: Transport,
+    pub apply: mpsc::UnboundedSender<ApplyInput>,
+    pub status: watch::Sender<Status>,
+    pub tick: Duration,
+    pub reads: HashMap<u64, (Request, ReplyTo)>,
+    pub next_read: u64,
+    pub forwards: HashMap<u64, (ReplyTo, Instant)>,
+    pub next_forward: u64,
+    pub waiting_for_leader: VecDeque<(Request, ReplyTo, Instant)>,
+    /// Sequence numbers for untagged writes: unique per incarnation (random high bits), so that a
+    /// caller is never answered with another untagged write's result.
+    pub untagged_seq: u64,
+    pub last_status: Status,
+}
+
+impl RaftLoop {
+    pub async fn run(mut self, mut inputs: mpsc::Receiver<LoopInput>, mut peers: mpsc::Receiver<Inbound>) -> Result<(), ServerError> {
+        let mut ticker = tokio::time::interval(self.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.node.tick();
+                    self.expire();
+                }
+                input = inputs.recv() => match input {
+                    Some(input) => self.on_input(input),
+                    None => return Ok(()),
+                },
+                Some(inbound) = peers.recv() => self.on_peer(inbound),
+            }
+            // Take everything already queued into this step: one Ready, one fsync, one append per peer.
+            for _ in 0..1024 {
+                match inputs.try_recv() {
+                    Ok(input) => self.on_input(input),
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..4096 {
+                match peers.try_recv() {
+                    Ok(inbound) => self.on_peer(inbound),
+                    Err(_) => break,
+                }
+            }
+            self.process_ready()?;
+        }
+    }
+
+    fn on_input(&mut self, input: LoopInput) {
+        match input {
+            LoopInput::Client { request, reply } => self.submit(request, reply),
+            LoopInput::Compact { index, data } => {
+                if let Err(error) = self.node.compact(LogIndex(index), data) {
+                    tracing::warn!(%error, "snapshot not taken");
+                }
+            }
+        }
+    }
+
+    fn on_peer(&mut self, inbound: Inbound) {
+        match inbound.frame {
+            Frame::Raft(message) => self.node.step(message),
+            Frame::Forward { request_id, payload } => {
+                let reply = ReplyTo::Remote { to: inbound.from, request_id };
+                match Request::decode(&payload) {
+                    Some(request) => self.submit(request, reply),
+                    None => reply.send(Answer::Error("malformed forwarded request".into()), &self.transport),
+                }
+            }
+            Frame::ForwardReply { request_id, payload } => {
+                if let Some((reply, _)) = self.forwards.remove(&request_id) {
+                    let answer = Answer::decode(&payload).unwrap_or_else(|| Answer::Error("malformed answer from the leader".into()));
+                    reply.send(answer, &self.transport);
+                }
+            }
+        }
+    }
+
+    /// Serves a request as leader, or hands it to the leader.
+    fn submit(&mut self, request: Request, reply: ReplyTo) {
+        if self.node.status().role != Role::Leader {
+            return self.forward_or_wait(request, reply);
+        }
+        match request {
+            Request::Write(mut command) => {
+                if command.client_id == 0 {
+                    self.untagged_seq += 1;
+                    command.seq = self.untagged_seq;
+                }
+                let tag = (command.client_id, command.seq);
+                match self.node.propose(command.encode()) {
+                    Ok((index, term)) => {
+                        let _ = self.apply.send(ApplyInput::Register { index: index.0, term: term.0, tag, reply });
+                    }
+                    Err(_) => self.forward_or_wait(Request::Write(command), reply),
+                }
+            }
+            read => {
+                self.next_read += 1;
+                match self.node.read_index(self.next_read) {
+                    Ok(()) => {
+                        self.reads.insert(self.next_read, (read, reply));
+                    }
+                    Err(_) => self.forward_or_wait(read, reply),
+                }
+            }
+        }
+    }
+
+    fn forward_or_wait(&mut self, request: Request, reply: ReplyTo) {
+        if let ReplyTo::Remote { .. } = reply {
+            // Forwarded to us, but we do not lead (any more): one hop only, the origin answers its client.
+            return reply.send(Answer::Error("not the leader; retry".into()), &self.transport);
+        }
+        match self.node.status().leader {
+            Some(leader) if leader != self.me => {
+                self.next_forward += 1;
+                self.forwards.insert(self.next_forward, (reply, Instant::now()));
+                self.transport.send(leader, Frame::Forward { request_id: self.next_forward, payload: request.encode() });
+            }
+            _ => self.waiting_for_leader.push_back((request, reply, Instant::now())),
+        }
+    }
+
+    /// Each tick: requests waiting for a leader go on if one is known, or fail after `LEADER_WAIT`.
+    fn expire(&mut self) {
+        let known = self.node.status().leader.is_some();
+        let waiting = std::mem::take(&mut self.waiting_for_leader);
+        for (request, reply, since) in waiting {
+            if known {
+                self.submit(request, reply);
+            } else if since.elapsed() > LEADER_WAIT {
+                reply.send(Answer::Error("no leader: the cluster has no quorum or is electing one".into()), &self.transport);
+            } else {
+                self.waiting_for_leader.push_back((request, reply, since));
+            }
+        }
+        self.forwards.retain(|_, (_, since)| since.elapsed() < FORWARD_MEMORY);
+    }
+
+    fn process_ready(&mut self) -> Result<(), ServerError> {
+        while self.node.has_ready() {
+            let mut ready = self.node.ready();
+            for message in ready.send_now.drain(..) {
+                self.transport.send(message.to, Frame::Raft(message));
+            }
+            if !ready.persist.is_empty() {
+                let storage = &mut self.storage;
+                tokio::task::block_in_place(|| storage.save(&ready.persist))?;
+            }
+            for message in ready.send_after_persist.drain(..) {
+                self.transport.send(message.to, Frame::Raft(message));
+            }
+            let status = ready.status;
+            if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
+                tracing::info!(role = %status.role, term = status.term.0, leader = ?status.leader.map(|id| id.0), "raft state changed");
+                let _ = self.apply.send(ApplyInput::Leadership { term: status.term.0, is_leader: status.is_leader() });
+            }
+            self.last_status = status;
+            let applies = std::mem::take(&mut ready.apply);
+            if !applies.is_empty() {
+                let _ = self.apply.send(ApplyInput::Applies(applies));
+            }
+            for read in std::mem::take(&mut ready.reads) {
+                let Some((request, reply)) = self.reads.remove(&read.context) else { continue };
+                match read.index {
+                    Some(index) => {
+                        let _ = self.apply.send(ApplyInput::Read { index: index.0, request, reply });
+                    }
+                    None => self.forward_or_wait(request, reply),
+                }
+            }
+            self.node.advance(&ready);
+        }
+        self.status.send_replace(self.node.status());
+        Ok(())
+    }
+}

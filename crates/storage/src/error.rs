@@ -1,0 +1,35 @@
+//! What can go wrong. Every variant that concerns a file names it, so that an operator reading the
+//! message knows which file to look at and, for damage, at which byte.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The disk refused an operation.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Bytes on disk are damaged in a way recovery must not paper over (anything but a torn tail).
+    #[error("{} is corrupt at byte {offset}: {reason}", file.display())]
+    Corrupt { file: PathBuf, offset: u64, reason: String },
+    /// The files are individually sound but disagree with each other.
+    #[error("storage in {} is inconsistent: {reason}", dir.display())]
+    Inconsistent { dir: PathBuf, reason: String },
+    /// The caller handed `save` something that breaks the log's shape; nothing was written.
+    #[error("invalid persist: {0}")]
+    Invalid(String),
+    /// An earlier write or fsync failed. What reached the disk is unknown (a failed fsync may have
+    /// dropped dirty pages), so the only safe way on is to reopen and recover from the files.
+    #[error("storage failed earlier and must be reopened")]
+    Poisoned,
+}
+
+/// Wraps an io error with the operation and the path it concerned.
+pub(crate) fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io { op, path: path.to_path_buf(), source }
+}

@@ -1,0 +1,107 @@
+//! `snapshot.bin`: the newest snapshot, replaced atomically.
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  magic "RKVSNAP\0"
+//!      8     4  version, u32 LE (1)
+//!     12     8  index, u64 LE          the last log index the snapshot covers
+//!     20     8  term, u64 LE           the term of that entry
+//!     28     8  data length, u64 LE
+//!     36     4  crc32c of the data, u32 LE
+//!     40     4  crc32c of bytes 0..40, u32 LE   (so a flipped index or length is caught too)
+//!     44     -  data
+//! ```
+//!
+//! Written to `snapshot.tmp`, fsync'd, renamed over `snapshot.bin`, and the directory fsync'd: at
+//! every instant `snapshot.bin` is either the old snapshot or the new one, whole. A leftover
+//! `snapshot.tmp` is a write that never finished; open removes it.
+
+use std::path::{Path, PathBuf};
+
+use raft::{LogIndex, Snapshot, SnapshotMeta, Term};
+
+use crate::disk::{Disk, DiskFile};
+use crate::error::{io_error, StorageError};
+
+pub(crate) const FILE: &str = "snapshot.bin";
+pub(crate) const TMP: &str = "snapshot.tmp";
+
+const MAGIC: [u8; 8] = *b"RKVSNAP\0";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 44;
+
+fn header(snapshot: &Snapshot) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[0..8].copy_from_slice(&MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[12..20].copy_from_slice(&snapshot.meta.index.0.to_le_bytes());
+    header[20..28].copy_from_slice(&snapshot.meta.term.0.to_le_bytes());
+    header[28..36].copy_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+    header[36..40].copy_from_slice(&kv::crc32c::crc32c(&snapshot.data).to_le_bytes());
+    let header_crc = kv::crc32c::crc32c(&header[0..40]);
+    header[40..44].copy_from_slice(&header_crc.to_le_bytes());
+    header
+}
+
+/// Makes `snapshot` the durable `snapshot.bin` of `dir`.
+pub(crate) fn write<D: Disk>(disk: &D, dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
+    let tmp = dir.join(TMP);
+    let path = dir.join(FILE);
+    let mut file = disk.open(&tmp, true).map_err(io_error("create", &tmp))?;
+    // A leftover from a failed attempt would otherwise prefix the new contents.
+    file.truncate(0).map_err(io_error("truncate", &tmp))?;
+    file.append(&header(snapshot)).map_err(io_error("write", &tmp))?;
+    file.append(&snapshot.data).map_err(io_error("write", &tmp))?;
+    // The data must be on disk before the rename can be: otherwise a crash could leave a durable
+    // name pointing at unwritten bytes.
+    file.sync().map_err(io_error("fsync", &tmp))?;
+    drop(file);
+    disk.rename(&tmp, &path).map_err(io_error("rename", &tmp))?;
+    disk.sync_dir(dir).map_err(io_error("fsync directory", dir))
+}
+
+/// Reads and verifies `snapshot.bin`, if there is one.
+pub(crate) fn read<D: Disk>(disk: &D, dir: &Path) -> Result<Option<Snapshot>, StorageError> {
+    let path = dir.join(FILE);
+    if !disk.exists(&path).map_err(io_error("stat", &path))? {
+        return Ok(None);
+    }
+    let mut file = disk.open(&path, false).map_err(io_error("open", &path))?;
+    let bytes = file.read_all().map_err(io_error("read", &path))?;
+    decode(&bytes).map(Some).map_err(|(offset, reason)| StorageError::Corrupt { file: path.clone(), offset, reason })
+}
+
+fn decode(bytes: &[u8]) -> Result<Snapshot, (u64, String)> {
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    if bytes.len() < HEADER_LEN {
+        return Err((0, format!("header cut short ({} of {HEADER_LEN} bytes)", bytes.len())));
+    }
+    if bytes[0..8] != MAGIC {
+        return Err((0, "bad magic: not a snapshot file".into()));
+    }
+    let header_crc = kv::crc32c::crc32c(&bytes[0..40]);
+    if header_crc != u32_at(40) {
+        return Err((40, format!("header checksum mismatch (stored {:08x}, computed {header_crc:08x})", u32_at(40))));
+    }
+    if u32_at(8) != VERSION {
+        return Err((8, format!("unsupported version {}", u32_at(8))));
+    }
+    let data = &bytes[HEADER_LEN..];
+    if u64_at(28) != data.len() as u64 {
+        return Err((28, format!("header says {} data bytes, the file holds {}", u64_at(28), data.len())));
+    }
+    let data_crc = kv::crc32c::crc32c(data);
+    if data_crc != u32_at(36) {
+        return Err((
+            HEADER_LEN as u64,
+            format!("data checksum mismatch (stored {:08x}, computed {data_crc:08x})", u32_at(36)),
+        ));
+    }
+    let meta = SnapshotMeta { index: LogIndex(u64_at(12)), term: Term(u64_at(20)) };
+    Ok(Snapshot { meta, data: data.into() })
+}
+
+pub(crate) fn tmp_path(dir: &Path) -> PathBuf {
+    dir.join(TMP)
+}

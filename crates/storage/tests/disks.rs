@@ -1,0 +1,116 @@
+//! The disks themselves: MemDisk's crash model and determinism, and storage on the real file system.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use storage::{Disk, DiskFile, MemDisk, Options, StdDisk, Storage, StorageError};
+
+#[test]
+fn mem_disk_loses_unsynced_data_and_unsynced_names() {
+    let disk = MemDisk::new(1);
+    let dir = Path::new("/d");
+    disk.create_dir_all(dir).unwrap();
+    let a = dir.join("a");
+    let mut file = disk.open(&a, true).unwrap();
+    file.append(b"synced").unwrap();
+    file.sync().unwrap();
+    file.append(b" lost").unwrap();
+    // The file is synced but its name is not: a crash loses the whole file.
+    disk.crash();
+    assert!(!disk.exists(&a).unwrap());
+    assert!(file.append(b"x").is_err(), "handles from before a crash are stale");
+
+    let mut file = disk.open(&a, true).unwrap();
+    file.append(b"synced").unwrap();
+    file.sync().unwrap();
+    disk.sync_dir(dir).unwrap();
+    file.append(b" lost").unwrap();
+    disk.crash();
+    assert_eq!(disk.read(&a).unwrap(), b"synced");
+
+    // An unsynced truncation into synced bytes is undone; a rename needs the directory synced.
+    let mut file = disk.open(&a, false).unwrap();
+    file.truncate(2).unwrap();
+    disk.rename(&a, &dir.join("b")).unwrap();
+    assert_eq!(disk.list(dir).unwrap(), vec!["b".to_string()]);
+    disk.crash();
+    assert_eq!(disk.list(dir).unwrap(), vec!["a".to_string()]);
+    assert_eq!(disk.read(&a).unwrap(), b"synced");
+}
+
+#[test]
+fn mem_disk_tears_keep_a_prefix_and_are_deterministic() {
+    let run = |seed: u64| {
+        let disk = MemDisk::new(seed);
+        let path = PathBuf::from("/f");
+        let mut lens = Vec::new();
+        for _ in 0..20 {
+            let mut file = disk.open(&path, true).unwrap();
+            disk.sync_dir(Path::new("/")).unwrap();
+            file.append(&[1; 100]).unwrap();
+            disk.crash_torn();
+            let data = disk.read(&path).unwrap();
+            assert!(data.iter().all(|&byte| byte == 1), "a prefix of what was written");
+            lens.push(data.len());
+        }
+        lens
+    };
+    let lens = run(7);
+    assert_eq!(lens, run(7), "same seed, same tears");
+    assert_ne!(lens, run(8));
+    assert!(lens.windows(2).any(|pair| pair[1] % 100 != 0 && pair[1] > pair[0]), "some tears cut a write: {lens:?}");
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("raftkv-storage-{name}-{}-{nanos}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn std_disk_round_trip_torn_tail_and_corruption() {
+    let dir = temp_dir("std");
+    let options = Options { segment_bytes: 512 };
+    let mut rng = Prng::new(99);
+    let mut model = Model::default();
+    {
+        let (mut storage, restored) = Storage::open_with(StdDisk, &dir, options).unwrap();
+        assert_eq!(Model::from_restored(restored), model);
+        for _ in 0..200 {
+            let persist = random_persist(&mut rng, &model, true);
+            storage.save(&persist).unwrap();
+            model.apply(&persist);
+        }
+        assert!(storage.segment_count() > 1);
+    }
+    let (storage, restored) = Storage::open_with(StdDisk, &dir, options).unwrap();
+    assert_eq!(Model::from_restored(restored), model);
+    let last = dir.join("wal").join(storage.disk().list(&dir.join("wal")).unwrap().pop().unwrap());
+    drop(storage);
+
+    // Half a record at the end of the last segment: cut off on open.
+    let len = std::fs::metadata(&last).unwrap().len();
+    let mut file = StdDisk.open(&last, false).unwrap();
+    file.append(&[40, 0, 0, 0, 1, 2, 3, 4, 5]).unwrap();
+    drop(file);
+    let (_, restored) = Storage::open_with(StdDisk, &dir, options).unwrap();
+    assert_eq!(Model::from_restored(restored), model);
+    assert_eq!(std::fs::metadata(&last).unwrap().len(), len);
+
+    // A flipped byte in the first segment: open refuses, naming the file.
+    let first = dir.join("wal").join(StdDisk.list(&dir.join("wal")).unwrap()[0].clone());
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[10] ^= 0x40;
+    std::fs::write(&first, &bytes).unwrap();
+    match Storage::open_with(StdDisk, &dir, options) {
+        Err(error @ StorageError::Corrupt { .. }) => {
+            assert!(error.to_string().contains(&first.display().to_string()), "{error}")
+        }
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok(_) => panic!("opened a corrupt log"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,372 @@
+//! Frame encoding and decoding: pure functions over byte slices, no I/O.
+//!
+//! ```text
+//!  byte 0          4         5        6
+//!       +----------+---------+--------+---------------------------------+
+//!       |  length  | version |  kind  | payload: length - 2 bytes       |
+//!       |  u32 LE  |  u8 = 1 |   u8   |                                 |
+//!       +----------+---------+--------+---------------------------------+
+//!       `length` counts every byte after itself (version + kind + payload) and is at most
+//!       the configured limit (64 MiB by default).
+//!
+//!  kind 1  Hello         varint node id of the dialer; the first frame on every connection
+//!  kind 2  Raft          raft::codec::encode_message
+//!  kind 3  Forward       varint request id, then opaque bytes up to the end of the frame
+//!  kind 4  ForwardReply  varint request id, then opaque bytes up to the end of the frame
+//! ```
+//!
+//! Kinds start at 1 so that a run of zero bytes is rejected as soon as its kind byte arrives.
+//! Decoding never panics and never allocates by a length it has not checked.
+
+use raft::codec::{decode_message, encode_message, put_varint, DecodeError};
+use raft::{Message, NodeId};
+
+use crate::error::FrameError;
+
+/// The only version this build speaks. A peer speaking another one is disconnected.
+pub const VERSION: u8 = 1;
+/// The bytes of the length prefix.
+pub const LENGTH_BYTES: usize = 4;
+/// The bytes after the length prefix that every frame has: version and kind.
+pub const HEADER_BYTES: usize = 2;
+/// The default limit on a frame's `length` field.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+const KIND_HELLO: u8 = 1;
+const KIND_RAFT: u8 = 2;
+const KIND_FORWARD: u8 = 3;
+const KIND_FORWARD_REPLY: u8 = 4;
+
+/// What one node sends another, after the Hello.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    Raft(Message),
+    /// A client command a follower forwards to the leader; the bytes are the server's business.
+    Forward { request_id: u64, payload: Vec<u8> },
+    /// The leader's answer to a `Forward`, relayed back on the leader's own connection to the follower.
+    ForwardReply { request_id: u64, payload: Vec<u8> },
+}
+
+/// Everything that travels on a connection: the Hello that opens it, then frames.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wire {
+    Hello { from: NodeId },
+    Frame(Frame),
+}
+
+impl Wire {
+    fn kind(&self) -> u8 {
+        match self {
+            Wire::Hello { .. } => KIND_HELLO,
+            Wire::Frame(Frame::Raft(_)) => KIND_RAFT,
+            Wire::Frame(Frame::Forward { .. }) => KIND_FORWARD,
+            Wire::Frame(Frame::ForwardReply { .. }) => KIND_FORWARD_REPLY,
+        }
+    }
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        KIND_HELLO => "Hello",
+        KIND_RAFT => "Raft",
+        KIND_FORWARD => "Forward",
+        _ => "ForwardReply",
+    }
+}
+
+/// Appends one whole frame (length prefix included) to `out` and returns how many bytes it took.
+/// A frame over `max_frame_bytes` is not appended: the receiver would only reject it, so the
+/// sender drops it instead of breaking the connection.
+pub fn encode(wire: &Wire, max_frame_bytes: usize, out: &mut Vec<u8>) -> Result<usize, FrameError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; LENGTH_BYTES]);
+    out.push(VERSION);
+    out.push(wire.kind());
+    match wire {
+        Wire::Hello { from } => put_varint(out, from.0),
+        Wire::Frame(Frame::Raft(message)) => encode_message(message, out),
+        Wire::Frame(Frame::Forward { request_id, payload } | Frame::ForwardReply { request_id, payload }) => {
+            put_varint(out, *request_id);
+            out.extend_from_slice(payload);
+        }
+    }
+    let length = out.len() - start - LENGTH_BYTES;
+    let max = max_frame_bytes.min(u32::MAX as usize);
+    if length > max {
+        out.truncate(start);
+        return Err(FrameError::TooLarge { length, max: max_frame_bytes });
+    }
+    out[start..start + LENGTH_BYTES].copy_from_slice(&(length as u32).to_le_bytes());
+    Ok(out.len() - start)
+}
+
+/// Decodes the frame at the start of `input`. `Ok(None)` means "need more bytes": `input` is a
+/// prefix of a frame that is valid so far. `Ok(Some((wire, used)))` consumed `used` bytes. The
+/// header is checked as soon as its bytes are there, so garbage is rejected early.
+pub fn decode(input: &[u8], max_frame_bytes: usize) -> Result<Option<(Wire, usize)>, FrameError> {
+    let Some(prefix) = input.first_chunk::<LENGTH_BYTES>() else {
+        return Ok(None);
+    };
+    let length = u32::from_le_bytes(*prefix) as usize;
+    if length > max_frame_bytes {
+        return Err(FrameError::TooLarge { length, max: max_frame_bytes });
+    }
+    if length < HEADER_BYTES {
+        return Err(FrameError::TooShort(length));
+    }
+    if let Some(&version) = input.get(LENGTH_BYTES) {
+        if version != VERSION {
+            return Err(FrameError::BadVersion(version));
+        }
+    }
+    let kind = match input.get(LENGTH_BYTES + 1) {
+        Some(&kind) if (KIND_HELLO..=KIND_FORWARD_REPLY).contains(&kind) => kind,
+        Some(&kind) => return Err(FrameError::UnknownKind(kind)),
+        None => return Ok(None),
+    };
+    // No overflow: `length` fits in a u32, and `usize` is at least 32 bits.
+    let total = LENGTH_BYTES.saturating_add(length);
+    let Some(payload) = input.get(LENGTH_BYTES + HEADER_BYTES..total) else {
+        return Ok(None);
+    };
+    let wire = decode_payload(kind, payload)
+        .map_err(|source| FrameError::BadPayload { kind: kind_name(kind), source })?;
+    Ok(Some((wire, total)))
+}
+
+fn decode_payload(kind: u8, payload: &[u8]) -> Result<Wire, DecodeError> {
+    match kind {
+        KIND_HELLO => {
+            let (from, rest) = take_varint(payload)?;
+            if !rest.is_empty() {
+                return Err(DecodeError::TrailingBytes(rest.len()));
+            }
+            Ok(Wire::Hello { from: NodeId(from) })
+        }
+        KIND_RAFT => Ok(Wire::Frame(Frame::Raft(decode_message(payload)?))),
+        _ => {
+            let (request_id, rest) = take_varint(payload)?;
+            let payload = rest.to_vec();
+            Ok(Wire::Frame(if kind == KIND_FORWARD {
+                Frame::Forward { request_id, payload }
+            } else {
+                Frame::ForwardReply { request_id, payload }
+            }))
+        }
+    }
+}
+
+/// A LEB128 varint as `raft::codec::put_varint` writes it, and what follows it.
+fn take_varint(input: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
+    let mut value = 0u64;
+    for (i, &byte) in input.iter().enumerate().take(10) {
+        // The tenth byte holds bit 63 only.
+        if i == 9 && byte > 1 {
+            return Err(DecodeError::VarintOverflow(0));
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((value, &input[i + 1..]));
+        }
+    }
+    Err(DecodeError::Truncated(input.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::{AppendResponse, Entry, EntryKind, LogIndex, MessageBody, Snapshot, SnapshotMeta, Term};
+
+    const MAX: usize = DEFAULT_MAX_FRAME_BYTES;
+
+    fn samples() -> Vec<Wire> {
+        let message = |body| Message { from: NodeId(1), to: NodeId(2), term: Term(7), body };
+        let entry = |index: u64| Entry {
+            term: Term(7),
+            index: LogIndex(index),
+            kind: EntryKind::Command,
+            data: vec![index as u8; index as usize * 10],
+        };
+        vec![
+            Wire::Hello { from: NodeId(1) },
+            Wire::Hello { from: NodeId(u64::MAX) },
+            Wire::Frame(Frame::Raft(message(MessageBody::VoteRequest {
+                pre_vote: true,
+                last_log_index: LogIndex(300),
+                last_log_term: Term(6),
+            }))),
+            Wire::Frame(Frame::Raft(message(MessageBody::AppendRequest {
+                prev_log_index: LogIndex(3),
+                prev_log_term: Term(6),
+                entries: vec![entry(4), entry(5)],
+                leader_commit: LogIndex(3),
+                read_round: 12,
+            }))),
+            Wire::Frame(Frame::Raft(message(MessageBody::AppendResponse {
+                response: AppendResponse::Rejected {
+                    rejected_prev_index: LogIndex(9),
+                    conflict_index: LogIndex(2),
+                    conflict_term: None,
+                },
+                read_round: 12,
+            }))),
+            Wire::Frame(Frame::Raft(message(MessageBody::SnapshotRequest {
+                snapshot: Snapshot { meta: SnapshotMeta { index: LogIndex(10), term: Term(3) }, data: vec![9; 1000].into() },
+            }))),
+            Wire::Frame(Frame::Forward { request_id: 0, payload: Vec::new() }),
+            Wire::Frame(Frame::Forward { request_id: 300, payload: b"*1\r\n$4\r\nPING\r\n".to_vec() }),
+            Wire::Frame(Frame::ForwardReply { request_id: u64::MAX, payload: vec![0xff; 500] }),
+        ]
+    }
+
+    fn encoded(wire: &Wire) -> Vec<u8> {
+        let mut out = Vec::new();
+        let used = encode(wire, MAX, &mut out).unwrap();
+        assert_eq!(used, out.len());
+        out
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        for wire in samples() {
+            let bytes = encoded(&wire);
+            assert_eq!(bytes[LENGTH_BYTES], VERSION);
+            assert_eq!(u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize, bytes.len() - LENGTH_BYTES);
+            assert_eq!(decode(&bytes, MAX), Ok(Some((wire.clone(), bytes.len()))));
+        }
+    }
+
+    #[test]
+    fn frames_in_a_row_decode_one_at_a_time() {
+        let mut stream = Vec::new();
+        for wire in samples() {
+            encode(&wire, MAX, &mut stream).unwrap();
+        }
+        let mut rest = &stream[..];
+        for wire in samples() {
+            let (decoded, used) = decode(rest, MAX).unwrap().unwrap();
+            assert_eq!(decoded, wire);
+            rest = &rest[used..];
+        }
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn every_truncation_needs_more() {
+        for wire in samples() {
+            let bytes = encoded(&wire);
+            for cut in 0..bytes.len() {
+                assert_eq!(decode(&bytes[..cut], MAX), Ok(None), "{wire:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn oversize_length_is_rejected_from_the_prefix_alone() {
+        // Only the four length bytes: nothing has been buffered, and the answer is already no.
+        for length in [1025u32, u32::MAX] {
+            assert_eq!(decode(&length.to_le_bytes(), 1024), Err(FrameError::TooLarge { length: length as usize, max: 1024 }));
+        }
+        let mut at_limit = 1024u32.to_le_bytes().to_vec();
+        at_limit.extend_from_slice(&[VERSION, KIND_FORWARD, 0]);
+        assert_eq!(decode(&at_limit, 1024), Ok(None));
+    }
+
+    #[test]
+    fn oversize_frames_are_not_encoded() {
+        let wire = Wire::Frame(Frame::Forward { request_id: 1, payload: vec![0; 100] });
+        let mut out = vec![42];
+        assert_eq!(encode(&wire, 50, &mut out), Err(FrameError::TooLarge { length: 103, max: 50 }));
+        assert_eq!(out, vec![42], "nothing appended");
+        assert_eq!(encode(&wire, 103, &mut out), Ok(107));
+    }
+
+    #[test]
+    fn bad_version_kind_and_length_are_rejected() {
+        let mut bytes = encoded(&Wire::Hello { from: NodeId(3) });
+        bytes[LENGTH_BYTES] = 2;
+        assert_eq!(decode(&bytes, MAX), Err(FrameError::BadVersion(2)));
+        // Rejected as soon as the byte is there, without waiting for the rest of the frame.
+        assert_eq!(decode(&bytes[..LENGTH_BYTES + 1], MAX), Err(FrameError::BadVersion(2)));
+
+        for kind in [0, 5, 0xff] {
+            let mut bytes = encoded(&Wire::Hello { from: NodeId(3) });
+            bytes[LENGTH_BYTES + 1] = kind;
+            assert_eq!(decode(&bytes, MAX), Err(FrameError::UnknownKind(kind)));
+        }
+        for length in [0u32, 1] {
+            assert_eq!(decode(&length.to_le_bytes(), MAX), Err(FrameError::TooShort(length as usize)));
+        }
+    }
+
+    #[test]
+    fn malformed_payloads_are_errors() {
+        // A Hello with a byte after its id, one whose varint never ends, a Raft frame of garbage.
+        let cases: [&[u8]; 4] = [
+            &[4, 0, 0, 0, VERSION, KIND_HELLO, 1, 9],
+            &[3, 0, 0, 0, VERSION, KIND_HELLO, 0x80],
+            &[12, 0, 0, 0, VERSION, KIND_HELLO, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+            &[5, 0, 0, 0, VERSION, KIND_RAFT, 1, 2, 3],
+        ];
+        for bytes in cases {
+            assert!(matches!(decode(bytes, MAX), Err(FrameError::BadPayload { .. })), "{bytes:?}");
+        }
+        // Forward needs at least its request id.
+        assert!(matches!(decode(&[2, 0, 0, 0, VERSION, KIND_FORWARD], MAX), Err(FrameError::BadPayload { .. })));
+    }
+
+    /// xorshift64*: a fixed seed makes any failure reproducible.
+    struct Prng(u64);
+
+    impl Prng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn check_outcome(input: &[u8], max: usize) {
+        // "Need more" and errors are both fine; a frame must lie within the input.
+        if let Ok(Some((_, used))) = decode(input, max) {
+            assert!(used <= input.len() && used >= LENGTH_BYTES + HEADER_BYTES);
+        }
+    }
+
+    #[test]
+    fn random_garbage_never_panics() {
+        let mut rng = Prng(0x5eed_1234_abcd_0001);
+        for _ in 0..20_000 {
+            let len = rng.below(64) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            // Half the time, a plausible header so the payload decoders see garbage too.
+            if len >= 6 && rng.below(2) == 0 {
+                bytes[..4].copy_from_slice(&((len - 4) as u32).to_le_bytes());
+                bytes[4] = VERSION;
+                bytes[5] = 1 + rng.below(4) as u8;
+            }
+            check_outcome(&bytes, 1 + rng.below(128) as usize);
+            check_outcome(&bytes, MAX);
+        }
+    }
+
+    #[test]
+    fn corrupted_frames_never_panic() {
+        let mut rng = Prng(42);
+        for wire in samples() {
+            let bytes = encoded(&wire);
+            for _ in 0..500 {
+                let mut corrupt = bytes.clone();
+                for _ in 0..1 + rng.below(4) {
+                    let at = rng.below(corrupt.len() as u64) as usize;
+                    corrupt[at] = rng.next() as u8;
+                }
+                check_outcome(&corrupt, MAX);
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The inbound side: accept connections on the listen address and read frames from them.
+//!
+//! Every accepted connection gets its own reader task. Its first frame must be a Hello from a
+//! known peer; after that every frame is handed to the `inbound` channel tagged with that peer.
+//! Anything wrong (bad frame, wrong first frame, I/O error, a frame cut off by EOF) closes that one
+//! connection with a warning naming the remote address and the reason; the node carries on, and
+//! the peer's outbound task reconnects. Readers await the channel when it is full: that pushes
+//! back on one peer's connection only, never on other peers or on the Raft loop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft::NodeId;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{timeout_at, Instant};
+use tracing::{debug, warn};
+
+use crate::error::FrameError;
+use crate::frame::{self, Frame, Wire};
+use crate::stats::{bump, Counters, PeerCounters};
+
+/// One frame received from a peer. `from` is the id the connection's Hello named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inbound {
+    pub from: NodeId,
+    pub frame: Frame,
+}
+
+/// A connection that has not identified itself by then is closed, so idle sockets can't pile up.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A cluster has a handful of peers; more open connections than this is a misbehaving client.
+const MAX_CONNECTIONS: usize = 1024;
+const READ_CHUNK: usize = 64 * 1024;
+/// A read buffer grown by a large frame is shrunk back once the frame has been consumed.
+const KEEP_BUFFER_BYTES: usize = 1024 * 1024;
+
+pub(crate) struct KnownPeer {
+    pub counters: Arc<PeerCounters>,
+    /// Bumped by each accepted Hello from this peer. The peer keeps one outbound connection, so a
+    /// new one means the old is dead (perhaps half-open behind a proxy): its reader exits.
+    pub generation: watch::Sender<u64>,
+}
+
+pub(crate) struct Shared {
+    pub me: NodeId,
+    pub max_frame_bytes: usize,
+    pub peers: BTreeMap<NodeId, KnownPeer>,
+    pub counters: Arc<Counters>,
+    pub inbound: mpsc::Sender<Inbound>,
+}
+
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut readers = JoinSet::new();
+    loop {
+        tokio::select! {
+            // A value or an error (the Transport was dropped): either way, stop.
+            _ = shutdown.changed() => break,
+            Some(_) = readers.join_next(), if !readers.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    bump(&shared.counters.inbound_accepted);
+                    if readers.len() >= MAX_CONNECTIONS {
+                        bump(&shared.counters.inbound_rejected);
+                        warn!(peer = %addr, "refusing peer connection: {MAX_CONNECTIONS} already open");
+                        continue;
+                    }
+                    readers.spawn(serve(stream, addr, shared.clone()));
+                }
+                Err(error) => {
+                    // Typically out of file descriptors: pause rather than spin.
+                    warn!("accepting a peer connection failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    readers.shutdown().await;
+}
+
+/// Why a connection was closed by us.
+#[derive(Debug, thiserror::Error)]
+enum Close {
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("read failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("connection closed in the middle of a frame ({0} bytes buffered)")]
+    Truncated(usize),
+    #[error("no Hello within {HELLO_TIMEOUT:?}")]
+    HelloTimeout,
+    #[error("first frame is not a Hello")]
+    NotHello,
+    #[error("Hello from {0}, which is not a peer")]
+    UnknownPeer(NodeId),
+    #[error("a second Hello")]
+    SecondHello,
+    #[error("Raft message {0} does not match the connection's peer {1} and this node {2}")]
+    Misaddressed(Box<raft::Message>, NodeId, NodeId),
+}
+
+impl Close {
+    fn is_rejection(&self) -> bool {
+        matches!(self, Close::HelloTimeout | Close::NotHello | Close::UnknownPeer(_))
+    }
+}
+
+/// How a connection ended without fault on its side.
+enum End {
+    Eof,
+    Superseded,
+    ReceiverGone,
+}
+
+async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
+    let mut connection = Connection { shared: &shared, from: None, generation: None };
+    match connection.read_frames(stream).await {
+        Ok(End::Eof) => debug!(peer = %addr, from = ?connection.from, "peer closed its connection"),
+        Ok(End::Superseded) => debug!(peer = %addr, from = ?connection.from, "peer connection replaced by a newer one"),
+        Ok(End::ReceiverGone) => debug!(peer = %addr, "inbound channel closed; dropping peer connection"),
+        Err(reason) => {
+            bump(if reason.is_rejection() { &shared.counters.inbound_rejected } else { &shared.counters.inbound_errors });
+            warn!(peer = %addr, from = ?connection.from, "closing peer connection: {reason}");
+        }
+    }
+}
+
+struct Connection<'a> {
+    shared: &'a Shared,
+    from: Option<NodeId>,
+    /// This connection's generation, and a watch on the peer's latest one.
+    generation: Option<(u64, watch::Receiver<u64>)>,
+}
+
+impl Connection<'_> {
+    async fn read_frames(&mut self, mut stream: TcpStream) -> Result<End, Close> {
+        let hello_deadline = Instant::now() + HELLO_TIMEOUT;
+        let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        loop {
+            // Deliver every whole frame buffered, then keep the partial one for the next read.
+            let mut start = 0;
+            while let Some((wire, used)) = frame::decode(&buffer[start..], self.shared.max_frame_bytes)? {
+                start += used;
+                if let Some(end) = self.handle(wire).await? {
+                    return Ok(end);
+                }
+            }
+            buffer.drain(..start);
+            if buffer.capacity() > KEEP_BUFFER_BYTES && buffer.len() < READ_CHUNK {
+                buffer.shrink_to(READ_CHUNK);
+            }
+            // Grows in chunks as bytes arrive, never by what a length prefix claims.
+            buffer.reserve(READ_CHUNK);
+
+            let read = match &mut self.generation {
+                None => match timeout_at(hello_deadline, stream.read_buf(&mut buffer)).await {
+                    Ok(read) => read,
+                    Err(_) => return Err(Close::HelloTimeout),
+                },
+                Some((mine, latest)) => {
+                    let mine = *mine;
+                    tokio::select! {
+                        read = stream.read_buf(&mut buffer) => read,
+                        _ = latest.wait_for(|&latest| latest != mine) => return Ok(End::Superseded),
+                    }
+                }
+            };
+            if read? == 0 {
+                return if buffer.is_empty() { Ok(End::Eof) } else { Err(Close::Truncated(buffer.len())) };
+            }
+        }
+    }
+
+    /// Acts on one frame; `Some` ends the connection quietly.
+    async fn handle(&mut self, wire: Wire) -> Result<Option<End>, Close> {
+        let frame = match (wire, self.from) {
+            (Wire::Hello { from }, None) => {
+                self.hello(from)?;
+                return Ok(None);
+            }
+            (Wire::Hello { .. }, Some(_)) => return Err(Close::SecondHello),
+            (Wire::Frame(_), None) => return Err(Close::NotHello),
+            (Wire::Frame(frame), Some(_)) => frame,
+        };
+        let (from, me) = (self.from.expect("checked above"), self.shared.me);
+        if let Frame::Raft(message) = &frame {
+            // A mismatch means the --peers maps disagree (an address dials the wrong node):
+            // refuse loudly rather than feed Raft messages it would misattribute.
+            if message.from != from || message.to != me {
+                return Err(Close::Misaddressed(Box::new(message.clone()), from, me));
+            }
+        }
+        bump(&self.shared.peers[&from].counters.frames_received);
+        match self.shared.inbound.send(Inbound { from, frame }).await {
+            Ok(()) => Ok(None),
+            Err(_) => Ok(Some(End::ReceiverGone)),
+        }
+    }
+
+    fn hello(&mut self, from: NodeId) -> Result<(), Close> {
+        let peer = self.shared.peers.get(&from).ok_or(Close::UnknownPeer(from))?;
+        let mut mine = 0;
+        peer.generation.send_modify(|generation| {
+            *generation += 1;
+            mine = *generation;
+        });
+        self.generation = Some((mine, peer.generation.subscribe()));
+        self.from = Some(from);
+        bump(&peer.counters.inbound_connections);
+        debug!(from = %from, "accepted peer connection");
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! # transport: raftkv's TCP transport between nodes
+//!
+//! Carries Raft messages and forwarded client commands between the nodes of a cluster, over
+//! plain TCP, as length-prefixed frames (layout in [`frame`]).
+//!
+//! ## Connection model
+//!
+//! Each node keeps **one outbound connection per peer** and only ever *writes* to it; it only
+//! ever *reads* from the **inbound** connections peers opened to its listen address. So a pair
+//! of nodes is joined by two connections, one per direction, and a message from X always
+//! arrives on X's outbound connection to us:
+//!
+//! ```text
+//!            node 1's outbound (dials 2's --peers address)
+//!   node 1 ───────────────────────────────────────────────▶ node 2 (--listen-peer)
+//!   node 1 ◀─────────────────────────────────────────────── node 2
+//!   (--listen-peer)  node 2's outbound (dials 1's --peers address)
+//! ```
+//!
+//! Why one per direction: `--peers` gives each address *as this node dials it*, possibly through
+//! a proxy that fault tests use to cut links, so a node may only reach a peer by dialing; with
+//! one connection per direction there is no "who dials whom" tie-break, no duplicate connections
+//! to reconcile, and cutting one proxied link cuts exactly one direction of traffic. Every
+//! connection opens with a Hello naming the dialer, so the receiver knows which peer it is.
+//!
+//! Sending never blocks: [`Transport::send`] puts the frame in the peer's bounded queue or, if
+//! it is full, drops it (Raft retransmits; drops are counted in [`Stats`]). A task per peer
+//! connects, writes, and on any failure reconnects with exponential backoff (50 ms doubling to
+//! 1 s, reset once connected). Nothing a peer sends can panic a node or stall it: a bad frame
+//! closes that one connection, with a `tracing` warning naming the remote address and the reason.
+//!
+//! Dropping the last [`Transport`] handle, or calling [`Transport::shutdown`], stops every task
+//! and closes the listener and all connections.
+
+pub mod error;
+pub mod frame;
+mod inbound;
+mod outbound;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use raft::NodeId;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::trace;
+
+pub use error::{FrameError, TransportError};
+pub use frame::{Frame, DEFAULT_MAX_FRAME_BYTES};
+pub use inbound::Inbound;
+pub use stats::{PeerStats, Stats};
+
+use stats::{bump, Counters, PeerCounters};
+
+/// The default bound on each peer's send queue, in frames.
+pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id; it goes in the Hello of every connection it opens.
+    pub me: NodeId,
+    /// Where to accept peer connections (`--listen-peer`), as `host:port`.
+    pub listen: String,
+    /// Every peer's address as this node dials it (`--peers`). An entry for `me` is allowed (the
+    /// flag lists the whole cluster) and ignored.
+    pub peers: BTreeMap<NodeId, String>,
+    /// The bound of each peer's send queue, in frames.
+    pub queue_frames: usize,
+    /// The largest frame accepted or sent: the value of the length prefix, i.e. all bytes after it.
+    pub max_frame_bytes: usize,
+    /// How long one connection attempt (TCP connect and Hello) may take.
+    pub connect_timeout: Duration,
+    /// How long one batch write may stall before the connection is given up as dead.
+    pub write_timeout: Duration,
+}
+
+impl Config {
+    /// A config with default limits: 1024-frame queues, 64 MiB frames, 1 s connects, 5 s writes.
+    pub fn new(me: NodeId, listen: impl Into<String>, peers: BTreeMap<NodeId, String>) -> Config {
+        Config {
+            me,
+            listen: listen.into(),
+            peers,
+            queue_frames: DEFAULT_QUEUE_FRAMES,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            connect_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn validate(&self) -> Result<(), TransportError> {
+        let invalid = |reason: String| Err(TransportError::Config(reason));
+        if self.me.0 == 0 {
+            return invalid("node ids start at 1".into());
+        }
+        if let Some(peer) = self.peers.keys().find(|peer| peer.0 == 0) {
+            return invalid(format!("peer id {} is not >= 1", peer.0));
+        }
+        if self.queue_frames == 0 {
+            return invalid("queue_frames must be at least 1".into());
+        }
+        // Room for a Hello and a small message; the length prefix is a u32.
+        if !(64..=u32::MAX as usize).contains(&self.max_frame_bytes) {
+            return invalid(format!("max_frame_bytes {} is not in 64..={}", self.max_frame_bytes, u32::MAX));
+        }
+        if self.connect_timeout.is_zero() || self.write_timeout.is_zero() {
+            return invalid("timeouts must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// A handle on a running transport; cheap to clone. The tasks stop when the last handle is dropped.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    me: NodeId,
+    local_addr: SocketAddr,
+    peers: BTreeMap<NodeId, Peer>,
+    counters: Arc<Counters>,
+    /// Every task watches this; `shutdown` sends on it, and dropping it (with the last handle)
+    /// wakes them all the same way. The tasks hold no reference to `Inner`, so that drop happens.
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct Peer {
+    queue: mpsc::Sender<Frame>,
+    counters: Arc<PeerCounters>,
+}
+
+impl Transport {
+    /// Binds `config.listen` (an error if it cannot), then starts as [`Transport::start_with_listener`].
+    pub async fn start(config: Config, inbound: mpsc::Sender<Inbound>) -> Result<Transport, TransportError> {
+        config.validate()?;
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| TransportError::Bind { addr: config.listen.clone(), source })?;
+        Transport::start_with_listener(config, listener, inbound).await
+    }
+
+    /// Starts on a listener bound by the caller (`config.listen` is then ignored): spawns the
+    /// accept task and one outbound task per peer. Every frame received goes to `inbound`.
+    /// Must be called within a tokio runtime.
+    pub async fn start_with_listener(
+        config: Config,
+        listener: TcpListener,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> Result<Transport, TransportError> {
+        config.validate()?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| TransportError::Bind { addr: config.listen.clone(), source })?;
+        let (shutdown, _) = watch::channel(false);
+        let counters = Arc::new(Counters::default());
+        let settings = outbound::Settings {
+            me: config.me,
+            max_frame_bytes: config.max_frame_bytes,
+            connect_timeout: config.connect_timeout,
+            write_timeout: config.write_timeout,
+        };
+        let mut tasks = Vec::new();
+        let mut peers = BTreeMap::new();
+        let mut known = BTreeMap::new();
+        for (&id, addr) in config.peers.iter().filter(|(&id, _)| id != config.me) {
+            let peer_counters = Arc::new(PeerCounters::default());
+            let (queue, task) = outbound::spawn(
+                id,
+                addr.clone(),
+                config.queue_frames,
+                settings.clone(),
+                peer_counters.clone(),
+                shutdown.subscribe(),
+            );
+            tasks.push(task);
+            peers.insert(id, Peer { queue, counters: peer_counters.clone() });
+            known.insert(id, inbound::KnownPeer { counters: peer_counters, generation: watch::channel(0).0 });
+        }
+        let shared = inbound::Shared {
+            me: config.me,
+            max_frame_bytes: config.max_frame_bytes,
+            peers: known,
+            counters: counters.clone(),
+            inbound,
+        };
+        tasks.push(tokio::spawn(inbound::accept_loop(listener, Arc::new(shared), shutdown.subscribe())));
+        tracing::info!(me = %config.me, listen = %local_addr, peers = peers.len(), "peer transport started");
+        Ok(Transport {
+            inner: Arc::new(Inner { me: config.me, local_addr, peers, counters, shutdown, tasks: Mutex::new(tasks) }),
+        })
+    }
+
+    /// Queues `frame` for peer `to` and returns at once: it never blocks and never waits on the
+    /// network. The frame is dropped (and counted) if the queue is full, if `to` is not a peer,
+    /// or if the transport was shut down.
+    pub fn send(&self, to: NodeId, frame: Frame) {
+        let Some(peer) = self.inner.peers.get(&to) else {
+            bump(&self.inner.counters.unknown_destination);
+            trace!(to = %to, "dropping a frame for a node that is not a peer");
+            return;
+        };
+        match peer.queue.try_send(frame) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                bump(&peer.counters.dropped_full);
+                trace!(to = %to, "send queue full; dropping a frame");
+            }
+            Err(TrySendError::Closed(_)) => bump(&peer.counters.dropped_unsent),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let counter = |value: &std::sync::atomic::AtomicU64| value.load(std::sync::atomic::Ordering::Relaxed);
+        let counters = &self.inner.counters;
+        Stats {
+            peers: (self.inner.peers.iter())
+                .map(|(&id, peer)| {
+                    let queued = peer.queue.max_capacity() - peer.queue.capacity();
+                    (id, peer.counters.snapshot(queued))
+                })
+                .collect(),
+            unknown_destination: counter(&counters.unknown_destination),
+            inbound_accepted: counter(&counters.inbound_accepted),
+            inbound_rejected: counter(&counters.inbound_rejected),
+            inbound_errors: counter(&counters.inbound_errors),
+        }
+    }
+
+    /// The address the listener is bound to (useful when it was given port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.inner.me
+    }
+
+    /// The peers this transport sends to (every configured node but itself).
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.inner.peers.keys().copied()
+    }
+
+    /// Stops every task, for all handles, and returns once they have finished: the listener is
+    /// closed and every connection dropped. Later `send`s are dropped. Dropping the last handle
+    /// stops the tasks too, but without waiting.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        for task in tasks {
+            // A task that panicked has stopped all the same.
+            let _ = task.await;
+        }
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("me", &self.inner.me)
+            .field("local_addr", &self.inner.local_addr)
+            .field("peers", &self.inner.peers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
