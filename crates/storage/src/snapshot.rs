@@ -4,12 +4,14 @@
 //! offset  size  field
 //!      0     8  magic "RKVSNAP\0"
 //!      8     4  version, u32 LE (1)
-//!     12     8  index, u64 LE          the last log index the snapshot covers
-//!     20     8  term, u64 LE           the term of that entry
-//!     28     8  data length, u64 LE
-//!     36     4  crc32c of the data, u32 LE
-//!     40     4  crc32c of bytes 0..40, u32 LE   (so a flipped index or length is caught too)
-//!     44     -  data
+//!     12     8  sequence number, u64 LE   1 for the first snapshot saved, then 2, ...; the log's
+//!                                         snapshot markers name it
+//!     20     8  index, u64 LE          the last log index the snapshot covers
+//!     28     8  term, u64 LE           the term of that entry
+//!     36     8  data length, u64 LE
+//!     44     4  crc32c of the data, u32 LE
+//!     48     4  crc32c of bytes 0..48, u32 LE   (so a flipped index or length is caught too)
+//!     52     -  data
 //! ```
 //!
 //! Written to `snapshot.tmp`, fsync'd, renamed over `snapshot.bin`, and the directory fsync'd: at
@@ -28,29 +30,31 @@ pub(crate) const TMP: &str = "snapshot.tmp";
 
 const MAGIC: [u8; 8] = *b"RKVSNAP\0";
 const VERSION: u32 = 1;
-const HEADER_LEN: usize = 44;
+const HEADER_LEN: usize = 52;
+const HEADER_CRC_AT: usize = 48;
 
-fn header(snapshot: &Snapshot) -> [u8; HEADER_LEN] {
+fn header(seq: u64, snapshot: &Snapshot) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[0..8].copy_from_slice(&MAGIC);
     header[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    header[12..20].copy_from_slice(&snapshot.meta.index.0.to_le_bytes());
-    header[20..28].copy_from_slice(&snapshot.meta.term.0.to_le_bytes());
-    header[28..36].copy_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
-    header[36..40].copy_from_slice(&kv::crc32c::crc32c(&snapshot.data).to_le_bytes());
-    let header_crc = kv::crc32c::crc32c(&header[0..40]);
-    header[40..44].copy_from_slice(&header_crc.to_le_bytes());
+    header[12..20].copy_from_slice(&seq.to_le_bytes());
+    header[20..28].copy_from_slice(&snapshot.meta.index.0.to_le_bytes());
+    header[28..36].copy_from_slice(&snapshot.meta.term.0.to_le_bytes());
+    header[36..44].copy_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+    header[44..48].copy_from_slice(&kv::crc32c::crc32c(&snapshot.data).to_le_bytes());
+    let header_crc = kv::crc32c::crc32c(&header[..HEADER_CRC_AT]);
+    header[HEADER_CRC_AT..].copy_from_slice(&header_crc.to_le_bytes());
     header
 }
 
-/// Makes `snapshot` the durable `snapshot.bin` of `dir`.
-pub(crate) fn write<D: Disk>(disk: &D, dir: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
+/// Makes `snapshot`, numbered `seq`, the durable `snapshot.bin` of `dir`.
+pub(crate) fn write<D: Disk>(disk: &D, dir: &Path, seq: u64, snapshot: &Snapshot) -> Result<(), StorageError> {
     let tmp = dir.join(TMP);
     let path = dir.join(FILE);
     let mut file = disk.open(&tmp, true).map_err(io_error("create", &tmp))?;
     // A leftover from a failed attempt would otherwise prefix the new contents.
     file.truncate(0).map_err(io_error("truncate", &tmp))?;
-    file.append(&header(snapshot)).map_err(io_error("write", &tmp))?;
+    file.append(&header(seq, snapshot)).map_err(io_error("write", &tmp))?;
     file.append(&snapshot.data).map_err(io_error("write", &tmp))?;
     // The data must be on disk before the rename can be: otherwise a crash could leave a durable
     // name pointing at unwritten bytes.
@@ -60,8 +64,8 @@ pub(crate) fn write<D: Disk>(disk: &D, dir: &Path, snapshot: &Snapshot) -> Resul
     disk.sync_dir(dir).map_err(io_error("fsync directory", dir))
 }
 
-/// Reads and verifies `snapshot.bin`, if there is one.
-pub(crate) fn read<D: Disk>(disk: &D, dir: &Path) -> Result<Option<Snapshot>, StorageError> {
+/// Reads and verifies `snapshot.bin`, if there is one: its sequence number and the snapshot.
+pub(crate) fn read<D: Disk>(disk: &D, dir: &Path) -> Result<Option<(u64, Snapshot)>, StorageError> {
     let path = dir.join(FILE);
     if !disk.exists(&path).map_err(io_error("stat", &path))? {
         return Ok(None);
@@ -71,7 +75,7 @@ pub(crate) fn read<D: Disk>(disk: &D, dir: &Path) -> Result<Option<Snapshot>, St
     decode(&bytes).map(Some).map_err(|(offset, reason)| StorageError::Corrupt { file: path.clone(), offset, reason })
 }
 
-fn decode(bytes: &[u8]) -> Result<Snapshot, (u64, String)> {
+fn decode(bytes: &[u8]) -> Result<(u64, Snapshot), (u64, String)> {
     let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
     if bytes.len() < HEADER_LEN {
@@ -80,26 +84,25 @@ fn decode(bytes: &[u8]) -> Result<Snapshot, (u64, String)> {
     if bytes[0..8] != MAGIC {
         return Err((0, "bad magic: not a snapshot file".into()));
     }
-    let header_crc = kv::crc32c::crc32c(&bytes[0..40]);
-    if header_crc != u32_at(40) {
-        return Err((40, format!("header checksum mismatch (stored {:08x}, computed {header_crc:08x})", u32_at(40))));
+    let (stored, computed) = (u32_at(HEADER_CRC_AT), kv::crc32c::crc32c(&bytes[..HEADER_CRC_AT]));
+    if stored != computed {
+        let reason = format!("header checksum mismatch (stored {stored:08x}, computed {computed:08x})");
+        return Err((HEADER_CRC_AT as u64, reason));
     }
     if u32_at(8) != VERSION {
         return Err((8, format!("unsupported version {}", u32_at(8))));
     }
     let data = &bytes[HEADER_LEN..];
-    if u64_at(28) != data.len() as u64 {
-        return Err((28, format!("header says {} data bytes, the file holds {}", u64_at(28), data.len())));
+    if u64_at(36) != data.len() as u64 {
+        return Err((36, format!("header says {} data bytes, the file holds {}", u64_at(36), data.len())));
     }
-    let data_crc = kv::crc32c::crc32c(data);
-    if data_crc != u32_at(36) {
-        return Err((
-            HEADER_LEN as u64,
-            format!("data checksum mismatch (stored {:08x}, computed {data_crc:08x})", u32_at(36)),
-        ));
+    let (stored, computed) = (u32_at(44), kv::crc32c::crc32c(data));
+    if stored != computed {
+        let reason = format!("data checksum mismatch (stored {stored:08x}, computed {computed:08x})");
+        return Err((HEADER_LEN as u64, reason));
     }
-    let meta = SnapshotMeta { index: LogIndex(u64_at(12)), term: Term(u64_at(20)) };
-    Ok(Snapshot { meta, data: data.into() })
+    let meta = SnapshotMeta { index: LogIndex(u64_at(20)), term: Term(u64_at(28)) };
+    Ok((u64_at(12), Snapshot { meta, data: data.into() }))
 }
 
 pub(crate) fn tmp_path(dir: &Path) -> PathBuf {

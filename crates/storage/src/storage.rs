@@ -8,6 +8,7 @@ use raft::{Entry, HardState, LogIndex, Persist, SnapshotMeta, Term};
 
 use crate::disk::{Disk, DiskFile};
 use crate::error::{io_error, StorageError};
+use crate::wal::Marker;
 use crate::{snapshot, wal};
 
 pub(crate) const WAL_DIR: &str = "wal";
@@ -31,6 +32,8 @@ pub struct Storage<D: Disk> {
     pub(crate) options: Options,
     pub(crate) hard_state: HardState,
     pub(crate) shape: LogShape,
+    /// The number of the snapshot in `snapshot.bin` (0: none yet).
+    pub(crate) snapshot_seq: u64,
     /// Oldest first; the last is the one being appended to.
     pub(crate) segments: Vec<Segment>,
     pub(crate) active: D::File,
@@ -157,7 +160,7 @@ impl<D: Disk> Storage<D> {
         if roll {
             // The new segment starts with the state before this save, so that the segments before
             // it can later be deleted without losing the hard state or the snapshot boundary.
-            checkpoint(&mut buf, &self.hard_state, self.shape.meta)?;
+            checkpoint(&mut buf, &self.hard_state, Marker { seq: self.snapshot_seq, meta: self.shape.meta })?;
         }
         let start = wal::begin_record(&mut buf);
         let ops = usize::from(persist.snapshot.is_some()) * (1 + usize::from(drop_suffix))
@@ -168,7 +171,7 @@ impl<D: Disk> Storage<D> {
             if drop_suffix {
                 wal::put_truncate(&mut buf, snapshot.meta.index.next());
             }
-            wal::put_snapshot(&mut buf, snapshot.meta);
+            wal::put_snapshot(&mut buf, Marker { seq: self.snapshot_seq + 1, meta: snapshot.meta });
         }
         if !persist.entries.is_empty() {
             wal::put_entries(&mut buf, &persist.entries);
@@ -184,6 +187,7 @@ impl<D: Disk> Storage<D> {
             return result;
         }
         self.shape = shape;
+        self.snapshot_seq += u64::from(persist.snapshot.is_some());
         if let Some(hard_state) = persist.hard_state {
             self.hard_state = hard_state;
         }
@@ -199,7 +203,7 @@ impl<D: Disk> Storage<D> {
     fn write(&mut self, persist: &Persist, buf: &[u8], roll: bool) -> Result<(), StorageError> {
         if let Some(snapshot) = &persist.snapshot {
             // Before the log record: a marker must never point at a snapshot that is not on disk.
-            snapshot::write(&self.disk, &self.dir, snapshot)?;
+            snapshot::write(&self.disk, &self.dir, self.snapshot_seq + 1, snapshot)?;
         }
         if roll {
             let seq = self.segments.last().map_or(1, |segment| segment.seq + 1);
@@ -272,11 +276,11 @@ impl<D: Disk> Storage<D> {
 
 /// Appends a record holding the current hard state and snapshot boundary: the first record of
 /// every segment.
-pub(crate) fn checkpoint(buf: &mut Vec<u8>, hard_state: &HardState, meta: SnapshotMeta) -> Result<(), StorageError> {
+pub(crate) fn checkpoint(buf: &mut Vec<u8>, hard_state: &HardState, marker: Marker) -> Result<(), StorageError> {
     let start = wal::begin_record(buf);
     wal::put_op_count(buf, 2);
     wal::put_hard_state(buf, hard_state);
-    wal::put_snapshot(buf, meta);
+    wal::put_snapshot(buf, marker);
     wal::finish_record(buf, start).map_err(too_large)
 }
 

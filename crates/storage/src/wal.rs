@@ -7,7 +7,7 @@
 //! op      := 1 | first:varint | count:varint | (term:varint kind:u8 size:varint data[size]) * count
 //!          | 2 | term:varint | vote:varint (0 = none) | commit:varint
 //!          | 3 | from:varint                             drop the entries at or after `from`
-//!          | 4 | index:varint | term:varint              the snapshot now covers up to `index`
+//!          | 4 | seq:varint | index:varint | term:varint  snapshot number `seq` now covers up to `index`
 //! ```
 
 use raft::codec::{put_varint, DecodeError, Reader};
@@ -28,7 +28,16 @@ pub(crate) enum Op {
     HardState(HardState),
     TruncateFrom(LogIndex),
     /// Entries at or below `index` now live in the snapshot.
-    Snapshot(SnapshotMeta),
+    Snapshot(Marker),
+}
+
+/// Which snapshot a marker names. Snapshots are numbered from 1 in the order they are saved (0: none),
+/// and `snapshot.bin` carries its number too: two snapshots can share an index and term, never a
+/// number, so recovery can tell exactly whether the log's last marker names the file on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Marker {
+    pub seq: u64,
+    pub meta: SnapshotMeta,
 }
 
 pub(crate) fn segment_name(seq: u64) -> String {
@@ -86,10 +95,11 @@ pub(crate) fn put_truncate(out: &mut Vec<u8>, from: LogIndex) {
     put_varint(out, from.0);
 }
 
-pub(crate) fn put_snapshot(out: &mut Vec<u8>, meta: SnapshotMeta) {
+pub(crate) fn put_snapshot(out: &mut Vec<u8>, marker: Marker) {
     out.push(OP_SNAPSHOT);
-    put_varint(out, meta.index.0);
-    put_varint(out, meta.term.0);
+    put_varint(out, marker.seq);
+    put_varint(out, marker.meta.index.0);
+    put_varint(out, marker.meta.term.0);
 }
 
 /// Starts a payload of `count` ops.
@@ -112,9 +122,12 @@ pub(crate) fn decode_ops(payload: &[u8]) -> Result<Vec<Op>, String> {
             OP_ENTRIES => Op::Entries(decode_entries(&mut reader, payload.len())?),
             OP_HARD_STATE => Op::HardState(raft::codec::decode_hard_state(&mut reader).map_err(text)?),
             OP_TRUNCATE => Op::TruncateFrom(LogIndex(reader.varint().map_err(text)?)),
-            OP_SNAPSHOT => Op::Snapshot(SnapshotMeta {
-                index: LogIndex(reader.varint().map_err(text)?),
-                term: Term(reader.varint().map_err(text)?),
+            OP_SNAPSHOT => Op::Snapshot(Marker {
+                seq: reader.varint().map_err(text)?,
+                meta: SnapshotMeta {
+                    index: LogIndex(reader.varint().map_err(text)?),
+                    term: Term(reader.varint().map_err(text)?),
+                },
             }),
             kind => return Err(format!("unknown op kind {kind}")),
         };
