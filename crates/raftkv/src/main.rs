@@ -1,5 +1,7 @@
 //! `raftkv`: the command line. Flags only; the work is in the `server` and `client` crates.
 
+mod bench;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +68,28 @@ enum Command {
     Status {
         #[command(flatten)]
         endpoints: Endpoints,
+    },
+    /// Load any RESP endpoints (raftkv or Redis) and print throughput and latency percentiles.
+    Bench {
+        #[command(flatten)]
+        endpoints: Endpoints,
+        /// Concurrent clients, each with one connection and one request outstanding; client i uses
+        /// endpoint i mod the number of endpoints.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Seconds of measured load.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// set, get, append, or mixed:R (R = share of reads, e.g. mixed:0.9). Reads are preceded by
+        /// a prefill that writes every key once.
+        #[arg(long, default_value = "set")]
+        workload: bench::Workload,
+        /// Bytes per value.
+        #[arg(long, default_value_t = 16)]
+        value_size: usize,
+        /// Distinct keys, chosen uniformly.
+        #[arg(long, default_value_t = 10_000)]
+        keys: u64,
     },
 }
 
@@ -155,6 +179,15 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Status { endpoints } => status(&endpoints.endpoints),
+        Command::Bench { endpoints, clients, duration, workload, value_size, keys } => bench::run(bench::Options {
+            endpoints: endpoints.endpoints,
+            clients,
+            duration: Duration::from_secs(duration),
+            workload,
+            value_size,
+            keys,
+            timeout: Duration::from_secs(5),
+        }),
     }
 }
 
