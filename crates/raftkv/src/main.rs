@@ -118,6 +118,9 @@ struct ServerArgs {
     /// Durable state, created if missing; restart with the same directory to recover.
     #[arg(long, default_value = "raftkv-data")]
     data_dir: PathBuf,
+    /// Serve Prometheus `/metrics` and `/health` over HTTP here (off unless given).
+    #[arg(long)]
+    listen_http: Option<String>,
 }
 
 fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>> {
@@ -206,6 +209,7 @@ fn serve(args: ServerArgs) -> Result<()> {
     if let Some(listen_peer) = args.listen_peer {
         config.listen_peer = listen_peer;
     }
+    config.listen_http = args.listen_http;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
         tokio::select! {

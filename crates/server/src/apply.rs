@@ -3,14 +3,16 @@
 //! snapshot every so often so that the log stays short.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use kv::{Command, Outcome, Pending, Reply, Store};
 use raft::{Apply, EntryKind, NodeId};
 use tokio::sync::{mpsc, oneshot};
 use transport::{Frame, Transport};
 
+use crate::metrics::Metrics;
 use crate::raft_loop::LoopInput;
 use crate::request::{Answer, Request};
 
@@ -32,7 +34,7 @@ impl ReplyTo {
 
 pub enum ApplyInput {
     /// A write was proposed at `index` in `term`; answer `reply` when it is applied.
-    Register { index: u64, term: u64, tag: (u64, u64), reply: ReplyTo },
+    Register { index: u64, term: u64, tag: (u64, u64), reply: ReplyTo, proposed_at: Instant },
     Applies(Vec<Apply>),
     /// A read whose index a quorum confirmed: serve it once `index` is applied.
     Read { index: u64, request: Request, reply: ReplyTo },
@@ -42,10 +44,10 @@ pub enum ApplyInput {
 
 pub struct Applier {
     pub store: Store,
-    pub pending: Pending<ReplyTo>,
+    pub pending: Pending<(ReplyTo, Instant)>,
     pub reads: BTreeMap<u64, Vec<(Request, ReplyTo)>>,
     pub transport: Transport,
-    pub applied: Arc<AtomicU64>,
+    pub metrics: Arc<Metrics>,
     pub raft: mpsc::Sender<LoopInput>,
     /// Snapshot once this many entries were applied since the last snapshot.
     pub snapshot_every: u64,
@@ -60,15 +62,15 @@ impl Applier {
     pub async fn run(mut self, mut inputs: mpsc::UnboundedReceiver<ApplyInput>) {
         while let Some(input) = inputs.recv().await {
             match input {
-                ApplyInput::Register { index, term, tag, reply } => {
-                    let displaced = self.pending.insert(index, term, tag, reply);
+                ApplyInput::Register { index, term, tag, reply, proposed_at } => {
+                    let displaced = self.pending.insert(index, term, tag, (reply, proposed_at));
                     self.resolve(displaced);
                 }
                 ApplyInput::Applies(applies) => {
                     for apply in applies {
                         self.apply(apply);
                     }
-                    self.applied.store(self.store.applied_index(), Ordering::Relaxed);
+                    self.metrics.applied_index.store(self.store.applied_index(), Ordering::Relaxed);
                     self.serve_reads();
                     self.maybe_snapshot().await;
                 }
@@ -122,10 +124,13 @@ impl Applier {
         }
     }
 
-    fn resolve(&self, outcomes: Vec<(ReplyTo, Outcome)>) {
-        for (reply, outcome) in outcomes {
+    fn resolve(&self, outcomes: Vec<((ReplyTo, Instant), Outcome)>) {
+        for ((reply, proposed_at), outcome) in outcomes {
             let answer = match outcome {
-                Outcome::Applied(reply) => Answer::Reply(reply),
+                Outcome::Applied(reply) => {
+                    self.metrics.proposal_seconds.observe(proposed_at.elapsed());
+                    Answer::Reply(reply)
+                }
                 Outcome::Lost => lost(),
             };
             reply.send(answer, &self.transport);

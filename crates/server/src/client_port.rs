@@ -3,7 +3,7 @@
 //! order. Every wait is bounded; a malformed frame gets `-ERR Protocol error` and the connection is
 //! closed; nothing a client sends can harm the node.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,13 +13,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::apply::ReplyTo;
+use crate::metrics::Metrics;
 use crate::raft_loop::LoopInput;
 use crate::request::{to_request, Answer};
 
 pub struct ClientPort {
     pub raft: mpsc::Sender<LoopInput>,
     pub status: watch::Receiver<Status>,
-    pub applied: Arc<AtomicU64>,
+    pub metrics: Arc<Metrics>,
     pub limits: resp::Limits,
     pub request_timeout: Duration,
     pub connections: Arc<Semaphore>,
@@ -159,7 +160,7 @@ impl ClientPort {
             status.leader.map_or(0, |leader| leader.0),
             status.term.0,
             status.commit.0,
-            self.applied.load(Ordering::Relaxed),
+            self.metrics.applied_index.load(Ordering::Relaxed),
             status.last_index.0,
             status.snapshot_index.0,
         )

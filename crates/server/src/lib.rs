@@ -18,12 +18,12 @@
 
 mod apply;
 mod client_port;
+mod metrics;
 mod raft_loop;
 pub mod request;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub peers: BTreeMap<u64, String>,
     pub listen_peer: String,
     pub listen_client: String,
+    /// Where to serve `/metrics` (Prometheus text) and `/health` over HTTP; None: not at all.
+    pub listen_http: Option<String>,
     pub data_dir: PathBuf,
     pub tick: Duration,
     pub election_timeout_ticks: u32,
@@ -63,6 +65,7 @@ impl ServerConfig {
             peers,
             listen_peer,
             listen_client,
+            listen_http: None,
             data_dir,
             tick: Duration::from_millis(10),
             election_timeout_ticks: 50,
@@ -88,6 +91,8 @@ pub enum ServerError {
     Transport(#[from] transport::TransportError),
     #[error("cannot listen for clients on {address}: {source}")]
     ClientListen { address: String, source: std::io::Error },
+    #[error("cannot listen for HTTP on {address}: {source}")]
+    HttpListen { address: String, source: std::io::Error },
 }
 
 /// Runs one node until its Raft loop stops (a fatal storage error) — it does not return otherwise.
@@ -128,14 +133,19 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let (status_sender, status_receiver) = watch::channel(status);
     let (apply_sender, apply_receiver) = mpsc::unbounded_channel();
     let (raft_sender, raft_receiver) = mpsc::channel(16 * 1024);
-    let applied = Arc::new(AtomicU64::new(store.applied_index()));
+    let metrics = Arc::new(metrics::Metrics::default());
+    metrics.applied_index.store(store.applied_index(), std::sync::atomic::Ordering::Relaxed);
+    if let Some(address) = &config.listen_http {
+        let http = TcpListener::bind(address).await.map_err(|source| ServerError::HttpListen { address: address.clone(), source })?;
+        tokio::spawn(metrics::serve(http, metrics.clone()));
+    }
     let applier = Applier {
         last_snapshot: store.applied_index(),
         store,
         pending: kv::Pending::new(),
         reads: BTreeMap::new(),
         transport: transport.clone(),
-        applied: applied.clone(),
+        metrics: metrics.clone(),
         raft: raft_sender.clone(),
         snapshot_every: config.snapshot_every,
     };
@@ -143,7 +153,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let port = Arc::new(ClientPort {
         raft: raft_sender,
         status: status_receiver,
-        applied,
+        metrics: metrics.clone(),
         limits: resp::Limits::default(),
         request_timeout: config.request_timeout,
         connections: Arc::new(Semaphore::new(config.max_connections)),
@@ -164,6 +174,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         waiting_for_leader: Default::default(),
         untagged_seq: random_seed() << 32,
         last_status: status,
+        metrics,
     };
     raft_loop.run(raft_receiver, peer_receiver).await
 }

@@ -19,7 +19,11 @@ use storage::{StdDisk, Storage};
 use tokio::sync::{mpsc, watch};
 use transport::{Frame, Inbound, Transport};
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use crate::apply::{ApplyInput, ReplyTo};
+use crate::metrics::Metrics;
 use crate::request::{Answer, Request};
 use crate::ServerError;
 
@@ -51,6 +55,7 @@ pub struct RaftLoop {
     /// caller is never answered with another untagged write's result.
     pub untagged_seq: u64,
     pub last_status: Status,
+    pub metrics: Arc<Metrics>,
 }
 
 impl RaftLoop {
@@ -130,7 +135,9 @@ impl RaftLoop {
                 let tag = (command.client_id, command.seq);
                 match self.node.propose(command.encode()) {
                     Ok((index, term)) => {
-                        let _ = self.apply.send(ApplyInput::Register { index: index.0, term: term.0, tag, reply });
+                        self.metrics.proposals.fetch_add(1, Ordering::Relaxed);
+                        let register = ApplyInput::Register { index: index.0, term: term.0, tag, reply, proposed_at: Instant::now() };
+                        let _ = self.apply.send(register);
                     }
                     Err(_) => self.forward_or_wait(Request::Write(command), reply),
                 }
@@ -186,7 +193,9 @@ impl RaftLoop {
             }
             if !ready.persist.is_empty() {
                 let storage = &mut self.storage;
+                let started = Instant::now();
                 tokio::task::block_in_place(|| storage.save(&ready.persist))?;
+                self.metrics.fsync_seconds.observe(started.elapsed());
             }
             for message in ready.send_after_persist.drain(..) {
                 self.transport.send(message.to, Frame::Raft(message));
@@ -194,6 +203,9 @@ impl RaftLoop {
             let status = ready.status;
             if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
                 tracing::info!(role = %status.role, term = status.term.0, leader = ?status.leader.map(|id| id.0), "raft state changed");
+                if status.leader != self.last_status.leader {
+                    self.metrics.leader_changes.fetch_add(1, Ordering::Relaxed);
+                }
                 let _ = self.apply.send(ApplyInput::Leadership { term: status.term.0, is_leader: status.is_leader() });
             }
             self.last_status = status;
@@ -212,7 +224,14 @@ impl RaftLoop {
             }
             self.node.advance(&ready);
         }
-        self.status.send_replace(self.node.status());
+        let status = self.node.status();
+        self.status.send_replace(status);
+        let metrics = &self.metrics;
+        metrics.term.store(status.term.0, Ordering::Relaxed);
+        metrics.is_leader.store(u64::from(status.is_leader()), Ordering::Relaxed);
+        metrics.leader_id.store(status.leader.map_or(0, |leader| leader.0), Ordering::Relaxed);
+        metrics.commit_index.store(status.commit.0, Ordering::Relaxed);
+        metrics.last_log_index.store(status.last_index.0, Ordering::Relaxed);
         Ok(())
     }
 }

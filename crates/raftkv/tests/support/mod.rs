@@ -1,0 +1,611 @@
+//! A harness for process-level tests: a cluster of real `raftkv server` processes on 127.0.0.1,
+//! with (optionally) a TCP proxy on every directed peer link so that links can be cut and healed.
+//!
+//! ```text
+//!   node i ──dials──▶ proxy(i→j) ──▶ node j's --listen-peer
+//! ```
+//! Node i's `--peers` lists every other node j at the address of proxy(i→j), and i's own entry at
+//! its real peer port (which is also its `--listen-peer`). Cutting proxy(i→j) therefore cuts
+//! exactly the traffic i sends to j (the transport uses one connection per direction).
+//!
+//! Every wait is bounded. Children are killed (SIGKILL, after a SIGCONT for paused ones) when the
+//! [`Cluster`] is dropped; if the thread is panicking at that point, the tail of every node's log
+//! is printed and the logs are kept on disk, otherwise the cluster's directory is removed.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The `raftkv` binary built for these tests.
+pub const RAFTKV: &str = env!("CARGO_BIN_EXE_raftkv");
+
+/// The workspace's target directory (the parent of cargo's per-test temporary directory).
+pub fn target_dir() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().map(Path::to_path_buf).unwrap_or_else(|| tmp.to_path_buf())
+}
+
+/// A port that was free a moment ago (bind port 0, read it, release it).
+pub fn free_port() -> u16 {
+    let listener = StdListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A TCP proxy for one directed peer link. `cut` closes every connection it carries and makes it
+/// close new ones at once; `heal` lets new connections through again.
+pub struct Proxy {
+    pub listen: SocketAddr,
+    pub target: SocketAddr,
+    cut: watch::Sender<bool>,
+}
+
+impl Proxy {
+    fn start(runtime: &tokio::runtime::Runtime, target: SocketAddr) -> Proxy {
+        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).expect("binding a proxy port");
+        let listen = listener.local_addr().expect("proxy address");
+        let (cut, cut_watch) = watch::channel(false);
+        runtime.spawn(serve_proxy(listener, target, cut_watch));
+        Proxy { listen, target, cut }
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn heal(&self) {
+        self.cut.send_replace(false);
+    }
+
+    pub fn is_cut(&self) -> bool {
+        *self.cut.borrow()
+    }
+}
+
+async fn serve_proxy(listener: TcpListener, target: SocketAddr, cut: watch::Receiver<bool>) {
+    loop {
+        let Ok((inbound, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        if *cut.borrow() {
+            drop(inbound); // refused: closed at once
+            continue;
+        }
+        let mut cut = cut.clone();
+        tokio::spawn(async move {
+            let mut inbound = inbound;
+            let forward = async {
+                let connect = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(target)).await;
+                let Ok(Ok(mut outbound)) = connect else { return };
+                let _ = outbound.set_nodelay(true);
+                let _ = inbound.set_nodelay(true);
+                let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
+            };
+            tokio::select! {
+                () = forward => {}
+                _ = cut.wait_for(|cut| *cut) => {}
+            }
+            // Dropping both streams closes both sides.
+        });
+    }
+}
+
+/// One node: its addresses, flags, data directory, log and process.
+pub struct Node {
+    pub id: u64,
+    pub client_addr: String,
+    pub peer_addr: String,
+    pub peers_flag: String,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub child: Option<Child>,
+    pub paused: bool,
+    pub starts: u32,
+}
+
+impl Node {
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node {} is already running", self.id);
+        self.starts += 1;
+        let mut log = OpenOptions::new().create(true).append(true).open(&self.log_path).expect("opening a node log");
+        let _ = writeln!(log, "===== harness: start #{} of node {} =====", self.starts, self.id);
+        let child = Command::new(RAFTKV)
+            .arg("server")
+            .args(["--id", &self.id.to_string()])
+            .args(["--peers", &self.peers_flag])
+            .args(["--listen-peer", &self.peer_addr])
+            .args(["--listen-client", &self.client_addr])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("RUST_LOG", std::env::var("RAFTKV_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("cloning a log handle")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting node {} ({RAFTKV}): {error}", self.id));
+        self.child = Some(child);
+        self.paused = false;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL works on a stopped process too
+            let _ = child.wait();
+        }
+        self.paused = false;
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .unwrap_or_else(|error| panic!("running kill {signal}: {error}"));
+            assert!(status.success(), "kill {signal} {} failed: {status}", child.id());
+        }
+    }
+
+    /// The process exited on its own (a crash): Some(status).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|child| child.try_wait().ok().flatten())
+    }
+}
+
+static CLUSTER_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub struct Cluster {
+    pub name: String,
+    pub dir: PathBuf,
+    pub nodes: Vec<Node>,
+    /// (from, to) → the proxy node `from` dials to reach `to`. Empty without proxies.
+    pub proxies: BTreeMap<(u64, u64), Proxy>,
+    runtime: Option<tokio::runtime::Runtime>,
+    /// Keep the directory (logs) even on success.
+    pub keep: bool,
+}
+
+impl Cluster {
+    /// Starts `n` nodes, each dialing every other through a proxy.
+    pub fn start(name: &str, n: u64) -> Cluster {
+        Cluster::build(name, n, true)
+    }
+
+    /// Starts `n` nodes that dial each other directly (no faults on links possible).
+    pub fn start_without_proxies(name: &str, n: u64) -> Cluster {
+        Cluster::build(name, n, false)
+    }
+
+    fn build(name: &str, n: u64, with_proxies: bool) -> Cluster {
+        assert!(n >= 1);
+        let unique = format!(
+            "{name}-{}-{}-{}",
+            std::process::id(),
+            CLUSTER_COUNTER.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
+        );
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("raftkv-clusters").join(unique);
+        std::fs::create_dir_all(&dir).expect("creating the cluster directory");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("proxy")
+            .enable_all()
+            .build()
+            .expect("starting the proxy runtime");
+
+        let ids: Vec<u64> = (1..=n).collect();
+        let peer_ports: BTreeMap<u64, u16> = ids.iter().map(|&id| (id, free_port())).collect();
+        let client_ports: BTreeMap<u64, u16> = ids.iter().map(|&id| (id, free_port())).collect();
+        let peer_addr = |id: u64| -> SocketAddr { format!("127.0.0.1:{}", peer_ports[&id]).parse().unwrap() };
+
+        let mut proxies = BTreeMap::new();
+        if with_proxies {
+            for &from in &ids {
+                for &to in &ids {
+                    if from != to {
+                        proxies.insert((from, to), Proxy::start(&runtime, peer_addr(to)));
+                    }
+                }
+            }
+        }
+        let mut nodes = Vec::new();
+        for &id in &ids {
+            let peers_flag = ids
+                .iter()
+                .map(|&other| {
+                    let address = match proxies.get(&(id, other)) {
+                        Some(proxy) => proxy.listen,
+                        None => peer_addr(other),
+                    };
+                    format!("{other}={address}")
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let node_dir = dir.join(format!("node-{id}"));
+            nodes.push(Node {
+                id,
+                client_addr: format!("127.0.0.1:{}", client_ports[&id]),
+                peer_addr: peer_addr(id).to_string(),
+                peers_flag,
+                data_dir: node_dir.join("data"),
+                log_path: dir.join(format!("node-{id}.log")),
+                child: None,
+                paused: false,
+                starts: 0,
+            });
+        }
+        let mut cluster = Cluster { name: name.into(), dir, nodes, proxies, runtime: Some(runtime), keep: false };
+        for node in &mut cluster.nodes {
+            node.spawn();
+        }
+        cluster
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|node| node.id).collect()
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut Node {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    /// Every node's client address, in id order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.iter().map(|node| node.client_addr.clone()).collect()
+    }
+
+    pub fn client_addr(&self, id: u64) -> String {
+        self.node(id).client_addr.clone()
+    }
+
+    pub fn client_port(&self, id: u64) -> u16 {
+        self.node(id).client_addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    // ----- processes -----
+
+    /// kill -9 (no effect if it is not running).
+    pub fn kill(&mut self, id: u64) {
+        self.node_mut(id).kill();
+    }
+
+    /// Starts a killed node again with the same flags and data directory.
+    pub fn restart(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        node.kill();
+        node.spawn();
+    }
+
+    /// Starts every node that is not running.
+    pub fn restart_dead(&mut self) -> Vec<u64> {
+        let mut started = Vec::new();
+        for node in &mut self.nodes {
+            if !node.is_running() {
+                node.spawn();
+                started.push(node.id);
+            } else if let Some(status) = node.exited() {
+                eprintln!("harness: node {} had exited on its own ({status}); starting it again", node.id);
+                node.child = None;
+                node.spawn();
+                started.push(node.id);
+            }
+        }
+        started
+    }
+
+    /// kill -9 every node, then start them all again.
+    pub fn crash_all_and_restart(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        for node in &mut self.nodes {
+            node.spawn();
+        }
+    }
+
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+
+    /// SIGSTOP.
+    pub fn pause(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        if node.is_running() && !node.paused {
+            node.signal("-STOP");
+            node.paused = true;
+        }
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        if node.is_running() && node.paused {
+            node.signal("-CONT");
+            node.paused = false;
+        }
+    }
+
+    pub fn resume_all(&mut self) {
+        for id in self.ids() {
+            self.resume(id);
+        }
+    }
+
+    pub fn running(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|node| node.is_running()).map(|node| node.id).collect()
+    }
+
+    pub fn dead(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|node| !node.is_running()).map(|node| node.id).collect()
+    }
+
+    pub fn paused(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|node| node.paused).map(|node| node.id).collect()
+    }
+
+    /// Nodes whose process exited without the harness killing it (a crash): (id, status).
+    pub fn crashed(&mut self) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        for node in &mut self.nodes {
+            if let Some(status) = node.exited() {
+                out.push((node.id, status.to_string()));
+            }
+        }
+        out
+    }
+
+    // ----- links -----
+
+    fn proxy(&self, from: u64, to: u64) -> &Proxy {
+        self.proxies.get(&(from, to)).unwrap_or_else(|| panic!("no proxy for link {from}→{to} (cluster started without proxies?)"))
+    }
+
+    /// Cuts the directed link from → to (what `from` sends to `to`).
+    pub fn cut(&self, from: u64, to: u64) {
+        self.proxy(from, to).cut();
+    }
+
+    pub fn heal(&self, from: u64, to: u64) {
+        self.proxy(from, to).heal();
+    }
+
+    /// Cuts every link to and from `id`.
+    pub fn isolate(&self, id: u64) {
+        for other in self.ids() {
+            if other != id {
+                self.cut(id, other);
+                self.cut(other, id);
+            }
+        }
+    }
+
+    /// Heals every link, then cuts every link between the two groups (both directions).
+    pub fn partition(&self, a: &[u64], b: &[u64]) {
+        self.heal_links();
+        for &x in a {
+            for &y in b {
+                self.cut(x, y);
+                self.cut(y, x);
+            }
+        }
+    }
+
+    pub fn heal_links(&self) {
+        for proxy in self.proxies.values() {
+            proxy.heal();
+        }
+    }
+
+    pub fn cut_links(&self) -> Vec<(u64, u64)> {
+        self.proxies.iter().filter(|(_, proxy)| proxy.is_cut()).map(|(&link, _)| link).collect()
+    }
+
+    /// Heals every link, resumes paused nodes and restarts dead ones.
+    pub fn heal_all(&mut self) {
+        self.heal_links();
+        self.resume_all();
+        self.restart_dead();
+    }
+
+    // ----- clients -----
+
+    /// A client over every endpoint with the given per-call deadline.
+    pub fn client(&self, deadline: Duration) -> client::Client {
+        let mut client = client::Client::new(self.endpoints()).expect("endpoints");
+        client.deadline = deadline;
+        client.attempt_timeout = Duration::from_secs(1).min(deadline);
+        client
+    }
+
+    /// Waits until a linearizable GET through the client succeeds, for at most `bound`.
+    /// Returns how long it took.
+    pub fn wait_ready(&self, bound: Duration) -> Result<Duration, String> {
+        let started = Instant::now();
+        let mut last = String::from("no attempt");
+        while started.elapsed() < bound {
+            let left = bound.saturating_sub(started.elapsed());
+            let mut client = self.client(left.min(Duration::from_secs(2)).max(Duration::from_millis(100)));
+            match client.get(b"__harness_probe__") {
+                Ok(_) => return Ok(started.elapsed()),
+                Err(error) => last = error.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(50).min(bound.saturating_sub(started.elapsed())));
+        }
+        Err(format!("the cluster did not answer a GET within {bound:?}; last error: {last}"))
+    }
+
+    /// INFO of one node (no retries).
+    pub fn info(&self, id: u64) -> Result<String, String> {
+        client::Client::info(&self.client_addr(id), Duration::from_secs(1)).map_err(|error| error.to_string())
+    }
+
+    // ----- logs -----
+
+    /// The last `lines` lines of every node's log, as one text.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            let text = std::fs::read_to_string(&node.log_path).unwrap_or_else(|error| format!("(cannot read: {error})"));
+            let all: Vec<&str> = text.lines().collect();
+            let from = all.len().saturating_sub(lines);
+            out.push_str(&format!("----- node {} log ({}), last {} of {} lines -----\n", node.id, node.log_path.display(), all.len() - from, all.len()));
+            for line in &all[from..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    pub fn print_log_tails(&self, lines: usize) {
+        eprintln!("{}", self.log_tails(lines));
+    }
+
+    /// Greps every node's log for lines containing any of `needles` (for spotting panics).
+    pub fn grep_logs(&self, needles: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            if let Ok(text) = std::fs::read_to_string(&node.log_path) {
+                for line in text.lines() {
+                    if needles.iter().any(|needle| line.contains(needle)) {
+                        out.push(format!("node {}: {line}", node.id));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        let failed = std::thread::panicking();
+        if failed {
+            eprintln!("\n===== {}: node logs (tails) =====", self.name);
+            self.print_log_tails(60);
+        }
+        // Data directories always go; logs stay when the test failed (or `keep` is set).
+        for node in &self.nodes {
+            let _ = std::fs::remove_dir_all(node.data_dir.parent().unwrap_or(&node.data_dir));
+        }
+        if failed || self.keep {
+            eprintln!("{}: node logs kept in {}", self.name, self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Runs a command with a time bound: (exit success, stdout, stderr). Kills it on expiry.
+pub fn run_bounded(command: &mut Command, bound: Duration) -> Result<(bool, String, String), String> {
+    let stdout_path = std::env::temp_dir().join(format!("raftkv-cmd-{}-{}.out", std::process::id(), CLUSTER_COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let stderr_path = stdout_path.with_extension("err");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(File::create(&stdout_path).map_err(|e| e.to_string())?))
+        .stderr(Stdio::from(File::create(&stderr_path).map_err(|e| e.to_string())?))
+        .spawn()
+        .map_err(|error| format!("cannot run {command:?}: {error}"))?;
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() > bound => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(error) => return Err(error.to_string()),
+        }
+    };
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&stdout_path);
+    let _ = std::fs::remove_file(&stderr_path);
+    match status {
+        Some(status) => Ok((status.success(), stdout, stderr)),
+        None => Err(format!("{command:?} did not finish within {bound:?}; stdout so far: {stdout:?}; stderr: {stderr:?}")),
+    }
+}
+
+/// A small deterministic generator (splitmix64), so a seed replays the same choices.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    pub fn range(&mut self, low: u64, high_inclusive: u64) -> u64 {
+        low + self.below(high_inclusive - low + 1)
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+/// Splits ids into two non-empty groups at random.
+pub fn random_split(rng: &mut Rng, ids: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let mut ids = ids.to_vec();
+    rng.shuffle(&mut ids);
+    let at = rng.range(1, ids.len() as u64 - 1) as usize;
+    let (a, b) = ids.split_at(at);
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    (a, b)
+}
+
+pub fn set_of(ids: &[u64]) -> BTreeSet<u64> {
+    ids.iter().copied().collect()
+}
