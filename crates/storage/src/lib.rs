@@ -28,7 +28,8 @@
 //! op      := 1 first:varint n:varint (term:varint kind:u8 size:varint data[size]){n}  entries
 //!          | 2 term:varint vote:varint commit:varint         hard state (vote 0 = none)
 //!          | 3 from:varint                                   truncate: drop entries >= from
-//!          | 4 index:varint term:varint                      snapshot marker: drop entries <= index
+//!          | 4 seq:varint index:varint term:varint           snapshot marker: snapshot number `seq`
+//!                                                            now holds the entries <= index
 //! ```
 //!
 //! A save writes one record with, in order: the snapshot marker (preceded by a truncate when the
@@ -40,9 +41,13 @@
 //! ## Snapshot file
 //!
 //! ```text
-//! 0 magic "RKVSNAP\0" | 8 version u32 | 12 index u64 | 20 term u64 | 28 data len u64
-//!   | 36 crc32c(data) u32 | 40 crc32c(bytes 0..40) u32 | 44 data
+//! 0 magic "RKVSNAP\0" | 8 version u32 | 12 seq u64 | 20 index u64 | 28 term u64 | 36 data len u64
+//!   | 44 crc32c(data) u32 | 48 crc32c(bytes 0..48) u32 | 52 data          (integers little-endian)
 //! ```
+//!
+//! Snapshots are numbered 1, 2, ... in the order they are saved; the number is in the file and in
+//! the log's markers, so recovery knows exactly which snapshot the log last recorded (two snapshots
+//! can share an index and term).
 //!
 //! Written to `snapshot.tmp`, fsync'd, renamed to `snapshot.bin`, directory fsync'd — all before
 //! the log record with its marker, so a marker never names a snapshot that is not on disk.
@@ -57,9 +62,11 @@
 //!   committed data is never dropped silently. (A synced last record that rots is, unavoidably,
 //!   indistinguishable from a torn one.)
 //! - `snapshot.bin` must verify (magic, version, both checksums, length) or open fails naming it.
-//!   Entries at or below its index are not returned. If the log's last marker is older than it,
-//!   a crash interrupted a save right after the snapshot was renamed into place: the `Persist`
-//!   snapshot rule is applied to the replayed log and the marker logged.
+//!   Entries at or below its index are not returned. If the log's last marker names the snapshot
+//!   before it, a crash interrupted a save right after the snapshot was renamed into place: the
+//!   `Persist` snapshot rule is applied to the replayed log and the marker logged. Any other
+//!   disagreement between the two (file missing, numbers or index and term differ) is
+//!   `Inconsistent`.
 //! - The returned entries must run contiguously from the snapshot; otherwise `Inconsistent`.
 
 mod disk;

@@ -4,18 +4,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use raft::{Entry, HardState, Restored, SnapshotMeta};
+use raft::{Entry, HardState, Restored};
 
 use crate::disk::{Disk, DiskFile};
 use crate::error::{io_error, StorageError};
 use crate::storage::{checkpoint, LogShape, Options, Segment, Storage, WAL_DIR};
-use crate::wal::{self, End, Op};
+use crate::wal::{self, End, Marker, Op};
 
 /// The state the log's records describe, built by replaying them in order.
 #[derive(Default)]
 struct Replay {
     hard_state: HardState,
-    meta: SnapshotMeta,
+    marker: Marker,
     /// A map, not a vector: once the oldest segments are deleted, the first surviving records may
     /// write entries above a gap that a later snapshot marker covers.
     entries: BTreeMap<u64, Entry>,
@@ -33,12 +33,12 @@ impl Replay {
             Op::TruncateFrom(from) => {
                 self.entries.split_off(&from.0);
             }
-            Op::Snapshot(meta) => {
-                self.entries = match meta.index.0.checked_add(1) {
+            Op::Snapshot(marker) => {
+                self.entries = match marker.meta.index.0.checked_add(1) {
                     Some(after) => self.entries.split_off(&after),
                     None => BTreeMap::new(),
                 };
-                self.meta = meta;
+                self.marker = marker;
             }
         }
     }
@@ -54,9 +54,10 @@ impl<D: Disk> Storage<D> {
     /// 1. Remove a leftover `snapshot.tmp` (a snapshot write that never finished).
     /// 2. Replay every segment in order. A bad record at the end of the last segment with nothing
     ///    valid after it is a torn write: it is cut off. Any other bad record is `Corrupt`.
-    /// 3. Read and verify `snapshot.bin`. If the log's last snapshot marker is not this snapshot, a
-    ///    crash came between renaming the snapshot into place and logging its marker: apply the
-    ///    snapshot rule now, and log the marker, so that later records build on it.
+    /// 3. Read and verify `snapshot.bin`. If the log's last snapshot marker names the snapshot before
+    ///    it (by sequence number), a crash came between renaming the snapshot into place and logging
+    ///    its marker: apply the snapshot rule now, and log the marker, so that later records build
+    ///    on it. Any other disagreement is `Inconsistent`.
     /// 4. Make sure the last segment starts with a checkpoint (it is empty after a tear at its
     ///    first record, or when the directory is new).
     /// 5. Delete the segments the snapshot covers, in case a crash undid their deletion.
@@ -76,16 +77,28 @@ impl<D: Disk> Storage<D> {
 
         let (mut replay, mut segments, torn_at) = replay_segments(&disk, &wal_dir)?;
         let snapshot = crate::snapshot::read(&disk, &dir)?;
-        let checkpoint_meta = replay.meta;
+        let checkpoint_marker = replay.marker;
+        let logged = replay.marker;
         let mut repair = Vec::new();
-        match snapshot.as_ref().map(|snapshot| snapshot.meta) {
-            None if replay.meta != SnapshotMeta::default() => {
-                return Err(inconsistent(
-                    &dir,
-                    format!("the log records a snapshot at {} but snapshot.bin is missing", replay.meta.index),
-                ))
+        match &snapshot {
+            None if logged.seq == 0 => {}
+            None => {
+                let reason = format!("the log names snapshot #{} but snapshot.bin is missing", logged.seq);
+                return Err(inconsistent(&dir, reason));
             }
-            Some(meta) if meta != replay.meta => {
+            Some((seq, snapshot)) if *seq == logged.seq => {
+                if snapshot.meta != logged.meta {
+                    let reason = format!(
+                        "snapshot.bin (#{seq}) covers up to {} {}, the log says {} {}",
+                        snapshot.meta.index, snapshot.meta.term, logged.meta.index, logged.meta.term
+                    );
+                    return Err(inconsistent(&dir, reason));
+                }
+            }
+            Some((seq, snapshot)) if *seq == logged.seq + 1 => {
+                // The save that wrote this snapshot crashed before its log record was durable.
+                let marker = Marker { seq: *seq, meta: snapshot.meta };
+                let meta = snapshot.meta;
                 let keep = replay.entries.get(&meta.index.0).is_some_and(|entry| entry.term == meta.term);
                 let start = wal::begin_record(&mut repair);
                 wal::put_op_count(&mut repair, 1 + usize::from(!keep));
@@ -93,20 +106,24 @@ impl<D: Disk> Storage<D> {
                     wal::put_truncate(&mut repair, meta.index.next());
                     replay.apply(Op::TruncateFrom(meta.index.next()), &mut Segment { seq: 0, entries: None });
                 }
-                wal::put_snapshot(&mut repair, meta);
+                wal::put_snapshot(&mut repair, marker);
                 wal::finish_record(&mut repair, start).expect("a tiny record");
-                replay.apply(Op::Snapshot(meta), &mut Segment { seq: 0, entries: None });
+                replay.apply(Op::Snapshot(marker), &mut Segment { seq: 0, entries: None });
             }
-            _ => {}
+            Some((seq, _)) => {
+                let reason = format!("snapshot.bin is snapshot #{seq} but the log's last marker names #{}", logged.seq);
+                return Err(inconsistent(&dir, reason));
+            }
         }
+        let meta = replay.marker.meta;
 
         let entries: Vec<Entry> = replay.entries.into_values().collect();
         if let Some((position, entry)) = entries
             .iter()
             .enumerate()
-            .find(|(position, entry)| entry.index != replay.meta.index.plus(*position as u64 + 1))
+            .find(|(position, entry)| entry.index != meta.index.plus(*position as u64 + 1))
         {
-            let expected = replay.meta.index.plus(position as u64 + 1);
+            let expected = meta.index.plus(position as u64 + 1);
             return Err(inconsistent(&dir, format!("the log has entry {} where {expected} was expected", entry.index)));
         }
 
@@ -123,7 +140,7 @@ impl<D: Disk> Storage<D> {
         }
         let mut buf = Vec::new();
         if active.is_empty().map_err(io_error("stat", &path))? {
-            checkpoint(&mut buf, &replay.hard_state, checkpoint_meta)?;
+            checkpoint(&mut buf, &replay.hard_state, checkpoint_marker)?;
         }
         buf.extend_from_slice(&repair);
         if !buf.is_empty() {
@@ -142,7 +159,8 @@ impl<D: Disk> Storage<D> {
             dir,
             options,
             hard_state: replay.hard_state,
-            shape: LogShape::new(replay.meta, &entries),
+            shape: LogShape::new(meta, &entries),
+            snapshot_seq: replay.marker.seq,
             segments,
             active,
             active_len,
@@ -150,7 +168,7 @@ impl<D: Disk> Storage<D> {
         };
         // Segments a crash brought back after their deletion (deletions are not fsync'd).
         storage.delete_covered_segments()?;
-        let restored = Restored { hard_state: replay.hard_state, snapshot, entries };
+        let restored = Restored { hard_state: replay.hard_state, snapshot: snapshot.map(|(_, snapshot)| snapshot), entries };
         Ok((storage, restored))
     }
 }

@@ -309,7 +309,7 @@ fn segments_roll_and_are_deleted_once_a_snapshot_covers_them() {
 
 #[test]
 fn a_corrupt_snapshot_fails_open_with_a_clear_error() {
-    for (offset, expected) in [(50, "data checksum mismatch"), (14, "header checksum mismatch"), (2, "bad magic")] {
+    for (offset, expected) in [(60, "data checksum mismatch"), (14, "header checksum mismatch"), (2, "bad magic")] {
         let disk = MemDisk::new(11);
         let (mut storage, mut model) = open(&disk);
         save_all(
@@ -403,4 +403,36 @@ fn one_save_is_one_log_fsync() {
     let syncs = disk.sync_count();
     storage.save(&persist(Some(hard_state(1, Some(1), 0)), None, entries(1..=500, 1))).unwrap();
     assert_eq!(disk.sync_count(), syncs + 1);
+}
+
+#[test]
+fn snapshots_are_told_apart_by_number_not_by_index_and_term() {
+    // A second snapshot with the same index and term (a rule-abiding storage still drops the entries
+    // after it, as the persister does) interrupted before its log record: recovery must see that the
+    // file on disk is newer than the log's marker, although their index and term agree.
+    let disk = MemDisk::new(17);
+    let (mut storage, mut model) = open(&disk);
+    save_all(
+        &mut storage,
+        &mut model,
+        &[persist(None, None, entries(1..=6, 1)), persist(None, Some(snapshot(3, 1, b"first")), Vec::new())],
+    );
+    disk.crash_at_sync(3, false);
+    let second = snapshot(3, 1, b"second");
+    assert!(storage.save(&persist(None, Some(second.clone()), Vec::new())).is_err());
+    model.apply_snapshot(&second);
+    assert!(model.entries.is_empty());
+    reopen_matches(&disk, &model);
+}
+
+#[test]
+fn a_missing_snapshot_file_is_inconsistent() {
+    let disk = MemDisk::new(18);
+    let (mut storage, mut model) = open(&disk);
+    save_all(&mut storage, &mut model, &[persist(None, Some(snapshot(3, 1, b"s")), entries(4..=5, 1))]);
+    drop(storage);
+    disk.remove(&Path::new(DIR).join("snapshot.bin")).unwrap();
+    let error = open_err(&disk);
+    assert!(matches!(error, StorageError::Inconsistent { .. }), "{error}");
+    assert!(error.to_string().contains("snapshot.bin is missing"), "{error}");
 }
