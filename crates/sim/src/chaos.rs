@@ -16,10 +16,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
-use raft::{LogIndex, Role, Status};
+use raft::{LogIndex, Restored, Role, Status};
 
 use crate::executor::{channel, Receiver, Sim};
-use crate::lab::{ApplyMsg, LabRaft};
+use crate::lab::{ApplyMsg, Durable, LabRaft};
 use crate::network::{EndId, Network};
 use crate::persister::Persister;
 use crate::raft_tester::{cmd, decode_snapshot, encode_snapshot, ms};
@@ -57,29 +57,70 @@ impl ChaosParams {
 /// The longest a healed cluster may take to commit a new command on every node.
 const LIVENESS_BOUND: Duration = Duration::from_secs(10);
 
-struct Cluster {
-    sim: Sim,
-    rng: SimRng,
-    trace: Trace,
-    net: Network,
-    params: ChaosParams,
-    rafts: Vec<Option<LabRaft>>,
-    persisters: Vec<Persister>,
+/// A simulated cluster and everything the checks know about it. `store` is what the nodes keep
+/// their state in: the lab's persisters here, simulated disks in `disk_chaos`.
+pub(crate) struct Cluster<S> {
+    pub(crate) sim: Sim,
+    pub(crate) rng: SimRng,
+    pub(crate) trace: Trace,
+    pub(crate) net: Network,
+    pub(crate) params: ChaosParams,
+    pub(crate) rafts: Vec<Option<LabRaft>>,
+    pub(crate) store: S,
     ends: Vec<Vec<EndId>>,
     /// links[i][j]: whether the partition lets i reach j (crashes aside).
     links: Vec<Vec<bool>>,
     /// Each node's state machine: the commands it applied, from 1 (a snapshot fills in its prefix).
-    machines: Vec<BTreeMap<u64, Vec<u8>>>,
+    pub(crate) machines: Vec<BTreeMap<u64, Vec<u8>>>,
     /// Every command known applied anywhere, with the highest term any node had when it was first
     /// seen: its commit term is at most that, so every leader of a later term must hold it.
-    committed: BTreeMap<u64, (Vec<u8>, u64)>,
-    leaders: BTreeMap<u64, usize>,
+    pub(crate) committed: BTreeMap<u64, (Vec<u8>, u64)>,
+    pub(crate) leaders: BTreeMap<u64, usize>,
     /// The highest term each node ever reported, across incarnations.
-    terms: Vec<u64>,
+    pub(crate) terms: Vec<u64>,
     next_command: u64,
 }
 
-type Shared = Rc<RefCell<Cluster>>;
+pub(crate) type Shared<S> = Rc<RefCell<Cluster<S>>>;
+
+impl<S> Cluster<S> {
+    pub(crate) fn new(sim: &Sim, rng: &SimRng, trace: &Trace, params: &ChaosParams, store: S) -> Shared<S> {
+        let n = params.servers;
+        Rc::new(RefCell::new(Cluster {
+            sim: sim.clone(),
+            rng: rng.clone(),
+            trace: trace.clone(),
+            net: Network::new(sim.clone(), rng.clone(), trace.clone(), n),
+            params: params.clone(),
+            rafts: vec![None; n],
+            store,
+            ends: vec![Vec::new(); n],
+            links: vec![vec![true; n]; n],
+            machines: vec![BTreeMap::new(); n],
+            committed: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            terms: vec![0; n],
+            next_command: 1,
+        }))
+    }
+}
+
+/// Runs `scenario` to its end under the cluster's simulator; a panic anywhere (a broken invariant)
+/// comes back as its message, stamped with the virtual time.
+pub(crate) fn run_scenario(
+    sim: &Sim,
+    scenario: impl std::future::Future<Output = ()> + 'static,
+) -> Result<(), String> {
+    sim.set_event_limit(20_000_000);
+    catch_unwind(AssertUnwindSafe(|| sim.block_on(scenario))).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+            .unwrap_or_else(|| "panic".to_string());
+        format!("{message} (at virtual time {:?})", sim.now())
+    })
+}
 
 /// Runs one seed. Returns the failure, with the seed's parameters, or Ok.
 /// What a passing seed did, so that a run that exercised nothing is visible.
@@ -97,27 +138,9 @@ pub fn run(seed: u64) -> Result<ChaosSummary, (ChaosParams, String, Trace)> {
     let rng = SimRng::new(seed);
     let trace = Trace::default();
     let params = ChaosParams::from_seed(&rng);
-    let net = Network::new(sim.clone(), rng.clone(), trace.clone(), params.servers);
-    let n = params.servers;
-    let cluster = Rc::new(RefCell::new(Cluster {
-        sim: sim.clone(),
-        rng: rng.clone(),
-        trace: trace.clone(),
-        net,
-        params: params.clone(),
-        rafts: vec![None; n],
-        persisters: (0..n).map(|_| Persister::new()).collect(),
-        ends: vec![Vec::new(); n],
-        links: vec![vec![true; n]; n],
-        machines: vec![BTreeMap::new(); n],
-        committed: BTreeMap::new(),
-        leaders: BTreeMap::new(),
-        terms: vec![0; n],
-        next_command: 1,
-    }));
-    sim.set_event_limit(20_000_000);
-    let outcome = catch_unwind(AssertUnwindSafe(|| sim.block_on(scenario(cluster.clone()))));
-    match outcome {
+    let persisters: Vec<Persister> = (0..params.servers).map(|_| Persister::new()).collect();
+    let cluster = Cluster::new(&sim, &rng, &trace, &params, persisters);
+    match run_scenario(&sim, scenario(cluster.clone())) {
         Ok(()) => {
             let c = cluster.borrow();
             Ok(ChaosSummary {
@@ -128,18 +151,11 @@ pub fn run(seed: u64) -> Result<ChaosSummary, (ChaosParams, String, Trace)> {
                 trace: trace.clone(),
             })
         }
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
-                .unwrap_or_else(|| "panic".to_string());
-            Err((params, format!("{message} (at virtual time {:?})", sim.now()), trace))
-        }
+        Err(message) => Err((params, message, trace)),
     }
 }
 
-async fn scenario(cluster: Shared) {
+async fn scenario(cluster: Shared<Vec<Persister>>) {
     let (sim, rng, params) = {
         let cluster = cluster.borrow();
         (cluster.sim.clone(), cluster.rng.clone(), cluster.params.clone())
@@ -157,8 +173,13 @@ async fn scenario(cluster: Shared) {
         check_logs(&cluster);
     }
     heal(&cluster);
-    await_progress(&cluster, &sim).await;
+    let everyone: Vec<usize> = (0..params.servers).collect();
+    await_progress(&cluster, &sim, &everyone).await;
     check_logs(&cluster);
+    shut_down(&cluster);
+}
+
+pub(crate) fn shut_down<S>(cluster: &Shared<S>) {
     let cluster = cluster.borrow();
     for raft in cluster.rafts.iter().flatten() {
         raft.kill();
@@ -166,7 +187,24 @@ async fn scenario(cluster: Shared) {
     cluster.net.close();
 }
 
-fn chaos_step(cluster: &Shared, rng: &SimRng, params: &ChaosParams) {
+fn chaos_step(cluster: &Shared<Vec<Persister>>, rng: &SimRng, params: &ChaosParams) {
+    let n = params.servers;
+    change_links(cluster, rng, params);
+    if rng.chance(params.crash_per_mille, 1000) {
+        let victim = rng.below(n as u64) as usize;
+        crash(cluster, victim);
+    }
+    if rng.chance(60, 1000) {
+        let dead: Vec<usize> = (0..n).filter(|&i| cluster.borrow().rafts[i].is_none()).collect();
+        if !dead.is_empty() {
+            start(cluster, *rng.pick(&dead));
+        }
+    }
+    propose_some(cluster, rng);
+}
+
+/// Now and then a new random partition, or the partition healed.
+pub(crate) fn change_links<S>(cluster: &Shared<S>, rng: &SimRng, params: &ChaosParams) {
     let n = params.servers;
     if rng.chance(params.partition_per_mille, 1000) {
         let side: Vec<bool> = (0..n).map(|_| rng.chance(1, 2)).collect();
@@ -182,17 +220,11 @@ fn chaos_step(cluster: &Shared, rng: &SimRng, params: &ChaosParams) {
         drop(c);
         apply_links(cluster);
     }
-    if rng.chance(params.crash_per_mille, 1000) {
-        let victim = rng.below(n as u64) as usize;
-        crash(cluster, victim);
-    }
-    if rng.chance(60, 1000) {
-        let dead: Vec<usize> = (0..n).filter(|&i| cluster.borrow().rafts[i].is_none()).collect();
-        if !dead.is_empty() {
-            start(cluster, *rng.pick(&dead));
-        }
-    }
-    // Proposals: to the node that believes it leads, and now and then to a random one.
+}
+
+/// Proposals: to the node that believes it leads, and now and then to a random one.
+pub(crate) fn propose_some<S>(cluster: &Shared<S>, rng: &SimRng) {
+    let n = cluster.borrow().params.servers;
     for _ in 0..rng.below(4) {
         let target = if rng.chance(1, 5) { Some(rng.below(n as u64) as usize) } else { believed_leader(cluster) };
         if let Some(target) = target {
@@ -201,12 +233,12 @@ fn chaos_step(cluster: &Shared, rng: &SimRng, params: &ChaosParams) {
     }
 }
 
-fn believed_leader(cluster: &Shared) -> Option<usize> {
+fn believed_leader<S>(cluster: &Shared<S>) -> Option<usize> {
     let c = cluster.borrow();
     (0..c.params.servers).filter(|&i| c.rafts[i].as_ref().is_some_and(|raft| raft.state().1)).max_by_key(|&i| c.rafts[i].as_ref().map(|raft| raft.state().0))
 }
 
-fn propose(cluster: &Shared, target: usize) -> Option<(u64, Vec<u8>)> {
+fn propose<S>(cluster: &Shared<S>, target: usize) -> Option<(u64, Vec<u8>)> {
     let (raft, command) = {
         let mut c = cluster.borrow_mut();
         let raft = c.rafts[target].clone()?;
@@ -219,7 +251,7 @@ fn propose(cluster: &Shared, target: usize) -> Option<(u64, Vec<u8>)> {
 }
 
 /// Enables exactly the ends the partition and the living nodes allow.
-fn apply_links(cluster: &Shared) {
+pub(crate) fn apply_links<S>(cluster: &Shared<S>) {
     let c = cluster.borrow();
     for i in 0..c.params.servers {
         for j in 0..c.params.servers {
@@ -231,35 +263,57 @@ fn apply_links(cluster: &Shared) {
     }
 }
 
-fn crash(cluster: &Shared, i: usize) {
+fn crash(cluster: &Shared<Vec<Persister>>, i: usize) {
+    if stop(cluster, i, "crash") {
+        let mut c = cluster.borrow_mut();
+        c.store[i] = c.store[i].copy();
+    }
+}
+
+/// Takes node `i` down, if it is up: off the network, killed. Returns whether it was up.
+pub(crate) fn stop<S>(cluster: &Shared<S>, i: usize, why: &str) -> bool {
     let mut c = cluster.borrow_mut();
-    let Some(raft) = c.rafts[i].take() else { return };
-    c.trace.record(c.sim.now(), format_args!("chaos: crash {i}"));
+    let Some(raft) = c.rafts[i].take() else { return false };
+    c.trace.record(c.sim.now(), format_args!("chaos: {why} {i}"));
     c.net.delete_server(i);
-    c.persisters[i] = c.persisters[i].copy();
     raft.kill();
     drop(c);
     apply_links(cluster);
+    true
 }
 
-fn start(cluster: &Shared, i: usize) {
+fn start(cluster: &Shared<Vec<Persister>>, i: usize) {
     let mut c = cluster.borrow_mut();
     c.trace.record(c.sim.now(), format_args!("chaos: start {i}"));
+    c.store[i] = c.store[i].copy();
+    let persister = c.store[i].clone();
+    drop(c);
+    let restored = persister.restored();
+    launch(cluster, i, restored, Box::new(persister));
+}
+
+/// Starts an incarnation of node `i` from `restored`, saving through `durable`: fresh ends, the
+/// service's state machine from the restored snapshot, the checks on its role changes and applies.
+pub(crate) fn launch<S: 'static>(
+    cluster: &Shared<S>,
+    i: usize,
+    restored: Restored,
+    durable: Box<dyn Durable>,
+) -> LabRaft {
+    let mut c = cluster.borrow_mut();
     let ends: Vec<EndId> = (0..c.params.servers).map(|j| c.net.make_end(i, j)).collect();
     c.ends[i] = ends.clone();
-    c.persisters[i] = c.persisters[i].copy();
-    let persister = c.persisters[i].clone();
     // The service restores from the persisted snapshot itself, as the lab's does.
-    let snapshot = persister.snapshot();
-    c.machines[i] = if snapshot.is_empty() {
-        BTreeMap::new()
-    } else {
-        let (_, machine) = decode_snapshot(&snapshot).expect("the persisted snapshot decodes");
-        machine
+    c.machines[i] = match &restored.snapshot {
+        Some(snapshot) if !snapshot.data.is_empty() => {
+            let (_, machine) = decode_snapshot(&snapshot.data).expect("the persisted snapshot decodes");
+            machine
+        }
+        _ => BTreeMap::new(),
     };
     let (sender, receiver) = channel();
     let seed = c.rng.u64();
-    let raft = LabRaft::make(&c.sim, &c.net, &c.trace, ends, i, persister, sender, seed);
+    let raft = LabRaft::make_with(&c.sim, &c.net, &c.trace, ends, i, restored, durable, sender, seed);
     let observed = Rc::downgrade(cluster);
     raft.set_observer(Rc::new(move |status: &Status| {
         if let Some(cluster) = observed.upgrade() {
@@ -267,14 +321,15 @@ fn start(cluster: &Shared, i: usize) {
         }
     }));
     c.net.add_server(i, raft.handler());
-    c.rafts[i] = Some(raft);
+    c.rafts[i] = Some(raft.clone());
     c.sim.spawn(read_applies(cluster.clone(), i, receiver));
     drop(c);
     apply_links(cluster);
+    raft
 }
 
 /// Election safety and term monotonicity, on every role change of every node.
-fn observe_status(cluster: &Shared, i: usize, status: &Status) {
+fn observe_status<S>(cluster: &Shared<S>, i: usize, status: &Status) {
     let mut c = cluster.borrow_mut();
     let term = status.term.0;
     assert!(term >= c.terms[i], "node {i}'s term went down from {} to {term}", c.terms[i]);
@@ -287,7 +342,7 @@ fn observe_status(cluster: &Shared, i: usize, status: &Status) {
 
 /// The service of one incarnation: checks every applied command against what every other node
 /// applied, and snapshots at random points.
-async fn read_applies(cluster: Shared, i: usize, mut receiver: Receiver<ApplyMsg>) {
+async fn read_applies<S>(cluster: Shared<S>, i: usize, mut receiver: Receiver<ApplyMsg>) {
     while let Some(message) = receiver.recv().await {
         let mut c = cluster.borrow_mut();
         match message {
@@ -324,7 +379,7 @@ async fn read_applies(cluster: Shared, i: usize, mut receiver: Receiver<ApplyMsg
 }
 
 /// Log matching and leader completeness, over every living node's in-memory log.
-fn check_logs(cluster: &Shared) {
+pub(crate) fn check_logs<S>(cluster: &Shared<S>) {
     let c = cluster.borrow();
     let logs: Vec<(usize, LabRaft)> = c.rafts.iter().enumerate().filter_map(|(i, raft)| raft.clone().map(|raft| (i, raft))).collect();
     for (a, (i, first)) in logs.iter().enumerate() {
@@ -370,15 +425,9 @@ fn check_log_matching(i: usize, left: &raft::log::RaftLog, j: usize, right: &raf
     }
 }
 
-fn heal(cluster: &Shared) {
+fn heal(cluster: &Shared<Vec<Persister>>) {
     let n = cluster.borrow().params.servers;
-    {
-        let mut c = cluster.borrow_mut();
-        c.trace.record(c.sim.now(), "chaos: heal everything");
-        c.links = vec![vec![true; n]; n];
-        c.net.set_reliable(true);
-        c.net.set_long_reordering(false);
-    }
+    heal_network(cluster);
     for i in 0..n {
         if cluster.borrow().rafts[i].is_none() {
             start(cluster, i);
@@ -387,10 +436,20 @@ fn heal(cluster: &Shared) {
     apply_links(cluster);
 }
 
-/// After the heal: a new command must be applied by every node within `LIVENESS_BOUND`.
-async fn await_progress(cluster: &Shared, sim: &Sim) {
-    let healed = sim.now();
+/// The network part of the heal: every link up, reliable, no long reordering.
+pub(crate) fn heal_network<S>(cluster: &Shared<S>) {
     let n = cluster.borrow().params.servers;
+    let mut c = cluster.borrow_mut();
+    c.trace.record(c.sim.now(), "chaos: heal everything");
+    c.links = vec![vec![true; n]; n];
+    c.net.set_reliable(true);
+    c.net.set_long_reordering(false);
+}
+
+/// After the heal: a new command must be applied by every node of `live` within `LIVENESS_BOUND`.
+/// Returns its index.
+pub(crate) async fn await_progress<S>(cluster: &Shared<S>, sim: &Sim, live: &[usize]) -> u64 {
+    let healed = sim.now();
     let mut proposed: Vec<(u64, Vec<u8>)> = Vec::new();
     while sim.now() - healed < LIVENESS_BOUND {
         if let Some(leader) = believed_leader(cluster) {
@@ -399,14 +458,15 @@ async fn await_progress(cluster: &Shared, sim: &Sim) {
             }
         }
         let c = cluster.borrow();
-        let everywhere = |(index, command): &(u64, Vec<u8>)| c.machines.iter().all(|machine| machine.get(index) == Some(command));
-        if proposed.iter().any(everywhere) {
+        let everywhere =
+            |(index, command): &&(u64, Vec<u8>)| live.iter().all(|&i| c.machines[i].get(index) == Some(command));
+        if let Some((index, _)) = proposed.iter().find(everywhere) {
             c.trace.record(c.sim.now(), "chaos: a new command committed everywhere after the heal");
-            return;
+            return *index;
         }
         drop(c);
         check_logs(cluster);
         sim.sleep(ms(50)).await;
     }
-    panic!("liveness: no new command committed on all {n} nodes within {LIVENESS_BOUND:?} of the heal");
+    panic!("liveness: no new command committed on all {} nodes {live:?} within {LIVENESS_BOUND:?} of the heal", live.len());
 }

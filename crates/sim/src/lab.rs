@@ -2,14 +2,17 @@
 //! sink), with `start`, `state`, `snapshot` and `kill`, driven by the simulator's clock and network.
 //!
 //! This is the driver the simulator runs around the pure core: it ticks it, feeds it messages,
-//! carries out every `Ready` (persist, send, apply), saving the Raft state and the snapshot together
-//! as the lab's persister wants.
+//! carries out every `Ready` (persist, send, apply). Where it persists is the caller's choice
+//! (`Durable`): the lab's persister, which saves the Raft state and the snapshot together and never
+//! fails, or raftkv's `storage::Storage` on a simulated disk, whose `save` can fail. A failed save
+//! stops the node at once (`set_on_failure` tells the caller).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use raft::{Apply, Config, EntryKind, LogIndex, Message, Node, NodeId, Status};
+use raft::{Apply, Config, EntryKind, LogIndex, Message, Node, NodeId, Persist, Restored, Status};
+use storage::{Disk, Storage, StorageError};
 
 use crate::executor::{Sender, Sim};
 use crate::network::{EndId, Handler, Network};
@@ -44,6 +47,26 @@ fn server_index(id: NodeId) -> usize {
     (id.0 - 1) as usize
 }
 
+/// Where a node makes each Ready's `Persist` durable.
+pub trait Durable {
+    /// Makes `persist` durable before returning. An error means what reached the disk is unknown:
+    /// the node stops at once, as a process whose fsync failed must.
+    fn save(&mut self, persist: &Persist) -> Result<(), StorageError>;
+}
+
+impl Durable for Persister {
+    fn save(&mut self, persist: &Persist) -> Result<(), StorageError> {
+        Persister::save(self, persist);
+        Ok(())
+    }
+}
+
+impl<D: Disk> Durable for Storage<D> {
+    fn save(&mut self, persist: &Persist) -> Result<(), StorageError> {
+        Storage::save(self, persist)
+    }
+}
+
 #[derive(Clone)]
 pub struct LabRaft(Rc<RefCell<Driver>>);
 
@@ -53,14 +76,18 @@ struct Driver {
     net: Network,
     trace: Trace,
     ends: Vec<EndId>,
-    persister: Persister,
+    durable: Box<dyn Durable>,
     apply: Sender<ApplyMsg>,
     killed: bool,
     flush_scheduled: bool,
     last_status: Status,
     /// Told of every change of role, term or leader, for checkers that must see each one.
     observer: Option<Rc<dyn Fn(&Status)>>,
+    /// Told once, after the node stopped because a save failed.
+    on_failure: Option<OnFailure>,
 }
+
+type OnFailure = Rc<dyn Fn(&StorageError)>;
 
 impl LabRaft {
     /// The lab's `Make`: `ends[j]` reaches server j; the node starts from what `persister` holds.
@@ -74,13 +101,31 @@ impl LabRaft {
         apply: Sender<ApplyMsg>,
         seed: u64,
     ) -> LabRaft {
+        let restored = persister.restored();
+        LabRaft::make_with(sim, net, trace, ends, me, restored, Box::new(persister), apply, seed)
+    }
+
+    /// `make` with any durable store: the node starts from `restored` (what the caller recovered
+    /// from `durable`) and saves every Ready's changes through `durable`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn make_with(
+        sim: &Sim,
+        net: &Network,
+        trace: &Trace,
+        ends: Vec<EndId>,
+        me: usize,
+        restored: Restored,
+        durable: Box<dyn Durable>,
+        apply: Sender<ApplyMsg>,
+        seed: u64,
+    ) -> LabRaft {
         let peers = (0..ends.len()).map(node_id).collect();
         let mut config = Config::new(node_id(me), peers);
         config.election_timeout_ticks = LAB_TIMING.election_timeout_ticks;
         config.heartbeat_ticks = LAB_TIMING.heartbeat_ticks;
         config.noop_on_election = false;
         config.seed = seed;
-        let node = Node::new(config, persister.restored()).expect("a valid lab configuration and persisted state");
+        let node = Node::new(config, restored).expect("a valid lab configuration and persisted state");
         let last_status = node.status();
         trace.record(sim.now(), format_args!("start {last_status}"));
         let raft = LabRaft(Rc::new(RefCell::new(Driver {
@@ -89,12 +134,13 @@ impl LabRaft {
             net: net.clone(),
             trace: trace.clone(),
             ends,
-            persister,
+            durable,
             apply,
             killed: false,
             flush_scheduled: false,
             last_status,
             observer: None,
+            on_failure: None,
         })));
         // Spread the nodes' tick phases so that they do not all act at the same instant.
         let phase = Duration::from_nanos(seed % LAB_TIMING.tick.as_nanos() as u64);
@@ -162,6 +208,11 @@ impl LabRaft {
         self.0.borrow_mut().observer = Some(observer);
     }
 
+    /// Calls `on_failure` once if a save fails, after the node stopped. It may call back into this node.
+    pub fn set_on_failure(&self, on_failure: Rc<dyn Fn(&StorageError)>) {
+        self.0.borrow_mut().on_failure = Some(on_failure);
+    }
+
     /// Read access to the core, for invariant checks.
     pub fn inspect<T>(&self, look: impl FnOnce(&Node) -> T) -> T {
         look(&self.0.borrow().node)
@@ -186,16 +237,29 @@ impl LabRaft {
             return;
         }
         input(&mut driver.node);
-        driver.drive();
+        if let Err(error) = driver.drive() {
+            let on_failure = driver.on_failure.clone();
+            drop(driver);
+            if let Some(on_failure) = on_failure {
+                on_failure(&error);
+            }
+        }
     }
 }
 
 impl Driver {
-    fn drive(&mut self) {
+    /// Carries out every Ready. A failed save stops the node before anything of that Ready (or any
+    /// later input) reaches the network or the service: its messages may promise state that never
+    /// became durable, and storage must be reopened to know what did.
+    fn drive(&mut self) -> Result<(), StorageError> {
         while self.node.has_ready() {
             let ready = self.node.ready();
             if !ready.persist.is_empty() {
-                self.persister.save(&ready.persist);
+                if let Err(error) = self.durable.save(&ready.persist) {
+                    self.killed = true;
+                    self.trace.record(self.sim.now(), format_args!("{} stops: save failed: {error}", self.node.id()));
+                    return Err(error);
+                }
             }
             for message in ready.send_now.iter().chain(&ready.send_after_persist) {
                 self.net.send(self.ends[server_index(message.to)], message.clone());
@@ -223,5 +287,6 @@ impl Driver {
             }
         }
         self.last_status = status;
+        Ok(())
     }
 }

@@ -3,7 +3,8 @@
 //! Everything a test of raftkv needs to run many nodes in one thread on virtual time, with one seed
 //! driving every random choice: the executor (`executor`), the labrpc network model (`network`),
 //! the lab's persister and node handle (`persister`, `lab`), the Raft tester of the lab
-//! (`raft_tester`) and the randomized safety simulation (`chaos`).
+//! (`raft_tester`), the randomized safety simulation (`chaos`) and the same with every node on
+//! raftkv's storage over a simulated disk, and disk faults (`disk_chaos`).
 
 pub mod executor;
 pub mod kv_tester;
@@ -16,3 +17,4 @@ pub mod rng;
 pub mod runner;
 pub mod trace;
 pub mod chaos;
+pub mod disk_chaos;
