@@ -21,6 +21,7 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::io::copy_bidirectional;
@@ -36,14 +37,47 @@ pub fn target_dir() -> PathBuf {
     tmp.parent().map(Path::to_path_buf).unwrap_or_else(|| tmp.to_path_buf())
 }
 
-/// A port that was free a moment ago (bind port 0, read it, release it).
-pub fn free_port() -> u16 {
-    let listener = StdListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
+/// Reserves a free port on 127.0.0.1 and returns it bound (drop the listener to release it).
+///
+/// Ports come from *below* the kernel's ephemeral range: a port from that range, once released
+/// (a node killed, a proxy cut), could be taken as the local port of any outgoing connection and a
+/// restarted node could then not listen on it again. Ports handed out by this process are never
+/// handed out twice.
+pub fn reserve_port() -> StdListener {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let low: u16 = 10_000;
+    let high: u16 = ephemeral_low.saturating_sub(1).max(low + 1000);
+    let span = u64::from(high - low);
+    let mut rng = Rng::new(
+        u64::from(std::process::id()) << 20
+            ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+    );
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for _ in 0..10_000 {
+        let port = low + rng.below(span) as u16;
+        if handed_out.contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = StdListener::bind(("127.0.0.1", port)) {
+            handed_out.insert(port);
+            return listener;
+        }
+    }
+    panic!("no free port found in 127.0.0.1:{low}..{high}");
 }
 
-/// A TCP proxy for one directed peer link. `cut` closes every connection it carries and makes it
-/// close new ones at once; `heal` lets new connections through again.
+/// A port that was free a moment ago (see [`reserve_port`]); it is released at once.
+pub fn free_port() -> u16 {
+    reserve_port().local_addr().expect("local address").port()
+}
+
+/// A TCP proxy for one directed peer link. `cut` closes every connection it carries and closes
+/// its listening socket, so that new connections are refused (as by a firewall that rejects);
+/// `heal` listens again on the same port and lets connections through.
 pub struct Proxy {
     pub listen: SocketAddr,
     pub target: SocketAddr,
@@ -52,7 +86,12 @@ pub struct Proxy {
 
 impl Proxy {
     fn start(runtime: &tokio::runtime::Runtime, target: SocketAddr) -> Proxy {
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).expect("binding a proxy port");
+        let listener = reserve_port();
+        listener.set_nonblocking(true).expect("a non-blocking proxy socket");
+        let listener = {
+            let _guard = runtime.enter();
+            TcpListener::from_std(listener).expect("a proxy listener")
+        };
         let listen = listener.local_addr().expect("proxy address");
         let (cut, cut_watch) = watch::channel(false);
         runtime.spawn(serve_proxy(listener, target, cut_watch));
@@ -72,33 +111,63 @@ impl Proxy {
     }
 }
 
-async fn serve_proxy(listener: TcpListener, target: SocketAddr, cut: watch::Receiver<bool>) {
+async fn serve_proxy(listener: TcpListener, target: SocketAddr, mut cut: watch::Receiver<bool>) {
+    let address = listener.local_addr().expect("proxy address");
+    let mut listener = Some(listener);
     loop {
-        let Ok((inbound, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
+        // Healed: listen (again) on the same port.
+        let current = match listener.take() {
+            Some(listener) => listener,
+            None => loop {
+                // tokio sets SO_REUSEADDR, so the port is free again at once unless someone took it.
+                match TcpListener::bind(address).await {
+                    Ok(listener) => break listener,
+                    Err(error) => {
+                        eprintln!("proxy {address}→{target}: cannot listen again ({error}); retrying");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            },
         };
-        if *cut.borrow() {
-            drop(inbound); // refused: closed at once
-            continue;
-        }
-        let mut cut = cut.clone();
-        tokio::spawn(async move {
-            let mut inbound = inbound;
-            let forward = async {
-                let connect = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(target)).await;
-                let Ok(Ok(mut outbound)) = connect else { return };
-                let _ = outbound.set_nodelay(true);
-                let _ = inbound.set_nodelay(true);
-                let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
+        let mut watch_cut = cut.clone();
+        loop {
+            let accepted = tokio::select! {
+                accepted = current.accept() => Some(accepted),
+                _ = watch_cut.wait_for(|cut| *cut) => None,
             };
-            tokio::select! {
-                () = forward => {}
-                _ = cut.wait_for(|cut| *cut) => {}
+            match accepted {
+                None => break,
+                Some(Ok((inbound, _))) => {
+                    tokio::spawn(forward(inbound, target, cut.clone()));
+                }
+                Some(Err(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
-            // Dropping both streams closes both sides.
-        });
+        }
+        // Cut: close the listening socket (new connections are refused) until healed.
+        drop(current);
+        if cut.wait_for(|cut| !*cut).await.is_err() {
+            return;
+        }
     }
+}
+
+/// Carries one connection both ways until either side closes it or the link is cut.
+async fn forward(mut inbound: TcpStream, target: SocketAddr, mut cut: watch::Receiver<bool>) {
+    if *cut.borrow() {
+        return;
+    }
+    let carry = async {
+        let connect = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(target)).await;
+        let Ok(Ok(mut outbound)) = connect else { return };
+        let _ = outbound.set_nodelay(true);
+        let _ = inbound.set_nodelay(true);
+        let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
+    };
+    tokio::select! {
+        () = carry => {}
+        _ = cut.wait_for(|cut| *cut) => {}
+    }
+    // Dropping both streams closes both sides.
 }
 
 /// One node: its addresses, flags, data directory, log and process.
@@ -133,6 +202,7 @@ impl Node {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .env("RUST_LOG", std::env::var("RAFTKV_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("cloning a log handle")))
             .stderr(Stdio::from(log))
@@ -208,8 +278,16 @@ impl Cluster {
             .expect("starting the proxy runtime");
 
         let ids: Vec<u64> = (1..=n).collect();
-        let peer_ports: BTreeMap<u64, u16> = ids.iter().map(|&id| (id, free_port())).collect();
-        let client_ports: BTreeMap<u64, u16> = ids.iter().map(|&id| (id, free_port())).collect();
+        // Held until the nodes start, so that nothing else (a proxy) can be given these ports.
+        let mut held = Vec::new();
+        let port_of = |held: &mut Vec<StdListener>| {
+            let listener = reserve_port();
+            let port = listener.local_addr().expect("local address").port();
+            held.push(listener);
+            port
+        };
+        let peer_ports: BTreeMap<u64, u16> = ids.iter().map(|&id| (id, port_of(&mut held))).collect();
+        let client_ports: BTreeMap<u64, u16> = ids.iter().map(|&id| (id, port_of(&mut held))).collect();
         let peer_addr = |id: u64| -> SocketAddr { format!("127.0.0.1:{}", peer_ports[&id]).parse().unwrap() };
 
         let mut proxies = BTreeMap::new();
@@ -249,6 +327,7 @@ impl Cluster {
             });
         }
         let mut cluster = Cluster { name: name.into(), dir, nodes, proxies, runtime: Some(runtime), keep: false };
+        drop(held);
         for node in &mut cluster.nodes {
             node.spawn();
         }
@@ -363,12 +442,17 @@ impl Cluster {
         self.nodes.iter().filter(|node| node.paused).map(|node| node.id).collect()
     }
 
-    /// Nodes whose process exited without the harness killing it (a crash): (id, status).
+    /// Nodes whose process exited without the harness killing it (a crash): (id, status and the
+    /// last line of its log). Each exit is reported once; the node then counts as dead.
     pub fn crashed(&mut self) -> Vec<(u64, String)> {
         let mut out = Vec::new();
         for node in &mut self.nodes {
             if let Some(status) = node.exited() {
-                out.push((node.id, status.to_string()));
+                let log = std::fs::read_to_string(&node.log_path).unwrap_or_default();
+                let last = log.lines().rev().find(|line| !line.trim().is_empty()).map(strip_ansi).unwrap_or_default();
+                out.push((node.id, format!("{status}; its log ends with: {last}")));
+                node.child = None; // reaped: reported once, and now counts as dead
+                node.paused = false;
             }
         }
         out
@@ -454,6 +538,24 @@ impl Cluster {
         Err(format!("the cluster did not answer a GET within {bound:?}; last error: {last}"))
     }
 
+    /// The node that says it leads in the highest term, among running, unpaused nodes (INFO, 1 s
+    /// bound per node).
+    pub fn leader(&self) -> Option<u64> {
+        let mut best: Option<(u64, u64)> = None;
+        for node in self.nodes.iter().filter(|node| node.is_running() && !node.paused) {
+            let Ok(info) = self.info(node.id) else { continue };
+            let field = |name: &str| info.lines().find_map(|line| line.strip_prefix(&format!("{name}:"))).map(|v| v.trim().to_string());
+            if field("role").as_deref() != Some("leader") {
+                continue;
+            }
+            let term: u64 = field("term").and_then(|term| term.parse().ok()).unwrap_or(0);
+            if best.is_none_or(|(best_term, _)| term > best_term) {
+                best = Some((term, node.id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
     /// INFO of one node (no retries).
     pub fn info(&self, id: u64) -> Result<String, String> {
         client::Client::info(&self.client_addr(id), Duration::from_secs(1)).map_err(|error| error.to_string())
@@ -470,7 +572,7 @@ impl Cluster {
             let from = all.len().saturating_sub(lines);
             out.push_str(&format!("----- node {} log ({}), last {} of {} lines -----\n", node.id, node.log_path.display(), all.len() - from, all.len()));
             for line in &all[from..] {
-                out.push_str(line);
+                out.push_str(&strip_ansi(line));
                 out.push('\n');
             }
         }
@@ -488,7 +590,7 @@ impl Cluster {
             if let Ok(text) = std::fs::read_to_string(&node.log_path) {
                 for line in text.lines() {
                     if needles.iter().any(|needle| line.contains(needle)) {
-                        out.push(format!("node {}: {line}", node.id));
+                        out.push(format!("node {}: {}", node.id, strip_ansi(line)));
                     }
                 }
             }
@@ -520,6 +622,24 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Removes terminal colour codes (ESC [ ... m) from a log line.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Runs a command with a time bound: (exit success, stdout, stderr). Kills it on expiry.
