@@ -28,6 +28,8 @@ use crate::stats::{add, bump, PeerCounters};
 /// starts over once a connection is established.
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// A connection that lasted this long counts as healthy and resets the backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(1);
 /// Frames queued together are written with one `write_all` up to about this many bytes: fewer
 /// syscalls under load, and a heartbeat never waits behind more than this.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -99,11 +101,16 @@ impl Task {
             };
             info!(peer = %self.peer, addr = %self.addr, failed_attempts = failures_in_a_row, "connected to peer");
             failures_in_a_row = 0;
-            backoff = BACKOFF_MIN;
             bump(&self.counters.connects);
             self.counters.connected.store(true, Relaxed);
+            let connected_at = std::time::Instant::now();
             let outcome = self.pump(stream).await;
             self.counters.connected.store(false, Relaxed);
+            // Only a connection that held up resets the backoff: something that accepts and closes
+            // at once (a proxy in front of a dead node) must not be redialled twenty times a second.
+            if connected_at.elapsed() >= STABLE_CONNECTION {
+                backoff = BACKOFF_MIN;
+            }
             match outcome {
                 // The Transport is gone; nothing will ever be queued again.
                 None => return,
