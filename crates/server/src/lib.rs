@@ -83,15 +83,16 @@ pub enum ServerError {
     Config(String),
     #[error(transparent)]
     Init(#[from] raft::InitError),
-    #[error("storage: {0}")]
+    // The sources carry the details (file, offset, address); `{:#}` on the error chain prints them.
+    #[error("storage")]
     Storage(#[from] storage::StorageError),
-    #[error("the stored snapshot is unusable: {0}")]
+    #[error("the stored snapshot is unusable")]
     Snapshot(#[from] kv::SnapshotError),
-    #[error("peer transport: {0}")]
+    #[error("peer transport")]
     Transport(#[from] transport::TransportError),
-    #[error("cannot listen for clients on {address}: {source}")]
+    #[error("cannot listen for clients on {address}")]
     ClientListen { address: String, source: std::io::Error },
-    #[error("cannot listen for HTTP on {address}: {source}")]
+    #[error("cannot listen for HTTP on {address}")]
     HttpListen { address: String, source: std::io::Error },
 }
 
