@@ -159,7 +159,9 @@ fn unavailable(attempts: u32, elapsed: Duration, error: std::io::Error) -> Clien
     ClientError::Unavailable { attempts, elapsed, last: error.to_string() }
 }
 
-fn connect(endpoint: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+/// Opens a TCP connection to `endpoint` with `timeout` for the connect and for every read and
+/// write, and Nagle off (requests are small and latency-bound).
+pub fn connect(endpoint: &str, timeout: Duration) -> std::io::Result<TcpStream> {
     let address = endpoint
         .to_socket_addrs()?
         .next()

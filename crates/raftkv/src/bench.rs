@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use client::connect;
 use hdrhistogram::Histogram;
 
 #[derive(Clone, Copy, Debug)]
@@ -229,17 +230,4 @@ fn read_reply(connection: &mut TcpStream, buffer: &mut Vec<u8>, chunk: &mut [u8]
         }
         buffer.extend_from_slice(&chunk[..read]);
     }
-}
-
-fn connect(endpoint: &str, timeout: Duration) -> std::io::Result<TcpStream> {
-    use std::net::ToSocketAddrs;
-    let address = endpoint
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{endpoint} resolves to nothing")))?;
-    let stream = TcpStream::connect_timeout(&address, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }

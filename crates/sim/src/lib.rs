@@ -15,6 +15,7 @@ pub mod persister;
 pub mod raft_tester;
 pub mod rng;
 pub mod runner;
+pub mod seeds_cli;
 pub mod trace;
 pub mod chaos;
 pub mod disk_chaos;

@@ -1,0 +1,78 @@
+//! The command line shared by the seed runners (`chaos`, `disk_chaos`): run seeds S, S+1, ...,
+//! print `N passed, M failed`, and for each failure its parameters, message, replay command and,
+//! with `--trace`, the end of its trace.
+
+use std::process::ExitCode;
+
+use crate::trace::Trace;
+
+/// What one seed's run reports: on success a one-line summary and its trace; on failure the
+/// parameters, the message and the trace.
+pub type SeedResult = Result<(String, Trace), (String, String, Trace)>;
+
+/// Parses `--seeds N --from S --trace --verbose` and runs `run` for each seed.
+pub fn main(name: &str, run: impl Fn(u64) -> SeedResult) -> ExitCode {
+    let usage = format!("usage: {name} [--seeds N] [--from S] [--trace] [--verbose]");
+    let (mut seeds, mut from, mut show_trace, mut verbose) = (100u64, 1u64, false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut number = |flag: &str| -> Result<u64, ExitCode> {
+            args.next().and_then(|value| value.parse().ok()).ok_or_else(|| {
+                eprintln!("{flag} needs a number");
+                ExitCode::from(2)
+            })
+        };
+        match arg.as_str() {
+            "--seeds" => match number("--seeds") {
+                Ok(value) => seeds = value,
+                Err(code) => return code,
+            },
+            "--from" => match number("--from") {
+                Ok(value) => from = value,
+                Err(code) => return code,
+            },
+            "--trace" => show_trace = true,
+            "--verbose" => verbose = true,
+            "-h" | "--help" => {
+                println!("{usage}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("unknown argument {other:?}; {usage}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for seed in from..from.saturating_add(seeds) {
+        match run(seed) {
+            Ok((summary, trace)) => {
+                passed += 1;
+                if verbose {
+                    println!("seed {seed}: ok, {summary}");
+                    if show_trace {
+                        for line in trace.all() {
+                            println!("  {line}");
+                        }
+                    }
+                }
+            }
+            Err((params, message, trace)) => {
+                failed += 1;
+                eprintln!("seed {seed} FAILED: {message}\n  parameters: {params}");
+                eprintln!("  replay: cargo run --release -p sim --bin {name} -- --from {seed} --seeds 1 --trace");
+                if show_trace {
+                    for line in trace.tail(200) {
+                        eprintln!("  {line}");
+                    }
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
