@@ -26,10 +26,10 @@ pub struct ClientPort {
     pub connections: Arc<Semaphore>,
 }
 
-/// One reply slot in a pipeline: ready bytes, or an answer still on its way.
+/// One reply slot in a pipeline: ready bytes, or an answer still on its way (from a write or not).
 enum Pending {
     Now(Vec<u8>),
-    Later(oneshot::Receiver<Answer>),
+    Later { answer: oneshot::Receiver<Answer>, write: bool },
 }
 
 impl ClientPort {
@@ -84,7 +84,14 @@ impl ClientPort {
                             close = true;
                             break;
                         }
-                        replies.push(self.command(&args).await);
+                        // Commands of one connection take effect in order, as in Redis: before a
+                        // read goes in, the writes ahead of it must be answered, and vice versa.
+                        // Runs of the same kind still travel together (one batch, one fsync).
+                        let write = is_write(&args);
+                        if replies.iter().any(|reply| matches!(reply, Pending::Later { write: other, .. } if *other != write)) {
+                            self.settle(&mut replies).await;
+                        }
+                        replies.push(self.command(&args, write).await);
                     }
                     Ok(None) => break,
                     Err(error) => {
@@ -97,15 +104,11 @@ impl ClientPort {
                 }
             }
             buffer.drain(..consumed);
+            self.settle(&mut replies).await;
             let mut out = Vec::new();
             for reply in replies {
-                match reply {
-                    Pending::Now(bytes) => out.extend_from_slice(&bytes),
-                    Pending::Later(receiver) => match tokio::time::timeout(self.request_timeout, receiver).await {
-                        Ok(Ok(answer)) => answer.to_resp(&mut out),
-                        Ok(Err(_)) => resp::encode_error("ERR the node is shutting down", &mut out),
-                        Err(_) => resp::encode_error("ERR timeout: no answer within the time limit; a write's outcome is unknown", &mut out),
-                    },
+                if let Pending::Now(bytes) = reply {
+                    out.extend_from_slice(&bytes);
                 }
             }
             stream.write_all(&out).await?;
@@ -115,7 +118,21 @@ impl ClientPort {
         }
     }
 
-    async fn command(&self, args: &[Vec<u8>]) -> Pending {
+    /// Waits (bounded) for every answer still on its way, in order.
+    async fn settle(&self, replies: &mut [Pending]) {
+        for reply in replies.iter_mut() {
+            let Pending::Later { answer, .. } = reply else { continue };
+            let mut out = Vec::new();
+            match tokio::time::timeout(self.request_timeout, answer).await {
+                Ok(Ok(answer)) => answer.to_resp(&mut out),
+                Ok(Err(_)) => resp::encode_error("ERR the node is shutting down", &mut out),
+                Err(_) => resp::encode_error("ERR timeout: no answer within the time limit; a write's outcome is unknown", &mut out),
+            }
+            *reply = Pending::Now(out);
+        }
+    }
+
+    async fn command(&self, args: &[Vec<u8>], write: bool) -> Pending {
         let mut out = Vec::new();
         let name = args[0].to_ascii_uppercase();
         match name.as_slice() {
@@ -136,7 +153,7 @@ impl ClientPort {
                     let input = LoopInput::Client { request, reply: ReplyTo::Local(sender) };
                     // A full queue means the node is overloaded: wait (bounded), do not drop silently.
                     return match tokio::time::timeout(self.request_timeout, self.raft.send(input)).await {
-                        Ok(Ok(())) => Pending::Later(receiver),
+                        Ok(Ok(())) => Pending::Later { answer: receiver, write },
                         Ok(Err(_)) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
                         Err(_) => Pending::Now(b"-ERR timeout: the node is overloaded\r\n".to_vec()),
                     };
@@ -165,4 +182,10 @@ impl ClientPort {
             status.snapshot_index.0,
         )
     }
+}
+
+/// Whether a command changes data (and so goes through the log). TAGGED wraps only writes.
+fn is_write(args: &[Vec<u8>]) -> bool {
+    let name = args[0].to_ascii_uppercase();
+    matches!(name.as_slice(), b"SET" | b"APPEND" | b"DEL" | b"TAGGED")
 }
