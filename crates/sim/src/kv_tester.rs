@@ -20,7 +20,6 @@ use crate::runner::Run;
 use crate::trace::Trace;
 
 pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
-const TEST_TIME_LIMIT: Duration = Duration::from_secs(120);
 const EVENT_LIMIT: u64 = 60_000_000;
 /// Each message or call takes 1–3 ms: roughly a loaded machine's RPC, and what bounds how many
 /// operations a client does in a test (the lab's runs see hundreds to thousands per client).
@@ -301,7 +300,7 @@ impl KvTester {
             server.kill();
         }
         self.net.close();
-        assert!(self.sim.now() <= TEST_TIME_LIMIT, "test took longer than 120 seconds (virtual): {:?}", self.sim.now());
+        assert!(self.sim.now() <= crate::runner::LAB_TEST_TIME_LIMIT, "test took longer than 120 seconds (virtual): {:?}", self.sim.now());
     }
 }
 
@@ -311,14 +310,8 @@ where
     F: Fn(Rc<KvTester>) -> Fut,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    crate::runner::run_seeded(test_file, test_name, |run| {
-        let tester = KvTester::new(run, servers, unreliable, max_raft_state);
-        let future = body(tester.clone());
-        run.sim.block_on(async move {
-            future.await;
-            tester.cleanup();
-        });
-    });
+    let make = |run: &Run| KvTester::new(run, servers, unreliable, max_raft_state);
+    crate::runner::run_harness(test_file, test_name, make, KvTester::cleanup, body);
 }
 
 /// The lab's `checkClntAppends`: client `client`'s `count` elements appear in `value` exactly once,

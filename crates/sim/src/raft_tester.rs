@@ -21,8 +21,6 @@ pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const SNAPSHOT_INTERVAL: u64 = 10;
 /// 3D: the Raft state must stay below this many bytes.
 pub const MAX_LOG_SIZE: usize = 2000;
-/// Every test must finish within this much virtual time.
-const TEST_TIME_LIMIT: Duration = Duration::from_secs(120);
 /// A cap on executor events per test, standing in for the lab's CPU-time hints: a busy loop fails.
 const EVENT_LIMIT: u64 = 30_000_000;
 
@@ -449,7 +447,7 @@ impl Tester {
             }
         }
         self.net.close();
-        assert!(self.now() <= TEST_TIME_LIMIT, "test took longer than 120 seconds (virtual): {:?}", self.now());
+        assert!(self.now() <= crate::runner::LAB_TEST_TIME_LIMIT, "test took longer than 120 seconds (virtual): {:?}", self.now());
     }
 }
 
@@ -459,12 +457,6 @@ where
     F: Fn(Rc<Tester>) -> Fut,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    crate::runner::run_seeded(test_file, test_name, |run| {
-        let tester = Tester::new(run, servers, reliable, snapshot_mode);
-        let future = body(tester.clone());
-        run.sim.block_on(async move {
-            future.await;
-            tester.cleanup();
-        });
-    });
+    let make = |run: &Run| Tester::new(run, servers, reliable, snapshot_mode);
+    crate::runner::run_harness(test_file, test_name, make, Tester::cleanup, body);
 }

@@ -4,6 +4,9 @@
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
+use std::rc::Rc;
+use std::time::Duration;
+
 use crate::executor::Sim;
 use crate::rng::{seeds_from_env, SimRng};
 use crate::trace::Trace;
@@ -50,4 +53,25 @@ fn report_failure(test_file: &str, test_name: &str, run: &Run) {
     }
     eprintln!("FAILED {test_name} with seed {} at virtual time {:?}", run.seed, run.sim.now());
     eprintln!("replay: SIM_SEED={} cargo test --release -p sim --test {test_file} -- --exact {test_name}", run.seed);
+}
+
+/// Every lab test must finish within this much virtual time (both lab suites' limit).
+pub const LAB_TEST_TIME_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs a lab test for every selected seed: a fresh harness from `make`, the test's `body` on it,
+/// then the harness's `cleanup` (which also checks the time limit).
+pub fn run_harness<H, F, Fut>(test_file: &str, test_name: &str, make: impl Fn(&Run) -> Rc<H>, cleanup: fn(&H), body: F)
+where
+    H: 'static,
+    F: Fn(Rc<H>) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    run_seeded(test_file, test_name, |run| {
+        let harness = make(run);
+        let future = body(harness.clone());
+        run.sim.block_on(async move {
+            future.await;
+            cleanup(&harness);
+        });
+    });
 }

@@ -4,21 +4,14 @@
 
 mod kv_common;
 
-use kv_common::{one_partition, speed_test, unreliable_one_key};
-use sim::kv_tester::{generic_test, run_kv_test, Workload};
+use kv_common::{one_partition, speed_test, unreliable_one_key, workload};
+use sim::kv_tester::{run_kv_test, Workload};
 
 const FILE: &str = "kv_4a";
 
+/// GenericTest without snapshots (maxraftstate = -1).
 fn generic(name: &'static str, description: &'static str, servers: usize, unreliable: bool, workload: Workload) {
-    run_kv_test(FILE, name, servers, unreliable, None, move |t| async move {
-        t.begin(description);
-        generic_test(t.clone(), name, workload).await;
-        t.end();
-    });
-}
-
-const fn workload(clients: u64, crash: bool, partitions: bool, random_keys: bool) -> Workload {
-    Workload { clients, crash, partitions, random_keys }
+    kv_common::generic(FILE, name, description, servers, unreliable, None, workload);
 }
 
 #[test]

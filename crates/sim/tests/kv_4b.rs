@@ -4,22 +4,15 @@
 
 mod kv_common;
 
-use kv_common::speed_test;
-use sim::kv_tester::{generic_test, run_kv_test, Workload, ELECTION_TIMEOUT};
+use kv_common::{speed_test, workload};
+use sim::kv_tester::{run_kv_test, Workload, ELECTION_TIMEOUT};
 
 const FILE: &str = "kv_4b";
 const MAX_RAFT_STATE: usize = 1000;
 
+/// GenericTest with snapshots (maxraftstate = 1000).
 fn generic(name: &'static str, description: &'static str, servers: usize, unreliable: bool, workload: Workload) {
-    run_kv_test(FILE, name, servers, unreliable, Some(MAX_RAFT_STATE), move |t| async move {
-        t.begin(description);
-        generic_test(t.clone(), name, workload).await;
-        t.end();
-    });
-}
-
-const fn workload(clients: u64, crash: bool, partitions: bool, random_keys: bool) -> Workload {
-    Workload { clients, crash, partitions, random_keys }
+    kv_common::generic(FILE, name, description, servers, unreliable, Some(MAX_RAFT_STATE), workload);
 }
 
 #[test]

@@ -6,8 +6,29 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sim::kv_tester::{check_client_appends, KvTester, ELECTION_TIMEOUT};
+use sim::kv_tester::{check_client_appends, generic_test, run_kv_test, KvTester, Workload, ELECTION_TIMEOUT};
 use sim::raft_tester::ms;
+
+/// One lab test made of GenericTest, under `name`, for every selected seed.
+pub fn generic(
+    file: &'static str,
+    name: &'static str,
+    description: &'static str,
+    servers: usize,
+    unreliable: bool,
+    max_raft_state: Option<usize>,
+    workload: Workload,
+) {
+    run_kv_test(file, name, servers, unreliable, max_raft_state, move |t| async move {
+        t.begin(description);
+        generic_test(t.clone(), name, workload).await;
+        t.end();
+    });
+}
+
+pub const fn workload(clients: u64, crash: bool, partitions: bool, random_keys: bool) -> Workload {
+    Workload { clients, crash, partitions, random_keys }
+}
 
 /// The lab's GenericTestSpeed: 1000 sequential Appends must average at most 100 ms / 3 each,
 /// i.e. a leader must replicate at once rather than wait for its next heartbeat.
