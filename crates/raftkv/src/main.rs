@@ -121,6 +121,34 @@ struct ServerArgs {
     /// Serve Prometheus `/metrics` and `/health` over HTTP here (off unless given).
     #[arg(long)]
     listen_http: Option<String>,
+    #[command(flatten)]
+    tuning: TuningArgs,
+}
+
+/// Performance techniques that can be switched off one at a time, to measure what each is worth.
+/// Leave them at their defaults in production.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Tuning (for measurements)")]
+struct TuningArgs {
+    /// Client requests batched into one Raft step (one fsync, one append per follower); 1 = none.
+    #[arg(long, default_value_t = 1024)]
+    max_batch: usize,
+    /// AppendEntries in flight per follower; 1 = stop and wait.
+    #[arg(long, default_value_t = 64)]
+    max_inflight: usize,
+    /// The leader fsyncs its log before sending appends (instead of in parallel with followers).
+    #[arg(long)]
+    serial_fsync: bool,
+    /// Apply committed entries on the Raft loop (waiting for them) instead of on the apply task.
+    #[arg(long)]
+    apply_in_raft_loop: bool,
+    /// Give every read its own ReadIndex round instead of batching concurrent reads into one.
+    #[arg(long)]
+    read_round_per_read: bool,
+    /// Serve reads under a leader lease (no heartbeat round). Assumes bounded clock drift between
+    /// nodes; see the README. Off by default.
+    #[arg(long)]
+    lease_reads: bool,
 }
 
 fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>> {
@@ -210,6 +238,15 @@ fn serve(args: ServerArgs) -> Result<()> {
         config.listen_peer = listen_peer;
     }
     config.listen_http = args.listen_http;
+    let tuning = args.tuning;
+    config.tuning = server::Tuning {
+        max_batch: tuning.max_batch,
+        max_inflight: tuning.max_inflight,
+        serial_fsync: tuning.serial_fsync,
+        apply_in_raft_loop: tuning.apply_in_raft_loop,
+        read_round_per_read: tuning.read_round_per_read,
+        lease_reads: tuning.lease_reads,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
         tokio::select! {

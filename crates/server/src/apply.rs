@@ -35,7 +35,8 @@ impl ReplyTo {
 pub enum ApplyInput {
     /// A write was proposed at `index` in `term`; answer `reply` when it is applied.
     Register { index: u64, term: u64, tag: (u64, u64), reply: ReplyTo, proposed_at: Instant },
-    Applies(Vec<Apply>),
+    /// Committed entries; `done` (if any) is told when they are applied.
+    Applies(Vec<Apply>, Option<oneshot::Sender<()>>),
     /// A read whose index a quorum confirmed: serve it once `index` is applied.
     Read { index: u64, request: Request, reply: ReplyTo },
     /// The node's term or role changed: writes proposed in earlier terms must be retried.
@@ -66,9 +67,12 @@ impl Applier {
                     let displaced = self.pending.insert(index, term, tag, (reply, proposed_at));
                     self.resolve(displaced);
                 }
-                ApplyInput::Applies(applies) => {
+                ApplyInput::Applies(applies, done) => {
                     for apply in applies {
                         self.apply(apply);
+                    }
+                    if let Some(done) = done {
+                        let _ = done.send(());
                     }
                     self.metrics.applied_index.store(self.store.applied_index(), Ordering::Relaxed);
                     self.serve_reads();

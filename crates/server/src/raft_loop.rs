@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crate::apply::{ApplyInput, ReplyTo};
 use crate::metrics::Metrics;
 use crate::request::{Answer, Request};
-use crate::ServerError;
+use crate::{ServerError, Tuning};
 
 pub enum LoopInput {
     Client { request: Request, reply: ReplyTo },
@@ -40,6 +40,7 @@ const FORWARD_MEMORY: Duration = Duration::from_secs(30);
 
 pub struct RaftLoop {
     pub me: NodeId,
+    pub tuning: Tuning,
     pub node: Node,
     pub storage: Storage<StdDisk>,
     pub transport: Transport,
@@ -62,20 +63,33 @@ impl RaftLoop {
     pub async fn run(mut self, mut inputs: mpsc::Receiver<LoopInput>, mut peers: mpsc::Receiver<Inbound>) -> Result<(), ServerError> {
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut clock = TickClock::new(self.tick);
         loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    self.node.tick();
-                    self.expire();
-                }
+            let event = tokio::select! {
+                _ = ticker.tick() => None,
                 input = inputs.recv() => match input {
-                    Some(input) => self.on_input(input),
+                    Some(input) => Some(Ok(input)),
                     None => return Ok(()),
                 },
-                Some(inbound) = peers.recv() => self.on_peer(inbound),
+                Some(inbound) = peers.recv() => Some(Err(inbound)),
+            };
+            // Time first: after a pause (a stopped process, a stalled thread) the node must see how
+            // much time really passed before it acts on anything, or it would act on a stale view
+            // of its leadership (this is what makes lease reads safe across pauses).
+            let due = clock.due();
+            if due > 0 {
+                for _ in 0..due {
+                    self.node.tick();
+                }
+                self.expire();
+            }
+            match event {
+                Some(Ok(input)) => self.on_input(input),
+                Some(Err(inbound)) => self.on_peer(inbound),
+                None => {}
             }
             // Take everything already queued into this step: one Ready, one fsync, one append per peer.
-            for _ in 0..1024 {
+            for _ in 1..self.tuning.max_batch {
                 match inputs.try_recv() {
                     Ok(input) => self.on_input(input),
                     Err(_) => break,
@@ -147,6 +161,13 @@ impl RaftLoop {
                 match self.node.read_index(self.next_read) {
                     Ok(()) => {
                         self.reads.insert(self.next_read, (read, reply));
+                        if self.tuning.read_round_per_read {
+                            // Ablation only: start this read's round now, alone.
+                            if let Err(error) = self.process_ready() {
+                                tracing::error!(%error, "storage failed");
+                                std::process::exit(1);
+                            }
+                        }
                     }
                     Err(_) => self.forward_or_wait(read, reply),
                 }
@@ -185,11 +206,18 @@ impl RaftLoop {
         self.forwards.retain(|_, (_, since)| since.elapsed() < FORWARD_MEMORY);
     }
 
+    fn send_all(&self, messages: Vec<raft::Message>) {
+        for message in messages {
+            self.transport.send(message.to, Frame::Raft(message));
+        }
+    }
+
     fn process_ready(&mut self) -> Result<(), ServerError> {
         while self.node.has_ready() {
             let mut ready = self.node.ready();
-            for message in ready.send_now.drain(..) {
-                self.transport.send(message.to, Frame::Raft(message));
+            if !self.tuning.serial_fsync {
+                // Appends go out before our own fsync: the followers write while we do.
+                self.send_all(std::mem::take(&mut ready.send_now));
             }
             if !ready.persist.is_empty() {
                 let storage = &mut self.storage;
@@ -197,9 +225,8 @@ impl RaftLoop {
                 tokio::task::block_in_place(|| storage.save(&ready.persist))?;
                 self.metrics.fsync_seconds.observe(started.elapsed());
             }
-            for message in ready.send_after_persist.drain(..) {
-                self.transport.send(message.to, Frame::Raft(message));
-            }
+            self.send_all(std::mem::take(&mut ready.send_now));
+            self.send_all(std::mem::take(&mut ready.send_after_persist));
             let status = ready.status;
             if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
                 tracing::info!(role = %status.role, term = status.term.0, leader = ?status.leader.map(|id| id.0), "raft state changed");
@@ -211,7 +238,14 @@ impl RaftLoop {
             self.last_status = status;
             let applies = std::mem::take(&mut ready.apply);
             if !applies.is_empty() {
-                let _ = self.apply.send(ApplyInput::Applies(applies));
+                if self.tuning.apply_in_raft_loop {
+                    // Ablation only: wait until the apply task is done with this batch.
+                    let (done, applied) = tokio::sync::oneshot::channel();
+                    let _ = self.apply.send(ApplyInput::Applies(applies, Some(done)));
+                    let _ = tokio::task::block_in_place(|| applied.blocking_recv());
+                } else {
+                    let _ = self.apply.send(ApplyInput::Applies(applies, None));
+                }
             }
             for read in std::mem::take(&mut ready.reads) {
                 let Some((request, reply)) = self.reads.remove(&read.context) else { continue };
@@ -233,5 +267,27 @@ impl RaftLoop {
         metrics.commit_index.store(status.commit.0, Ordering::Relaxed);
         metrics.last_log_index.store(status.last_index.0, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// Ticks owed to the node by a monotonic clock. Unlike an interval timer, it counts the time a
+/// paused process did not see (`Instant` keeps running while the process is stopped).
+struct TickClock {
+    started: Instant,
+    tick: Duration,
+    ticked: u64,
+}
+
+impl TickClock {
+    fn new(tick: Duration) -> TickClock {
+        TickClock { started: Instant::now(), tick, ticked: 0 }
+    }
+
+    /// Ticks that became due since the last call.
+    fn due(&mut self) -> u64 {
+        let now = (self.started.elapsed().as_nanos() / self.tick.as_nanos().max(1)) as u64;
+        let due = now.saturating_sub(self.ticked);
+        self.ticked = now.max(self.ticked);
+        due
     }
 }
