@@ -145,6 +145,9 @@ struct TuningArgs {
     /// Give every read its own ReadIndex round instead of batching concurrent reads into one.
     #[arg(long)]
     read_round_per_read: bool,
+    /// fsync when only the commit index changed (Raft does not need it durable; costs a flush per batch).
+    #[arg(long)]
+    fsync_commit_index: bool,
     /// Serve reads under a leader lease (no heartbeat round). Assumes bounded clock drift between
     /// nodes; see the README. Off by default.
     #[arg(long)]
@@ -245,6 +248,7 @@ fn serve(args: ServerArgs) -> Result<()> {
         serial_fsync: tuning.serial_fsync,
         apply_in_raft_loop: tuning.apply_in_raft_loop,
         read_round_per_read: tuning.read_round_per_read,
+        fsync_commit_index: tuning.fsync_commit_index,
         lease_reads: tuning.lease_reads,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;

@@ -75,6 +75,8 @@ pub struct Tuning {
     /// Every read gets its own ReadIndex heartbeat round instead of sharing one with the reads
     /// that arrived in the same step.
     pub read_round_per_read: bool,
+    /// fsync a change of the commit index alone too (Raft does not need it durable).
+    pub fsync_commit_index: bool,
     /// Serve reads under a leader lease, without a heartbeat round (see the README for the clock
     /// assumptions this makes). Off by default.
     pub lease_reads: bool,
@@ -88,6 +90,7 @@ impl Default for Tuning {
             serial_fsync: false,
             apply_in_raft_loop: false,
             read_round_per_read: false,
+            fsync_commit_index: false,
             lease_reads: false,
         }
     }
@@ -161,6 +164,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     raft_config.heartbeat_ticks = config.heartbeat_ticks;
     raft_config.inflight_appends_max = config.tuning.max_inflight;
     raft_config.seed = random_seed();
+    let saved_hard_state = restored.hard_state;
     let node = Node::new(raft_config, restored)?;
 
     let (peer_sender, peer_receiver) = mpsc::channel(16 * 1024);
@@ -218,6 +222,8 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         waiting_for_leader: Default::default(),
         untagged_seq: random_seed() << 32,
         last_status: status,
+        saved_hard_state,
+        deferred_hard_state: None,
         metrics,
     };
     raft_loop.run(raft_receiver, peer_receiver).await
