@@ -19,6 +19,12 @@ pub struct Config {
     /// followers that heard from a leader within the minimum timeout ignore vote requests
     /// (§6.2 of the thesis: leader stickiness).
     pub check_quorum: bool,
+    /// Serve linearizable reads under a leader lease: while a majority answered a heartbeat the
+    /// leader sent less than `lease_ticks()` ago, a read is answered at once, with no heartbeat
+    /// round. Trades the clock assumptions of `lease.rs` (bounded drift between the nodes' tick
+    /// rates; ticks that count real time, pauses included) for a round trip per read batch.
+    /// Requires `check_quorum`, whose vote refusal is what the lease stands on.
+    pub lease_reads: bool,
     /// Append an empty entry on becoming leader, so entries of earlier terms commit at once and
     /// reads can be served. Off in the lab, whose tests expect commands at exact indexes.
     pub noop_on_election: bool,
@@ -45,6 +51,8 @@ pub enum ConfigError {
     BadTimers { election_timeout_ticks: u32, heartbeat_ticks: u32 },
     #[error("at least one append must be allowed in flight")]
     ZeroInflight,
+    #[error("lease reads rely on check_quorum (followers refusing votes while they hear a leader), which is off")]
+    LeaseReadsWithoutCheckQuorum,
 }
 
 impl Config {
@@ -57,6 +65,7 @@ impl Config {
             heartbeat_ticks: 10,
             pre_vote: true,
             check_quorum: true,
+            lease_reads: false,
             noop_on_election: true,
             append_bytes_max: 1 << 20,
             inflight_appends_max: 64,
@@ -86,7 +95,26 @@ impl Config {
         if self.inflight_appends_max == 0 {
             return Err(ConfigError::ZeroInflight);
         }
+        if self.lease_reads && !self.check_quorum {
+            return Err(ConfigError::LeaseReadsWithoutCheckQuorum);
+        }
         Ok(())
+    }
+
+    /// How long a leader's lease lasts, in its own ticks, from the moment it sent a heartbeat that
+    /// a majority answered: the election timeout less one tick for the granularity of ticks and
+    /// less `lease_drift_margin_ticks()` for clock-rate drift (see `lease.rs` for the argument).
+    /// 0 means a lease never holds, and every read takes a ReadIndex round.
+    pub fn lease_ticks(&self) -> u32 {
+        self.election_timeout_ticks.saturating_sub(1).saturating_sub(self.lease_drift_margin_ticks())
+    }
+
+    /// The part of the election timeout a lease gives up to drift between the nodes' tick rates:
+    /// a fifth, rounded up (so at least one tick). A follower whose ticks run up to 25% faster than
+    /// the leader's still refuses votes until the lease has expired: (T − 1 − ⌈T/5⌉) leader ticks
+    /// ≤ (T − 1) / 1.25 follower ticks, for an election timeout of T ticks.
+    pub fn lease_drift_margin_ticks(&self) -> u32 {
+        self.election_timeout_ticks.div_ceil(5).max(1)
     }
 }
 

@@ -61,6 +61,7 @@ impl Node {
 
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         self.reads.fail_all();
+        self.lease.reset();
         if term > self.term {
             self.term = term;
             self.vote = None;
@@ -80,6 +81,12 @@ impl Node {
         self.heartbeat_elapsed = 0;
         let last = self.log.last_index();
         self.progress = self.followers().into_iter().map(|peer| (peer, Progress::new(last))).collect();
+        self.lease.reset();
+        if self.config.lease_reads {
+            // The announcement below is the first lease round: every request of this term then
+            // carries a round whose send tick is known.
+            self.begin_round();
+        }
         if self.config.noop_on_election {
             let index = last.next();
             self.log.append(Entry { term: self.term, index, kind: EntryKind::Noop, data: Vec::new() });
@@ -105,7 +112,10 @@ impl Node {
         let can_vote = self.vote == Some(from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && term > self.term);
-        let granted = can_vote && self.log.is_up_to_date(last_log_index, last_log_term);
+        // A request of a later term was already dropped by `step` inside the fence; this one is of
+        // our term, which moved on (without a leader) while a leader's lease may still count on us.
+        let fenced = self.vote_fenced() && self.vote != Some(from);
+        let granted = can_vote && !fenced && self.log.is_up_to_date(last_log_index, last_log_term);
         if granted && !pre_vote {
             self.vote = Some(from);
             self.reset_election_timer();

@@ -20,9 +20,11 @@
 //!
 //! Linearizable reads use ReadIndex (thesis §6.4): the leader notes its commit index and confirms
 //! it still leads with one heartbeat round, shared by every read that arrived in the same step.
+//! Optionally (`Config::lease_reads`, off by default), a leader holding a lease answers reads with
+//! no round at all, under the clock assumptions stated in `lease.rs` (thesis §6.4.1).
 //!
-//! Left out on purpose, for now: membership changes, leadership transfer, lease reads, chunked
-//! snapshots. Drivers live elsewhere: the simulator (`sim`) and, later, the server.
+//! Left out on purpose, for now: membership changes, leadership transfer, chunked snapshots.
+//! Drivers live elsewhere: the simulator (`sim`) and, later, the server.
 //!
 //! ## Glossary
 //! - **term**: a logical epoch with at most one leader.
@@ -36,6 +38,7 @@
 pub mod codec;
 mod config;
 mod election;
+mod lease;
 pub mod log;
 mod message;
 mod node;

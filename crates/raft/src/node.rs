@@ -78,6 +78,13 @@ pub struct Node {
     pub(crate) send_after_persist: Vec<Message>,
     /// Linearizable reads in progress (leader only); see `read_index.rs`.
     pub(crate) reads: crate::read_index::Reads,
+    /// Ticks since this node was created: the clock its lease and vote fence are measured on.
+    pub(crate) ticks: u64,
+    /// The leader's lease, with `Config::lease_reads`; see `lease.rs`.
+    pub(crate) lease: crate::lease::Lease,
+    /// With `Config::lease_reads`: until `ticks` reaches this, refuse every vote and pre-vote (an
+    /// election timeout after the last message from a leader, and after the node started).
+    pub(crate) vote_fence: u64,
     /// The hard state as last handed to the driver to persist.
     pub(crate) handed_hard_state: HardState,
 }
@@ -111,6 +118,11 @@ impl Node {
             send_now: Vec::new(),
             send_after_persist: Vec::new(),
             reads: crate::read_index::Reads::default(),
+            ticks: 0,
+            lease: crate::lease::Lease::default(),
+            // Clock assumption (c) of `lease.rs`: a restarted node may have answered a leader's
+            // heartbeat just before it went down, and must not help depose that leader sooner.
+            vote_fence: if config.lease_reads { u64::from(config.election_timeout_ticks) } else { 0 },
             handed_hard_state: hard_state,
             config,
         };
@@ -120,6 +132,7 @@ impl Node {
 
     /// One unit of time passed. The only clock the core knows.
     pub fn tick(&mut self) {
+        self.ticks += 1;
         if self.role == Role::Leader {
             self.tick_leader();
         } else {
@@ -346,11 +359,12 @@ impl Node {
     }
 
     /// §6.2 of the thesis: while a node has heard from a live leader within the minimum election
-    /// timeout, it refuses to help depose it. Leaders count as hearing from themselves.
+    /// timeout, it refuses to help depose it. Leaders count as hearing from themselves. With lease
+    /// reads, the vote fence (`lease.rs`) extends this to freshly started nodes and to nodes whose
+    /// term moved on without a leader.
     pub(crate) fn in_leader_lease(&self) -> bool {
-        self.config.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed < self.config.election_timeout_ticks
+        let heard_recently = self.leader.is_some() && self.election_elapsed < self.config.election_timeout_ticks;
+        self.config.check_quorum && (heard_recently || self.vote_fenced())
     }
 
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {

@@ -9,6 +9,8 @@
 //!
 //! No clock is involved, so a leader cut off from the majority never answers: its round never
 //! completes, and when it steps down the pending reads fail (`index: None`) so callers retry elsewhere.
+//! With `Config::lease_reads`, a leader holding a lease skips step 2 (`lease.rs`, which states the
+//! clock assumptions that trades in).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -50,6 +52,21 @@ impl Reads {
         self.round
     }
 
+    /// Starts the next round; `Node::begin_round` is the caller, which also notes it for the lease.
+    pub(crate) fn next_round(&mut self) -> u64 {
+        self.round += 1;
+        self.round
+    }
+
+    /// The latest round a majority has answered in this term: this node is always at the current
+    /// round, `followers` at the highest they answered (0 if none).
+    pub(crate) fn quorum_round(&self, followers: &[NodeId]) -> u64 {
+        let mut rounds: Vec<u64> = followers.iter().map(|peer| self.confirmed.get(peer).copied().unwrap_or(0)).collect();
+        rounds.push(self.round);
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        rounds[majority(rounds.len()) - 1]
+    }
+
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()
     }
@@ -82,13 +99,19 @@ impl Node {
         self.role == Role::Leader && !self.reads.unassigned.is_empty() && self.log.term_at(self.log.commit) == Some(self.term)
     }
 
-    /// Puts every waiting read into one new confirmation round and sends its heartbeats.
+    /// Answers every waiting read at once if the leader holds a lease (`lease.rs`); otherwise puts
+    /// them into one new confirmation round and sends its heartbeats.
     pub(crate) fn start_read_round(&mut self) {
         if !self.read_round_startable() {
             return;
         }
-        self.reads.round += 1;
-        let (index, round) = (self.log.commit, self.reads.round);
+        let index = self.log.commit;
+        if self.lease_holds() {
+            let served = self.reads.unassigned.drain(..).map(|context| ReadyRead { context, index: Some(index) });
+            self.reads.ready.extend(served);
+            return;
+        }
+        let round = self.begin_round();
         let contexts: Vec<u64> = self.reads.unassigned.drain(..).collect();
         self.reads.in_flight.extend(contexts.into_iter().map(|context| InFlight { context, index, round }));
         let anchors: Vec<(NodeId, LogIndex)> = self.progress.iter().map(|(&peer, progress)| (peer, progress.match_index)).collect();
@@ -106,6 +129,7 @@ impl Node {
         let confirmed = self.reads.confirmed.entry(from).or_insert(0);
         *confirmed = (*confirmed).max(round);
         self.release_confirmed_reads();
+        self.renew_lease();
     }
 
     fn release_confirmed_reads(&mut self) {

@@ -47,6 +47,10 @@ impl Node {
     /// resend what flow control believes lost.
     pub(crate) fn broadcast_heartbeat(&mut self) {
         let resend_after = self.config.snapshot_resend_heartbeats;
+        if self.config.lease_reads {
+            // Every heartbeat renews the lease, so that in steady state it never lapses.
+            self.begin_round();
+        }
         for peer in self.followers() {
             let Some(progress) = self.progress.get_mut(&peer) else { continue };
             progress.on_heartbeat();
@@ -150,6 +154,7 @@ impl Node {
         }
         self.leader = Some(from);
         self.election_elapsed = 0;
+        self.extend_vote_fence();
         true
     }
 

@@ -9,6 +9,11 @@
 //!   snapshots; every node applies in order, without gaps;
 //! - monotonicity: a node's term never goes down, even across a crash;
 //! - liveness: once every fault heals, a new command commits on every node within bounded virtual time.
+//!
+//! With `ChaosReads` on, the run also makes reads without the log (ReadIndex, or leases) on every
+//! node that believes it leads, all along, and checks each answer for linearizability: its read
+//! index is at least every index known committed anywhere when the read was asked (no stale
+//! leader answers from an old state), and the service had applied up to it when the answer came.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -19,7 +24,7 @@ use std::time::Duration;
 use raft::{LogIndex, Restored, Role, Status};
 
 use crate::executor::{channel, Receiver, Sim};
-use crate::lab::{ApplyMsg, Durable, LabRaft};
+use crate::lab::{ApplyMsg, Durable, LabOptions, LabRaft};
 use crate::network::{EndId, Network};
 use crate::persister::Persister;
 use crate::raft_tester::{cmd, decode_snapshot, encode_snapshot, ms};
@@ -57,6 +62,28 @@ impl ChaosParams {
 /// The longest a healed cluster may take to commit a new command on every node.
 const LIVENESS_BOUND: Duration = Duration::from_secs(10);
 
+/// The reads a run makes and checks, besides its proposals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChaosReads {
+    /// No reads: the original run, seed for seed.
+    #[default]
+    Off,
+    /// ReadIndex reads (thesis §6.4).
+    ReadIndex,
+    /// The same with `lease_reads` on every node: reads answered under a lease whenever it holds.
+    Lease,
+}
+
+/// Every few milliseconds (0–`READ_EVERY_MS`), each node that believes it leads is asked for a
+/// read with even odds: often enough to hit the windows where a deposed leader still believes.
+const READ_EVERY_MS: u64 = 40;
+
+/// What a read must observe: asked of `node`, when indexes up to `floor` were known committed.
+struct ReadCheck {
+    node: usize,
+    floor: u64,
+}
+
 /// A simulated cluster and everything the checks know about it. `store` is what the nodes keep
 /// their state in: the lab's persisters here, simulated disks in `disk_chaos`.
 pub(crate) struct Cluster<S> {
@@ -79,6 +106,14 @@ pub(crate) struct Cluster<S> {
     /// The highest term each node ever reported, across incarnations.
     pub(crate) terms: Vec<u64>,
     next_command: u64,
+    pub(crate) reads: ChaosReads,
+    /// Reads asked and not yet answered, by context (unique across nodes and incarnations).
+    read_checks: BTreeMap<u64, ReadCheck>,
+    next_read: u64,
+    /// Whether the reader keeps asking; it stops when the scenario ends.
+    reading: bool,
+    reads_answered: usize,
+    reads_failed: usize,
 }
 
 pub(crate) type Shared<S> = Rc<RefCell<Cluster<S>>>;
@@ -101,6 +136,12 @@ impl<S> Cluster<S> {
             leaders: BTreeMap::new(),
             terms: vec![0; n],
             next_command: 1,
+            reads: ChaosReads::Off,
+            read_checks: BTreeMap::new(),
+            next_read: 0,
+            reading: false,
+            reads_answered: 0,
+            reads_failed: 0,
         }))
     }
 }
@@ -129,17 +170,26 @@ pub struct ChaosSummary {
     pub params: ChaosParams,
     pub committed: usize,
     pub terms_with_leader: usize,
+    /// Reads answered with an index (and checked), and reads that failed because leadership was lost.
+    pub reads_answered: usize,
+    pub reads_failed: usize,
     pub virtual_time: Duration,
     pub trace: Trace,
 }
 
 pub fn run(seed: u64) -> Result<ChaosSummary, (ChaosParams, String, Trace)> {
+    run_with(seed, ChaosReads::Off)
+}
+
+/// `run`, making and checking reads as `reads` says. The seed picks the same parameters either way.
+pub fn run_with(seed: u64, reads: ChaosReads) -> Result<ChaosSummary, (ChaosParams, String, Trace)> {
     let sim = Sim::new();
     let rng = SimRng::new(seed);
     let trace = Trace::default();
     let params = ChaosParams::from_seed(&rng);
     let persisters: Vec<Persister> = (0..params.servers).map(|_| Persister::new()).collect();
     let cluster = Cluster::new(&sim, &rng, &trace, &params, persisters);
+    cluster.borrow_mut().reads = reads;
     match run_scenario(&sim, scenario(cluster.clone())) {
         Ok(()) => {
             let c = cluster.borrow();
@@ -147,6 +197,8 @@ pub fn run(seed: u64) -> Result<ChaosSummary, (ChaosParams, String, Trace)> {
                 params,
                 committed: c.committed.len(),
                 terms_with_leader: c.leaders.len(),
+                reads_answered: c.reads_answered,
+                reads_failed: c.reads_failed,
                 virtual_time: sim.now(),
                 trace: trace.clone(),
             })
@@ -167,6 +219,10 @@ async fn scenario(cluster: Shared<Vec<Persister>>) {
         cluster.borrow().net.set_reliable(false);
     }
     cluster.borrow().net.set_long_reordering(params.long_reordering);
+    if cluster.borrow().reads != ChaosReads::Off {
+        cluster.borrow_mut().reading = true;
+        sim.spawn(reader(cluster.clone()));
+    }
     for _ in 0..params.steps {
         sim.sleep(ms(rng.below(150))).await;
         chaos_step(&cluster, &rng, &params);
@@ -176,7 +232,43 @@ async fn scenario(cluster: Shared<Vec<Persister>>) {
     let everyone: Vec<usize> = (0..params.servers).collect();
     await_progress(&cluster, &sim, &everyone).await;
     check_logs(&cluster);
+    cluster.borrow_mut().reading = false;
     shut_down(&cluster);
+}
+
+/// Asks every node that believes it leads for reads, at short random intervals, until the end.
+async fn reader<S>(cluster: Shared<S>) {
+    let (sim, rng) = {
+        let c = cluster.borrow();
+        (c.sim.clone(), c.rng.clone())
+    };
+    while cluster.borrow().reading {
+        sim.sleep(ms(rng.below(READ_EVERY_MS))).await;
+        let (floor, leaders) = {
+            let c = cluster.borrow();
+            let living = c.rafts.iter().flatten();
+            let commit = living.map(|raft| raft.status().commit.0).max().unwrap_or(0);
+            let applied = c.committed.keys().next_back().copied().unwrap_or(0);
+            let leaders: Vec<(usize, LabRaft)> = (0..c.params.servers)
+                .filter_map(|i| c.rafts[i].clone().map(|raft| (i, raft)))
+                .filter(|(_, raft)| raft.state().1)
+                .collect();
+            (commit.max(applied), leaders)
+        };
+        for (node, raft) in leaders {
+            if !rng.chance(1, 2) {
+                continue;
+            }
+            let context = {
+                let mut c = cluster.borrow_mut();
+                c.next_read += 1;
+                c.next_read
+            };
+            if raft.read(context) {
+                cluster.borrow_mut().read_checks.insert(context, ReadCheck { node, floor });
+            }
+        }
+    }
 }
 
 pub(crate) fn shut_down<S>(cluster: &Shared<S>) {
@@ -275,6 +367,8 @@ pub(crate) fn stop<S>(cluster: &Shared<S>, i: usize, why: &str) -> bool {
     let mut c = cluster.borrow_mut();
     let Some(raft) = c.rafts[i].take() else { return false };
     c.trace.record(c.sim.now(), format_args!("chaos: {why} {i}"));
+    // Its reads will never be answered.
+    c.read_checks.retain(|_, check| check.node != i);
     c.net.delete_server(i);
     raft.kill();
     drop(c);
@@ -313,7 +407,9 @@ pub(crate) fn launch<S: 'static>(
     };
     let (sender, receiver) = channel();
     let seed = c.rng.u64();
-    let raft = LabRaft::make_with(&c.sim, &c.net, &c.trace, ends, i, restored, durable, sender, seed);
+    // No-ops stay off, as in the lab: the apply checks expect every index to carry a command.
+    let options = LabOptions { lease_reads: c.reads == ChaosReads::Lease, noop_on_election: false };
+    let raft = LabRaft::make_with_options(&c.sim, &c.net, &c.trace, ends, i, restored, durable, sender, seed, options);
     let observed = Rc::downgrade(cluster);
     raft.set_observer(Rc::new(move |status: &Status| {
         if let Some(cluster) = observed.upgrade() {
@@ -362,6 +458,7 @@ async fn read_applies<S>(cluster: Shared<S>, i: usize, mut receiver: Receiver<Ap
                     }
                 }
             }
+            ApplyMsg::Read { context, index } => check_read(&mut c, i, context, index),
             ApplyMsg::Snapshot { index, data, .. } => {
                 let (decoded, machine) = decode_snapshot(&data).expect("snapshots decode");
                 assert_eq!(decoded, index, "node {i}: snapshot message for {index} holds {decoded}");
@@ -376,6 +473,24 @@ async fn read_applies<S>(cluster: Shared<S>, i: usize, mut receiver: Receiver<Ap
             }
         }
     }
+}
+
+/// Linearizability of one read answered by node `i`: no older than what had committed anywhere when
+/// it was asked, and served from a state machine that has applied up to its index.
+fn check_read<S>(c: &mut Cluster<S>, i: usize, context: u64, index: Option<u64>) {
+    let Some(ReadCheck { node, floor }) = c.read_checks.remove(&context) else { return };
+    assert_eq!(node, i, "read {context} was asked of node {node} but answered by {i}");
+    let Some(index) = index else {
+        c.reads_failed += 1;
+        return;
+    };
+    assert!(
+        index >= floor,
+        "read linearizability: node {i} answered read {context} at index {index}, but {floor} had committed before it was asked"
+    );
+    let applied = c.machines[i].keys().next_back().copied().unwrap_or(0);
+    assert!(applied >= index, "node {i} answered read {context} at index {index} having applied only up to {applied}");
+    c.reads_answered += 1;
 }
 
 /// Log matching and leader completeness, over every living node's in-memory log.

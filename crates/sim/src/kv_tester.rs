@@ -11,7 +11,7 @@ use linearizability::kv::{KvInput, KvModel, KvOp, KvOutput};
 use linearizability::{CheckResult, Operation};
 
 use crate::executor::Sim;
-use crate::kvraft::{Clerk, KvServer};
+use crate::kvraft::{Clerk, KvServer, ReadPath};
 use crate::network::{EndId, Network};
 use crate::persister::Persister;
 use crate::raft_tester::ms;
@@ -41,6 +41,8 @@ pub struct KvTester {
     pub net: Network,
     pub n: usize,
     max_raft_state: Option<usize>,
+    /// How the servers answer Gets (the lab's way, through the log, unless a test asks otherwise).
+    read_path: ReadPath,
     servers: RefCell<Vec<Option<KvServer>>>,
     persisters: RefCell<Vec<Persister>>,
     /// ends[i][j]: server i's current end to server j.
@@ -56,7 +58,7 @@ pub struct KvTester {
 
 impl KvTester {
     /// `n` servers started and connected, then the network's reliability set (the lab's order).
-    pub fn new(run: &Run, n: usize, unreliable: bool, max_raft_state: Option<usize>) -> Rc<KvTester> {
+    pub fn new(run: &Run, n: usize, unreliable: bool, max_raft_state: Option<usize>, read_path: ReadPath) -> Rc<KvTester> {
         run.sim.set_event_limit(EVENT_LIMIT);
         let net = Network::new(run.sim.clone(), run.rng.clone(), run.trace.clone(), n);
         net.set_latency(HOP_LATENCY_MIN, HOP_LATENCY_MAX);
@@ -67,6 +69,7 @@ impl KvTester {
             net,
             n,
             max_raft_state,
+            read_path,
             servers: RefCell::new(vec![None; n]),
             persisters: RefCell::new((0..n).map(|_| Persister::new()).collect()),
             ends: RefCell::new(vec![Vec::new(); n]),
@@ -150,7 +153,8 @@ impl KvTester {
             persisters[i].clone()
         };
         let seed = self.rng.u64();
-        let server = KvServer::start(&self.sim, &self.net, &self.trace, ends, i, persister, self.max_raft_state, seed);
+        let server =
+            KvServer::start(&self.sim, &self.net, &self.trace, ends, i, persister, self.max_raft_state, seed, self.read_path);
         self.net.add_server(i, server.raft().handler());
         self.net.add_service(i, server.service());
         self.servers.borrow_mut()[i] = Some(server);
@@ -304,13 +308,33 @@ impl KvTester {
     }
 }
 
-/// Runs one KV lab test for every selected seed.
+/// Runs one KV lab test for every selected seed, with reads through the log (the lab's way).
 pub fn run_kv_test<F, Fut>(test_file: &str, test_name: &str, servers: usize, unreliable: bool, max_raft_state: Option<usize>, body: F)
 where
     F: Fn(Rc<KvTester>) -> Fut,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let make = |run: &Run| KvTester::new(run, servers, unreliable, max_raft_state);
+    let setup = KvSetup { servers, unreliable, max_raft_state, read_path: ReadPath::Log };
+    run_kv_test_with(test_file, test_name, setup, body);
+}
+
+/// The cluster a KV test runs on.
+#[derive(Clone, Copy, Debug)]
+pub struct KvSetup {
+    pub servers: usize,
+    pub unreliable: bool,
+    pub max_raft_state: Option<usize>,
+    pub read_path: ReadPath,
+}
+
+/// `run_kv_test` on any setup, e.g. with Gets served by ReadIndex or under leases.
+pub fn run_kv_test_with<F, Fut>(test_file: &str, test_name: &str, setup: KvSetup, body: F)
+where
+    F: Fn(Rc<KvTester>) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let KvSetup { servers, unreliable, max_raft_state, read_path } = setup;
+    let make = |run: &Run| KvTester::new(run, servers, unreliable, max_raft_state, read_path);
     crate::runner::run_harness(test_file, test_name, make, KvTester::cleanup, body);
 }
 

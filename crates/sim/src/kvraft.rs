@@ -6,10 +6,13 @@
 //!    ^                          │ waits on Pending[index]                          │ Store::apply
 //!    └────── Reply / WrongLeader / Timeout ◄────────────── Outcome ◄───────────────┘
 //! ```
-//! Reads go through the log like writes, which makes them linearizable without any clock: a
-//! leader cut off from the majority never commits, so it never answers.
+//! By default reads go through the log like writes, which makes them linearizable without any
+//! clock: a leader cut off from the majority never commits, so it never answers. `ReadPath` offers
+//! the two ways that skip the log write: ReadIndex (one heartbeat round per batch of reads) and
+//! leases (no round while the lease holds, relying on the clock assumptions of `raft`'s `lease.rs`).
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -20,7 +23,7 @@ use kv::{Command, Op, Outcome, Pending, Reply, Store};
 use raft::codec::Reader;
 
 use crate::executor::{channel, Receiver, Sender, Sim};
-use crate::lab::{ApplyMsg, LabRaft};
+use crate::lab::{ApplyMsg, LabOptions, LabRaft};
 use crate::network::{EndId, Network, ServiceHandler};
 use crate::persister::Persister;
 use crate::trace::Trace;
@@ -67,9 +70,34 @@ impl Answer {
     }
 }
 
+/// How a server answers Gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadPath {
+    /// Through the log, like writes: the lab's way.
+    #[default]
+    Log,
+    /// ReadIndex (thesis §6.4): no log write; one heartbeat round confirms the leader for a batch.
+    ReadIndex,
+    /// A leader lease (thesis §6.4.1): no round while the lease holds, ReadIndex when it lapsed.
+    Lease,
+}
+
+impl ReadPath {
+    fn lab_options(self) -> LabOptions {
+        match self {
+            ReadPath::Log => LabOptions::default(),
+            ReadPath::ReadIndex => LabOptions { lease_reads: false, noop_on_election: true },
+            ReadPath::Lease => LabOptions { lease_reads: true, noop_on_election: true },
+        }
+    }
+}
+
 struct ServerState {
     store: Store,
     pending: Pending<Sender<Outcome>>,
+    /// Gets waiting for `ApplyMsg::Read`, by read context: the key, and whom to answer.
+    reads: BTreeMap<u64, (Vec<u8>, Sender<Answer>)>,
+    next_read: u64,
 }
 
 #[derive(Clone)]
@@ -83,6 +111,7 @@ struct ServerInner {
     max_raft_state: Option<usize>,
     state: RefCell<ServerState>,
     killed: Cell<bool>,
+    read_path: ReadPath,
 }
 
 fn resolve(outcomes: Vec<(Sender<Outcome>, Outcome)>) {
@@ -104,6 +133,7 @@ impl KvServer {
         persister: Persister,
         max_raft_state: Option<usize>,
         seed: u64,
+        read_path: ReadPath,
     ) -> KvServer {
         let snapshot = persister.snapshot();
         let store = if snapshot.is_empty() {
@@ -112,14 +142,19 @@ impl KvServer {
             Store::decode_snapshot(&snapshot).unwrap_or_else(|error| panic!("server {me}: persisted snapshot is unusable: {error}"))
         };
         let (sender, receiver) = channel();
-        let raft = LabRaft::make(sim, net, trace, ends, me, persister.clone(), sender, seed);
+        let restored = persister.restored();
+        let durable = Box::new(persister.clone());
+        let options = read_path.lab_options();
+        let raft = LabRaft::make_with_options(sim, net, trace, ends, me, restored, durable, sender, seed, options);
+        let state = ServerState { store, pending: Pending::new(), reads: BTreeMap::new(), next_read: 0 };
         let server = KvServer(Rc::new(ServerInner {
             sim: sim.clone(),
             raft,
             persister,
             max_raft_state,
-            state: RefCell::new(ServerState { store, pending: Pending::new() }),
+            state: RefCell::new(state),
             killed: Cell::new(false),
+            read_path,
         }));
         let watcher = Rc::downgrade(&server.0);
         server.0.raft.set_observer(Rc::new(move |status| {
@@ -139,8 +174,14 @@ impl KvServer {
     pub fn kill(&self) {
         self.0.killed.set(true);
         self.0.raft.kill();
-        let lost = self.0.state.borrow_mut().pending.drain();
+        let mut state = self.0.state.borrow_mut();
+        let lost = state.pending.drain();
+        let reads = std::mem::take(&mut state.reads);
+        drop(state);
         resolve(lost);
+        for (_, waiter) in reads.into_values() {
+            waiter.send(Answer::WrongLeader);
+        }
     }
 
     /// The RPC handler to register with the network.
@@ -157,27 +198,54 @@ impl KvServer {
         if self.0.killed.get() {
             return Answer::WrongLeader;
         }
+        if let (Op::Get { key }, false) = (&command.op, self.0.read_path == ReadPath::Log) {
+            return self.read(key.clone()).await;
+        }
         let (index, term, is_leader) = self.0.raft.start(request);
         if !is_leader {
             return Answer::WrongLeader;
         }
-        let (sender, mut receiver) = channel();
+        let (sender, receiver) = channel();
         let displaced = self.0.state.borrow_mut().pending.insert(index, term, (command.client_id, command.seq), sender);
         resolve(displaced);
+        match self.wait(receiver).await {
+            Some(Outcome::Applied(reply)) => Answer::Done(reply),
+            Some(Outcome::Lost) => Answer::WrongLeader,
+            None => Answer::Timeout,
+        }
+    }
+
+    /// A Get without the log: Raft confirms the leadership (a round or a lease), then the apply loop
+    /// answers from the store once it has applied what the read must see (`ApplyMsg::Read`).
+    async fn read(&self, key: Vec<u8>) -> Answer {
+        let (sender, receiver) = channel();
+        let context = {
+            let mut state = self.0.state.borrow_mut();
+            state.next_read += 1;
+            let context = state.next_read;
+            state.reads.insert(context, (key, sender));
+            context
+        };
+        if !self.0.raft.read(context) {
+            self.0.state.borrow_mut().reads.remove(&context);
+            return Answer::WrongLeader;
+        }
+        let answer = self.wait(receiver).await;
+        self.0.state.borrow_mut().reads.remove(&context);
+        answer.unwrap_or(Answer::Timeout)
+    }
+
+    /// The first thing `receiver` gets, or None after `SERVER_WAIT`.
+    async fn wait<T>(&self, mut receiver: Receiver<T>) -> Option<T> {
         let mut deadline = self.0.sim.sleep(SERVER_WAIT);
-        let outcome = poll_fn(|context| {
+        poll_fn(|context| {
             let mut received = std::pin::pin!(receiver.recv());
             match received.as_mut().poll(context) {
                 Poll::Ready(outcome) => Poll::Ready(outcome),
                 Poll::Pending => Pin::new(&mut deadline).poll(context).map(|()| None),
             }
         })
-        .await;
-        match outcome {
-            Some(Outcome::Applied(reply)) => Answer::Done(reply),
-            Some(Outcome::Lost) => Answer::WrongLeader,
-            None => Answer::Timeout,
-        }
+        .await
     }
 
     async fn apply_loop(self, mut applies: Receiver<ApplyMsg>) {
@@ -187,6 +255,7 @@ impl KvServer {
             }
             match message {
                 ApplyMsg::Command { index, command } => self.apply_command(index, &command),
+                ApplyMsg::Read { context, index } => self.answer_read(context, index.is_some()),
                 ApplyMsg::Snapshot { index, data, .. } => {
                     let store = Store::decode_snapshot(&data).unwrap_or_else(|error| panic!("snapshot from the leader is unusable: {error}"));
                     let mut state = self.0.state.borrow_mut();
@@ -200,6 +269,20 @@ impl KvServer {
                 }
             }
         }
+    }
+
+    /// Everything the read must observe was applied before this point of the stream, so the store
+    /// as it is now answers it (possibly with later writes too, which linearizability allows).
+    fn answer_read(&self, context: u64, confirmed: bool) {
+        let mut state = self.0.state.borrow_mut();
+        let Some((key, waiter)) = state.reads.remove(&context) else { return };
+        let answer = if confirmed {
+            Answer::Done(Reply::Value(state.store.get(&key).map(<[u8]>::to_vec)))
+        } else {
+            Answer::WrongLeader
+        };
+        drop(state);
+        waiter.send(answer);
     }
 
     fn apply_command(&self, index: u64, bytes: &[u8]) {

@@ -6,6 +6,10 @@
 //! (`Durable`): the lab's persister, which saves the Raft state and the snapshot together and never
 //! fails, or raftkv's `storage::Storage` on a simulated disk, whose `save` can fail. A failed save
 //! stops the node at once (`set_on_failure` tells the caller).
+//!
+//! Beyond the lab's API, `read` asks for a linearizable read without the log (ReadIndex, or a lease
+//! with `LabOptions::lease_reads`); its outcome comes in the apply stream as `ApplyMsg::Read`, after
+//! every entry it must observe.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -25,6 +29,22 @@ pub enum ApplyMsg {
     Command { index: u64, command: Vec<u8> },
     /// Replace the service state with this snapshot; commands after `index` follow.
     Snapshot { index: u64, term: u64, data: Vec<u8> },
+    /// The outcome of `LabRaft::read(context)`. With `index` Some, everything the read must see has
+    /// come earlier in this stream (it is sent after the entries up to the commit index it was
+    /// confirmed at), so the service answers it from its state as it is when this arrives. None:
+    /// the node lost its leadership first; the caller should try elsewhere.
+    Read { context: u64, index: Option<u64> },
+}
+
+/// Protocol options beyond the lab's settings. The default is the lab's own configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LabOptions {
+    /// `raft::Config::lease_reads`: reads under a leader lease, without a heartbeat round.
+    pub lease_reads: bool,
+    /// `raft::Config::noop_on_election`. Off in the lab, whose tests expect commands at exact
+    /// indexes; a service that reads without the log turns it on, or a new leader could not serve a
+    /// read before its first write. No-ops never reach the apply stream.
+    pub noop_on_election: bool,
 }
 
 /// Timer settings for the lab driver, in virtual time.
@@ -119,11 +139,29 @@ impl LabRaft {
         apply: Sender<ApplyMsg>,
         seed: u64,
     ) -> LabRaft {
+        LabRaft::make_with_options(sim, net, trace, ends, me, restored, durable, apply, seed, LabOptions::default())
+    }
+
+    /// `make_with`, with protocol options beyond the lab's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn make_with_options(
+        sim: &Sim,
+        net: &Network,
+        trace: &Trace,
+        ends: Vec<EndId>,
+        me: usize,
+        restored: Restored,
+        durable: Box<dyn Durable>,
+        apply: Sender<ApplyMsg>,
+        seed: u64,
+        options: LabOptions,
+    ) -> LabRaft {
         let peers = (0..ends.len()).map(node_id).collect();
         let mut config = Config::new(node_id(me), peers);
         config.election_timeout_ticks = LAB_TIMING.election_timeout_ticks;
         config.heartbeat_ticks = LAB_TIMING.heartbeat_ticks;
-        config.noop_on_election = false;
+        config.noop_on_election = options.noop_on_election;
+        config.lease_reads = options.lease_reads;
         config.seed = seed;
         let node = Node::new(config, restored).expect("a valid lab configuration and persisted state");
         let last_status = node.status();
@@ -164,18 +202,39 @@ impl LabRaft {
         let term = driver.node.status().term.0;
         match driver.node.propose(command) {
             Ok((index, term)) => {
-                if !driver.flush_scheduled {
-                    driver.flush_scheduled = true;
-                    let raft = self.clone();
-                    driver.sim.schedule(Duration::ZERO, move || {
-                        raft.0.borrow_mut().flush_scheduled = false;
-                        raft.with_node(|_| {});
-                    });
-                }
+                drop(driver);
+                self.schedule_flush();
                 (index.0, term.0, true)
             }
             Err(_) => (0, term, false),
         }
+    }
+
+    /// Asks for a linearizable read tagged `context`; its outcome comes as `ApplyMsg::Read`. Returns
+    /// false at once if this node is not the leader. Like proposals, reads made together share the
+    /// next Ready (one heartbeat round, or none under a lease).
+    pub fn read(&self, context: u64) -> bool {
+        let mut driver = self.0.borrow_mut();
+        if driver.killed || driver.node.read_index(context).is_err() {
+            return false;
+        }
+        drop(driver);
+        self.schedule_flush();
+        true
+    }
+
+    /// Carries out the node's Ready once the caller yields, so that inputs made together travel together.
+    fn schedule_flush(&self) {
+        let mut driver = self.0.borrow_mut();
+        if driver.flush_scheduled {
+            return;
+        }
+        driver.flush_scheduled = true;
+        let raft = self.clone();
+        driver.sim.schedule(Duration::ZERO, move || {
+            raft.0.borrow_mut().flush_scheduled = false;
+            raft.with_node(|_| {});
+        });
     }
 
     /// (current term, whether this node believes it is the leader).
@@ -275,6 +334,9 @@ impl Driver {
                     },
                 };
                 self.apply.send(message);
+            }
+            for read in &ready.reads {
+                self.apply.send(ApplyMsg::Read { context: read.context, index: read.index.map(|index| index.0) });
             }
             self.node.advance(&ready);
         }

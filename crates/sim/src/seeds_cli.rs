@@ -12,7 +12,15 @@ pub type SeedResult = Result<(String, Trace), (String, String, Trace)>;
 
 /// Parses `--seeds N --from S --trace --verbose` and runs `run` for each seed.
 pub fn main(name: &str, run: impl Fn(u64) -> SeedResult) -> ExitCode {
-    let usage = format!("usage: {name} [--seeds N] [--from S] [--trace] [--verbose]");
+    main_with_switches(name, &[], |seed, _| run(seed))
+}
+
+/// `main`, plus on/off `switches` of the runner's own (e.g. `--lease-reads`): `run` gets those
+/// given, and the replay command of a failure repeats them.
+pub fn main_with_switches(name: &str, switches: &[&str], run: impl Fn(u64, &[String]) -> SeedResult) -> ExitCode {
+    let own: String = switches.iter().map(|switch| format!(" [{switch}]")).collect();
+    let usage = format!("usage: {name} [--seeds N] [--from S] [--trace] [--verbose]{own}");
+    let mut given: Vec<String> = Vec::new();
     let (mut seeds, mut from, mut show_trace, mut verbose) = (100u64, 1u64, false, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -37,15 +45,17 @@ pub fn main(name: &str, run: impl Fn(u64) -> SeedResult) -> ExitCode {
                 println!("{usage}");
                 return ExitCode::SUCCESS;
             }
+            switch if switches.contains(&switch) => given.push(switch.to_string()),
             other => {
                 eprintln!("unknown argument {other:?}; {usage}");
                 return ExitCode::from(2);
             }
         }
     }
+    let replay_switches: String = given.iter().map(|switch| format!(" {switch}")).collect();
     let (mut passed, mut failed) = (0, 0);
     for seed in from..from.saturating_add(seeds) {
-        match run(seed) {
+        match run(seed, &given) {
             Ok((summary, trace)) => {
                 passed += 1;
                 if verbose {
@@ -60,7 +70,7 @@ pub fn main(name: &str, run: impl Fn(u64) -> SeedResult) -> ExitCode {
             Err((params, message, trace)) => {
                 failed += 1;
                 eprintln!("seed {seed} FAILED: {message}\n  parameters: {params}");
-                eprintln!("  replay: cargo run --release -p sim --bin {name} -- --from {seed} --seeds 1 --trace");
+                eprintln!("  replay: cargo run --release -p sim --bin {name} -- --from {seed} --seeds 1 --trace{replay_switches}");
                 if show_trace {
                     for line in trace.tail(200) {
                         eprintln!("  {line}");

@@ -6,7 +6,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sim::kv_tester::{check_client_appends, generic_test, run_kv_test, KvTester, Workload, ELECTION_TIMEOUT};
+use sim::kv_tester::{check_client_appends, generic_test, run_kv_test_with, KvSetup, KvTester, Workload, ELECTION_TIMEOUT};
+use sim::kvraft::ReadPath;
 use sim::raft_tester::ms;
 
 /// One lab test made of GenericTest, under `name`, for every selected seed.
@@ -19,7 +20,13 @@ pub fn generic(
     max_raft_state: Option<usize>,
     workload: Workload,
 ) {
-    run_kv_test(file, name, servers, unreliable, max_raft_state, move |t| async move {
+    let setup = KvSetup { servers, unreliable, max_raft_state, read_path: ReadPath::Log };
+    generic_with(file, name, description, setup, workload);
+}
+
+/// `generic` on any setup (e.g. Gets without the log).
+pub fn generic_with(file: &'static str, name: &'static str, description: &'static str, setup: KvSetup, workload: Workload) {
+    run_kv_test_with(file, name, setup, move |t| async move {
         t.begin(description);
         generic_test(t.clone(), name, workload).await;
         t.end();

@@ -1,0 +1,123 @@
+//! The KV service with Gets served without the log: under leader leases (`ReadPath::Lease`, the
+//! clock assumptions in `crates/raft/src/lease.rs`), and for comparison by ReadIndex. The scenarios
+//! are the lab's GenericTest ones with partitions, whole-cluster crashes and an unreliable network,
+//! plus TestOnePartition, so every history is checked for linearizability. In the simulator every
+//! node ticks on one virtual clock (no drift, no pauses); the restarts exercise the restart fence.
+//!
+//! `SIM_SEEDS=20 cargo test --release -p sim --test kv_lease` runs 20 seeds of each.
+
+mod kv_common;
+
+use std::rc::Rc;
+
+use kv_common::{generic_with, one_partition, workload};
+use sim::kv_tester::{run_kv_test_with, KvSetup, KvTester, Workload};
+use sim::kvraft::ReadPath;
+use sim::raft_tester::ms;
+
+const FILE: &str = "kv_lease";
+
+fn setup(servers: usize, unreliable: bool, max_raft_state: Option<usize>, read_path: ReadPath) -> KvSetup {
+    KvSetup { servers, unreliable, max_raft_state, read_path }
+}
+
+fn lease(name: &'static str, description: &'static str, servers: usize, unreliable: bool, snapshots: bool, load: Workload) {
+    let max_raft_state = snapshots.then_some(1000);
+    generic_with(FILE, name, description, setup(servers, unreliable, max_raft_state, ReadPath::Lease), load);
+}
+
+/// A leader cut off in the minority must not answer a Get once the majority can have moved on, and
+/// its lease must not outlive that; the minority's Get completes after the heal.
+#[test]
+fn lease_one_partition() {
+    run_kv_test_with(FILE, "lease_one_partition", setup(5, false, None, ReadPath::Lease), one_partition);
+}
+
+#[test]
+fn lease_partitions_many_clients() {
+    lease("lease_partitions_many_clients", "Test: leases, partitions, many clients", 5, false, false, workload(5, false, true, false));
+}
+
+#[test]
+fn lease_restarts_partitions_unreliable() {
+    lease(
+        "lease_restarts_partitions_unreliable",
+        "Test: leases, unreliable net, restarts, partitions, many clients",
+        5,
+        true,
+        false,
+        workload(5, true, true, false),
+    );
+}
+
+#[test]
+fn lease_restarts_partitions_unreliable_random_keys() {
+    lease(
+        "lease_restarts_partitions_unreliable_random_keys",
+        "Test: leases, unreliable net, restarts, partitions, random keys, many clients",
+        7,
+        true,
+        false,
+        workload(15, true, true, true),
+    );
+}
+
+#[test]
+fn lease_snapshots_restarts_partitions_unreliable() {
+    lease(
+        "lease_snapshots_restarts_partitions_unreliable",
+        "Test: leases, unreliable net, restarts, partitions, snapshots, many clients",
+        5,
+        true,
+        true,
+        workload(5, true, true, false),
+    );
+}
+
+/// The same scenario with ReadIndex, the path a lapsed lease falls back to.
+#[test]
+fn read_index_restarts_partitions_unreliable() {
+    generic_with(
+        FILE,
+        "read_index_restarts_partitions_unreliable",
+        "Test: ReadIndex, unreliable net, restarts, partitions, many clients",
+        setup(5, true, None, ReadPath::ReadIndex),
+        workload(5, true, true, false),
+    );
+}
+
+const GETS: u64 = 200;
+
+/// `GETS` sequential Gets on a quiet, healthy cluster; returns the RPCs sent meanwhile (the clerk's
+/// calls and the Raft requests; responses are not counted).
+async fn rpcs_for_gets(t: Rc<KvTester>) -> u64 {
+    let ck = t.make_client(&t.all());
+    t.put(&ck, "k", "v", 0).await;
+    t.sleep(ms(1000)).await;
+    let before = t.net.total_rpcs();
+    for _ in 0..GETS {
+        t.check(&ck, "k", "v").await;
+    }
+    t.net.total_rpcs() - before
+}
+
+/// In steady state the lease is what answers: no heartbeat round per Get (only the clerk's call
+/// and the periodic heartbeats), where ReadIndex sends one request per follower per Get.
+#[test]
+fn lease_reads_spare_the_heartbeat_round() {
+    run_kv_test_with(FILE, "lease_reads_spare_the_heartbeat_round", setup(3, false, None, ReadPath::Lease), |t| async move {
+        t.begin("Test: leases answer Gets without a heartbeat round");
+        let rpcs = rpcs_for_gets(t.clone()).await;
+        println!("  {GETS} Gets under a lease: {rpcs} RPCs");
+        assert!(rpcs < GETS + GETS / 2, "{rpcs} RPCs for {GETS} Gets: the lease is not being used");
+        t.check_linearizable("lease_reads_spare_the_heartbeat_round");
+        t.end();
+    });
+    run_kv_test_with(FILE, "lease_reads_spare_the_heartbeat_round", setup(3, false, None, ReadPath::ReadIndex), |t| async move {
+        t.begin("Test: ReadIndex sends a round per Get");
+        let rpcs = rpcs_for_gets(t.clone()).await;
+        println!("  {GETS} Gets by ReadIndex: {rpcs} RPCs");
+        assert!(rpcs >= 3 * GETS, "{rpcs} RPCs for {GETS} Gets: expected a round (2 requests) per Get");
+        t.end();
+    });
+}
