@@ -161,7 +161,11 @@ impl Applier {
             return;
         }
         self.last_snapshot = applied;
-        let data = self.store.encode_snapshot();
+        let started = Instant::now();
+        // Seconds for a large store: off this worker, so that the runtime's other tasks move on.
+        let store = &self.store;
+        let data = tokio::task::block_in_place(|| store.encode_snapshot());
+        tracing::info!(index = applied, bytes = data.len(), encode_ms = started.elapsed().as_millis() as u64, "snapshot encoded");
         // If the Raft loop is gone, the node is shutting down; the snapshot is simply not taken.
         let _ = self.raft.send(LoopInput::Compact { index: applied, data }).await;
     }

@@ -230,6 +230,10 @@ impl RaftLoop {
         let started = Instant::now();
         tokio::task::block_in_place(|| storage.save(persist))?;
         self.metrics.fsync_seconds.observe(started.elapsed());
+        if let Some(snapshot) = &persist.snapshot {
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(index = snapshot.meta.index.0, bytes = snapshot.data.len(), write_ms = ms, "snapshot written");
+        }
         if let Some(state) = persist.hard_state {
             self.saved_hard_state = state;
         }
