@@ -316,20 +316,38 @@ fn nemesis(seed: u64, cluster: Arc<Mutex<Cluster>>, clock: Arc<Clock>, stop: Arc
     }
 }
 
+/// The fault runs take real time and most of the machine: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn randomized_faults() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let seed = env_u64("FAULT_SEED", DEFAULT_SEED);
     let seconds = env_u64("FAULT_SECONDS", DEFAULT_SECONDS);
     let nodes = env_u64("FAULT_NODES", DEFAULT_NODES);
     assert!(nodes >= 3, "FAULT_NODES must be at least 3");
-    run(seed, seconds, nodes);
+    run(seed, seconds, nodes, &[]);
 }
 
-fn run(seed: u64, seconds: u64, nodes: u64) {
-    let replay = format!("FAULT_SEED={seed} FAULT_SECONDS={seconds} FAULT_NODES={nodes} cargo test --release -p raftkv --test faults -- --nocapture");
+/// The same nemesis and checks with reads served under leader leases: pauses (SIGSTOP) and
+/// restarts are exactly what the lease's clock assumptions must survive.
+#[test]
+fn randomized_faults_with_lease_reads() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let seed = env_u64("FAULT_SEED", DEFAULT_SEED + 1);
+    let seconds = env_u64("FAULT_SECONDS", DEFAULT_SECONDS);
+    let nodes = env_u64("FAULT_NODES", DEFAULT_NODES);
+    assert!(nodes >= 3, "FAULT_NODES must be at least 3");
+    run(seed, seconds, nodes, &["--lease-reads"]);
+}
+
+fn run(seed: u64, seconds: u64, nodes: u64, flags: &[&str]) {
+    let test = if flags.is_empty() { "randomized_faults" } else { "randomized_faults_with_lease_reads" };
+    let replay = format!("FAULT_SEED={seed} FAULT_SECONDS={seconds} FAULT_NODES={nodes} cargo test --release -p raftkv --test faults -- --exact {test} --nocapture");
     eprintln!("faults: seed {seed}, {seconds} s, {nodes} nodes; replay with: {replay}");
     let started = Instant::now();
-    let mut cluster = Cluster::start(&format!("faults-{seed}"), nodes);
+    eprintln!("faults: server flags {flags:?}");
+    let mut cluster = Cluster::start_with_flags(&format!("faults-{seed}"), nodes, flags);
     // FAULT_KEEP_LOGS=1 keeps the node logs even when the run passes.
     cluster.keep = std::env::var("FAULT_KEEP_LOGS").is_ok_and(|value| value == "1");
     let endpoints = cluster.endpoints();

@@ -163,6 +163,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     raft_config.election_timeout_ticks = config.election_timeout_ticks;
     raft_config.heartbeat_ticks = config.heartbeat_ticks;
     raft_config.inflight_appends_max = config.tuning.max_inflight;
+    raft_config.lease_reads = config.tuning.lease_reads;
     raft_config.seed = random_seed();
     let saved_hard_state = restored.hard_state;
     let node = Node::new(raft_config, restored)?;

@@ -181,6 +181,8 @@ pub struct Node {
     pub child: Option<Child>,
     pub paused: bool,
     pub starts: u32,
+    /// Server flags beyond the addresses, e.g. `--lease-reads`.
+    pub extra_flags: Vec<String>,
 }
 
 impl Node {
@@ -201,6 +203,7 @@ impl Node {
             .args(["--listen-client", &self.client_addr])
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(&self.extra_flags)
             .env("RUST_LOG", std::env::var("RAFTKV_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -252,15 +255,20 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes, each dialing every other through a proxy.
     pub fn start(name: &str, n: u64) -> Cluster {
-        Cluster::build(name, n, true)
+        Cluster::build(name, n, true, &[])
+    }
+
+    /// Like `start`, with extra server flags on every node.
+    pub fn start_with_flags(name: &str, n: u64, flags: &[&str]) -> Cluster {
+        Cluster::build(name, n, true, flags)
     }
 
     /// Starts `n` nodes that dial each other directly (no faults on links possible).
     pub fn start_without_proxies(name: &str, n: u64) -> Cluster {
-        Cluster::build(name, n, false)
+        Cluster::build(name, n, false, &[])
     }
 
-    fn build(name: &str, n: u64, with_proxies: bool) -> Cluster {
+    fn build(name: &str, n: u64, with_proxies: bool, flags: &[&str]) -> Cluster {
         assert!(n >= 1);
         let unique = format!(
             "{name}-{}-{}-{}",
@@ -324,6 +332,7 @@ impl Cluster {
                 child: None,
                 paused: false,
                 starts: 0,
+                extra_flags: flags.iter().map(|flag| flag.to_string()).collect(),
             });
         }
         let mut cluster = Cluster { name: name.into(), dir, nodes, proxies, runtime: Some(runtime), keep: false };
