@@ -14,6 +14,7 @@
 //! node that believes it leads, all along, and checks each answer for linearizability: its read
 //! index is at least every index known committed anywhere when the read was asked (no stale
 //! leader answers from an old state), and the service had applied up to it when the answer came.
+//! Those runs also reboot nodes (a crash and an immediate restart), which a lease must survive.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -290,6 +291,16 @@ fn chaos_step(cluster: &Shared<Vec<Persister>>, rng: &SimRng, params: &ChaosPara
         let dead: Vec<usize> = (0..n).filter(|&i| cluster.borrow().rafts[i].is_none()).collect();
         if !dead.is_empty() {
             start(cluster, *rng.pick(&dead));
+        }
+    }
+    // When reads are checked, also quick reboots: a node that answered a leader's heartbeat a moment
+    // ago comes straight back having forgotten it, inside the leader's lease (what the restart fence
+    // of `raft`'s lease.rs is for). Only then, so that runs without reads stay the same seed for seed.
+    if cluster.borrow().reads != ChaosReads::Off && rng.chance(params.crash_per_mille, 1000) {
+        let victim = rng.below(n as u64) as usize;
+        if cluster.borrow().rafts[victim].is_some() {
+            crash(cluster, victim);
+            start(cluster, victim);
         }
     }
     propose_some(cluster, rng);

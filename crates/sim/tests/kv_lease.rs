@@ -11,7 +11,7 @@ mod kv_common;
 use std::rc::Rc;
 
 use kv_common::{generic_with, one_partition, workload};
-use sim::kv_tester::{run_kv_test_with, KvSetup, KvTester, Workload};
+use sim::kv_tester::{run_kv_test_with, KvSetup, KvTester, Workload, ELECTION_TIMEOUT};
 use sim::kvraft::ReadPath;
 use sim::raft_tester::ms;
 
@@ -84,6 +84,51 @@ fn read_index_restarts_partitions_unreliable() {
         setup(5, true, None, ReadPath::ReadIndex),
         workload(5, true, true, false),
     );
+}
+
+/// Clock assumption (c), end to end. A follower `f` answers the leader's heartbeats, then reboots
+/// straight into the other side of a partition, with `c`, which stopped hearing from the leader
+/// long ago (and whose log is as up to date, since nothing was written meanwhile). The leader, cut
+/// off, still holds the lease `f`'s answers gave it. Without the restart fence `f` would vote for
+/// `c` at once, and a Put through the new leader could complete while the old one still answered
+/// Gets from its lease: a stale read. With the fence, `c` can win only after the lease is over.
+/// Each round is a chance for `c`'s election timer to fire inside the lease; four rounds per seed.
+#[test]
+fn lease_survives_a_follower_reboot() {
+    run_kv_test_with(FILE, "lease_survives_a_follower_reboot", setup(3, false, None, ReadPath::Lease), |t| async move {
+        t.begin("Test: leases, a follower reboots into the other side of a partition");
+        let ck = t.make_client(&t.all());
+        for round in 0..4usize {
+            let old = format!("old {round}");
+            t.put(&ck, "k", &old, 0).await;
+            t.sleep(ELECTION_TIMEOUT).await;
+            let Some(leader) = t.leader() else { panic!("round {round}: no leader on a healthy cluster") };
+            let followers: Vec<usize> = t.all().into_iter().filter(|&i| i != leader).collect();
+            let (f, c) = (followers[round % 2], followers[1 - round % 2]);
+            // This clerk only reaches the leader, and asks it first from now on.
+            let at_leader = Rc::new(t.make_client(&[leader]));
+            t.check(&at_leader, "k", &old).await;
+            t.partition(&[leader, f], &[c]);
+            t.sleep(ELECTION_TIMEOUT).await;
+            // The instant: f forgets the heartbeat it just answered, and can only reach c.
+            t.shutdown_server(f);
+            t.start_server(f);
+            t.partition(&[f, c], &[leader]);
+            let new = format!("new {round}");
+            t.put(&t.make_client(&[f, c]), "k", &new, 0).await;
+            let get = {
+                let (t, clerk) = (t.clone(), at_leader.clone());
+                t.sim.clone().spawn(async move { t.get(&clerk, "k", 0).await })
+            };
+            t.sleep(ms(500)).await;
+            t.connect_all();
+            t.connect_client(&at_leader, &t.all());
+            let got = get.await;
+            assert!(got == new, "round {round}: a Get begun after the Put of {new:?} completed returned {got:?}");
+        }
+        t.check_linearizable("lease_survives_a_follower_reboot");
+        t.end();
+    });
 }
 
 const GETS: u64 = 200;
