@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench-report: the side-by-side table (raftkv against etcd) from kvbench JSON lines.
 
-  scripts/bench-report.py RESULTS.jsonl
+  scripts/bench-report.py RESULTS.jsonl [FLOOR.jsonl]
 
 Reads the lines written by scripts/side-by-side.sh: kvbench results labelled "etcd" and "raftkv"
 (runs marked "excluded" by the shared driver are dropped and counted), "fsync-lat" and
@@ -17,8 +17,8 @@ import statistics
 import sys
 
 
-def load(path):
-    rows = [json.loads(line) for line in open(path) if line.startswith("{")]
+def load(paths):
+    rows = [json.loads(line) for path in paths for line in open(path) if line.startswith("{")]
     kept = [r for r in rows if not r.get("excluded")]
     return kept, len(rows) - len(kept)
 
@@ -41,9 +41,9 @@ def cpu_us_per_op(r):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
-    rows, dropped = load(sys.argv[1])
+    rows, dropped = load(sys.argv[1:])
     fsync = next((r for r in rows if r.get("label") == "fsync-lat" and r.get("pattern") == "append"), None)
     rtt = next((r for r in rows if r.get("label") == "loopback-rtt"), None)
     print("## Physical floor\n")

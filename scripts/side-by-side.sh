@@ -16,7 +16,8 @@
 #
 # The neutral tools live outside this repository, in ../shared/tools (override: $BENCH_TOOLS).
 # --extra-flags passes server flags to every raftkv node (e.g. "--lease-reads" or "--max-batch 1").
-# Raw results: JSON lines in FILE (default target/side-by-side-<time>.jsonl).
+# Raw results: JSON lines in FILE (default target/side-by-side-<time>.jsonl), the floor in FILE's
+# name with -floor before .jsonl.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,8 +54,10 @@ export RAFTKV_EXTRA_FLAGS="$extra"
 # The floor, measured where the clusters keep their data (the shared driver uses $TMPDIR).
 floor_dir=$(mktemp -d "${TMPDIR:-/tmp}/floor.XXXXXX")
 trap 'rm -rf "$floor_dir"' EXIT
-python3 "$tools/fsync-lat.py" --dir "$floor_dir" --count 2000 --max-seconds 20 | sed 's/^{/{"label":"fsync-lat",/' >>"$out"
-python3 "$root/scripts/loopback-rtt.py" >>"$out"
+# (in a file of their own: the shared driver's tables read every line of $out as a kvbench result)
+floor=${out%.jsonl}-floor.jsonl
+python3 "$tools/fsync-lat.py" --dir "$floor_dir" --count 2000 --max-seconds 20 | sed 's/^{/{"label":"fsync-lat",/' >>"$floor"
+python3 "$root/scripts/loopback-rtt.py" >>"$floor"
 
 log=${out%.jsonl}.log
 echo "side-by-side: $repeat repetitions; raw results in $out, driver log in $log" >&2
@@ -65,4 +68,4 @@ for ((r = 1; r <= repeat; r++)); do
     "$tools/side-by-side.sh" --raftkv target/release/raftkv --workloads "get mixed:0.9" --clients 64 \
         --duration "$duration" --warmup "$warmup" --out "$out" >>"$log" 2>&1
 done
-python3 "$root/scripts/bench-report.py" "$out"
+python3 "$root/scripts/bench-report.py" "$out" "$floor"

@@ -71,7 +71,7 @@ impl Store {
         let mut store = Store { applied_index: reader.varint()?, ..Store::default() };
         for _ in 0..reader.varint()? {
             let key = reader.bytes()?.to_vec();
-            let value = reader.bytes()?.to_vec();
+            let value = reader.bytes()?.into();
             store.data.insert(key, value);
         }
         for _ in 0..reader.varint()? {

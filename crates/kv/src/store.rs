@@ -4,6 +4,7 @@
 //! byte-identical state (ordered maps only), which the snapshot encoding relies on.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::command::{Command, Op, Reply};
 
@@ -15,9 +16,12 @@ pub struct Session {
     pub reply: Reply,
 }
 
+/// Cloning is cheap next to the data it holds: values are shared (`Arc`), so a clone costs a copy
+/// of the keys and the map's nodes. That is how a snapshot is taken of a large store without
+/// stopping the applies: clone, then encode the clone on another thread.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Store {
-    pub(crate) data: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub(crate) data: BTreeMap<Vec<u8>, Arc<[u8]>>,
     pub(crate) sessions: BTreeMap<u64, Session>,
     /// The log index of the last command applied (or of the snapshot restored).
     pub(crate) applied_index: u64,
@@ -33,7 +37,7 @@ impl Store {
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.data.get(key).map(Vec::as_slice)
+        self.data.get(key).map(|value| &value[..])
     }
 
     pub fn len(&self) -> usize {
@@ -72,14 +76,15 @@ impl Store {
 
     fn execute(&mut self, op: &Op) -> Reply {
         match op {
-            Op::Get { key } => Reply::Value(self.data.get(key).cloned()),
+            Op::Get { key } => Reply::Value(self.data.get(key).map(|value| value.to_vec())),
             Op::Put { key, value } => {
-                self.data.insert(key.clone(), value.clone());
+                self.data.insert(key.clone(), Arc::from(&value[..]));
                 Reply::Done
             }
             Op::Append { key, value } => {
+                // A shared value cannot grow in place: the appended one is a new copy.
                 let stored = self.data.entry(key.clone()).or_default();
-                stored.extend_from_slice(value);
+                *stored = stored.iter().chain(value).copied().collect();
                 Reply::Length(stored.len() as u64)
             }
             Op::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.data.remove(*key).is_some()).count() as u64),

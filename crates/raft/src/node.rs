@@ -247,7 +247,8 @@ impl Node {
 
     /// The service took a snapshot of its state up to `index` (which it has applied): drop the log
     /// prefix it covers (§7). A snapshot at or below the current one is stale and ignored.
-    pub fn compact(&mut self, index: LogIndex, data: Vec<u8>) -> Result<(), CompactError> {
+    /// `data` may be handed over already shared (`Arc<[u8]>`), which spares a copy of a large one.
+    pub fn compact(&mut self, index: LogIndex, data: impl Into<std::sync::Arc<[u8]>>) -> Result<(), CompactError> {
         if index <= self.log.snapshot_meta().index {
             return Ok(());
         }

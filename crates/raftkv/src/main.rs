@@ -121,6 +121,9 @@ struct ServerArgs {
     /// Serve Prometheus `/metrics` and `/health` over HTTP here (off unless given).
     #[arg(long)]
     listen_http: Option<String>,
+    /// Snapshot the store (and drop the log it covers) every this many applied entries.
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every: u64,
     #[command(flatten)]
     tuning: TuningArgs,
 }
@@ -241,6 +244,7 @@ fn serve(args: ServerArgs) -> Result<()> {
         config.listen_peer = listen_peer;
     }
     config.listen_http = args.listen_http;
+    config.snapshot_every = args.snapshot_every;
     let tuning = args.tuning;
     config.tuning = server::Tuning {
         max_batch: tuning.max_batch,

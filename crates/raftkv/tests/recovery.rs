@@ -1,6 +1,7 @@
 //! Recovery of the real binary from a damaged data directory: a WAL whose tail was torn (a crash in
 //! the middle of a write) recovers and serves everything before the tear; a WAL corrupted in the
-//! middle makes the node refuse to start, with a message naming the file and the byte offset.
+//! middle makes the node refuse to start, with a message naming the file and the byte offset;
+//! snapshots taken in the background while writes go on are what a restart recovers from.
 
 mod support;
 
@@ -30,7 +31,11 @@ fn command(data: &Path, client: u16, peer: u16) -> Command {
 }
 
 fn start(data: &Path, client: u16, peer: u16) -> Node {
-    let child = command(data, client, peer).stderr(Stdio::null()).spawn().expect("the raftkv binary starts");
+    start_with(data, client, peer, &[])
+}
+
+fn start_with(data: &Path, client: u16, peer: u16, flags: &[&str]) -> Node {
+    let child = command(data, client, peer).args(flags).stderr(Stdio::null()).spawn().expect("the raftkv binary starts");
     Node { child }
 }
 
@@ -97,5 +102,41 @@ fn a_corrupted_wal_middle_stops_the_node_with_the_file_and_offset() {
     assert!(started.elapsed() < Duration::from_secs(10), "the refusal must be prompt");
     assert!(stderr.contains("is corrupt at byte"), "the error must say where; stderr:\n{stderr}");
     assert!(stderr.contains(&segment.display().to_string()), "the error must name the file; stderr:\n{stderr}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn snapshots_taken_while_writing_are_what_a_restart_recovers_from() {
+    let data = support::target_dir().join("raftkv-recovery").join(format!("snapshots-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (client_port, peer_port) = (support::free_port(), support::free_port());
+    let node = start_with(&data, client_port, peer_port, &["--snapshot-every", "25"]);
+    let mut writer = client(client_port);
+    for i in 1..=300 {
+        writer.set(format!("k{i}").as_bytes(), format!("v{i}").as_bytes()).expect("a write to a healthy node");
+    }
+    writer.append(b"k1", b"+").expect("an append");
+    // Snapshots are written off the Raft loop; wait for one, and for no staged file to be left over.
+    let raft_dir = data.join("raft");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let staged = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.file_name().to_string_lossy().into_owned()).collect::<Vec<String>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|name: &String| name.starts_with("snapshot.staged"))
+            .collect()
+    };
+    while !(raft_dir.join("snapshot.bin").exists() && staged(&raft_dir).is_empty()) {
+        assert!(Instant::now() < deadline, "no snapshot after 300 writes with --snapshot-every 25 (staged: {:?})", staged(&raft_dir));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(node);
+    let _node = start(&data, client_port, peer_port);
+    let mut reader = client(client_port);
+    assert_eq!(reader.get(b"k1").expect("a read"), Some(b"v1+".to_vec()));
+    for i in 2..=300 {
+        assert_eq!(reader.get(format!("k{i}").as_bytes()).expect("a read"), Some(format!("v{i}").into_bytes()), "k{i} after the restart");
+    }
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -3,7 +3,7 @@
 //! snapshot every so often so that the log stays short.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -53,6 +53,12 @@ pub struct Applier {
     /// Snapshot once this many entries were applied since the last snapshot.
     pub snapshot_every: u64,
     pub last_snapshot: u64,
+    /// The term of the entry at the store's applied index (a snapshot's meta needs it).
+    pub applied_term: raft::Term,
+    /// Writes snapshot files from this task, so that the Raft loop only renames them.
+    pub stager: storage::SnapshotStager<storage::StdDisk>,
+    /// A snapshot is being written; the next waits for it.
+    pub snapshot_in_flight: Arc<AtomicBool>,
 }
 
 fn lost() -> Answer {
@@ -76,7 +82,7 @@ impl Applier {
                     }
                     self.metrics.applied_index.store(self.store.applied_index(), Ordering::Relaxed);
                     self.serve_reads();
-                    self.maybe_snapshot().await;
+                    self.maybe_snapshot();
                 }
                 ApplyInput::Read { index, request, reply } => {
                     self.reads.entry(index).or_default().push((request, reply));
@@ -97,6 +103,7 @@ impl Applier {
                 if index <= self.store.applied_index() {
                     return;
                 }
+                self.applied_term = entry.term;
                 let command = (entry.kind == EntryKind::Command).then(|| Command::decode(&entry.data).ok()).flatten();
                 let resolved = match command {
                     Some(command) => {
@@ -113,6 +120,7 @@ impl Applier {
             Apply::Snapshot(snapshot) => match Store::decode_snapshot(&snapshot.data) {
                 Ok(store) if store.applied_index() > self.store.applied_index() => {
                     self.store = store;
+                    self.applied_term = snapshot.meta.term;
                     self.last_snapshot = self.store.applied_index();
                     let lost = self.pending.skipped_to(self.store.applied_index());
                     self.resolve(lost);
@@ -155,18 +163,37 @@ impl Applier {
         }
     }
 
-    async fn maybe_snapshot(&mut self) {
+    /// Every `snapshot_every` applied entries: clone the store (cheap: values are shared), encode the
+    /// clone and write its file on a blocking thread while applies go on, and only then hand the
+    /// snapshot to the Raft loop, which merely renames the file. Neither the applies nor the Raft
+    /// loop's heartbeats wait for a large snapshot.
+    fn maybe_snapshot(&mut self) {
         let applied = self.store.applied_index();
-        if applied.saturating_sub(self.last_snapshot) < self.snapshot_every {
+        if applied.saturating_sub(self.last_snapshot) < self.snapshot_every || self.snapshot_in_flight.load(Ordering::Acquire) {
             return;
         }
         self.last_snapshot = applied;
+        self.snapshot_in_flight.store(true, Ordering::Release);
         let started = Instant::now();
-        // Seconds for a large store: off this worker, so that the runtime's other tasks move on.
-        let store = &self.store;
-        let data = tokio::task::block_in_place(|| store.encode_snapshot());
-        tracing::info!(index = applied, bytes = data.len(), encode_ms = started.elapsed().as_millis() as u64, "snapshot encoded");
-        // If the Raft loop is gone, the node is shutting down; the snapshot is simply not taken.
-        let _ = self.raft.send(LoopInput::Compact { index: applied, data }).await;
+        let frozen = self.store.clone();
+        let meta = raft::SnapshotMeta { index: raft::LogIndex(applied), term: self.applied_term };
+        let (stager, raft, in_flight) = (self.stager.clone(), self.raft.clone(), self.snapshot_in_flight.clone());
+        tokio::spawn(async move {
+            let work = tokio::task::spawn_blocking(move || {
+                // Shared from here on, as the Raft core keeps it: no copy on the Raft loop.
+                let data: std::sync::Arc<[u8]> = frozen.encode_snapshot().into();
+                let encoded_ms = started.elapsed().as_millis() as u64;
+                let staged = stager.stage(meta, &data);
+                (data, staged, encoded_ms)
+            });
+            if let Ok((data, staged, encode_ms)) = work.await {
+                let staged = staged.map_err(|error| tracing::warn!(%error, "snapshot not staged; the Raft loop will write it")).ok();
+                let total_ms = started.elapsed().as_millis() as u64;
+                tracing::info!(index = applied, bytes = data.len(), encode_ms, encode_and_stage_ms = total_ms, "snapshot encoded");
+                // If the Raft loop is gone, the node is shutting down; the snapshot is simply not taken.
+                let _ = raft.send(LoopInput::Compact { index: applied, data, staged }).await;
+            }
+            in_flight.store(false, Ordering::Release);
+        });
     }
 }

@@ -166,6 +166,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     raft_config.lease_reads = config.tuning.lease_reads;
     raft_config.seed = random_seed();
     let saved_hard_state = restored.hard_state;
+    let snapshot_term = restored.snapshot.as_ref().map_or(raft::Term(0), |snapshot| snapshot.meta.term);
     let node = Node::new(raft_config, restored)?;
 
     let (peer_sender, peer_receiver) = mpsc::channel(16 * 1024);
@@ -196,6 +197,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         metrics: metrics.clone(),
         raft: raft_sender.clone(),
         snapshot_every: config.snapshot_every,
+        applied_term: snapshot_term,
+        stager: storage.snapshot_stager(),
+        snapshot_in_flight: Arc::default(),
     };
     tokio::spawn(applier.run(apply_receiver));
     let port = Arc::new(ClientPort {

@@ -30,7 +30,8 @@ use crate::{ServerError, Tuning};
 pub enum LoopInput {
     Client { request: Request, reply: ReplyTo },
     /// The apply task took a snapshot of everything up to `index`.
-    Compact { index: u64, data: Vec<u8> },
+    /// `staged`: the snapshot's file, already written (see `storage::SnapshotStager`).
+    Compact { index: u64, data: std::sync::Arc<[u8]>, staged: Option<storage::Staged> },
 }
 
 /// How long a request may wait for a leader to be known before it fails.
@@ -111,10 +112,17 @@ impl RaftLoop {
     fn on_input(&mut self, input: LoopInput) {
         match input {
             LoopInput::Client { request, reply } => self.submit(request, reply),
-            LoopInput::Compact { index, data } => {
+            LoopInput::Compact { index, data, staged } => {
+                if let Some(staged) = staged {
+                    if let Err(error) = self.storage.adopt_staged(staged) {
+                        tracing::warn!(%error, "could not remove an unused staged snapshot");
+                    }
+                }
+                let started = Instant::now();
                 if let Err(error) = self.node.compact(LogIndex(index), data) {
                     tracing::warn!(%error, "snapshot not taken");
                 }
+                tracing::debug!(index, compact_ms = started.elapsed().as_millis() as u64, "log compacted");
             }
         }
     }

@@ -80,4 +80,5 @@ mod wal;
 pub use disk::{Disk, DiskFile, StdDisk, StdFile};
 pub use error::StorageError;
 pub use mem_disk::{MemDisk, MemFile};
+pub use snapshot::{SnapshotStager, Staged};
 pub use storage::{Options, Storage};

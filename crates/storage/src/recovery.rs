@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use raft::{Entry, HardState, Restored};
 
@@ -51,7 +53,8 @@ impl<D: Disk> Storage<D> {
     }
 
     /// Recovery:
-    /// 1. Remove a leftover `snapshot.tmp` (a snapshot write that never finished).
+    /// 1. Remove a leftover `snapshot.tmp` and staged snapshots (writes that never finished or were
+    ///    never recorded).
     /// 2. Replay every segment in order. A bad record at the end of the last segment with nothing
     ///    valid after it is a torn write: it is cut off. Any other bad record is `Corrupt`.
     /// 3. Read and verify `snapshot.bin`. If the log's last snapshot marker names the snapshot before
@@ -70,10 +73,7 @@ impl<D: Disk> Storage<D> {
         let wal_dir = dir.join(WAL_DIR);
         disk.create_dir_all(&wal_dir).map_err(io_error("create directory", &wal_dir))?;
         disk.sync_dir(&dir).map_err(io_error("fsync directory", &dir))?;
-        let tmp = crate::snapshot::tmp_path(&dir);
-        if disk.exists(&tmp).map_err(io_error("stat", &tmp))? {
-            disk.remove(&tmp).map_err(io_error("remove", &tmp))?;
-        }
+        crate::snapshot::remove_leftovers(&disk, &dir)?;
 
         let (mut replay, mut segments, torn_at) = replay_segments(&disk, &wal_dir)?;
         let snapshot = crate::snapshot::read(&disk, &dir)?;
@@ -161,6 +161,8 @@ impl<D: Disk> Storage<D> {
             hard_state: replay.hard_state,
             shape: LogShape::new(meta, &entries),
             snapshot_seq: replay.marker.seq,
+            next_seq: Arc::new(AtomicU64::new(replay.marker.seq + 1)),
+            staged: None,
             segments,
             active,
             active_len,

@@ -3,11 +3,14 @@
 //! Recovery (`Storage::open`) lives in `recovery.rs`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use raft::{Entry, HardState, LogIndex, Persist, SnapshotMeta, Term};
 
 use crate::disk::{Disk, DiskFile};
 use crate::error::{io_error, StorageError};
+use crate::snapshot::{SnapshotStager, Staged};
 use crate::wal::Marker;
 use crate::{snapshot, wal};
 
@@ -34,6 +37,10 @@ pub struct Storage<D: Disk> {
     pub(crate) shape: LogShape,
     /// The number of the snapshot in `snapshot.bin` (0: none yet).
     pub(crate) snapshot_seq: u64,
+    /// `snapshot_seq + 1`, shared with the stagers.
+    pub(crate) next_seq: Arc<AtomicU64>,
+    /// A staged snapshot file that the next saved snapshot may be.
+    pub(crate) staged: Option<Staged>,
     /// Oldest first; the last is the one being appended to.
     pub(crate) segments: Vec<Segment>,
     pub(crate) active: D::File,
@@ -188,6 +195,7 @@ impl<D: Disk> Storage<D> {
         }
         self.shape = shape;
         self.snapshot_seq += u64::from(persist.snapshot.is_some());
+        self.next_seq.store(self.snapshot_seq + 1, Ordering::Release);
         if let Some(hard_state) = persist.hard_state {
             self.hard_state = hard_state;
         }
@@ -203,7 +211,7 @@ impl<D: Disk> Storage<D> {
     fn write(&mut self, persist: &Persist, buf: &[u8], roll: bool) -> Result<(), StorageError> {
         if let Some(snapshot) = &persist.snapshot {
             // Before the log record: a marker must never point at a snapshot that is not on disk.
-            snapshot::write(&self.disk, &self.dir, self.snapshot_seq + 1, snapshot)?;
+            snapshot::write_or_install(&self.disk, &self.dir, self.snapshot_seq + 1, snapshot, self.staged.take())?;
         }
         if roll {
             let seq = self.segments.last().map_or(1, |segment| segment.seq + 1);
@@ -245,6 +253,25 @@ impl<D: Disk> Storage<D> {
 
     pub fn hard_state(&self) -> HardState {
         self.hard_state
+    }
+
+    /// A handle that writes snapshot files ahead of their save, on another thread.
+    pub fn snapshot_stager(&self) -> SnapshotStager<D>
+    where
+        D: Clone,
+    {
+        SnapshotStager { disk: self.disk.clone(), dir: self.dir.clone(), next_seq: self.next_seq.clone() }
+    }
+
+    /// Takes a staged snapshot file: if the next saved snapshot is the one staged (same index and
+    /// term, and no other snapshot was saved since it was staged), the save renames the file into
+    /// place instead of writing it. The caller promises that the staged data is that snapshot's.
+    /// A staged file that is never used is removed by the next save of a snapshot or by open.
+    pub fn adopt_staged(&mut self, staged: Staged) -> Result<(), StorageError> {
+        if let Some(previous) = self.staged.replace(staged) {
+            self.disk.remove(&previous.path).map_err(io_error("remove", &previous.path))?;
+        }
+        Ok(())
     }
 
     pub fn snapshot_meta(&self) -> SnapshotMeta {
