@@ -64,13 +64,16 @@ point() {
 }
 
 row() {
-    python3 -c '
+    python3 - "$1" "$2" <<'EOF'
 import json, sys
-r = json.loads(sys.argv[1]); size = int(sys.argv[2])
+r = json.loads(sys.argv[1])
+size = int(sys.argv[2])
 cpu = r["servers_cpu_pct"] / 100 / r["ops_per_sec"] * 1e6 if r["ops_per_sec"] else 0
 mb = r["ops_per_sec"] * size / 1e6
-print(f"| {r[\"workload\"]} | {r[\"clients\"]} | {size} | {r[\"ops_per_sec\"]:,.0f} | {mb:,.1f} | {r[\"p50_us\"]:,} | {r[\"p99_us\"]:,} "
-      f"| {r[\"errors\"]} | {cpu:,.1f} | {r[\"max_rss_mib\"]} |")' "$1" "$2"
+cells = [r["workload"], r["clients"], size, f"{r['ops_per_sec']:,.0f}", f"{mb:,.1f}", f"{r['p50_us']:,}",
+         f"{r['p99_us']:,}", r["errors"], f"{cpu:,.1f}", r["max_rss_mib"]]
+print("| " + " | ".join(str(c) for c in cells) + " |")
+EOF
 }
 
 header() {
@@ -96,7 +99,7 @@ fi
 
 if [ "$part" = data ] || [ "$part" = all ]; then
     echo "## Data set size (16 KiB values)"; echo
-    echo "| data set | keys | RSS per node MiB (n1/n2/n3) | bytes of RSS per byte of data | snapshot encode / write ms | restart until served s |"
+    echo "| data set | keys | RSS per node MiB (n1/n2/n3) | bytes of RSS per byte of data | snapshot ms: encode / encode + write (background) / save on the Raft loop | restart until served s |"
     echo "|---:|---:|---:|---:|---:|---:|"
     for keys in 640 6400 65536; do
         dir="$work/d$keys"
@@ -108,12 +111,16 @@ if [ "$part" = data ] || [ "$part" = all ]; then
         sleep 2
         rss=$(for p in $(cat "$dir"/n*.pid); do rss_mib "$p"; echo; done | paste -sd/)
         max=$(echo "$rss" | tr / '\n' | sort -n | tail -1)
-        per_byte=$(python3 -c "print(f'{($max - $idle) * 1048576 / ($keys * 16384):.2f}')")
-        snap=$(python3 -c '
+        per_byte=$(python3 -c "print(round(($max - $idle) * 1048576 / ($keys * 16384), 2))")
+        snap=$(python3 - "$dir"/n*.log <<'EOF'
 import re, sys
-enc = [int(m) for f in sys.argv[1:] for m in re.findall(r"encode_ms=(\d+)", open(f).read())]
-wr = [int(m) for f in sys.argv[1:] for m in re.findall(r"write_ms=(\d+)", open(f).read())]
-print(f"{max(enc)} / {max(wr)}" if enc and wr else "none taken")' "$dir"/n*.log)
+logs = [re.sub(r"\x1b\[[0-9;]*m", "", open(f).read()) for f in sys.argv[1:]]
+enc = [int(m) for log in logs for m in re.findall(r"encode_ms=(\d+)", log)]
+total = [int(m) for log in logs for m in re.findall(r"encode_and_stage_ms=(\d+)", log)]
+rename = [int(m) for log in logs for m in re.findall(r"write_ms=(\d+)", log)]
+print(f"{max(enc)} / {max(total)} / {max(rename)}" if enc and total and rename else "none taken")
+EOF
+)
         # Whole-cluster crash, then restart on the same directories.
         kill -9 $(cat "$dir"/n*.pid) 2>/dev/null || true
         sleep 1
@@ -121,7 +128,7 @@ print(f"{max(enc)} / {max(wr)}" if enc and wr else "none taken")' "$dir"/n*.log)
         eps=$("$tools/raftkv-cluster.sh" start 3 "$dir" "$bin")
         last=$(printf 'kvbench-%08d' $((keys - 1)))
         until [ -n "$("$bin" get "$last" --endpoints "$eps" 2>/dev/null | grep -v '(nil)')" ]; do sleep 0.1; done
-        restart=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
+        restart=$(python3 -c "import time; print(round(time.time() - $started, 1))")
         mb=$((keys * 16384 / 1000000))
         echo "| $mb MB | $keys | $rss | $per_byte | $snap | $restart |"
         "$tools/raftkv-cluster.sh" stop 3 "$dir" >/dev/null

@@ -53,13 +53,22 @@ pub struct Applier {
     /// Snapshot once this many entries were applied since the last snapshot.
     pub snapshot_every: u64,
     pub last_snapshot: u64,
+    /// Bytes of log entries applied since the last snapshot: the log is also snapshotted once it
+    /// outweighs the last snapshot (and at least `SNAPSHOT_LOG_BYTES`), which bounds a node's
+    /// memory to about twice its data whatever the value size.
+    pub log_bytes: u64,
     /// The term of the entry at the store's applied index (a snapshot's meta needs it).
     pub applied_term: raft::Term,
     /// Writes snapshot files from this task, so that the Raft loop only renames them.
     pub stager: storage::SnapshotStager<storage::StdDisk>,
     /// A snapshot is being written; the next waits for it.
     pub snapshot_in_flight: Arc<AtomicBool>,
+    /// The size of the last snapshot (taken here in the background, installed, or restored).
+    pub snapshot_bytes: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// The least log, in bytes, that triggers a snapshot by size (see `Applier::log_bytes`).
+const SNAPSHOT_LOG_BYTES: u64 = 64 << 20;
 
 fn lost() -> Answer {
     Answer::Error("leadership changed before the write committed; its outcome is unknown, retry".into())
@@ -104,6 +113,7 @@ impl Applier {
                     return;
                 }
                 self.applied_term = entry.term;
+                self.log_bytes += entry.data.len() as u64;
                 let command = (entry.kind == EntryKind::Command).then(|| Command::decode(&entry.data).ok()).flatten();
                 let resolved = match command {
                     Some(command) => {
@@ -122,6 +132,8 @@ impl Applier {
                     self.store = store;
                     self.applied_term = snapshot.meta.term;
                     self.last_snapshot = self.store.applied_index();
+                    self.snapshot_bytes.store(snapshot.data.len() as u64, Ordering::Release);
+                    self.log_bytes = 0;
                     let lost = self.pending.skipped_to(self.store.applied_index());
                     self.resolve(lost);
                 }
@@ -169,15 +181,19 @@ impl Applier {
     /// loop's heartbeats wait for a large snapshot.
     fn maybe_snapshot(&mut self) {
         let applied = self.store.applied_index();
-        if applied.saturating_sub(self.last_snapshot) < self.snapshot_every || self.snapshot_in_flight.load(Ordering::Acquire) {
+        let entries_due = applied.saturating_sub(self.last_snapshot) >= self.snapshot_every;
+        let bytes_due = self.log_bytes >= self.snapshot_bytes.load(Ordering::Acquire).max(SNAPSHOT_LOG_BYTES);
+        if !(entries_due || bytes_due) || self.snapshot_in_flight.load(Ordering::Acquire) {
             return;
         }
         self.last_snapshot = applied;
+        self.log_bytes = 0;
         self.snapshot_in_flight.store(true, Ordering::Release);
         let started = Instant::now();
         let frozen = self.store.clone();
         let meta = raft::SnapshotMeta { index: raft::LogIndex(applied), term: self.applied_term };
         let (stager, raft, in_flight) = (self.stager.clone(), self.raft.clone(), self.snapshot_in_flight.clone());
+        let sizes = self.snapshot_bytes.clone();
         tokio::spawn(async move {
             let work = tokio::task::spawn_blocking(move || {
                 // Shared from here on, as the Raft core keeps it: no copy on the Raft loop.
@@ -190,6 +206,7 @@ impl Applier {
                 let staged = staged.map_err(|error| tracing::warn!(%error, "snapshot not staged; the Raft loop will write it")).ok();
                 let total_ms = started.elapsed().as_millis() as u64;
                 tracing::info!(index = applied, bytes = data.len(), encode_ms, encode_and_stage_ms = total_ms, "snapshot encoded");
+                sizes.store(data.len() as u64, Ordering::Release);
                 // If the Raft loop is gone, the node is shutting down; the snapshot is simply not taken.
                 let _ = raft.send(LoopInput::Compact { index: applied, data, staged }).await;
             }

@@ -167,6 +167,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     raft_config.seed = random_seed();
     let saved_hard_state = restored.hard_state;
     let snapshot_term = restored.snapshot.as_ref().map_or(raft::Term(0), |snapshot| snapshot.meta.term);
+    let snapshot_bytes = restored.snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len() as u64);
     let node = Node::new(raft_config, restored)?;
 
     let (peer_sender, peer_receiver) = mpsc::channel(16 * 1024);
@@ -200,6 +201,8 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         applied_term: snapshot_term,
         stager: storage.snapshot_stager(),
         snapshot_in_flight: Arc::default(),
+        log_bytes: 0,
+        snapshot_bytes: Arc::new(std::sync::atomic::AtomicU64::new(snapshot_bytes)),
     };
     tokio::spawn(applier.run(apply_receiver));
     let port = Arc::new(ClientPort {
