@@ -11,7 +11,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-tools="${BENCH_TOOLS:-$root/../shared/tools}"
+# shellcheck source=scripts/bench-common.sh
+. "$root/scripts/bench-common.sh"
 repeat=3 duration=6 out=""
 while [ $# -gt 0 ]; do
     case $1 in
@@ -25,12 +26,8 @@ done
 cd "$root"
 mkdir -p target
 out=${out:-target/ablation-$(date +%Y%m%d-%H%M%S).jsonl}
-cargo build --quiet --release --bin raftkv
-bin=$root/target/release/raftkv
-if [ -z "${KVBENCH:-}" ]; then
-    CARGO_TARGET_DIR=${KVBENCH_TARGET:-/tmp/kvbench-target} cargo build --quiet --release --manifest-path "$tools/kvbench/Cargo.toml"
-    KVBENCH=${KVBENCH_TARGET:-/tmp/kvbench-target}/release/kvbench
-fi
+touch "$out"
+build_all
 work=$(mktemp -d "${TMPDIR:-/tmp}/ablation.XXXXXX")
 dir=""
 cleanup() {

@@ -15,7 +15,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-tools="${BENCH_TOOLS:-$root/../shared/tools}"
+# shellcheck source=scripts/bench-common.sh
+. "$root/scripts/bench-common.sh"
 part=${1:-all}
 [ $# -gt 0 ] && shift
 duration=6 out=""
@@ -30,12 +31,7 @@ done
 cd "$root"
 mkdir -p target
 out=${out:-target/scale-$(date +%Y%m%d-%H%M%S).jsonl}
-cargo build --quiet --release --bin raftkv
-bin=$root/target/release/raftkv
-if [ -z "${KVBENCH:-}" ]; then
-    CARGO_TARGET_DIR=${KVBENCH_TARGET:-/tmp/kvbench-target} cargo build --quiet --release --manifest-path "$tools/kvbench/Cargo.toml"
-    KVBENCH=${KVBENCH_TARGET:-/tmp/kvbench-target}/release/kvbench
-fi
+build_all
 export RAFTKV_START_TIMEOUT=${RAFTKV_START_TIMEOUT:-180}
 work=$(mktemp -d "${TMPDIR:-/tmp}/scale.XXXXXX")
 dir=""
