@@ -17,7 +17,8 @@
 //!
 //! Knobs (environment): `FAULT_SEED` (the nemesis' and the workload's choices; timing is real, so a
 //! seed replays the schedule, not the exact interleaving), `FAULT_SECONDS` (default 20),
-//! `FAULT_NODES` (default 5), `FAULT_KEEP_LOGS=1` (keep the node logs of a passing run). Replay:
+//! `FAULT_NODES` (default 5), `FAULT_KEEP_LOGS=1` (keep the node logs of a passing run),
+//! `FAULT_EXTRA_FLAGS` (more server flags, e.g. `--snapshot-every 200`). Replay:
 //! `FAULT_SEED=... FAULT_SECONDS=... cargo test --release -p raftkv --test faults -- --nocapture`.
 
 mod support;
@@ -343,11 +344,15 @@ fn randomized_faults_with_lease_reads() {
 
 fn run(seed: u64, seconds: u64, nodes: u64, flags: &[&str]) {
     let test = if flags.is_empty() { "randomized_faults" } else { "randomized_faults_with_lease_reads" };
-    let replay = format!("FAULT_SEED={seed} FAULT_SECONDS={seconds} FAULT_NODES={nodes} cargo test --release -p raftkv --test faults -- --exact {test} --nocapture");
+    let extra = std::env::var("FAULT_EXTRA_FLAGS").map(|flags| format!("FAULT_EXTRA_FLAGS={flags:?} ")).unwrap_or_default();
+    let replay = format!("{extra}FAULT_SEED={seed} FAULT_SECONDS={seconds} FAULT_NODES={nodes} cargo test --release -p raftkv --test faults -- --exact {test} --nocapture");
     eprintln!("faults: seed {seed}, {seconds} s, {nodes} nodes; replay with: {replay}");
     let started = Instant::now();
+    // FAULT_EXTRA_FLAGS adds server flags, e.g. "--snapshot-every 200" to snapshot under faults.
+    let extra = std::env::var("FAULT_EXTRA_FLAGS").unwrap_or_default();
+    let flags: Vec<&str> = flags.iter().copied().chain(extra.split_whitespace()).collect();
     eprintln!("faults: server flags {flags:?}");
-    let mut cluster = Cluster::start_with_flags(&format!("faults-{seed}"), nodes, flags);
+    let mut cluster = Cluster::start_with_flags(&format!("faults-{seed}"), nodes, &flags);
     // FAULT_KEEP_LOGS=1 keeps the node logs even when the run passes.
     cluster.keep = std::env::var("FAULT_KEEP_LOGS").is_ok_and(|value| value == "1");
     let endpoints = cluster.endpoints();
