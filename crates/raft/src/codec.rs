@@ -430,7 +430,7 @@ mod tests {
         }
         let entry = Entry { term: Term(300), index: LogIndex(1), kind: EntryKind::Command, data: vec![1; 200].into() };
         // Five one-byte zeros (term, vote, commit, snapshot index and term), a one-byte count, the entry.
-        assert_eq!(encode_state(&HardState::default(), SnapshotMeta::default(), &[entry.clone()]).len(), 5 + 1 + encoded_entry_len(&entry));
+        assert_eq!(encode_state(&HardState::default(), SnapshotMeta::default(), std::slice::from_ref(&entry)).len(), 5 + 1 + encoded_entry_len(&entry));
     }
 
     #[test]
