@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::message::{AppendResponse, Message, MessageBody};
 use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
 
@@ -113,7 +115,26 @@ fn put_entry_body(out: &mut Vec<u8>, entry: &Entry) {
     put_bytes(out, &entry.data);
 }
 
-fn entry_body(reader: &mut Reader<'_>, index: LogIndex) -> Result<Entry, DecodeError> {
+/// Where decoded entry payloads live: copied out of the input, or shared with the buffer the
+/// input is (so a received frame's entries cost no payload copy).
+#[derive(Clone, Copy)]
+enum Payloads<'a> {
+    Copied,
+    SharedWith(&'a Bytes),
+}
+
+impl Payloads<'_> {
+    /// `slice` must lie within the shared buffer: it always does, because a `SharedWith` decode
+    /// reads that very buffer and `Reader::bytes` only hands out sub-slices of its input.
+    fn bytes(self, slice: &[u8]) -> Bytes {
+        match self {
+            Payloads::Copied => Bytes::copy_from_slice(slice),
+            Payloads::SharedWith(buffer) => buffer.slice_ref(slice),
+        }
+    }
+}
+
+fn entry_body(reader: &mut Reader<'_>, index: LogIndex, payloads: Payloads<'_>) -> Result<Entry, DecodeError> {
     let term = Term(reader.varint()?);
     let at = reader.position;
     let kind = match reader.byte()? {
@@ -121,7 +142,7 @@ fn entry_body(reader: &mut Reader<'_>, index: LogIndex) -> Result<Entry, DecodeE
         1 => EntryKind::Noop,
         tag => return Err(DecodeError::BadTag { tag, at }),
     };
-    let data = reader.bytes()?.to_vec();
+    let data = payloads.bytes(reader.bytes()?);
     Ok(Entry { term, index, kind, data })
 }
 
@@ -133,14 +154,14 @@ fn put_entries(out: &mut Vec<u8>, entries: &[Entry]) {
     }
 }
 
-fn entries(reader: &mut Reader<'_>, prev: LogIndex) -> Result<Vec<Entry>, DecodeError> {
+fn entries(reader: &mut Reader<'_>, prev: LogIndex, payloads: Payloads<'_>) -> Result<Vec<Entry>, DecodeError> {
     let count = reader.varint()?;
     // Never trust a count to size an allocation: each entry takes at least 3 bytes.
     let mut entries = Vec::with_capacity(count.min(reader.input.len() as u64 / 3) as usize);
     let mut index = prev;
     for _ in 0..count {
         index = index.next();
-        entries.push(entry_body(reader, index)?);
+        entries.push(entry_body(reader, index, payloads)?);
     }
     Ok(entries)
 }
@@ -193,7 +214,19 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
     }
 }
 
+/// Decodes a message, copying each entry's payload out of `input`.
 pub fn decode_message(input: &[u8]) -> Result<Message, DecodeError> {
+    decode_message_from(input, Payloads::Copied)
+}
+
+/// Decodes a message whose entries share `frame`'s buffer instead of copying out of it: each
+/// entry's `data` is a reference-counted slice of `frame`. The buffer then lives as long as the
+/// longest-lived entry taken from it, which is what a receiver appending them to its log wants.
+pub fn decode_message_shared(frame: &Bytes) -> Result<Message, DecodeError> {
+    decode_message_from(frame, Payloads::SharedWith(frame))
+}
+
+fn decode_message_from(input: &[u8], payloads: Payloads<'_>) -> Result<Message, DecodeError> {
     let mut reader = Reader::new(input);
     let from = NodeId(reader.varint()?);
     let to = NodeId(reader.varint()?);
@@ -211,7 +244,7 @@ pub fn decode_message(input: &[u8]) -> Result<Message, DecodeError> {
             let prev_log_term = Term(reader.varint()?);
             let leader_commit = LogIndex(reader.varint()?);
             let read_round = reader.varint()?;
-            let entries = entries(&mut reader, prev_log_index)?;
+            let entries = entries(&mut reader, prev_log_index, payloads)?;
             MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit, read_round }
         }
         3 => MessageBody::AppendResponse {
@@ -265,7 +298,7 @@ pub fn decode_state(input: &[u8]) -> Result<(HardState, SnapshotMeta, Vec<Entry>
     let mut reader = Reader::new(input);
     let hard_state = decode_hard_state(&mut reader)?;
     let snapshot = SnapshotMeta { index: LogIndex(reader.varint()?), term: Term(reader.varint()?) };
-    let entries = entries(&mut reader, snapshot.index)?;
+    let entries = entries(&mut reader, snapshot.index, Payloads::Copied)?;
     reader.finish()?;
     Ok((hard_state, snapshot, entries))
 }
@@ -275,7 +308,7 @@ mod tests {
     use super::*;
 
     fn sample_messages() -> Vec<Message> {
-        let entry = |index, term| Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![7; index as usize] };
+        let entry = |index, term| Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![7; index as usize].into() };
         let bodies = vec![
             MessageBody::VoteRequest { pre_vote: true, last_log_index: LogIndex(300), last_log_term: Term(2) },
             MessageBody::VoteResponse { pre_vote: false, granted: true },
@@ -312,6 +345,60 @@ mod tests {
     }
 
     #[test]
+    fn shared_decode_gives_the_same_messages() {
+        for message in sample_messages() {
+            let mut bytes = Vec::new();
+            encode_message(&message, &mut bytes);
+            let frame = Bytes::from(bytes);
+            assert_eq!(decode_message_shared(&frame), decode_message(&frame));
+            assert_eq!(decode_message_shared(&frame), Ok(message));
+        }
+    }
+
+    #[test]
+    fn shared_decode_points_into_the_frame() {
+        let frame = sample_messages()
+            .into_iter()
+            .find(|message| matches!(&message.body, MessageBody::AppendRequest { entries, .. } if !entries.is_empty()))
+            .map(|message| {
+                let mut bytes = Vec::new();
+                encode_message(&message, &mut bytes);
+                Bytes::from(bytes)
+            })
+            .expect("a sample AppendRequest with entries");
+        let frame_range = frame.as_ptr_range();
+        let MessageBody::AppendRequest { entries, .. } = decode_message_shared(&frame).expect("decodes").body else {
+            panic!("not an AppendRequest");
+        };
+        for entry in entries.iter().filter(|entry| !entry.data.is_empty()) {
+            let data_range = entry.data.as_ptr_range();
+            assert!(frame_range.start <= data_range.start && data_range.end <= frame_range.end, "entry {} was copied", entry.index);
+        }
+        // And the copying decoder really does copy, so the check above means something.
+        let MessageBody::AppendRequest { entries, .. } = decode_message(&frame).expect("decodes").body else {
+            panic!("not an AppendRequest");
+        };
+        assert!(entries.iter().all(|entry| !frame_range.contains(&entry.data.as_ptr())));
+    }
+
+    #[test]
+    fn shared_decode_of_truncated_or_corrupt_frames_is_an_error_or_a_value() {
+        for message in sample_messages() {
+            let mut bytes = Vec::new();
+            encode_message(&message, &mut bytes);
+            for cut in 0..bytes.len() {
+                assert!(decode_message_shared(&Bytes::copy_from_slice(&bytes[..cut])).is_err(), "prefix of {cut} bytes decoded");
+            }
+            for position in 0..bytes.len() {
+                let mut corrupt = bytes.clone();
+                corrupt[position] ^= 0xff;
+                let corrupt = Bytes::from(corrupt);
+                assert_eq!(decode_message_shared(&corrupt), decode_message(&corrupt));
+            }
+        }
+    }
+
+    #[test]
     fn every_truncation_and_corruption_is_an_error_or_a_value_never_a_panic() {
         for message in sample_messages() {
             let mut bytes = Vec::new();
@@ -341,16 +428,16 @@ mod tests {
             put_varint(&mut out, value);
             assert_eq!(varint_len(value), out.len(), "{value}");
         }
-        let entry = Entry { term: Term(300), index: LogIndex(1), kind: EntryKind::Command, data: vec![1; 200] };
+        let entry = Entry { term: Term(300), index: LogIndex(1), kind: EntryKind::Command, data: vec![1; 200].into() };
         // Five one-byte zeros (term, vote, commit, snapshot index and term), a one-byte count, the entry.
-        assert_eq!(encode_state(&HardState::default(), SnapshotMeta::default(), &[entry.clone()]).len(), 5 + 1 + encoded_entry_len(&entry));
+        assert_eq!(encode_state(&HardState::default(), SnapshotMeta::default(), std::slice::from_ref(&entry)).len(), 5 + 1 + encoded_entry_len(&entry));
     }
 
     #[test]
     fn state_round_trips() {
         let hard_state = HardState { term: Term(4), vote: Some(NodeId(2)), commit: LogIndex(6) };
         let snapshot = SnapshotMeta { index: LogIndex(5), term: Term(2) };
-        let entries = vec![Entry { term: Term(4), index: LogIndex(6), kind: EntryKind::Command, data: b"x".to_vec() }];
+        let entries = vec![Entry { term: Term(4), index: LogIndex(6), kind: EntryKind::Command, data: Bytes::from_static(b"x") }];
         let bytes = encode_state(&hard_state, snapshot, &entries);
         assert_eq!(decode_state(&bytes), Ok((hard_state, snapshot, entries)));
     }

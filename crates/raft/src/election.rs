@@ -89,7 +89,7 @@ impl Node {
         }
         if self.config.noop_on_election {
             let index = last.next();
-            self.log.append(Entry { term: self.term, index, kind: EntryKind::Noop, data: Vec::new() });
+            self.log.append(Entry { term: self.term, index, kind: EntryKind::Noop, data: bytes::Bytes::new() });
         }
         // Announce leadership at once: followers reset their timers and the probe finds their logs.
         for peer in self.followers() {

@@ -50,6 +50,7 @@ mod replication;
 mod rng;
 mod types;
 
+pub use bytes::Bytes;
 pub use config::{Config, ConfigError};
 pub use message::{AppendResponse, Message, MessageBody};
 pub use node::{CompactError, InitError, Node, ProposeError, Restored};

@@ -198,7 +198,7 @@ mod tests {
     use crate::types::EntryKind;
 
     fn entry(index: u64, term: u64) -> Entry {
-        Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![index as u8] }
+        Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![index as u8].into() }
     }
 
     fn log_with(terms: &[u64]) -> RaftLog {

@@ -235,12 +235,13 @@ impl Node {
     }
 
     /// Appends a command to the leader's log and returns where it will commit if leadership holds.
-    pub fn propose(&mut self, data: Vec<u8>) -> Result<(LogIndex, Term), ProposeError> {
+    /// A `Vec<u8>` converts into `Bytes` without copying its contents.
+    pub fn propose(&mut self, data: impl Into<bytes::Bytes>) -> Result<(LogIndex, Term), ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader { leader: self.leader });
         }
         let index = self.log.last_index().next();
-        self.log.append(Entry { term: self.term, index, kind: EntryKind::Command, data });
+        self.log.append(Entry { term: self.term, index, kind: EntryKind::Command, data: data.into() });
         self.broadcast_pending = true;
         Ok((index, self.term))
     }

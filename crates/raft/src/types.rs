@@ -64,13 +64,15 @@ pub enum EntryKind {
 }
 
 /// One log entry. `index` is implied by position in storage but carried here so that every
-/// slice of entries is self-describing.
+/// slice of entries is self-describing. `data` is reference-counted: cloning an entry (slicing
+/// the log for each follower, handing entries to storage and the service) never copies the
+/// payload, and a received entry may point straight into the frame it arrived in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub term: Term,
     pub index: LogIndex,
     pub kind: EntryKind,
-    pub data: Vec<u8>,
+    pub data: bytes::Bytes,
 }
 
 impl Entry {

@@ -202,7 +202,7 @@ fn a_lease_read_waits_for_a_commit_in_the_leaders_term() {
 }
 
 fn entry(index: u64, term: u64) -> Entry {
-    Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![index as u8] }
+    Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![index as u8].into() }
 }
 
 fn vote_request(from: u64, term: u64, pre_vote: bool) -> Message {

@@ -8,7 +8,7 @@ use raft::{AppendResponse, Entry, EntryKind, HardState, LogIndex, Message, Messa
 use support::Cluster;
 
 fn entry(index: u64, term: u64) -> Entry {
-    Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![index as u8, term as u8] }
+    Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![index as u8, term as u8].into() }
 }
 
 fn with_log(term: u64, terms: &[u64]) -> Restored {

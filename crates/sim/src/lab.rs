@@ -326,7 +326,7 @@ impl Driver {
             for item in &ready.apply {
                 let message = match item {
                     Apply::Entry(entry) if entry.kind == EntryKind::Noop => continue,
-                    Apply::Entry(entry) => ApplyMsg::Command { index: entry.index.0, command: entry.data.clone() },
+                    Apply::Entry(entry) => ApplyMsg::Command { index: entry.index.0, command: entry.data.to_vec() },
                     Apply::Snapshot(snapshot) => ApplyMsg::Snapshot {
                         index: snapshot.meta.index.0,
                         term: snapshot.meta.term.0,

@@ -125,7 +125,7 @@ mod tests {
     use raft::{EntryKind, LogIndex, NodeId, Term};
 
     fn entry(index: u64, term: u64, size: usize) -> Entry {
-        Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![9; size] }
+        Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![9; size].into() }
     }
 
     #[test]

@@ -343,7 +343,7 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64) -> Entry {
-        Entry { term: Term(term), index: LogIndex(index), kind: raft::EntryKind::Command, data: Vec::new() }
+        Entry { term: Term(term), index: LogIndex(index), kind: raft::EntryKind::Command, data: raft::Bytes::new() }
     }
 
     /// The run-length shape answers like the vector of terms it stands for.

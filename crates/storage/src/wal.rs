@@ -153,7 +153,9 @@ fn decode_entries(reader: &mut Reader<'_>, payload_len: usize) -> Result<Vec<Ent
             1 => EntryKind::Noop,
             kind => return Err(format!("unknown entry kind {kind}")),
         };
-        let data = reader.bytes().map_err(text)?.to_vec();
+        let data = reader.bytes().map_err(text)?;
+        // One copy per entry on recovery: the record buffer is not kept.
+        let data = raft::Bytes::copy_from_slice(data);
         entries.push(Entry { term, index: LogIndex(first + offset), kind, data });
     }
     Ok(entries)

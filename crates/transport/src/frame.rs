@@ -17,8 +17,13 @@
 //!
 //! Kinds start at 1 so that a run of zero bytes is rejected as soon as its kind byte arrives.
 //! Decoding never panics and never allocates by a length it has not checked.
+//!
+//! Two decoders: `decode` reads a borrowed slice and copies what it keeps; `take` splits a whole
+//! frame off a read buffer and decodes a Raft frame's entries as slices of it, so a received
+//! entry's payload is never copied (the hot path of replication).
 
-use raft::codec::{decode_message, encode_message, put_varint, DecodeError};
+use bytes::{Bytes, BytesMut};
+use raft::codec::{decode_message, decode_message_shared, encode_message, put_varint, DecodeError};
 use raft::{Message, NodeId};
 
 use crate::error::FrameError;
@@ -104,6 +109,33 @@ pub fn encode(wire: &Wire, max_frame_bytes: usize, out: &mut Vec<u8>) -> Result<
 /// prefix of a frame that is valid so far. `Ok(Some((wire, used)))` consumed `used` bytes. The
 /// header is checked as soon as its bytes are there, so garbage is rejected early.
 pub fn decode(input: &[u8], max_frame_bytes: usize) -> Result<Option<(Wire, usize)>, FrameError> {
+    let Some((kind, total)) = header(input, max_frame_bytes)? else {
+        return Ok(None);
+    };
+    let Some(payload) = input.get(LENGTH_BYTES + HEADER_BYTES..total) else {
+        return Ok(None);
+    };
+    let wire = decode_payload(kind, payload).map_err(|source| bad_payload(kind, source))?;
+    Ok(Some((wire, total)))
+}
+
+/// Like `decode`, but takes the whole frame at the start of `buffer` off it (`Ok(None)` leaves
+/// `buffer` as it was). A Raft frame's entries keep slices of the frame's bytes instead of copies.
+pub fn take(buffer: &mut BytesMut, max_frame_bytes: usize) -> Result<Option<Wire>, FrameError> {
+    let Some((kind, total)) = header(buffer, max_frame_bytes)? else {
+        return Ok(None);
+    };
+    if buffer.len() < total {
+        return Ok(None);
+    }
+    let payload = buffer.split_to(total).freeze().split_off(LENGTH_BYTES + HEADER_BYTES);
+    let wire = decode_payload_shared(kind, &payload).map_err(|source| bad_payload(kind, source))?;
+    Ok(Some(wire))
+}
+
+/// Checks the header of the frame at the start of `input` as far as its bytes are there, and
+/// returns its kind and total size (length prefix included) once the kind byte has arrived.
+fn header(input: &[u8], max_frame_bytes: usize) -> Result<Option<(u8, usize)>, FrameError> {
     let Some(prefix) = input.first_chunk::<LENGTH_BYTES>() else {
         return Ok(None);
     };
@@ -125,13 +157,19 @@ pub fn decode(input: &[u8], max_frame_bytes: usize) -> Result<Option<(Wire, usiz
         None => return Ok(None),
     };
     // No overflow: `length` fits in a u32, and `usize` is at least 32 bits.
-    let total = LENGTH_BYTES.saturating_add(length);
-    let Some(payload) = input.get(LENGTH_BYTES + HEADER_BYTES..total) else {
-        return Ok(None);
-    };
-    let wire = decode_payload(kind, payload)
-        .map_err(|source| FrameError::BadPayload { kind: kind_name(kind), source })?;
-    Ok(Some((wire, total)))
+    Ok(Some((kind, LENGTH_BYTES.saturating_add(length))))
+}
+
+fn bad_payload(kind: u8, source: DecodeError) -> FrameError {
+    FrameError::BadPayload { kind: kind_name(kind), source }
+}
+
+/// Only Raft frames carry payloads worth sharing; the rest are small or handed on as `Vec`s.
+fn decode_payload_shared(kind: u8, payload: &Bytes) -> Result<Wire, DecodeError> {
+    match kind {
+        KIND_RAFT => Ok(Wire::Frame(Frame::Raft(decode_message_shared(payload)?))),
+        _ => decode_payload(kind, payload),
+    }
 }
 
 fn decode_payload(kind: u8, payload: &[u8]) -> Result<Wire, DecodeError> {
@@ -185,7 +223,7 @@ mod tests {
             term: Term(7),
             index: LogIndex(index),
             kind: EntryKind::Command,
-            data: vec![index as u8; index as usize * 10],
+            data: vec![index as u8; index as usize * 10].into(),
         };
         vec![
             Wire::Hello { from: NodeId(1) },
@@ -249,6 +287,56 @@ mod tests {
             rest = &rest[used..];
         }
         assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn take_matches_decode_and_consumes_one_frame_at_a_time() {
+        let mut buffer = BytesMut::new();
+        for wire in samples() {
+            encode_into(&wire, &mut buffer);
+        }
+        for wire in samples() {
+            assert_eq!(take(&mut buffer, MAX), Ok(Some(wire)));
+        }
+        assert!(buffer.is_empty());
+        assert_eq!(take(&mut buffer, MAX), Ok(None));
+    }
+
+    #[test]
+    fn take_of_a_truncated_frame_needs_more_and_leaves_the_buffer_alone() {
+        for wire in samples() {
+            let bytes = encoded(&wire);
+            for cut in 0..bytes.len() {
+                let mut buffer = BytesMut::from(&bytes[..cut]);
+                assert_eq!(take(&mut buffer, MAX), Ok(None), "{wire:?} cut at {cut}");
+                assert_eq!(&buffer[..], &bytes[..cut]);
+            }
+        }
+    }
+
+    #[test]
+    fn taken_entries_share_the_read_buffer() {
+        let append = samples()
+            .into_iter()
+            .find(|wire| matches!(wire, Wire::Frame(Frame::Raft(Message { body: MessageBody::AppendRequest { .. }, .. }))))
+            .expect("a sample AppendRequest");
+        let mut buffer = BytesMut::new();
+        encode_into(&append, &mut buffer);
+        let buffer_range = buffer.as_ptr_range();
+        let Ok(Some(Wire::Frame(Frame::Raft(Message { body: MessageBody::AppendRequest { entries, .. }, .. })))) =
+            take(&mut buffer, MAX)
+        else {
+            panic!("not an AppendRequest");
+        };
+        assert!(!entries.is_empty());
+        for entry in entries {
+            let data = entry.data.as_ptr_range();
+            assert!(buffer_range.start <= data.start && data.end <= buffer_range.end, "entry {} was copied", entry.index);
+        }
+    }
+
+    fn encode_into(wire: &Wire, buffer: &mut BytesMut) {
+        buffer.extend_from_slice(&encoded(wire));
     }
 
     #[test]
@@ -332,8 +420,16 @@ mod tests {
 
     fn check_outcome(input: &[u8], max: usize) {
         // "Need more" and errors are both fine; a frame must lie within the input.
-        if let Ok(Some((_, used))) = decode(input, max) {
+        let decoded = decode(input, max);
+        if let Ok(Some((_, used))) = decoded {
             assert!(used <= input.len() && used >= LENGTH_BYTES + HEADER_BYTES);
+        }
+        // The sharing decoder must agree on every input, garbage included.
+        let mut buffer = BytesMut::from(input);
+        let taken = take(&mut buffer, max);
+        assert_eq!(taken, decoded.clone().map(|frame| frame.map(|(wire, _)| wire)));
+        if let Ok(Some((_, used))) = decoded {
+            assert_eq!(buffer.len(), input.len() - used);
         }
     }
 

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use raft::NodeId;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -36,7 +37,11 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A cluster has a handful of peers; more open connections than this is a misbehaving client.
 const MAX_CONNECTIONS: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
-/// A read buffer grown by a large frame is shrunk back once the frame has been consumed.
+/// Below this much free space the buffer gets a fresh chunk before the next read. Whole frames
+/// are split off the buffer and shared with the entries decoded from them, so the space they
+/// used is not reused while they live; fresh chunks come from new allocations.
+const MIN_READ_SPACE: usize = 8 * 1024;
+/// A read buffer grown by a large frame is let go once the frame has been consumed.
 const KEEP_BUFFER_BYTES: usize = 1024 * 1024;
 
 pub(crate) struct KnownPeer {
@@ -140,22 +145,15 @@ struct Connection<'a> {
 impl Connection<'_> {
     async fn read_frames(&mut self, mut stream: TcpStream) -> Result<End, Close> {
         let hello_deadline = Instant::now() + HELLO_TIMEOUT;
-        let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let mut buffer = BytesMut::with_capacity(READ_CHUNK);
         loop {
             // Deliver every whole frame buffered, then keep the partial one for the next read.
-            let mut start = 0;
-            while let Some((wire, used)) = frame::decode(&buffer[start..], self.shared.max_frame_bytes)? {
-                start += used;
+            while let Some(wire) = frame::take(&mut buffer, self.shared.max_frame_bytes)? {
                 if let Some(end) = self.handle(wire).await? {
                     return Ok(end);
                 }
             }
-            buffer.drain(..start);
-            if buffer.capacity() > KEEP_BUFFER_BYTES && buffer.len() < READ_CHUNK {
-                buffer.shrink_to(READ_CHUNK);
-            }
-            // Grows in chunks as bytes arrive, never by what a length prefix claims.
-            buffer.reserve(READ_CHUNK);
+            make_read_space(&mut buffer);
 
             let read = match &mut self.generation {
                 None => match timeout_at(hello_deadline, stream.read_buf(&mut buffer)).await {
@@ -214,5 +212,20 @@ impl Connection<'_> {
         bump(&peer.counters.inbound_connections);
         debug!(from = %from, "accepted peer connection");
         Ok(())
+    }
+}
+
+/// Readies `buffer` (holding at most a partial frame) for the next read. It grows in chunks as
+/// bytes arrive, never by what a length prefix claims.
+fn make_read_space(buffer: &mut BytesMut) {
+    if buffer.capacity() > KEEP_BUFFER_BYTES && buffer.len() < READ_CHUNK {
+        // Left over from a large frame: copy the small remainder out rather than keep the large
+        // allocation alive for it (the frame itself frees its part once its entries are gone).
+        let mut fresh = BytesMut::with_capacity(READ_CHUNK);
+        fresh.extend_from_slice(buffer);
+        *buffer = fresh;
+    }
+    if buffer.capacity() - buffer.len() < MIN_READ_SPACE {
+        buffer.reserve(READ_CHUNK);
     }
 }

@@ -41,7 +41,7 @@ impl Prng {
 }
 
 pub fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
-    Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: data.to_vec() }
+    Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: raft::Bytes::copy_from_slice(data) }
 }
 
 pub fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
@@ -155,7 +155,7 @@ pub fn random_persist(rng: &mut Prng, model: &Model, large: bool) -> Persist {
             term += u64::from(rng.chance(1, 6));
             let len = if large && rng.chance(1, 5) { rng.range(100, 400) } else { rng.range(0, 24) } as usize;
             let kind = if rng.chance(1, 10) { EntryKind::Noop } else { EntryKind::Command };
-            entries.push(Entry { term: Term(term), index: LogIndex(index), kind, data: rng.bytes(len) });
+            entries.push(Entry { term: Term(term), index: LogIndex(index), kind, data: rng.bytes(len).into() });
         }
     }
     let hard_state = rng.chance(1, 2).then(|| HardState {
