@@ -3,7 +3,7 @@
 //! snapshot every so often so that the log stays short.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -64,7 +64,7 @@ pub struct Applier {
     /// A snapshot is being written; the next waits for it.
     pub snapshot_in_flight: Arc<AtomicBool>,
     /// The size of the last snapshot (taken here in the background, installed, or restored).
-    pub snapshot_bytes: Arc<std::sync::atomic::AtomicU64>,
+    pub snapshot_bytes: Arc<AtomicU64>,
 }
 
 /// The least log, in bytes, that triggers a snapshot by size (see `Applier::log_bytes`).
@@ -197,7 +197,7 @@ impl Applier {
         tokio::spawn(async move {
             let work = tokio::task::spawn_blocking(move || {
                 // Shared from here on, as the Raft core keeps it: no copy on the Raft loop.
-                let data: std::sync::Arc<[u8]> = frozen.encode_snapshot().into();
+                let data: Arc<[u8]> = frozen.encode_snapshot().into();
                 let encoded_ms = started.elapsed().as_millis() as u64;
                 let staged = stager.stage(meta, &data);
                 (data, staged, encoded_ms)

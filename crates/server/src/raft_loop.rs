@@ -31,7 +31,7 @@ pub enum LoopInput {
     Client { request: Request, reply: ReplyTo },
     /// The apply task took a snapshot of everything up to `index`.
     /// `staged`: the snapshot's file, already written (see `storage::SnapshotStager`).
-    Compact { index: u64, data: std::sync::Arc<[u8]>, staged: Option<storage::Staged> },
+    Compact { index: u64, data: Arc<[u8]>, staged: Option<storage::Staged> },
 }
 
 /// How long a request may wait for a leader to be known before it fails.
@@ -118,11 +118,9 @@ impl RaftLoop {
                         tracing::warn!(%error, "could not remove an unused staged snapshot");
                     }
                 }
-                let started = Instant::now();
                 if let Err(error) = self.node.compact(LogIndex(index), data) {
                     tracing::warn!(%error, "snapshot not taken");
                 }
-                tracing::debug!(index, compact_ms = started.elapsed().as_millis() as u64, "log compacted");
             }
         }
     }

@@ -104,12 +104,6 @@ pub struct Staged {
     meta: SnapshotMeta,
 }
 
-impl Staged {
-    pub fn meta(&self) -> SnapshotMeta {
-        self.meta
-    }
-}
-
 /// Writes snapshot files on any thread, for a caller (the state machine's) that must not stall the
 /// one that saves the log: writing a gigabyte takes seconds. See `Storage::adopt_staged`.
 #[derive(Clone, Debug)]
