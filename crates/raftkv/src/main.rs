@@ -155,6 +155,10 @@ struct TuningArgs {
     /// nodes; see the README. Off by default.
     #[arg(long)]
     lease_reads: bool,
+    /// Extend the write-ahead log with zeros this many bytes ahead of its records, so that a
+    /// record's fsync flushes data only (no file-size change); 0 = append as it goes.
+    #[arg(long, default_value_t = 1 << 20)]
+    wal_preallocate: u64,
 }
 
 fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>> {
@@ -256,6 +260,7 @@ fn serve(args: ServerArgs) -> Result<()> {
         read_round_per_read: tuning.read_round_per_read,
         fsync_commit_index: tuning.fsync_commit_index,
         lease_reads: tuning.lease_reads,
+        wal_preallocate_bytes: tuning.wal_preallocate,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {

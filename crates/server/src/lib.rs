@@ -80,6 +80,9 @@ pub struct Tuning {
     /// Serve reads under a leader lease, without a heartbeat round (see the README for the clock
     /// assumptions this makes). Off by default.
     pub lease_reads: bool,
+    /// How far ahead of its records the log is extended with zeros (see
+    /// `storage::Options::preallocate_bytes`); 0: appended as it goes.
+    pub wal_preallocate_bytes: u64,
 }
 
 impl Default for Tuning {
@@ -92,6 +95,7 @@ impl Default for Tuning {
             read_round_per_read: false,
             fsync_commit_index: false,
             lease_reads: false,
+            wal_preallocate_bytes: storage::Options::default().preallocate_bytes,
         }
     }
 }
@@ -146,7 +150,8 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         return Err(ServerError::Config("--max-batch and --max-inflight must be at least 1".into()));
     }
     let me = NodeId(config.id);
-    let (storage, restored) = storage::Storage::open(storage::StdDisk, config.data_dir.join("raft"))?;
+    let storage_options = storage::Options { preallocate_bytes: config.tuning.wal_preallocate_bytes, ..storage::Options::default() };
+    let (storage, restored) = storage::Storage::open_with(storage::StdDisk, config.data_dir.join("raft"), storage_options)?;
     let store = match &restored.snapshot {
         Some(snapshot) => kv::Store::decode_snapshot(&snapshot.data)?,
         None => kv::Store::new(),

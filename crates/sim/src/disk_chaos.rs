@@ -69,6 +69,8 @@ pub struct Params {
     pub corrupt_per_mille: u64,
     /// Log segment size: small ones make saves start segments and snapshots delete them.
     pub segment_bytes: u64,
+    /// How far ahead of the records the log is extended with zeros (0: not at all).
+    pub preallocate_bytes: u64,
 }
 
 impl Params {
@@ -83,6 +85,7 @@ impl Params {
             recovery_crash_per_mille: *rng.pick(&[0, 0, 100]),
             corrupt_per_mille: *rng.pick(&[0, 0, 2, 5]),
             segment_bytes: *rng.pick(&[Options::default().segment_bytes, 4096, 512]),
+            preallocate_bytes: *rng.pick(&[0, 100, Options::default().preallocate_bytes]),
         }
     }
 }
@@ -329,19 +332,19 @@ fn died_in_save(cluster: &DiskCluster, i: usize, error: &StorageError) {
 /// node saved; a node whose disk was corrupted must refuse instead, or recover if only a torn tail
 /// was hit. `faults`: the open itself may crash.
 fn restart(cluster: &DiskCluster, i: usize, faults: bool) {
-    let (disk, torn, recovery_crash, segment_bytes) = {
+    let (disk, torn, recovery_crash, segment_bytes, preallocate_bytes) = {
         let c = cluster.borrow();
         let params = &c.store.params;
         c.trace.record(c.sim.now(), format_args!("chaos: start {i}"));
         let recovery_crash = faults && c.rng.chance(params.recovery_crash_per_mille, 1000);
         let torn = recovery_crash && c.rng.chance(params.torn_per_mille, 1000);
-        (c.store.nodes[i].disk.clone(), torn, recovery_crash, params.segment_bytes)
+        (c.store.nodes[i].disk.clone(), torn, recovery_crash, params.segment_bytes, params.preallocate_bytes)
     };
     if recovery_crash {
         let sync = 1 + cluster.borrow().rng.below(3);
         disk.crash_at_sync(sync, torn);
     }
-    let opened = Storage::open_with(disk.clone(), node_dir(i), Options { segment_bytes });
+    let opened = Storage::open_with(disk.clone(), node_dir(i), Options { segment_bytes, preallocate_bytes });
     disk.disarm();
     let mut c = cluster.borrow_mut();
     let corruption = c.store.nodes[i].corruption.take();

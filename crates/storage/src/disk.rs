@@ -14,7 +14,7 @@ pub trait Disk {
 
     /// Creates `dir` and its missing parents.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
-    /// Opens a file for reading and appending; with `create`, makes it if missing. A new file's name
+    /// Opens a file for reading and writing; with `create`, makes it if missing. A new file's name
     /// is durable only after `sync_dir` of its directory.
     fn open(&self, path: &Path, create: bool) -> io::Result<Self::File>;
     /// The names of the entries of `dir`, sorted.
@@ -27,8 +27,8 @@ pub trait Disk {
     fn exists(&self, path: &Path) -> io::Result<bool>;
 }
 
-/// An open file. Writes only append (or cut the end off), which is all a log needs and what keeps
-/// the crash model simple: after a crash a file is some prefix of what was written to it.
+/// An open file. After a crash, a file is what its last sync left, changed by some prefix (in
+/// order) of the writes and truncations made since, the last of them possibly in part.
 pub trait DiskFile {
     fn len(&self) -> io::Result<u64>;
     fn is_empty(&self) -> io::Result<bool> {
@@ -38,6 +38,9 @@ pub trait DiskFile {
     /// Fills `buf` from `offset`; an error if the file ends first.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Writes `bytes` at `offset`, over what is there and past the end as needed (a gap before
+    /// `offset` reads as zeros).
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     fn truncate(&mut self, len: u64) -> io::Result<()>;
     /// Makes the file's contents durable (fsync).
     fn sync(&mut self) -> io::Result<()>;
@@ -58,8 +61,8 @@ impl Disk for StdDisk {
     }
 
     fn open(&self, path: &Path, create: bool) -> io::Result<StdFile> {
-        // Append mode: every write lands at the end, even after a read moved the cursor.
-        OpenOptions::new().read(true).append(true).create(create).open(path).map(StdFile)
+        // Not append mode: on Linux that makes positioned writes append too. `append` seeks instead.
+        OpenOptions::new().read(true).write(true).create(create).open(path).map(StdFile)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -107,7 +110,12 @@ impl DiskFile for StdFile {
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.seek(SeekFrom::End(0))?;
         self.0.write_all(bytes)
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.0, bytes, offset)
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {

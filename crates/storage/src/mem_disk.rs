@@ -2,18 +2,20 @@
 //! the simulator.
 //!
 //! The model, per file (an "inode"):
-//! - `data` is what reads see; `data[..durable_len]` is what is on the platter.
-//! - `sync` makes all of `data` durable.
-//! - An unsynced truncation that cuts into durable bytes remembers the durable contents, since a
-//!   crash may bring them back.
+//! - `data` is what reads see.
+//! - Every write and truncation since the last `sync` is remembered with what it replaced, in
+//!   order; `sync` forgets them (everything in `data` is now durable).
+//! - A crash undoes them all, newest first, which leaves the durable contents, including bytes an
+//!   unsynced overwrite or truncation replaced.
 //!
 //! And per directory: names (creations, renames, removals) are durable only after `sync_dir` of
 //! their directory; until then a crash restores the old names. Directories themselves are always
 //! durable (storage creates them once, at open).
 //!
-//! `crash()` keeps exactly the durable state. `crash_torn()` also keeps a random prefix of each
-//! file's unsynced appends — the disk wrote part of the last write before power went — which can
-//! cut a record in half. `crash_at_sync(n, torn)` arms a crash that happens instead of the n-th
+//! `crash()` keeps exactly the durable state. `crash_torn()` then redoes a random prefix of each
+//! file's unsynced changes, in order, the last one possibly in part (the disk wrote part of the last
+//! write before power went), which can cut a record in half, in the middle of a file as well as at
+//! its end. `crash_at_sync(n, torn)` arms a crash that happens instead of the n-th
 //! next sync, which is how tests catch a `save` between its write and its fsync. Every random choice
 //! comes from the seed, so a seed replays a run exactly.
 //!
@@ -51,9 +53,91 @@ struct State {
 #[derive(Debug, Default)]
 struct Inode {
     data: Vec<u8>,
-    durable_len: usize,
-    /// Set when an unsynced truncation cut into durable bytes: what a crash brings back.
-    durable_override: Option<Vec<u8>>,
+    /// The changes since the last sync, oldest first.
+    unsynced: Vec<Change>,
+}
+
+/// One unsynced change to a file, with what it replaced, so that a crash can undo it.
+#[derive(Debug)]
+enum Change {
+    /// `bytes` written at `offset`; the file was `old_len` long and `replaced` held the bytes
+    /// (within `old_len`) that the write covered.
+    Write { offset: usize, bytes: Vec<u8>, old_len: usize, replaced: Vec<u8> },
+    /// The file cut (or grown with zeros) to `len`; `cut` holds the bytes beyond `len` it dropped.
+    Resize { len: usize, old_len: usize, cut: Vec<u8> },
+}
+
+impl Inode {
+    fn write(&mut self, offset: usize, bytes: &[u8]) {
+        let old_len = self.data.len();
+        let end = offset + bytes.len();
+        let replaced = self.data[offset.min(old_len)..end.min(old_len)].to_vec();
+        self.redo_write(offset, bytes);
+        self.unsynced.push(Change::Write { offset, bytes: bytes.to_vec(), old_len, replaced });
+    }
+
+    fn redo_write(&mut self, offset: usize, bytes: &[u8]) {
+        let end = offset + bytes.len();
+        if self.data.len() < end {
+            // A write past the end leaves a hole of zeros, as on a real file system.
+            self.data.resize(end, 0);
+        }
+        self.data[offset..end].copy_from_slice(bytes);
+    }
+
+    fn resize(&mut self, len: usize) {
+        let old_len = self.data.len();
+        let cut = self.data[len.min(old_len)..].to_vec();
+        self.data.resize(len, 0);
+        self.unsynced.push(Change::Resize { len, old_len, cut });
+    }
+
+    /// Undoes every unsynced change; with `keep`, then redoes the first `keep` bytes' worth of them
+    /// in order (a resize costs one byte, so that it too can be the point the disk stopped at).
+    fn crash(&mut self, keep: Option<u64>) {
+        let changes = std::mem::take(&mut self.unsynced);
+        for change in changes.iter().rev() {
+            match change {
+                Change::Write { offset, old_len, replaced, .. } => {
+                    self.data[*offset..*offset + replaced.len()].copy_from_slice(replaced);
+                    self.data.truncate(*old_len);
+                }
+                Change::Resize { old_len, cut, .. } => {
+                    self.data.truncate(old_len - cut.len());
+                    self.data.extend_from_slice(cut);
+                    self.data.truncate(*old_len);
+                }
+            }
+        }
+        let Some(mut budget) = keep else { return };
+        for change in &changes {
+            if budget == 0 {
+                break;
+            }
+            match change {
+                Change::Write { offset, bytes, .. } => {
+                    let kept = bytes.len().min(usize::try_from(budget).unwrap_or(usize::MAX));
+                    self.redo_write(*offset, &bytes[..kept]);
+                    budget -= kept as u64;
+                }
+                Change::Resize { len, .. } => {
+                    self.data.resize(*len, 0);
+                    budget -= 1;
+                }
+            }
+        }
+    }
+
+    /// How many bytes' worth of unsynced changes a torn crash can keep (see `crash`).
+    fn unsynced_weight(&self) -> u64 {
+        self.unsynced
+            .iter()
+            .map(|change| match change {
+                Change::Write { bytes, .. } => bytes.len() as u64,
+                Change::Resize { .. } => 1,
+            })
+            .sum()
+    }
 }
 
 #[derive(Debug)]
@@ -120,8 +204,17 @@ impl MemDisk {
         let offset = offset as usize;
         assert!(offset < inode.data.len(), "corrupt: offset {offset} beyond {} bytes", inode.data.len());
         inode.data[offset] = !inode.data[offset];
-        if let Some(durable) = inode.durable_override.as_mut().filter(|durable| offset < durable.len()) {
-            durable[offset] = !durable[offset];
+        // Durably: into whatever a crash would restore, too.
+        for change in &mut inode.unsynced {
+            match change {
+                Change::Write { offset: at, replaced, .. } if (*at..*at + replaced.len()).contains(&offset) => {
+                    replaced[offset - *at] = !replaced[offset - *at];
+                }
+                Change::Resize { len, cut, .. } if (*len..*len + cut.len()).contains(&offset) => {
+                    cut[offset - *len] = !cut[offset - *len];
+                }
+                _ => {}
+            }
         }
     }
 
@@ -157,14 +250,8 @@ impl State {
         for id in ids {
             let keep_random = torn.then(|| self.next_random());
             let inode = self.inodes.get_mut(&id).expect("listed");
-            if let Some(durable) = inode.durable_override.take() {
-                inode.data = durable;
-            } else {
-                let unsynced = inode.data.len() - inode.durable_len;
-                let kept = keep_random.map_or(0, |random| (random % (unsynced as u64 + 1)) as usize);
-                inode.data.truncate(inode.durable_len + kept);
-            }
-            inode.durable_len = inode.data.len();
+            let keep = keep_random.map(|random| random % (inode.unsynced_weight() + 1));
+            inode.crash(keep);
         }
     }
 
@@ -318,19 +405,17 @@ impl DiskFile for MemFile {
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.with(|inode| inode.data.extend_from_slice(bytes))
+        self.with(|inode| inode.write(inode.data.len(), bytes))
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let offset = usize::try_from(offset).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+        self.with(|inode| inode.write(offset, bytes))
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.with(|inode| {
-            let len = len as usize;
-            if len < inode.durable_len && inode.durable_override.is_none() {
-                inode.durable_override = Some(inode.data[..inode.durable_len].to_vec());
-            }
-            // Growing with zeros, as ftruncate does.
-            inode.data.resize(len, 0);
-            inode.durable_len = inode.durable_len.min(len);
-        })
+        // Growing with zeros, as ftruncate does.
+        self.with(|inode| inode.resize(len as usize))
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -345,8 +430,7 @@ impl DiskFile for MemFile {
             .inodes
             .get_mut(&self.inode)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "file was removed"))?;
-        inode.durable_len = inode.data.len();
-        inode.durable_override = None;
+        inode.unsynced.clear();
         Ok(())
     }
 }

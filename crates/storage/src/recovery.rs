@@ -75,7 +75,7 @@ impl<D: Disk> Storage<D> {
         disk.sync_dir(&dir).map_err(io_error("fsync directory", &dir))?;
         crate::snapshot::remove_leftovers(&disk, &dir)?;
 
-        let (mut replay, mut segments, torn_at) = replay_segments(&disk, &wal_dir)?;
+        let (mut replay, mut segments, tail) = replay_segments(&disk, &wal_dir)?;
         let snapshot = crate::snapshot::read(&disk, &dir)?;
         let checkpoint_marker = replay.marker;
         let logged = replay.marker;
@@ -135,24 +135,31 @@ impl<D: Disk> Storage<D> {
         let seq = segments.last().expect("at least one segment").seq;
         let path = wal_dir.join(wal::segment_name(seq));
         let mut active = disk.open(&path, created).map_err(io_error("open", &path))?;
-        if let Some(offset) = torn_at {
-            active.truncate(offset).map_err(io_error("truncate", &path))?;
-        }
+        let file_len = active.len().map_err(io_error("stat", &path))?;
+        let mut active_len = match tail {
+            Tail::Clean => file_len,
+            Tail::Unwritten(offset) => offset,
+            Tail::Torn(offset) => {
+                active.truncate(offset).map_err(io_error("truncate", &path))?;
+                offset
+            }
+        };
+        let active_allocated = active_len.max(if let Tail::Unwritten(_) = tail { file_len } else { 0 });
         let mut buf = Vec::new();
-        if active.is_empty().map_err(io_error("stat", &path))? {
+        if active_len == 0 {
             checkpoint(&mut buf, &replay.hard_state, checkpoint_marker)?;
         }
         buf.extend_from_slice(&repair);
         if !buf.is_empty() {
-            active.append(&buf).map_err(io_error("write", &path))?;
+            active.write_at(active_len, &buf).map_err(io_error("write", &path))?;
+            active_len += buf.len() as u64;
         }
-        if !buf.is_empty() || torn_at.is_some() {
+        if !buf.is_empty() || matches!(tail, Tail::Torn(_)) {
             active.sync().map_err(io_error("fsync", &path))?;
         }
         if created {
             disk.sync_dir(&wal_dir).map_err(io_error("fsync directory", &wal_dir))?;
         }
-        let active_len = active.len().map_err(io_error("stat", &path))?;
 
         let mut storage = Storage {
             disk,
@@ -166,6 +173,7 @@ impl<D: Disk> Storage<D> {
             segments,
             active,
             active_len,
+            active_allocated: active_allocated.max(active_len),
             poisoned: false,
         };
         // Segments a crash brought back after their deletion (deletions are not fsync'd).
@@ -175,14 +183,14 @@ impl<D: Disk> Storage<D> {
     }
 }
 
-/// Replays the segments of `wal_dir` in order; also returns where the last one's torn tail starts.
-fn replay_segments<D: Disk>(disk: &D, wal_dir: &Path) -> Result<(Replay, Vec<Segment>, Option<u64>), StorageError> {
+/// Replays the segments of `wal_dir` in order; also returns how the last one ends.
+fn replay_segments<D: Disk>(disk: &D, wal_dir: &Path) -> Result<(Replay, Vec<Segment>, Tail), StorageError> {
     let names = disk.list(wal_dir).map_err(io_error("list", wal_dir))?;
     let mut seqs: Vec<u64> = names.iter().filter_map(|name| wal::parse_segment_name(name)).collect();
     seqs.sort_unstable();
     let mut replay = Replay::default();
     let mut segments = Vec::new();
-    let mut torn_at = None;
+    let mut tail = Tail::Clean;
     for (position, &seq) in seqs.iter().enumerate() {
         let path = wal_dir.join(wal::segment_name(seq));
         let mut file = disk.open(&path, false).map_err(io_error("open", &path))?;
@@ -196,12 +204,23 @@ fn replay_segments<D: Disk>(disk: &D, wal_dir: &Path) -> Result<(Replay, Vec<Seg
         }
         segments.push(segment);
         match end {
-            End::Clean => {}
-            End::Torn { offset, .. } => torn_at = Some(offset),
+            End::Clean => tail = Tail::Clean,
+            End::Unwritten { offset } => tail = Tail::Unwritten(offset),
+            End::Torn { offset, .. } => tail = Tail::Torn(offset),
             End::Corrupt { offset, reason } => return Err(StorageError::Corrupt { file: path, offset, reason }),
         }
     }
-    Ok((replay, segments, torn_at))
+    Ok((replay, segments, tail))
+}
+
+/// How the last segment ends.
+#[derive(Clone, Copy)]
+enum Tail {
+    Clean,
+    /// Zeros from this offset on: preallocated space, kept for the records to come.
+    Unwritten(u64),
+    /// A record torn by a crash starts here: cut off.
+    Torn(u64),
 }
 
 fn inconsistent(dir: &Path, reason: String) -> StorageError {

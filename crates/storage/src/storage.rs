@@ -21,11 +21,17 @@ pub struct Options {
     /// A segment that reached this size is closed and the next save starts a new one. Records never
     /// span segments, so a segment can end up larger by one record.
     pub segment_bytes: u64,
+    /// The active segment is extended with zeros this much at a time, ahead of the records (never
+    /// past `segment_bytes`); 0: no preallocation. Why: a record written over zeros already on
+    /// disk leaves the file's size and block map alone, so its fsync flushes data only, with no
+    /// file-system journal commit — about a third cheaper here, and more so while other nodes on
+    /// the same disk fsync too. Recovery reads the zeros as "not written yet" (`wal::End::Unwritten`).
+    pub preallocate_bytes: u64,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { segment_bytes: 64 << 20 }
+        Options { segment_bytes: 64 << 20, preallocate_bytes: 1 << 20 }
     }
 }
 
@@ -44,7 +50,10 @@ pub struct Storage<D: Disk> {
     /// Oldest first; the last is the one being appended to.
     pub(crate) segments: Vec<Segment>,
     pub(crate) active: D::File,
+    /// Where the next record goes: the end of the last one.
     pub(crate) active_len: u64,
+    /// The active segment's size on disk: `active_len` and the preallocated zeros after it.
+    pub(crate) active_allocated: u64,
     pub(crate) poisoned: bool,
 }
 
@@ -218,10 +227,24 @@ impl<D: Disk> Storage<D> {
             let path = self.segment_path(seq);
             self.active = self.disk.open(&path, true).map_err(io_error("create", &path))?;
             self.active_len = 0;
+            self.active_allocated = 0;
             self.segments.push(Segment { seq, entries: None });
         }
         let path = self.segment_path(self.segments.last().expect("an active segment").seq);
-        self.active.append(buf).map_err(io_error("write", &path))?;
+        self.active.write_at(self.active_len, buf).map_err(io_error("write", &path))?;
+        let end = self.active_len + buf.len() as u64;
+        self.active_allocated = self.active_allocated.max(end);
+        let reserve = self.options.preallocate_bytes;
+        if reserve > 0 && self.active_allocated - end < reserve / 2 {
+            // Extend ahead while half a chunk is left, so records keep landing on zeros already
+            // on disk; the same fsync makes the new zeros durable.
+            let target = (self.active_allocated + reserve).min(self.options.segment_bytes);
+            if target > self.active_allocated {
+                let zeros = vec![0; (target - self.active_allocated) as usize];
+                self.active.write_at(self.active_allocated, &zeros).map_err(io_error("preallocate", &path))?;
+                self.active_allocated = target;
+            }
+        }
         self.active.sync().map_err(io_error("fsync", &path))?;
         if roll {
             // The new segment's name must be durable too, or a crash would lose the whole file.

@@ -166,6 +166,9 @@ fn decode_entries(reader: &mut Reader<'_>, payload_len: usize) -> Result<Vec<Ent
 pub(crate) enum End {
     /// Every byte belongs to a valid record.
     Clean,
+    /// The bytes from `offset` on are all zeros: space reserved ahead of the log (see
+    /// `Options::preallocate_bytes`) that no record reached yet, in any segment.
+    Unwritten { offset: u64 },
     /// The last record was cut short or garbled by a crash and nothing valid follows it: drop the
     /// bytes from `offset` on. Only ever the verdict for the last segment.
     Torn { offset: u64, reason: String },
@@ -186,6 +189,9 @@ pub(crate) fn scan(bytes: &[u8], last_segment: bool) -> (Vec<Vec<Op>>, End) {
     let mut position = 0;
     while position < bytes.len() {
         let offset = position as u64;
+        if bytes[position..].iter().all(|&byte| byte == 0) {
+            return (records, End::Unwritten { offset });
+        }
         match frame_at(bytes, position) {
             Ok(payload) => match decode_ops(payload) {
                 Ok(ops) => {

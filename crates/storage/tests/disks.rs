@@ -41,6 +41,41 @@ fn mem_disk_loses_unsynced_data_and_unsynced_names() {
 }
 
 #[test]
+fn mem_disk_undoes_unsynced_overwrites_and_tears_them_in_order() {
+    let path = PathBuf::from("/f");
+    let setup = |seed: u64| {
+        let disk = MemDisk::new(seed);
+        let mut file = disk.open(&path, true).unwrap();
+        disk.sync_dir(Path::new("/")).unwrap();
+        file.append(&[0; 100]).unwrap();
+        file.sync().unwrap();
+        // Two overwrites of synced zeros, then one past the end (leaving a hole).
+        file.write_at(10, &[1; 20]).unwrap();
+        file.write_at(50, &[2; 20]).unwrap();
+        file.write_at(120, &[3; 10]).unwrap();
+        assert_eq!(disk.read(&path).unwrap().len(), 130);
+        disk
+    };
+    let disk = setup(1);
+    disk.crash();
+    assert_eq!(disk.read(&path).unwrap(), vec![0; 100], "a crash undoes every unsynced overwrite");
+    let mut seen_partial = false;
+    for seed in 0..60 {
+        let disk = setup(seed);
+        disk.crash_torn();
+        let data = disk.read(&path).unwrap();
+        let ones = data[10..30].iter().take_while(|&&byte| byte == 1).count();
+        let twos = data[50..70].iter().take_while(|&&byte| byte == 2).count();
+        // A prefix of the writes, in order: a later one only if the earlier ones are whole.
+        assert!(data[10 + ones..30].iter().all(|&byte| byte == 0), "seed {seed}: a prefix of the first write");
+        assert!(twos == 0 || ones == 20, "seed {seed}: the second write without the whole first");
+        assert!(data.len() == 100 || twos == 20, "seed {seed}: the third write without the whole second");
+        seen_partial |= (1..20).contains(&ones) || (1..20).contains(&twos);
+    }
+    assert!(seen_partial, "some tears cut an overwrite");
+}
+
+#[test]
 fn mem_disk_tears_keep_a_prefix_and_are_deterministic() {
     let run = |seed: u64| {
         let disk = MemDisk::new(seed);
@@ -72,8 +107,16 @@ fn temp_dir(name: &str) -> PathBuf {
 
 #[test]
 fn std_disk_round_trip_torn_tail_and_corruption() {
-    let dir = temp_dir("std");
-    let options = Options { segment_bytes: 512 };
+    std_disk_round_trip(Options { segment_bytes: 512, preallocate_bytes: 0 });
+}
+
+#[test]
+fn std_disk_round_trip_preallocated() {
+    std_disk_round_trip(Options { segment_bytes: 512, preallocate_bytes: 300 });
+}
+
+fn std_disk_round_trip(options: Options) {
+    let dir = temp_dir(&format!("std-{}", options.preallocate_bytes));
     let mut rng = Prng::new(99);
     let mut model = Model::default();
     {
@@ -91,14 +134,15 @@ fn std_disk_round_trip_torn_tail_and_corruption() {
     let last = dir.join("wal").join(storage.disk().list(&dir.join("wal")).unwrap().pop().unwrap());
     drop(storage);
 
-    // Half a record at the end of the last segment: cut off on open.
-    let len = std::fs::metadata(&last).unwrap().len();
+    // Half a record after the last one: cut off on open.
+    let bytes = std::fs::read(&last).unwrap();
+    let end = bytes.iter().rposition(|&byte| byte != 0).map_or(0, |last_nonzero| last_nonzero + 1);
     let mut file = StdDisk.open(&last, false).unwrap();
-    file.append(&[40, 0, 0, 0, 1, 2, 3, 4, 5]).unwrap();
+    file.write_at(end as u64, &[40, 0, 0, 0, 1, 2, 3, 4, 5]).unwrap();
     drop(file);
     let (_, restored) = Storage::open_with(StdDisk, &dir, options).unwrap();
     assert_eq!(Model::from_restored(restored), model);
-    assert_eq!(std::fs::metadata(&last).unwrap().len(), len);
+    assert_eq!(std::fs::metadata(&last).unwrap().len(), end as u64, "cut back to the last whole record");
 
     // A flipped byte in the first segment: open refuses, naming the file.
     let first = dir.join("wal").join(StdDisk.list(&dir.join("wal")).unwrap()[0].clone());

@@ -8,8 +8,11 @@ use storage::{MemDisk, Options, Storage};
 
 const DIR: &str = "/node";
 
-fn open(disk: &MemDisk, segment_bytes: u64) -> (Storage<MemDisk>, Model) {
-    let (storage, restored) = Storage::open_with(disk.clone(), DIR, Options { segment_bytes }).expect("open");
+/// Preallocation varies with the seed too: none, less than a record, a few records, a whole segment.
+fn open(disk: &MemDisk, segment_bytes: u64, seed: u64) -> (Storage<MemDisk>, Model) {
+    let preallocate_bytes = [0, 16, 300, 64 << 20][(seed / 3 % 4) as usize];
+    let options = Options { segment_bytes, preallocate_bytes };
+    let (storage, restored) = Storage::open_with(disk.clone(), DIR, options).expect("open");
     (storage, Model::from_restored(restored))
 }
 
@@ -19,7 +22,7 @@ fn random_saves_match_the_model_across_reopens() {
         let disk = MemDisk::new(seed);
         let mut rng = Prng::new(seed);
         let segment_bytes = [200, 1000, 64 << 20][seed as usize % 3];
-        let (mut storage, restored) = open(&disk, segment_bytes);
+        let (mut storage, restored) = open(&disk, segment_bytes, seed);
         let mut model = Model::default();
         assert_eq!(restored, model);
         let mut max_segments = 0;
@@ -32,13 +35,13 @@ fn random_saves_match_the_model_across_reopens() {
             max_segments = max_segments.max(storage.segment_count());
             if rng.chance(1, 15) {
                 drop(storage);
-                let (reopened, restored) = open(&disk, segment_bytes);
+                let (reopened, restored) = open(&disk, segment_bytes, seed);
                 assert_eq!(restored, model, "seed {seed} step {step}: reopen");
                 storage = reopened;
             }
         }
         drop(storage);
-        let (_, restored) = open(&disk, segment_bytes);
+        let (_, restored) = open(&disk, segment_bytes, seed);
         assert_eq!(restored, model, "seed {seed}: final reopen");
         if segment_bytes == 200 {
             assert!(max_segments > 3, "seed {seed}: small segments roll ({max_segments})");
@@ -57,7 +60,7 @@ fn crashes_recover_a_state_the_model_went_through() {
         let disk = MemDisk::new(seed);
         let mut rng = Prng::new(seed ^ 0xc0ffee);
         let segment_bytes = [150, 600][seed as usize % 2];
-        let (mut storage, _) = open(&disk, segment_bytes);
+        let (mut storage, _) = open(&disk, segment_bytes, seed);
         let mut model = Model::default();
         for step in 0..300 {
             if rng.chance(1, 12) {
@@ -71,7 +74,7 @@ fn crashes_recover_a_state_the_model_went_through() {
                 Err(error) => {
                     disk.disarm();
                     drop(storage);
-                    let (reopened, recovered) = open(&disk, segment_bytes);
+                    let (reopened, recovered) = open(&disk, segment_bytes, seed);
                     let outcome = if recovered == before {
                         0
                     } else if recovered == model {
@@ -85,7 +88,7 @@ fn crashes_recover_a_state_the_model_went_through() {
                     model = recovered;
                     // Recovery left the files in a state that recovers to the same thing.
                     drop(reopened);
-                    let (reopened, again) = open(&disk, segment_bytes);
+                    let (reopened, again) = open(&disk, segment_bytes, seed);
                     assert_eq!(again, model, "seed {seed} step {step}: second recovery");
                     storage = reopened;
                 }
@@ -98,7 +101,7 @@ fn crashes_recover_a_state_the_model_went_through() {
                 } else {
                     disk.crash();
                 }
-                let (reopened, recovered) = open(&disk, segment_bytes);
+                let (reopened, recovered) = open(&disk, segment_bytes, seed);
                 assert_eq!(recovered, model, "seed {seed} step {step}: a crash after synced saves");
                 storage = reopened;
             }

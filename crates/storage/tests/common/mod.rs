@@ -176,8 +176,17 @@ pub fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     let mut offsets = Vec::new();
     let mut position = 0;
     while position + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[position..position + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break; // preallocated zeros: no more records
+        }
         offsets.push(position);
-        position += 8 + u32::from_le_bytes(bytes[position..position + 4].try_into().unwrap()) as usize;
+        position += 8 + len;
     }
     offsets
+}
+
+/// Where the records of a segment end (the preallocated zeros, if any, start).
+pub fn records_end(bytes: &[u8]) -> usize {
+    record_offsets(bytes).last().map_or(0, |&last| last + 8 + u32::from_le_bytes(bytes[last..last + 4].try_into().unwrap()) as usize)
 }
