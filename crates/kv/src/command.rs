@@ -1,7 +1,8 @@
 //! What clients ask of the store, and what it answers; with their compact binary encoding, which is
 //! what travels in Raft log entries.
 
-use raft::codec::{put_varint, DecodeError, Reader};
+use bytes::BufMut;
+use raft::codec::{DecodeError, Reader};
 
 /// One operation on the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,7 +18,6 @@ impl Op {
     pub fn is_write(&self) -> bool {
         !matches!(self, Op::Get { .. })
     }
-
 }
 
 /// A command as it goes through the log: the operation, tagged with the client's session so that
@@ -42,64 +42,147 @@ pub enum Reply {
     Removed(u64),
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
+/// An operation borrowed from wherever its bytes are (a client's request, a log entry): what
+/// encoding and applying need, without copying keys or values into an owned `Op` first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpRef<'a> {
+    Get { key: &'a [u8] },
+    Put { key: &'a [u8], value: &'a [u8] },
+    Append { key: &'a [u8], value: &'a [u8] },
+    Delete { keys: Vec<&'a [u8]> },
 }
 
-impl Command {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32);
-        put_varint(&mut out, self.client_id);
-        put_varint(&mut out, self.seq);
+impl OpRef<'_> {
+    pub fn is_write(&self) -> bool {
+        !matches!(self, OpRef::Get { .. })
+    }
+
+    pub fn to_owned(&self) -> Op {
+        match self {
+            OpRef::Get { key } => Op::Get { key: key.to_vec() },
+            OpRef::Put { key, value } => Op::Put { key: key.to_vec(), value: value.to_vec() },
+            OpRef::Append { key, value } => Op::Append { key: key.to_vec(), value: value.to_vec() },
+            OpRef::Delete { keys } => Op::Delete { keys: keys.iter().map(|key| key.to_vec()).collect() },
+        }
+    }
+}
+
+/// A command borrowed from its bytes; see `OpRef`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandRef<'a> {
+    pub client_id: u64,
+    pub seq: u64,
+    pub op: OpRef<'a>,
+}
+
+fn put_varint(out: &mut impl BufMut, mut value: u64) {
+    while value >= 0x80 {
+        out.put_u8((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.put_u8(value as u8);
+}
+
+fn put_bytes(out: &mut impl BufMut, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.put_slice(bytes);
+}
+
+impl<'a> CommandRef<'a> {
+    /// Appends the encoding to `out`: a `Vec`, or the `BytesMut` a log entry is split off.
+    pub fn encode_into(&self, out: &mut impl BufMut) {
+        put_varint(out, self.client_id);
+        put_varint(out, self.seq);
         match &self.op {
-            Op::Get { key } => {
-                out.push(0);
-                put_bytes(&mut out, key);
+            OpRef::Get { key } => {
+                out.put_u8(0);
+                put_bytes(out, key);
             }
-            Op::Put { key, value } => {
-                out.push(1);
-                put_bytes(&mut out, key);
-                put_bytes(&mut out, value);
+            OpRef::Put { key, value } => {
+                out.put_u8(1);
+                put_bytes(out, key);
+                put_bytes(out, value);
             }
-            Op::Append { key, value } => {
-                out.push(2);
-                put_bytes(&mut out, key);
-                put_bytes(&mut out, value);
+            OpRef::Append { key, value } => {
+                out.put_u8(2);
+                put_bytes(out, key);
+                put_bytes(out, value);
             }
-            Op::Delete { keys } => {
-                out.push(3);
-                put_varint(&mut out, keys.len() as u64);
+            OpRef::Delete { keys } => {
+                out.put_u8(3);
+                put_varint(out, keys.len() as u64);
                 for key in keys {
-                    put_bytes(&mut out, key);
+                    put_bytes(out, key);
                 }
             }
         }
-        out
     }
 
-    pub fn decode(input: &[u8]) -> Result<Command, DecodeError> {
+    /// An upper bound of the encoding's size (for reserving room before `encode_into`).
+    pub fn encoded_len_bound(&self) -> usize {
+        let parts = match &self.op {
+            OpRef::Get { key } => key.len() + 10,
+            OpRef::Put { key, value } | OpRef::Append { key, value } => key.len() + value.len() + 20,
+            OpRef::Delete { keys } => keys.iter().map(|key| key.len() + 10).sum::<usize>() + 10,
+        };
+        parts + 21
+    }
+
+    /// Reads a command, borrowing its keys and values from `input`.
+    pub fn decode(input: &'a [u8]) -> Result<CommandRef<'a>, DecodeError> {
         let mut reader = Reader::new(input);
         let client_id = reader.varint()?;
         let seq = reader.varint()?;
         let tag = reader.byte()?;
         let op = match tag {
-            0 => Op::Get { key: reader.bytes()?.to_vec() },
-            1 => Op::Put { key: reader.bytes()?.to_vec(), value: reader.bytes()?.to_vec() },
-            2 => Op::Append { key: reader.bytes()?.to_vec(), value: reader.bytes()?.to_vec() },
+            0 => OpRef::Get { key: reader.bytes()? },
+            1 => OpRef::Put { key: reader.bytes()?, value: reader.bytes()? },
+            2 => OpRef::Append { key: reader.bytes()?, value: reader.bytes()? },
             3 => {
                 let count = reader.varint()?;
                 // Each key takes at least one byte, so the count cannot exceed the input's length.
                 let mut keys = Vec::with_capacity(count.min(input.len() as u64) as usize);
                 for _ in 0..count {
-                    keys.push(reader.bytes()?.to_vec());
+                    keys.push(reader.bytes()?);
                 }
-                Op::Delete { keys }
+                OpRef::Delete { keys }
             }
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         };
         reader.finish()?;
-        Ok(Command { client_id, seq, op })
+        Ok(CommandRef { client_id, seq, op })
+    }
+
+    pub fn to_owned(&self) -> Command {
+        Command { client_id: self.client_id, seq: self.seq, op: self.op.to_owned() }
+    }
+}
+
+impl Op {
+    pub fn as_ref(&self) -> OpRef<'_> {
+        match self {
+            Op::Get { key } => OpRef::Get { key },
+            Op::Put { key, value } => OpRef::Put { key, value },
+            Op::Append { key, value } => OpRef::Append { key, value },
+            Op::Delete { keys } => OpRef::Delete { keys: keys.iter().map(Vec::as_slice).collect() },
+        }
+    }
+}
+
+impl Command {
+    pub fn as_ref(&self) -> CommandRef<'_> {
+        CommandRef { client_id: self.client_id, seq: self.seq, op: self.op.as_ref() }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let command = self.as_ref();
+        let mut out = Vec::with_capacity(command.encoded_len_bound());
+        command.encode_into(&mut out);
+        out
+    }
+
+    pub fn decode(input: &[u8]) -> Result<Command, DecodeError> {
+        CommandRef::decode(input).map(|command| command.to_owned())
     }
 }
 

@@ -20,7 +20,7 @@ pub mod pending;
 pub mod snapshot;
 pub mod store;
 
-pub use command::{Command, Op, Reply};
+pub use command::{Command, CommandRef, Op, OpRef, Reply};
 pub use pending::{Outcome, Pending};
 pub use snapshot::SnapshotError;
 pub use store::Store;

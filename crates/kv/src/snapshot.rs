@@ -92,8 +92,8 @@ mod tests {
 
     fn sample() -> Store {
         let mut store = Store::new();
-        store.apply(1, &Command { client_id: 5, seq: 1, op: Op::Put { key: b"a".to_vec(), value: b"1".to_vec() } });
-        store.apply(2, &Command { client_id: 6, seq: 3, op: Op::Append { key: b"b".to_vec(), value: b"xy".to_vec() } });
+        store.apply(1, &Command { client_id: 5, seq: 1, op: Op::Put { key: b"a".to_vec(), value: b"1".to_vec() } }.as_ref());
+        store.apply(2, &Command { client_id: 6, seq: 3, op: Op::Append { key: b"b".to_vec(), value: b"xy".to_vec() } }.as_ref());
         store
     }
 

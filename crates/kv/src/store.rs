@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::command::{Command, Op, Reply};
+use crate::command::{CommandRef, OpRef, Reply};
 
 /// The last write of one client. Clients have one operation outstanding at a time and number them
 /// in order, so the last one is all that must be remembered.
@@ -57,7 +57,7 @@ impl Store {
     /// number the client's session has already seen is not applied again: the reply recorded the
     /// first time is returned instead (exactly-once). Reads are executed afresh each time, which
     /// gives a retried read an answer no older than its first try.
-    pub fn apply(&mut self, index: u64, command: &Command) -> Reply {
+    pub fn apply(&mut self, index: u64, command: &CommandRef<'_>) -> Reply {
         self.applied_index = self.applied_index.max(index);
         let tracked = command.client_id != 0 && command.op.is_write();
         if tracked {
@@ -74,20 +74,34 @@ impl Store {
         reply
     }
 
-    fn execute(&mut self, op: &Op) -> Reply {
+    /// Allocates only what the store keeps: the new value, and the key when it is new.
+    fn execute(&mut self, op: &OpRef<'_>) -> Reply {
         match op {
-            Op::Get { key } => Reply::Value(self.data.get(key).map(|value| value.to_vec())),
-            Op::Put { key, value } => {
-                self.data.insert(key.clone(), Arc::from(&value[..]));
+            OpRef::Get { key } => Reply::Value(self.data.get(*key).map(|value| value.to_vec())),
+            OpRef::Put { key, value } => {
+                let value = Arc::from(*value);
+                match self.data.get_mut(*key) {
+                    Some(stored) => *stored = value,
+                    None => {
+                        self.data.insert(key.to_vec(), value);
+                    }
+                }
                 Reply::Done
             }
-            Op::Append { key, value } => {
+            OpRef::Append { key, value } => {
                 // A shared value cannot grow in place: the appended one is a new copy.
-                let stored = self.data.entry(key.clone()).or_default();
-                *stored = stored.iter().chain(value).copied().collect();
-                Reply::Length(stored.len() as u64)
+                let old = self.data.get(*key).map_or(&[][..], |old| &old[..]);
+                let appended: Arc<[u8]> = old.iter().chain(value.iter()).copied().collect();
+                let length = appended.len() as u64;
+                match self.data.get_mut(*key) {
+                    Some(stored) => *stored = appended,
+                    None => {
+                        self.data.insert(key.to_vec(), appended);
+                    }
+                }
+                Reply::Length(length)
             }
-            Op::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.data.remove(*key).is_some()).count() as u64),
+            OpRef::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.data.remove(**key).is_some()).count() as u64),
         }
     }
 }
@@ -96,8 +110,14 @@ impl Store {
 mod tests {
     use super::*;
 
+    use crate::command::{Command, Op};
+
     fn write(client_id: u64, seq: u64, op: Op) -> Command {
         Command { client_id, seq, op }
+    }
+
+    fn apply(store: &mut Store, index: u64, command: Command) -> Reply {
+        store.apply(index, &command.as_ref())
     }
 
     fn append(key: &str, value: &str) -> Op {
@@ -107,33 +127,33 @@ mod tests {
     #[test]
     fn a_retried_write_is_applied_once_and_answered_the_same() {
         let mut store = Store::new();
-        assert_eq!(store.apply(1, &write(9, 1, append("k", "ab"))), Reply::Length(2));
-        assert_eq!(store.apply(2, &write(9, 1, append("k", "ab"))), Reply::Length(2));
+        assert_eq!(apply(&mut store, 1, write(9, 1, append("k", "ab"))), Reply::Length(2));
+        assert_eq!(apply(&mut store, 2, write(9, 1, append("k", "ab"))), Reply::Length(2));
         assert_eq!(store.get(b"k"), Some(&b"ab"[..]));
-        assert_eq!(store.apply(3, &write(9, 2, append("k", "c"))), Reply::Length(3));
+        assert_eq!(apply(&mut store, 3, write(9, 2, append("k", "c"))), Reply::Length(3));
         // A stale duplicate of an older write arriving late changes nothing either.
-        store.apply(4, &write(9, 1, append("k", "ab")));
+        apply(&mut store, 4, write(9, 1, append("k", "ab")));
         assert_eq!(store.get(b"k"), Some(&b"abc"[..]));
     }
 
     #[test]
     fn sessions_are_per_client_and_reads_are_not_deduplicated() {
         let mut store = Store::new();
-        store.apply(1, &write(1, 1, Op::Put { key: b"k".to_vec(), value: b"x".to_vec() }));
-        store.apply(2, &write(2, 1, append("k", "y")));
-        assert_eq!(store.apply(3, &write(1, 5, Op::Get { key: b"k".to_vec() })), Reply::Value(Some(b"xy".to_vec())));
-        store.apply(4, &write(2, 2, append("k", "z")));
-        assert_eq!(store.apply(5, &write(1, 5, Op::Get { key: b"k".to_vec() })), Reply::Value(Some(b"xyz".to_vec())));
-        assert_eq!(store.apply(6, &write(3, 1, Op::Delete { keys: vec![b"k".to_vec(), b"none".to_vec(), b"k".to_vec()] })), Reply::Removed(1));
-        assert_eq!(store.apply(7, &write(3, 2, Op::Delete { keys: vec![b"k".to_vec()] })), Reply::Removed(0));
+        apply(&mut store, 1, write(1, 1, Op::Put { key: b"k".to_vec(), value: b"x".to_vec() }));
+        apply(&mut store, 2, write(2, 1, append("k", "y")));
+        assert_eq!(apply(&mut store, 3, write(1, 5, Op::Get { key: b"k".to_vec() })), Reply::Value(Some(b"xy".to_vec())));
+        apply(&mut store, 4, write(2, 2, append("k", "z")));
+        assert_eq!(apply(&mut store, 5, write(1, 5, Op::Get { key: b"k".to_vec() })), Reply::Value(Some(b"xyz".to_vec())));
+        assert_eq!(apply(&mut store, 6, write(3, 1, Op::Delete { keys: vec![b"k".to_vec(), b"none".to_vec(), b"k".to_vec()] })), Reply::Removed(1));
+        assert_eq!(apply(&mut store, 7, write(3, 2, Op::Delete { keys: vec![b"k".to_vec()] })), Reply::Removed(0));
         assert_eq!(store.applied_index(), 7);
     }
 
     #[test]
     fn untagged_writes_apply_every_time() {
         let mut store = Store::new();
-        store.apply(1, &write(0, 0, append("k", "a")));
-        store.apply(2, &write(0, 0, append("k", "a")));
+        apply(&mut store, 1, write(0, 0, append("k", "a")));
+        apply(&mut store, 2, write(0, 0, append("k", "a")));
         assert_eq!(store.get(b"k"), Some(&b"aa"[..]));
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use kv::{Command, Outcome, Pending, Reply, Store};
+use kv::{CommandRef, Outcome, Pending, Reply, Store};
 use raft::{Apply, EntryKind, NodeId};
 use tokio::sync::{mpsc, oneshot};
 use transport::{Frame, Transport};
@@ -114,7 +114,7 @@ impl Applier {
                 }
                 self.applied_term = entry.term;
                 self.log_bytes += entry.data.len() as u64;
-                let command = (entry.kind == EntryKind::Command).then(|| Command::decode(&entry.data).ok()).flatten();
+                let command = (entry.kind == EntryKind::Command).then(|| CommandRef::decode(&entry.data).ok()).flatten();
                 let resolved = match command {
                     Some(command) => {
                         let reply = self.store.apply(index, &command);

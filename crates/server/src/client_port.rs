@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use crate::apply::ReplyTo;
 use crate::metrics::Metrics;
 use crate::raft_loop::LoopInput;
-use crate::request::{to_request, Answer};
+use crate::request::{command_name, to_request, Answer, WriteEncoder};
 
 pub struct ClientPort {
     pub raft: mpsc::Sender<LoopInput>,
@@ -24,6 +24,8 @@ pub struct ClientPort {
     pub limits: resp::Limits,
     pub request_timeout: Duration,
     pub connections: Arc<Semaphore>,
+    /// The node's counter for untagged writes (see `request::WriteEncoder`).
+    pub untagged_seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One reply slot in a pipeline: ready bytes, or an answer still on its way (from a write or not).
@@ -63,6 +65,7 @@ impl ClientPort {
     async fn connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
         let mut buffer = Vec::with_capacity(16 * 1024);
         let mut chunk = vec![0u8; 64 * 1024];
+        let mut writes = WriteEncoder::new(self.untagged_seq.clone());
         loop {
             let read = stream.read(&mut chunk).await?;
             if read == 0 {
@@ -91,7 +94,7 @@ impl ClientPort {
                         if replies.iter().any(|reply| matches!(reply, Pending::Later { write: other, .. } if *other != write)) {
                             self.settle(&mut replies).await;
                         }
-                        replies.push(self.command(&args, write).await);
+                        replies.push(self.command(&args, write, &mut writes).await);
                     }
                     Ok(None) => break,
                     Err(error) => {
@@ -132,22 +135,21 @@ impl ClientPort {
         }
     }
 
-    async fn command(&self, args: &[Vec<u8>], write: bool) -> Pending {
+    async fn command(&self, args: &[Vec<u8>], write: bool, writes: &mut WriteEncoder) -> Pending {
         let mut out = Vec::new();
-        let name = args[0].to_ascii_uppercase();
-        match name.as_slice() {
-            b"PING" => match args.len() {
+        match command_name(&args[0]) {
+            "PING" => match args.len() {
                 1 => resp::encode_simple("PONG", &mut out),
                 2 => resp::encode_bulk(&args[1], &mut out),
                 _ => resp::encode_error("ERR wrong number of arguments for 'ping' command", &mut out),
             },
-            b"INFO" => resp::encode_bulk(self.info().as_bytes(), &mut out),
+            "INFO" => resp::encode_bulk(self.info().as_bytes(), &mut out),
             // redis-cli, redis-benchmark and client libraries probe these at start; a neutral answer
             // keeps them going (there is no configuration or command table to report).
-            b"COMMAND" | b"CONFIG" => out.extend_from_slice(b"*0\r\n"),
-            b"CLIENT" => resp::encode_simple("OK", &mut out),
-            b"SELECT" if args.get(1).is_some_and(|db| db.as_slice() == b"0") => resp::encode_simple("OK", &mut out),
-            _ => match to_request(args) {
+            "COMMAND" | "CONFIG" => out.extend_from_slice(b"*0\r\n"),
+            "CLIENT" => resp::encode_simple("OK", &mut out),
+            "SELECT" if args.get(1).is_some_and(|db| db.as_slice() == b"0") => resp::encode_simple("OK", &mut out),
+            _ => match to_request(args, writes) {
                 Ok(request) => {
                     let (sender, receiver) = oneshot::channel();
                     let input = LoopInput::Client { request, reply: ReplyTo::Local(sender) };
@@ -186,6 +188,5 @@ impl ClientPort {
 
 /// Whether a command changes data (and so goes through the log). TAGGED wraps only writes.
 fn is_write(args: &[Vec<u8>]) -> bool {
-    let name = args[0].to_ascii_uppercase();
-    matches!(name.as_slice(), b"SET" | b"APPEND" | b"DEL" | b"TAGGED")
+    matches!(command_name(&args[0]), "SET" | "APPEND" | "DEL" | "TAGGED")
 }

@@ -217,6 +217,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         limits: resp::Limits::default(),
         request_timeout: config.request_timeout,
         connections: Arc::new(Semaphore::new(config.max_connections)),
+        // Numbers for untagged writes: unique per incarnation (random high bits), so that a caller
+        // is never answered with another untagged write's result.
+        untagged_seq: Arc::new(std::sync::atomic::AtomicU64::new(random_seed() << 32)),
     });
     tokio::spawn(port.serve(listener));
     let raft_loop = RaftLoop {
@@ -233,7 +236,6 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         forwards: Default::default(),
         next_forward: 0,
         waiting_for_leader: Default::default(),
-        untagged_seq: random_seed() << 32,
         last_status: status,
         saved_hard_state,
         deferred_hard_state: None,

@@ -53,9 +53,6 @@ pub struct RaftLoop {
     pub forwards: HashMap<u64, (ReplyTo, Instant)>,
     pub next_forward: u64,
     pub waiting_for_leader: VecDeque<(Request, ReplyTo, Instant)>,
-    /// Sequence numbers for untagged writes: unique per incarnation (random high bits), so that a
-    /// caller is never answered with another untagged write's result.
-    pub untagged_seq: u64,
     pub last_status: Status,
     /// The hard state last written to storage, and a newer commit-index-only change not yet written.
     pub saved_hard_state: raft::HardState,
@@ -150,19 +147,16 @@ impl RaftLoop {
             return self.forward_or_wait(request, reply);
         }
         match request {
-            Request::Write(mut command) => {
-                if command.client_id == 0 {
-                    self.untagged_seq += 1;
-                    command.seq = self.untagged_seq;
-                }
-                let tag = (command.client_id, command.seq);
-                match self.node.propose(command.encode()) {
+            Request::Write(write) => {
+                let tag = write.tag;
+                // The request already is the entry: no encoding, no copy (a reference count).
+                match self.node.propose(write.data.clone()) {
                     Ok((index, term)) => {
                         self.metrics.proposals.fetch_add(1, Ordering::Relaxed);
                         let register = ApplyInput::Register { index: index.0, term: term.0, tag, reply, proposed_at: Instant::now() };
                         let _ = self.apply.send(register);
                     }
-                    Err(_) => self.forward_or_wait(Request::Write(command), reply),
+                    Err(_) => self.forward_or_wait(Request::Write(write), reply),
                 }
             }
             read => {

@@ -2,15 +2,18 @@
 //! store's operations, and the compact encoding used when a follower forwards a request to the
 //! leader over the peer connection.
 
-use kv::{Command, Op, Reply};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kv::{CommandRef, OpRef, Reply};
 use raft::codec::{put_varint, Reader};
 
 /// A request as the Raft loop handles it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    /// A write, through the log. `client_id` 0 is untagged (a plain Redis client): applied every
-    /// time it commits. Tagged writes (the project's own client) are applied exactly once.
-    Write(Command),
+    /// A write, through the log, already encoded as its entry.
+    Write(Write),
     /// A linearizable read (ReadIndex): the value of one key.
     Get { key: Vec<u8> },
     /// A linearizable read: how many of the keys exist.
@@ -26,13 +29,54 @@ pub enum Answer {
     Error(String),
 }
 
+/// A write as it goes into the log: the encoded command (`kv::CommandRef`), which is the entry's
+/// data as is, and its tag (client id, sequence number). Client id 0 is untagged (a plain Redis
+/// client): applied every time it commits, and numbered by the node that took it only so that its
+/// caller is answered with its own result. Tagged writes (the project's own client) are applied
+/// exactly once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub tag: (u64, u64),
+    pub data: Bytes,
+}
+
+/// Room taken for encoded writes at a time: the entries of one connection share allocations of
+/// this size instead of taking one each.
+const ARENA_BYTES: usize = 64 * 1024;
+
+/// Encodes a connection's writes into entries. Each entry is split off a shared buffer, so the
+/// path from a client's request to the log (and on to the followers) allocates nothing per entry:
+/// a new buffer once every `ARENA_BYTES`. An entry keeps its buffer alive until the log drops it.
+pub struct WriteEncoder {
+    arena: BytesMut,
+    /// The node's counter for untagged writes (random high bits: unique per incarnation).
+    untagged: Arc<AtomicU64>,
+}
+
+impl WriteEncoder {
+    pub fn new(untagged: Arc<AtomicU64>) -> WriteEncoder {
+        WriteEncoder { arena: BytesMut::new(), untagged }
+    }
+
+    fn encode(&mut self, client_id: u64, seq: u64, op: OpRef<'_>) -> Write {
+        let seq = if client_id == 0 { self.untagged.fetch_add(1, Ordering::Relaxed) + 1 } else { seq };
+        let command = CommandRef { client_id, seq, op };
+        let bound = command.encoded_len_bound();
+        if self.arena.capacity() < bound {
+            self.arena.reserve(bound.max(ARENA_BYTES));
+        }
+        command.encode_into(&mut self.arena);
+        Write { tag: (client_id, seq), data: self.arena.split().freeze() }
+    }
+}
+
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         match self {
-            Request::Write(command) => {
+            Request::Write(write) => {
                 out.push(0);
-                out.extend_from_slice(&command.encode());
+                out.extend_from_slice(&write.data);
             }
             Request::Get { key } => {
                 out.push(1);
@@ -54,7 +98,11 @@ impl Request {
     pub fn decode(bytes: &[u8]) -> Option<Request> {
         let (&tag, rest) = bytes.split_first()?;
         match tag {
-            0 => Command::decode(rest).ok().map(Request::Write),
+            0 => {
+                let command = CommandRef::decode(rest).ok().filter(|command| command.op.is_write())?;
+                // A forwarded write: one copy, out of the frame it came in.
+                Some(Request::Write(Write { tag: (command.client_id, command.seq), data: Bytes::copy_from_slice(rest) }))
+            }
             1 => {
                 let mut reader = Reader::new(rest);
                 let key = reader.bytes().ok()?.to_vec();
@@ -127,6 +175,15 @@ impl Answer {
 /// `TAGGED <client-id> <seq> SET key value` (also APPEND and DEL).
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
+/// The commands a node knows, by their upper-case names.
+const KNOWN: [&str; 13] = ["GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT"];
+
+/// A command's name as one of the known ones (Redis names are case-insensitive), without
+/// allocating an upper-case copy per request; "" when it is not known.
+pub fn command_name(arg: &[u8]) -> &'static str {
+    KNOWN.iter().find(|name| arg.eq_ignore_ascii_case(name.as_bytes())).copied().unwrap_or("")
+}
+
 /// Why a RESP command cannot become a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandError {
@@ -145,49 +202,52 @@ impl CommandError {
     }
 }
 
-/// Turns a data command (GET, SET, APPEND, DEL, EXISTS, optionally TAGGED) into a request.
-/// PING and INFO are answered by the connection itself and never reach here.
-pub fn to_request(args: &[Vec<u8>]) -> Result<Request, CommandError> {
-    let name = args.first().map(|name| name.to_ascii_uppercase()).unwrap_or_default();
-    if name == TAG_COMMAND {
-        let number = |arg: Option<&Vec<u8>>| arg.and_then(|arg| std::str::from_utf8(arg).ok()?.parse::<u64>().ok());
-        let (Some(client_id), Some(seq)) = (number(args.get(1)), number(args.get(2))) else {
-            return Err(CommandError::BadTag);
-        };
-        if client_id == 0 || args.len() < 4 {
-            return Err(CommandError::BadTag);
+/// Turns a data command (GET, SET, APPEND, DEL, EXISTS, optionally TAGGED) into a request; a
+/// write is encoded by `writes`. PING and INFO are answered by the connection itself and never
+/// reach here.
+pub fn to_request(args: &[Vec<u8>], writes: &mut WriteEncoder) -> Result<Request, CommandError> {
+    let (tag, args) = match args.first() {
+        Some(name) if name.eq_ignore_ascii_case(TAG_COMMAND) => {
+            let number = |arg: Option<&Vec<u8>>| arg.and_then(|arg| std::str::from_utf8(arg).ok()?.parse::<u64>().ok());
+            let (Some(client_id), Some(seq)) = (number(args.get(1)), number(args.get(2))) else {
+                return Err(CommandError::BadTag);
+            };
+            if client_id == 0 || args.len() < 4 {
+                return Err(CommandError::BadTag);
+            }
+            (Some((client_id, seq)), &args[3..])
         }
-        return match to_request(&args[3..])? {
-            Request::Write(command) => Ok(Request::Write(Command { client_id, seq, ..command })),
-            _ => Err(CommandError::BadTag),
-        };
-    }
-    let shown = String::from_utf8_lossy(&name).to_lowercase();
-    let arity = |ok: bool| if ok { Ok(()) } else { Err(CommandError::WrongArity(shown.clone())) };
-    let write = |op| Request::Write(Command { client_id: 0, seq: 0, op });
-    match name.as_slice() {
-        b"GET" => {
+        _ => (None, args),
+    };
+    let name = args.first().map_or("", |name| command_name(name));
+    let arity = |ok: bool| if ok { Ok(()) } else { Err(CommandError::WrongArity(name.to_lowercase())) };
+    let op = match name {
+        "GET" | "EXISTS" if tag.is_some() => return Err(CommandError::BadTag),
+        "GET" => {
             arity(args.len() == 2)?;
-            Ok(Request::Get { key: args[1].clone() })
+            return Ok(Request::Get { key: args[1].clone() });
         }
-        b"SET" => {
-            arity(args.len() == 3)?;
-            Ok(write(Op::Put { key: args[1].clone(), value: args[2].clone() }))
-        }
-        b"APPEND" => {
-            arity(args.len() == 3)?;
-            Ok(write(Op::Append { key: args[1].clone(), value: args[2].clone() }))
-        }
-        b"DEL" => {
+        "EXISTS" => {
             arity(args.len() >= 2)?;
-            Ok(write(Op::Delete { keys: args[1..].to_vec() }))
+            return Ok(Request::Exists { keys: args[1..].to_vec() });
         }
-        b"EXISTS" => {
+        "SET" => {
+            arity(args.len() == 3)?;
+            OpRef::Put { key: &args[1], value: &args[2] }
+        }
+        "APPEND" => {
+            arity(args.len() == 3)?;
+            OpRef::Append { key: &args[1], value: &args[2] }
+        }
+        "DEL" => {
             arity(args.len() >= 2)?;
-            Ok(Request::Exists { keys: args[1..].to_vec() })
+            OpRef::Delete { keys: args[1..].iter().map(Vec::as_slice).collect() }
         }
-        _ => Err(CommandError::Unknown(String::from_utf8_lossy(args.first().map_or(&[][..], |name| name)).into_owned())),
-    }
+        _ if tag.is_some() => return Err(CommandError::BadTag),
+        _ => return Err(CommandError::Unknown(String::from_utf8_lossy(args.first().map_or(&[][..], |name| name)).into_owned())),
+    };
+    let (client_id, seq) = tag.unwrap_or((0, 0));
+    Ok(Request::Write(writes.encode(client_id, seq, op)))
 }
 
 #[cfg(test)]
@@ -196,6 +256,10 @@ mod tests {
 
     fn args(words: &[&str]) -> Vec<Vec<u8>> {
         words.iter().map(|word| word.as_bytes().to_vec()).collect()
+    }
+
+    fn to_request(args: &[Vec<u8>]) -> Result<Request, CommandError> {
+        super::to_request(args, &mut WriteEncoder::new(Arc::new(AtomicU64::new(100))))
     }
 
     #[test]
@@ -212,8 +276,27 @@ mod tests {
             let request = to_request(&case).expect("valid");
             assert_eq!(Request::decode(&request.encode()), Some(request));
         }
-        let tagged = to_request(&args(&["TAGGED", "7", "3", "APPEND", "k", "v"])).expect("valid");
-        assert!(matches!(tagged, Request::Write(Command { client_id: 7, seq: 3, .. })));
+        let Ok(Request::Write(tagged)) = to_request(&args(&["TAGGED", "7", "3", "APPEND", "k", "v"])) else { panic!("a write") };
+        assert_eq!(tagged.tag, (7, 3));
+        let command = CommandRef::decode(&tagged.data).expect("the entry decodes");
+        assert_eq!(command, CommandRef { client_id: 7, seq: 3, op: OpRef::Append { key: b"k", value: b"v" } });
+    }
+
+    #[test]
+    fn untagged_writes_are_numbered_and_share_their_buffer() {
+        let mut writes = WriteEncoder::new(Arc::new(AtomicU64::new(5 << 32)));
+        let mut entries = Vec::new();
+        for i in 0..100u64 {
+            let Ok(Request::Write(write)) = super::to_request(&args(&["SET", "k", &i.to_string()]), &mut writes) else { panic!("a write") };
+            assert_eq!(write.tag, (0, (5 << 32) + i + 1), "numbered in order, from the node's counter");
+            let command = CommandRef::decode(&write.data).expect("the entry decodes");
+            assert_eq!(command.op, OpRef::Put { key: b"k", value: i.to_string().as_bytes() });
+            entries.push(write.data);
+        }
+        // One allocation for all of them: each entry starts where the one before it ends.
+        for pair in entries.windows(2) {
+            assert_eq!(pair[0].as_ptr().wrapping_add(pair[0].len()), pair[1].as_ptr());
+        }
     }
 
     #[test]

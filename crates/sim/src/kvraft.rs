@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-use kv::{Command, Op, Outcome, Pending, Reply, Store};
+use kv::{Command, CommandRef, Op, Outcome, Pending, Reply, Store};
 use raft::codec::Reader;
 
 use crate::executor::{channel, Receiver, Sender, Sim};
@@ -290,7 +290,7 @@ impl KvServer {
         if index <= state.store.applied_index() {
             return;
         }
-        let resolved = match Command::decode(bytes) {
+        let resolved = match CommandRef::decode(bytes) {
             Ok(command) => {
                 let reply = state.store.apply(index, &command);
                 state.pending.applied(index, Some(((command.client_id, command.seq), &reply)))
