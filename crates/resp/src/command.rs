@@ -20,26 +20,116 @@ pub fn parse_command(buf: &[u8], limits: &Limits) -> Result<Option<(Args, usize)
     match buf.first() {
         None => Ok(None),
         Some(b'*') => {
-            // As in `parse`: validate and measure first, copy arguments only once all are here.
-            let Some((_, end)) = finish(multibulk(buf, limits, false))? else {
-                return Ok(None);
-            };
-            finish(multibulk(&buf[..end], limits, true))
+            let mut args = Vec::new();
+            Ok(multibulk_into(buf, limits, &mut args)?.map(|used| (args, used)))
         }
         Some(_) => inline::command(buf, limits),
     }
 }
 
-/// `*N\r\n` and N bulk strings. Without `build`, returns no arguments, just the end.
-fn multibulk(buf: &[u8], limits: &Limits, build: bool) -> Step<(Args, usize)> {
+/// A request's arguments in one buffer that is reused from request to request: what a server
+/// parses into, so that parsing allocates nothing once the buffer has grown to its working size.
+/// Indexing gives each argument as a slice.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArgBuf {
+    bytes: Vec<u8>,
+    /// Where each argument ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl ArgBuf {
+    pub fn new() -> ArgBuf {
+        ArgBuf::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, index: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(index)?;
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        Some(&self.bytes[start..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.len()).filter_map(|index| self.get(index))
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+}
+
+impl std::ops::Index<usize> for ArgBuf {
+    type Output = [u8];
+
+    fn index(&self, index: usize) -> &[u8] {
+        match self.get(index) {
+            Some(arg) => arg,
+            None => panic!("argument {index} of {}", self.len()),
+        }
+    }
+}
+
+/// Where parsed arguments go: a `Vec` per argument (`Args`) or one shared buffer (`ArgBuf`).
+trait Sink {
+    fn push(&mut self, arg: &[u8]);
+}
+
+impl Sink for Args {
+    fn push(&mut self, arg: &[u8]) {
+        Vec::push(self, arg.to_vec());
+    }
+}
+
+impl Sink for ArgBuf {
+    fn push(&mut self, arg: &[u8]) {
+        self.bytes.extend_from_slice(arg);
+        self.ends.push(self.bytes.len());
+    }
+}
+
+/// [`parse_command`] into a reused [`ArgBuf`]: the same requests, errors and byte counts, and no
+/// allocation per argument. `args` is cleared first and holds the arguments when this returns a
+/// count of bytes used.
+pub fn parse_command_into(buf: &[u8], limits: &Limits, args: &mut ArgBuf) -> Result<Option<usize>, ParseError> {
+    args.clear();
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => multibulk_into(buf, limits, args),
+        Some(_) => {
+            // Inline commands (typed by hand) are rare: parse them as usual, then copy.
+            let Some((words, used)) = inline::command(buf, limits)? else { return Ok(None) };
+            for word in &words {
+                args.push(word);
+            }
+            Ok(Some(used))
+        }
+    }
+}
+
+/// As in `parse`: validate and measure first, copy arguments only once all are here.
+fn multibulk_into(buf: &[u8], limits: &Limits, sink: &mut impl Sink) -> Result<Option<usize>, ParseError> {
+    let Some(end) = finish(multibulk(buf, limits, None::<&mut ArgBuf>))? else {
+        return Ok(None);
+    };
+    finish(multibulk(&buf[..end], limits, Some(sink)))
+}
+
+/// `*N\r\n` and N bulk strings, each pushed into `sink` if there is one; returns the end.
+fn multibulk(buf: &[u8], limits: &Limits, mut sink: Option<&mut impl Sink>) -> Step<usize> {
     let mut cur = Cursor::new(buf, limits);
     cur.byte()?; // the '*' that brought us here
     if limits.max_depth == 0 {
         return Err(ParseError::NestingTooDeep { limit: 0 }.into());
     }
     let n = cur.length(LengthOf::Array)?.unwrap_or(0);
-    // Each argument takes 6 bytes at least (`$0\r\n\r\n`), and when building they are all here.
-    let mut args = Vec::with_capacity(if build { n.min(cur.remaining() / 6) } else { 0 });
     for _ in 0..n {
         match cur.byte()? {
             b'$' => {}
@@ -47,9 +137,9 @@ fn multibulk(buf: &[u8], limits: &Limits, build: bool) -> Step<(Args, usize)> {
         }
         let len = cur.length(LengthOf::Bulk)?.ok_or(ParseError::NilArgument)?;
         let data = cur.data(len)?;
-        if build {
-            args.push(data.to_vec());
+        if let Some(sink) = sink.as_mut() {
+            sink.push(data);
         }
     }
-    Ok((args, cur.pos()))
+    Ok(cur.pos())
 }

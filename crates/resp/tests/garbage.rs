@@ -102,6 +102,16 @@ fn check(rng: &mut Rng, buf: &[u8], limits: &Limits, cuts: Option<usize>) {
         );
     }
     let command = parse_command(buf, limits);
+    // The reusable-buffer form agrees exactly, whatever the buffer held before.
+    let mut reused = ArgBuf::new();
+    let _ = parse_command_into(b"*2\r\n$3\r\nold\r\n$4\r\nargs\r\n", limits, &mut reused);
+    let into = parse_command_into(buf, limits, &mut reused);
+    match (&command, into) {
+        (Ok(Some((args, used))), Ok(Some(into_used))) => {
+            assert_eq!((reused.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(), into_used), (args.clone(), *used), "{buf:?}");
+        }
+        (expected, into) => assert_eq!(expected.clone().map(|found| found.map(|(_, used)| used)), into, "{buf:?}"),
+    }
     if let Ok(Some((_, used))) = &command {
         assert!(*used > 0 && *used <= buf.len());
         assert_eq!(

@@ -66,6 +66,7 @@ impl ClientPort {
         let mut buffer = Vec::with_capacity(16 * 1024);
         let mut chunk = vec![0u8; 64 * 1024];
         let mut writes = WriteEncoder::new(self.untagged_seq.clone());
+        let mut args = resp::ArgBuf::new();
         loop {
             let read = stream.read(&mut chunk).await?;
             if read == 0 {
@@ -76,8 +77,8 @@ impl ClientPort {
             let mut replies = Vec::new();
             let mut close = false;
             loop {
-                match resp::parse_command(&buffer[consumed..], &self.limits) {
-                    Ok(Some((args, used))) => {
+                match resp::parse_command_into(&buffer[consumed..], &self.limits, &mut args) {
+                    Ok(Some(used)) => {
                         consumed += used;
                         if args.is_empty() {
                             continue;
@@ -135,7 +136,7 @@ impl ClientPort {
         }
     }
 
-    async fn command(&self, args: &[Vec<u8>], write: bool, writes: &mut WriteEncoder) -> Pending {
+    async fn command(&self, args: &resp::ArgBuf, write: bool, writes: &mut WriteEncoder) -> Pending {
         let mut out = Vec::new();
         match command_name(&args[0]) {
             "PING" => match args.len() {
@@ -148,7 +149,7 @@ impl ClientPort {
             // keeps them going (there is no configuration or command table to report).
             "COMMAND" | "CONFIG" => out.extend_from_slice(b"*0\r\n"),
             "CLIENT" => resp::encode_simple("OK", &mut out),
-            "SELECT" if args.get(1).is_some_and(|db| db.as_slice() == b"0") => resp::encode_simple("OK", &mut out),
+            "SELECT" if args.get(1) == Some(&b"0"[..]) => resp::encode_simple("OK", &mut out),
             _ => match to_request(args, writes) {
                 Ok(request) => {
                     let (sender, receiver) = oneshot::channel();
@@ -187,6 +188,6 @@ impl ClientPort {
 }
 
 /// Whether a command changes data (and so goes through the log). TAGGED wraps only writes.
-fn is_write(args: &[Vec<u8>]) -> bool {
+fn is_write(args: &resp::ArgBuf) -> bool {
     matches!(command_name(&args[0]), "SET" | "APPEND" | "DEL" | "TAGGED")
 }

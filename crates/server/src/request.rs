@@ -205,46 +205,49 @@ impl CommandError {
 /// Turns a data command (GET, SET, APPEND, DEL, EXISTS, optionally TAGGED) into a request; a
 /// write is encoded by `writes`. PING and INFO are answered by the connection itself and never
 /// reach here.
-pub fn to_request(args: &[Vec<u8>], writes: &mut WriteEncoder) -> Result<Request, CommandError> {
-    let (tag, args) = match args.first() {
+pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Request, CommandError> {
+    // `TAGGED <client-id> <seq>` in front of a write: the command proper starts after it.
+    let (tag, first) = match args.get(0) {
         Some(name) if name.eq_ignore_ascii_case(TAG_COMMAND) => {
-            let number = |arg: Option<&Vec<u8>>| arg.and_then(|arg| std::str::from_utf8(arg).ok()?.parse::<u64>().ok());
+            let number = |arg: Option<&[u8]>| arg.and_then(|arg| std::str::from_utf8(arg).ok()?.parse::<u64>().ok());
             let (Some(client_id), Some(seq)) = (number(args.get(1)), number(args.get(2))) else {
                 return Err(CommandError::BadTag);
             };
             if client_id == 0 || args.len() < 4 {
                 return Err(CommandError::BadTag);
             }
-            (Some((client_id, seq)), &args[3..])
+            (Some((client_id, seq)), 3)
         }
-        _ => (None, args),
+        _ => (None, 0),
     };
-    let name = args.first().map_or("", |name| command_name(name));
+    let count = args.len() - first;
+    let arg = |index: usize| &args[first + index];
+    let name = args.get(first).map_or("", command_name);
     let arity = |ok: bool| if ok { Ok(()) } else { Err(CommandError::WrongArity(name.to_lowercase())) };
     let op = match name {
         "GET" | "EXISTS" if tag.is_some() => return Err(CommandError::BadTag),
         "GET" => {
-            arity(args.len() == 2)?;
-            return Ok(Request::Get { key: args[1].clone() });
+            arity(count == 2)?;
+            return Ok(Request::Get { key: arg(1).to_vec() });
         }
         "EXISTS" => {
-            arity(args.len() >= 2)?;
-            return Ok(Request::Exists { keys: args[1..].to_vec() });
+            arity(count >= 2)?;
+            return Ok(Request::Exists { keys: args.iter().skip(first + 1).map(<[u8]>::to_vec).collect() });
         }
         "SET" => {
-            arity(args.len() == 3)?;
-            OpRef::Put { key: &args[1], value: &args[2] }
+            arity(count == 3)?;
+            OpRef::Put { key: arg(1), value: arg(2) }
         }
         "APPEND" => {
-            arity(args.len() == 3)?;
-            OpRef::Append { key: &args[1], value: &args[2] }
+            arity(count == 3)?;
+            OpRef::Append { key: arg(1), value: arg(2) }
         }
         "DEL" => {
-            arity(args.len() >= 2)?;
-            OpRef::Delete { keys: args[1..].iter().map(Vec::as_slice).collect() }
+            arity(count >= 2)?;
+            OpRef::Delete { keys: args.iter().skip(first + 1).collect() }
         }
         _ if tag.is_some() => return Err(CommandError::BadTag),
-        _ => return Err(CommandError::Unknown(String::from_utf8_lossy(args.first().map_or(&[][..], |name| name)).into_owned())),
+        _ => return Err(CommandError::Unknown(String::from_utf8_lossy(args.get(first).unwrap_or_default()).into_owned())),
     };
     let (client_id, seq) = tag.unwrap_or((0, 0));
     Ok(Request::Write(writes.encode(client_id, seq, op)))
@@ -254,11 +257,15 @@ pub fn to_request(args: &[Vec<u8>], writes: &mut WriteEncoder) -> Result<Request
 mod tests {
     use super::*;
 
-    fn args(words: &[&str]) -> Vec<Vec<u8>> {
-        words.iter().map(|word| word.as_bytes().to_vec()).collect()
+    fn args(words: &[&str]) -> resp::ArgBuf {
+        let mut wire = Vec::new();
+        resp::encode_array_of_bulks(words, &mut wire);
+        let mut args = resp::ArgBuf::new();
+        resp::parse_command_into(&wire, &resp::Limits::default(), &mut args).expect("valid").expect("whole");
+        args
     }
 
-    fn to_request(args: &[Vec<u8>]) -> Result<Request, CommandError> {
+    fn to_request(args: &resp::ArgBuf) -> Result<Request, CommandError> {
         super::to_request(args, &mut WriteEncoder::new(Arc::new(AtomicU64::new(100))))
     }
 
