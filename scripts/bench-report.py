@@ -50,6 +50,13 @@ def main():
     if fsync:
         print(f"- write {fsync['bs']} B + fdatasync (append): p50 {fsync['p50_us']} µs, p90 {fsync['p90_us']} µs, "
               f"p99 {fsync['p99_us']} µs (n={fsync['n']})")
+    concurrent = {}
+    for r in rows:
+        if r.get("label") in ("fsync-lat", "fsync-lat-3"):
+            concurrent.setdefault((r["label"], r["pattern"]), []).append(r["p50_us"])
+    for (label, pattern), p50s in sorted(concurrent.items()):
+        writers = "three writers at once" if label == "fsync-lat-3" else "one writer"
+        print(f"- fdatasync p50, {pattern}, {writers}: {' / '.join(str(p) for p in sorted(p50s))} µs")
     if rtt:
         print(f"- loopback TCP round trip (64 B, Python both ends): p50 {rtt['p50_us']} µs, p99 {rtt['p99_us']} µs")
     points = {}
@@ -110,7 +117,13 @@ def main():
     if s and fsync and rtt:
         floor = fsync["p50_us"] + rtt["p50_us"]
         p50 = s["p50"][1]
-        target("1-client write p50", ("put", 1), f"{fmt(p50)} µs = {p50 / floor:.2f}× (fsync p50 + RTT p50 = {fmt(floor)} µs)",
+        three = sorted(concurrent.get(("fsync-lat-3", "overwrite"), []))
+        shared = ""
+        if three:
+            # What a cluster on one disk pays: the three nodes flush at once (median of the writers).
+            shared_floor = three[len(three) // 2] + rtt["p50_us"]
+            shared = f"; {p50 / shared_floor:.2f}× the one-disk floor (3-writer overwrite fsync p50 + RTT = {fmt(shared_floor)} µs)"
+        target("1-client write p50", ("put", 1), f"{fmt(p50)} µs = {p50 / floor:.2f}× (fsync p50 + RTT p50 = {fmt(floor)} µs){shared}",
                "≤ 1.5×", p50 <= 1.5 * floor)
     print("- pure core ≥ 1,000,000 committed entries/s: measured separately, `cargo bench -p bench`")
 

@@ -57,6 +57,12 @@ trap 'rm -rf "$floor_dir"' EXIT
 # (in a file of their own: the shared driver's tables read every line of $out as a kvbench result)
 floor=${out%.jsonl}-floor.jsonl
 python3 "$tools/fsync-lat.py" --dir "$floor_dir" --count 2000 --max-seconds 20 | sed 's/^{/{"label":"fsync-lat",/' >>"$floor"
+# The same with three writers at once: what a 3-node cluster on one disk pays, every node
+# flushing the same write at about the same time.
+for _ in 1 2 3; do
+    python3 "$tools/fsync-lat.py" --dir "$floor_dir" --count 1000 --max-seconds 20 | sed 's/^{/{"label":"fsync-lat-3",/' >>"$floor" &
+done
+wait
 python3 "$root/scripts/loopback-rtt.py" >>"$floor"
 
 log=${out%.jsonl}.log

@@ -41,8 +41,9 @@ pub struct Write {
 }
 
 /// Room taken for encoded writes at a time: the entries of one connection share allocations of
-/// this size instead of taking one each.
-const ARENA_BYTES: usize = 64 * 1024;
+/// this size instead of taking one each. Small enough that an idle connection's unused room, and
+/// a chunk kept alive by one entry still in the log, cost little.
+const ARENA_BYTES: usize = 16 * 1024;
 
 /// Encodes a connection's writes into entries. Each entry is split off a shared buffer, so the
 /// path from a client's request to the log (and on to the followers) allocates nothing per entry:
