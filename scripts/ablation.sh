@@ -52,6 +52,8 @@ points=(
     "one ReadIndex round per read (--read-round-per-read)|get|64|--read-round-per-read"
     "lease reads (--lease-reads)|get|1|--lease-reads"
     "lease reads (--lease-reads)|get|64|--lease-reads"
+    "WAL appended, not preallocated (--wal-preallocate 0)|put|1|--wal-preallocate 0"
+    "WAL appended, not preallocated (--wal-preallocate 0)|put|64|--wal-preallocate 0"
 )
 
 for ((r = 1; r <= repeat; r++)); do

@@ -28,6 +28,9 @@ pub struct ClientPort {
     pub untagged_seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// Room made for each read from a client: a whole pipeline of small requests at once.
+const READ_BYTES: usize = 16 * 1024;
+
 /// One reply slot in a pipeline: ready bytes, or an answer still on its way (from a write or not).
 enum Pending {
     Now(Vec<u8>),
@@ -63,16 +66,15 @@ impl ClientPort {
     }
 
     async fn connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
-        let mut buffer = Vec::with_capacity(16 * 1024);
-        let mut chunk = vec![0u8; 64 * 1024];
+        let mut buffer = Vec::with_capacity(READ_BYTES);
         let mut writes = WriteEncoder::new(self.untagged_seq.clone());
         let mut args = resp::ArgBuf::new();
         loop {
-            let read = stream.read(&mut chunk).await?;
-            if read == 0 {
+            // Straight into the unparsed bytes' buffer: no second copy, no per-connection scratch.
+            buffer.reserve(READ_BYTES);
+            if stream.read_buf(&mut buffer).await? == 0 {
                 return Ok(());
             }
-            buffer.extend_from_slice(&chunk[..read]);
             let mut consumed = 0;
             let mut replies = Vec::new();
             let mut close = false;
