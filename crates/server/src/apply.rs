@@ -27,7 +27,7 @@ impl ReplyTo {
         match self {
             // The caller may have timed out and gone; nothing to do then.
             ReplyTo::Local(sender) => drop(sender.send(answer)),
-            ReplyTo::Remote { to, request_id } => transport.send(to, Frame::ForwardReply { request_id, payload: answer.encode() }),
+            ReplyTo::Remote { to, request_id } => transport.send(to, Frame::ForwardReply { request_id, payload: answer.encode().into() }),
         }
     }
 }

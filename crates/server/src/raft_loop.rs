@@ -187,7 +187,7 @@ impl RaftLoop {
             Some(leader) if leader != self.me => {
                 self.next_forward += 1;
                 self.forwards.insert(self.next_forward, (reply, Instant::now()));
-                self.transport.send(leader, Frame::Forward { request_id: self.next_forward, payload: request.encode() });
+                self.transport.send(leader, Frame::Forward { request_id: self.next_forward, payload: request.encode().into() });
             }
             _ => self.waiting_for_leader.push_back((request, reply, Instant::now())),
         }

@@ -96,13 +96,13 @@ impl Request {
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Option<Request> {
+    /// A forwarded request; a write's entry is a slice of `bytes`, not a copy.
+    pub fn decode(bytes: &Bytes) -> Option<Request> {
         let (&tag, rest) = bytes.split_first()?;
         match tag {
             0 => {
                 let command = CommandRef::decode(rest).ok().filter(|command| command.op.is_write())?;
-                // A forwarded write: one copy, out of the frame it came in.
-                Some(Request::Write(Write { tag: (command.client_id, command.seq), data: Bytes::copy_from_slice(rest) }))
+                Some(Request::Write(Write { tag: (command.client_id, command.seq), data: bytes.slice(1..) }))
             }
             1 => {
                 let mut reader = Reader::new(rest);
@@ -282,7 +282,7 @@ mod tests {
         ];
         for case in cases {
             let request = to_request(&case).expect("valid");
-            assert_eq!(Request::decode(&request.encode()), Some(request));
+            assert_eq!(Request::decode(&request.encode().into()), Some(request));
         }
         let Ok(Request::Write(tagged)) = to_request(&args(&["TAGGED", "7", "3", "APPEND", "k", "v"])) else { panic!("a write") };
         assert_eq!(tagged.tag, (7, 3));
@@ -308,14 +308,23 @@ mod tests {
     }
 
     #[test]
+    fn a_forwarded_write_is_a_slice_of_its_frame() {
+        let Ok(Request::Write(write)) = to_request(&args(&["SET", "k", "v"])) else { panic!("a write") };
+        let frame: Bytes = Request::Write(write.clone()).encode().into();
+        let Some(Request::Write(forwarded)) = Request::decode(&frame) else { panic!("a write") };
+        assert_eq!(forwarded, write);
+        assert_eq!(forwarded.data.as_ptr(), frame[1..].as_ptr(), "not copied");
+    }
+
+    #[test]
     fn bad_commands_are_named_errors() {
         assert_eq!(to_request(&args(&["GET"])), Err(CommandError::WrongArity("get".into())));
         assert_eq!(to_request(&args(&["SET", "k"])), Err(CommandError::WrongArity("set".into())));
         assert_eq!(to_request(&args(&["FLUSHALL"])), Err(CommandError::Unknown("FLUSHALL".into())));
         assert_eq!(to_request(&args(&["TAGGED", "0", "1", "SET", "k", "v"])), Err(CommandError::BadTag));
         assert_eq!(to_request(&args(&["TAGGED", "1", "1", "GET", "k"])), Err(CommandError::BadTag));
-        assert_eq!(Request::decode(&[9, 9]), None);
-        assert_eq!(Request::decode(&[]), None);
+        assert_eq!(Request::decode(&Bytes::from_static(&[9, 9])), None);
+        assert_eq!(Request::decode(&Bytes::new()), None);
     }
 
     #[test]

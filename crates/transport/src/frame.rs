@@ -47,9 +47,9 @@ const KIND_FORWARD_REPLY: u8 = 4;
 pub enum Frame {
     Raft(Message),
     /// A client command a follower forwards to the leader; the bytes are the server's business.
-    Forward { request_id: u64, payload: Vec<u8> },
+    Forward { request_id: u64, payload: Bytes },
     /// The leader's answer to a `Forward`, relayed back on the leader's own connection to the follower.
-    ForwardReply { request_id: u64, payload: Vec<u8> },
+    ForwardReply { request_id: u64, payload: Bytes },
 }
 
 /// Everything that travels on a connection: the Hello that opens it, then frames.
@@ -164,12 +164,24 @@ fn bad_payload(kind: u8, source: DecodeError) -> FrameError {
     FrameError::BadPayload { kind: kind_name(kind), source }
 }
 
-/// Only Raft frames carry payloads worth sharing; the rest are small or handed on as `Vec`s.
+/// Raft entries and forwarded requests are slices of the frame, not copies.
 fn decode_payload_shared(kind: u8, payload: &Bytes) -> Result<Wire, DecodeError> {
     match kind {
         KIND_RAFT => Ok(Wire::Frame(Frame::Raft(decode_message_shared(payload)?))),
+        KIND_FORWARD | KIND_FORWARD_REPLY => {
+            let (request_id, rest) = take_varint(payload)?;
+            Ok(forward(kind, request_id, payload.slice(payload.len() - rest.len()..)))
+        }
         _ => decode_payload(kind, payload),
     }
+}
+
+fn forward(kind: u8, request_id: u64, payload: Bytes) -> Wire {
+    Wire::Frame(if kind == KIND_FORWARD {
+        Frame::Forward { request_id, payload }
+    } else {
+        Frame::ForwardReply { request_id, payload }
+    })
 }
 
 fn decode_payload(kind: u8, payload: &[u8]) -> Result<Wire, DecodeError> {
@@ -184,12 +196,7 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Wire, DecodeError> {
         KIND_RAFT => Ok(Wire::Frame(Frame::Raft(decode_message(payload)?))),
         _ => {
             let (request_id, rest) = take_varint(payload)?;
-            let payload = rest.to_vec();
-            Ok(Wire::Frame(if kind == KIND_FORWARD {
-                Frame::Forward { request_id, payload }
-            } else {
-                Frame::ForwardReply { request_id, payload }
-            }))
+            Ok(forward(kind, request_id, Bytes::copy_from_slice(rest)))
         }
     }
 }
@@ -251,9 +258,9 @@ mod tests {
             Wire::Frame(Frame::Raft(message(MessageBody::SnapshotRequest {
                 snapshot: Snapshot { meta: SnapshotMeta { index: LogIndex(10), term: Term(3) }, data: vec![9; 1000].into() },
             }))),
-            Wire::Frame(Frame::Forward { request_id: 0, payload: Vec::new() }),
-            Wire::Frame(Frame::Forward { request_id: 300, payload: b"*1\r\n$4\r\nPING\r\n".to_vec() }),
-            Wire::Frame(Frame::ForwardReply { request_id: u64::MAX, payload: vec![0xff; 500] }),
+            Wire::Frame(Frame::Forward { request_id: 0, payload: Bytes::new() }),
+            Wire::Frame(Frame::Forward { request_id: 300, payload: Bytes::from_static(b"*1\r\n$4\r\nPING\r\n") }),
+            Wire::Frame(Frame::ForwardReply { request_id: u64::MAX, payload: vec![0xff; 500].into() }),
         ]
     }
 
@@ -362,7 +369,7 @@ mod tests {
 
     #[test]
     fn oversize_frames_are_not_encoded() {
-        let wire = Wire::Frame(Frame::Forward { request_id: 1, payload: vec![0; 100] });
+        let wire = Wire::Frame(Frame::Forward { request_id: 1, payload: vec![0; 100].into() });
         let mut out = vec![42];
         assert_eq!(encode(&wire, 50, &mut out), Err(FrameError::TooLarge { length: 103, max: 50 }));
         assert_eq!(out, vec![42], "nothing appended");

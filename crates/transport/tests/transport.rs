@@ -132,8 +132,8 @@ async fn three_nodes_exchange_every_kind_both_ways() {
         for j in (1..=3u64).filter(|&j| j != i) {
             let sender = &nodes[i as usize - 1].transport;
             sender.send(NodeId(j), vote(i, j, 10 * i + j));
-            sender.send(NodeId(j), Frame::Forward { request_id: i, payload: vec![i as u8; 3] });
-            sender.send(NodeId(j), Frame::ForwardReply { request_id: j, payload: b"+OK\r\n".to_vec() });
+            sender.send(NodeId(j), Frame::Forward { request_id: i, payload: vec![i as u8; 3].into() });
+            sender.send(NodeId(j), Frame::ForwardReply { request_id: j, payload: bytes::Bytes::from_static(b"+OK\r\n") });
         }
     }
     for (index, node) in nodes.iter_mut().enumerate() {
@@ -148,8 +148,8 @@ async fn three_nodes_exchange_every_kind_both_ways() {
             .map(|peer| {
                 let frames = vec![
                     vote(peer, me, 10 * peer + me),
-                    Frame::Forward { request_id: peer, payload: vec![peer as u8; 3] },
-                    Frame::ForwardReply { request_id: me, payload: b"+OK\r\n".to_vec() },
+                    Frame::Forward { request_id: peer, payload: vec![peer as u8; 3].into() },
+                    Frame::ForwardReply { request_id: me, payload: bytes::Bytes::from_static(b"+OK\r\n") },
                 ];
                 (peer, frames)
             })
@@ -270,8 +270,8 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
 #[tokio::test]
 async fn a_frame_over_the_limit_is_dropped_by_the_sender() {
     let mut nodes = cluster(2, |config| config.max_frame_bytes = 4096).await;
-    nodes[0].transport.send(NodeId(2), Frame::Forward { request_id: 1, payload: vec![0; 5000] });
-    nodes[0].transport.send(NodeId(2), Frame::Forward { request_id: 2, payload: vec![0; 4000] });
+    nodes[0].transport.send(NodeId(2), Frame::Forward { request_id: 1, payload: vec![0; 5000].into() });
+    nodes[0].transport.send(NodeId(2), Frame::Forward { request_id: 2, payload: vec![0; 4000].into() });
     let received = nodes[1].recv().await;
     assert!(matches!(received.frame, Frame::Forward { request_id: 2, .. }), "{received:?}");
     assert_eq!(nodes[0].transport.stats().peers[&NodeId(2)].dropped_oversize, 1);
@@ -310,7 +310,7 @@ async fn stuck_peers_never_block_send_to_others() {
     // Node 1's connection to node 2 is up before the flood starts.
     let warm_up = send_until_received(&a, &mut nodes[1], || vote(1, 2, 1000)).await;
     assert_eq!(term_of(&warm_up.frame), 1000);
-    let big = || Frame::Forward { request_id: 0, payload: vec![7; 256 * 1024] };
+    let big = || Frame::Forward { request_id: 0, payload: vec![7; 256 * 1024].into() };
     let mut slowest = Duration::ZERO;
     for round in 0..300u64 {
         for peer in [3, 4] {
