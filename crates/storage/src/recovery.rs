@@ -144,7 +144,7 @@ impl<D: Disk> Storage<D> {
                 offset
             }
         };
-        let active_allocated = active_len.max(if let Tail::Unwritten(_) = tail { file_len } else { 0 });
+        let active_allocated = if let Tail::Unwritten(_) = tail { file_len } else { active_len };
         let mut buf = Vec::new();
         if active_len == 0 {
             checkpoint(&mut buf, &replay.hard_state, checkpoint_marker)?;
@@ -173,6 +173,7 @@ impl<D: Disk> Storage<D> {
             segments,
             active,
             active_len,
+            // (the repair and checkpoint records went over the zeros, or past the end)
             active_allocated: active_allocated.max(active_len),
             poisoned: false,
         };
