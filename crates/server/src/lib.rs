@@ -177,7 +177,12 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
 
     let (peer_sender, peer_receiver) = mpsc::channel(16 * 1024);
     let peers = config.peers.iter().filter(|(&id, _)| id != config.id).map(|(&id, address)| (NodeId(id), address.clone())).collect();
-    let transport_config = transport::Config::new(me, config.listen_peer.clone(), peers);
+    let mut transport_config = transport::Config::new(me, config.listen_peer.clone(), peers);
+    let forwards = raft_loop::Forwards::default();
+    let relay = forwards.clone();
+    transport_config.on_forward_reply = Some(transport::ForwardReplyHook(Arc::new(move |_from, request_id, payload: bytes::Bytes| {
+        raft_loop::relay_forward_reply(&relay, request_id, &payload)
+    })));
     let transport = transport::Transport::start(transport_config, peer_sender).await?;
     let listener = TcpListener::bind(&config.listen_client)
         .await
@@ -233,7 +238,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         tick: config.tick,
         reads: Default::default(),
         next_read: 0,
-        forwards: Default::default(),
+        forwards,
         next_forward: 0,
         waiting_for_leader: Default::default(),
         last_status: status,

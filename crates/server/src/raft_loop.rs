@@ -12,11 +12,12 @@
 //! that arrive while no leader is known wait (bounded) for one.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use raft::{LogIndex, Node, NodeId, Role, Status};
 use storage::{StdDisk, Storage};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use transport::{Frame, Inbound, Transport};
 
 use std::sync::atomic::Ordering;
@@ -50,7 +51,9 @@ pub struct RaftLoop {
     pub tick: Duration,
     pub reads: HashMap<u64, (Request, ReplyTo)>,
     pub next_read: u64,
-    pub forwards: HashMap<u64, (ReplyTo, Instant)>,
+    /// Callers whose requests went to the leader; the transport's reader answers them
+    /// (`relay_forward_reply`), so a relayed answer never waits for this loop.
+    pub forwards: Forwards,
     pub next_forward: u64,
     pub waiting_for_leader: VecDeque<(Request, ReplyTo, Instant)>,
     pub last_status: Status,
@@ -132,12 +135,8 @@ impl RaftLoop {
                     None => reply.send(Answer::Error("malformed forwarded request".into()), &self.transport),
                 }
             }
-            Frame::ForwardReply { request_id, payload } => {
-                if let Some((reply, _)) = self.forwards.remove(&request_id) {
-                    let answer = Answer::decode(&payload).unwrap_or_else(|| Answer::Error("malformed answer from the leader".into()));
-                    reply.send(answer, &self.transport);
-                }
-            }
+            // Normally taken by the transport's reader (see `relay_forward_reply`) before it gets here.
+            Frame::ForwardReply { request_id, payload } => relay_forward_reply(&self.forwards, request_id, &payload),
         }
     }
 
@@ -179,17 +178,18 @@ impl RaftLoop {
     }
 
     fn forward_or_wait(&mut self, request: Request, reply: ReplyTo) {
-        if let ReplyTo::Remote { .. } = reply {
+        let sender = match reply {
+            ReplyTo::Local(sender) => sender,
             // Forwarded to us, but we do not lead (any more): one hop only, the origin answers its client.
-            return reply.send(Answer::Error("not the leader; retry".into()), &self.transport);
-        }
+            remote => return remote.send(Answer::Error("not the leader; retry".into()), &self.transport),
+        };
         match self.node.status().leader {
             Some(leader) if leader != self.me => {
                 self.next_forward += 1;
-                self.forwards.insert(self.next_forward, (reply, Instant::now()));
+                lock(&self.forwards).insert(self.next_forward, (sender, Instant::now()));
                 self.transport.send(leader, Frame::Forward { request_id: self.next_forward, payload: request.encode().into() });
             }
-            _ => self.waiting_for_leader.push_back((request, reply, Instant::now())),
+            _ => self.waiting_for_leader.push_back((request, ReplyTo::Local(sender), Instant::now())),
         }
     }
 
@@ -206,7 +206,7 @@ impl RaftLoop {
                 self.waiting_for_leader.push_back((request, reply, since));
             }
         }
-        self.forwards.retain(|_, (_, since)| since.elapsed() < FORWARD_MEMORY);
+        lock(&self.forwards).retain(|_, (_, since)| since.elapsed() < FORWARD_MEMORY);
     }
 
     /// Makes `persist` durable — except a change of the commit index alone, which is held back and
@@ -299,6 +299,24 @@ impl RaftLoop {
         metrics.commit_index.store(status.commit.0, Ordering::Relaxed);
         metrics.last_log_index.store(status.last_index.0, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// The callers waiting for the leader's answer to a forwarded request, by request id. Shared by the
+/// Raft loop (which forwards) and the transport's readers (which relay the answers).
+pub type Forwards = Arc<Mutex<HashMap<u64, (oneshot::Sender<Answer>, Instant)>>>;
+
+fn lock(forwards: &Forwards) -> std::sync::MutexGuard<'_, HashMap<u64, (oneshot::Sender<Answer>, Instant)>> {
+    // Nothing panics while holding it; if something did, the map is still usable.
+    forwards.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Hands the leader's answer to the caller waiting for it (if it has not timed out and gone).
+pub fn relay_forward_reply(forwards: &Forwards, request_id: u64, payload: &[u8]) {
+    let waiting = lock(forwards).remove(&request_id);
+    if let Some((sender, _)) = waiting {
+        let answer = Answer::decode(payload).unwrap_or_else(|| Answer::Error("malformed answer from the leader".into()));
+        let _ = sender.send(answer);
     }
 }
 

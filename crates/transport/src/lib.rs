@@ -78,7 +78,29 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// How long one batch write may stall before the connection is given up as dead.
     pub write_timeout: Duration,
+    /// If set, `ForwardReply` frames are handed to this on the connection's reader task instead of
+    /// going to the inbound queue: an answer the leader relays then reaches its caller without
+    /// waiting for a Raft loop that may be in the middle of an fsync.
+    pub on_forward_reply: Option<ForwardReplyHook>,
 }
+
+/// Called with (sender, request id, payload) for each `ForwardReply` received; must not block.
+#[derive(Clone)]
+pub struct ForwardReplyHook(pub Arc<dyn Fn(NodeId, u64, bytes::Bytes) + Send + Sync>);
+
+impl fmt::Debug for ForwardReplyHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ForwardReplyHook")
+    }
+}
+
+impl PartialEq for ForwardReplyHook {
+    fn eq(&self, other: &ForwardReplyHook) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ForwardReplyHook {}
 
 impl Config {
     /// A config with default limits: 1024-frame queues, 64 MiB frames, 1 s connects, 5 s writes.
@@ -91,6 +113,7 @@ impl Config {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             connect_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(5),
+            on_forward_reply: None,
         }
     }
 
@@ -191,6 +214,7 @@ impl Transport {
             peers: known,
             counters: counters.clone(),
             inbound,
+            on_forward_reply: config.on_forward_reply.clone(),
         };
         tasks.push(tokio::spawn(inbound::accept_loop(listener, Arc::new(shared), shutdown.subscribe())));
         tracing::info!(me = %config.me, listen = %local_addr, peers = peers.len(), "peer transport started");
