@@ -2,7 +2,7 @@
 //! what travels in Raft log entries.
 
 use bytes::BufMut;
-use raft::codec::{DecodeError, Reader};
+use raft::codec::{put_varint, DecodeError, Reader};
 
 /// One operation on the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,14 +73,6 @@ pub struct CommandRef<'a> {
     pub client_id: u64,
     pub seq: u64,
     pub op: OpRef<'a>,
-}
-
-fn put_varint(out: &mut impl BufMut, mut value: u64) {
-    while value >= 0x80 {
-        out.put_u8((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.put_u8(value as u8);
 }
 
 fn put_bytes(out: &mut impl BufMut, bytes: &[u8]) {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 
 use crate::message::{AppendResponse, Message, MessageBody};
 use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
@@ -21,12 +21,14 @@ pub enum DecodeError {
     TrailingBytes(usize),
 }
 
-pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+/// LEB128: seven bits a byte, low first. Into any buffer (a `Vec`, or a `BytesMut` entries are
+/// split off).
+pub fn put_varint(out: &mut impl BufMut, mut value: u64) {
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        out.put_u8((value as u8) | 0x80);
         value >>= 7;
     }
-    out.push(value as u8);
+    out.put_u8(value as u8);
 }
 
 /// How many bytes `put_varint` writes for `value`.

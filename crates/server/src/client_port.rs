@@ -85,7 +85,8 @@ impl ClientPort {
                         if args.is_empty() {
                             continue;
                         }
-                        if args[0].eq_ignore_ascii_case(b"QUIT") {
+                        let name = command_name(&args[0]);
+                        if name == "QUIT" {
                             replies.push(Pending::Now(b"+OK\r\n".to_vec()));
                             close = true;
                             break;
@@ -93,11 +94,11 @@ impl ClientPort {
                         // Commands of one connection take effect in order, as in Redis: before a
                         // read goes in, the writes ahead of it must be answered, and vice versa.
                         // Runs of the same kind still travel together (one batch, one fsync).
-                        let write = is_write(&args);
+                        let write = is_write(name);
                         if replies.iter().any(|reply| matches!(reply, Pending::Later { write: other, .. } if *other != write)) {
                             self.settle(&mut replies).await;
                         }
-                        replies.push(self.command(&args, write, &mut writes).await);
+                        replies.push(self.command(&args, name, write, &mut writes).await);
                     }
                     Ok(None) => break,
                     Err(error) => {
@@ -138,9 +139,10 @@ impl ClientPort {
         }
     }
 
-    async fn command(&self, args: &resp::ArgBuf, write: bool, writes: &mut WriteEncoder) -> Pending {
+    /// `name`: `command_name` of the first argument.
+    async fn command(&self, args: &resp::ArgBuf, name: &str, write: bool, writes: &mut WriteEncoder) -> Pending {
         let mut out = Vec::new();
-        match command_name(&args[0]) {
+        match name {
             "PING" => match args.len() {
                 1 => resp::encode_simple("PONG", &mut out),
                 2 => resp::encode_bulk(&args[1], &mut out),
@@ -190,6 +192,6 @@ impl ClientPort {
 }
 
 /// Whether a command changes data (and so goes through the log). TAGGED wraps only writes.
-fn is_write(args: &resp::ArgBuf) -> bool {
-    matches!(command_name(&args[0]), "SET" | "APPEND" | "DEL" | "TAGGED")
+fn is_write(name: &str) -> bool {
+    matches!(name, "SET" | "APPEND" | "DEL" | "TAGGED")
 }
