@@ -38,7 +38,7 @@ pub fn write_html<M: Model>(
     result: &CheckResult,
     path: &std::path::Path,
 ) -> std::io::Result<()> {
-    std::fs::write(path, render(model, history, result))
+    std::fs::write(path, render_html(model, history, result))
 }
 
 /// The role of an operation in the drawing, which decides its colour.
@@ -123,7 +123,8 @@ tr.blocking td { background: #ffebee; color: #b71c1c; font-weight: bold; }
 tr.candidate td { background: #fff3e0; }
 ";
 
-fn render<M: Model>(model: &M, history: &[Operation<M::Input, M::Output>], result: &CheckResult) -> String {
+/// The page [`write_html`] writes, as a string (e.g. to embed in another report).
+pub fn render_html<M: Model>(model: &M, history: &[Operation<M::Input, M::Output>], result: &CheckResult) -> String {
     let parts = model.partition(history);
     let clients = history.iter().map(|o| o.client).collect::<std::collections::BTreeSet<_>>().len();
     let mut h = String::new();

@@ -46,7 +46,7 @@ mod check;
 mod html;
 pub mod kv;
 
-pub use html::write_html;
+pub use html::{render_html, write_html};
 
 /// A sequential specification: what the object would do if operations happened one at a time.
 ///

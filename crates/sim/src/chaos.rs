@@ -30,7 +30,7 @@ use crate::network::{EndId, Network};
 use crate::persister::Persister;
 use crate::raft_tester::{cmd, decode_snapshot, encode_snapshot, ms};
 use crate::rng::SimRng;
-use crate::trace::Trace;
+use crate::trace::{NoteBy, Trace};
 
 /// What one seed chose. Printed with every failure, so a reader knows the run without replaying it.
 #[derive(Clone, Debug)]
@@ -147,19 +147,29 @@ impl<S> Cluster<S> {
     }
 }
 
+impl<S> Cluster<S> {
+    /// A note of the scenario's own action, in the trace and, as an annotation, in the drawing.
+    pub(crate) fn act(&self, server: Option<usize>, short: &str, details: &str) {
+        let now = self.sim.now();
+        match server {
+            Some(i) => self.trace.record(now, format_args!("chaos: {short} {i} {details}")),
+            None => self.trace.record(now, format_args!("chaos: {short} {details}")),
+        }
+        self.trace.note(now, server, short, details, NoteBy::Tester);
+    }
+}
+
 /// Runs `scenario` to its end under the cluster's simulator; a panic anywhere (a broken invariant)
-/// comes back as its message, stamped with the virtual time.
+/// comes back as its message, stamped with the virtual time, and is recorded as the run's failure.
 pub(crate) fn run_scenario(
     sim: &Sim,
+    trace: &Trace,
     scenario: impl std::future::Future<Output = ()> + 'static,
 ) -> Result<(), String> {
     sim.set_event_limit(20_000_000);
     catch_unwind(AssertUnwindSafe(|| sim.block_on(scenario))).map_err(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
-            .unwrap_or_else(|| "panic".to_string());
+        let message = crate::runner::panic_message(panic.as_ref());
+        trace.fail(sim.now(), &message);
         format!("{message} (at virtual time {:?})", sim.now())
     })
 }
@@ -191,7 +201,7 @@ pub fn run_with(seed: u64, reads: ChaosReads) -> Result<ChaosSummary, (ChaosPara
     let persisters: Vec<Persister> = (0..params.servers).map(|_| Persister::new()).collect();
     let cluster = Cluster::new(&sim, &rng, &trace, &params, persisters);
     cluster.borrow_mut().reads = reads;
-    match run_scenario(&sim, scenario(cluster.clone())) {
+    match run_scenario(&sim, &trace, scenario(cluster.clone())) {
         Ok(()) => {
             let c = cluster.borrow();
             Ok(ChaosSummary {
@@ -312,13 +322,14 @@ pub(crate) fn change_links<S>(cluster: &Shared<S>, rng: &SimRng, params: &ChaosP
     if rng.chance(params.partition_per_mille, 1000) {
         let side: Vec<bool> = (0..n).map(|_| rng.chance(1, 2)).collect();
         let mut c = cluster.borrow_mut();
-        c.trace.record(c.sim.now(), format_args!("chaos: partition {side:?}"));
+        let groups = |on: bool| (0..n).filter(|&i| side[i] == on).collect::<Vec<_>>();
+        c.act(None, "partition", &format!("{:?} | {:?}", groups(true), groups(false)));
         c.links = (0..n).map(|i| (0..n).map(|j| side[i] == side[j]).collect()).collect();
         drop(c);
         apply_links(cluster);
     } else if rng.chance(40, 1000) {
         let mut c = cluster.borrow_mut();
-        c.trace.record(c.sim.now(), "chaos: heal partition");
+        c.act(None, "heal partition", "");
         c.links = vec![vec![true; n]; n];
         drop(c);
         apply_links(cluster);
@@ -377,11 +388,11 @@ fn crash(cluster: &Shared<Vec<Persister>>, i: usize) {
 pub(crate) fn stop<S>(cluster: &Shared<S>, i: usize, why: &str) -> bool {
     let mut c = cluster.borrow_mut();
     let Some(raft) = c.rafts[i].take() else { return false };
-    c.trace.record(c.sim.now(), format_args!("chaos: {why} {i}"));
+    c.act(Some(i), why, "");
     // Its reads will never be answered.
     c.read_checks.retain(|_, check| check.node != i);
     c.net.delete_server(i);
-    raft.kill();
+    raft.stop(why);
     drop(c);
     apply_links(cluster);
     true
@@ -389,7 +400,7 @@ pub(crate) fn stop<S>(cluster: &Shared<S>, i: usize, why: &str) -> bool {
 
 fn start(cluster: &Shared<Vec<Persister>>, i: usize) {
     let mut c = cluster.borrow_mut();
-    c.trace.record(c.sim.now(), format_args!("chaos: start {i}"));
+    c.act(Some(i), "start", "");
     c.store[i] = c.store[i].copy();
     let persister = c.store[i].clone();
     drop(c);
@@ -533,6 +544,8 @@ pub(crate) fn check_logs<S>(cluster: &Shared<S>) {
             }
         });
     }
+    let detail = format!("over the logs of the {} running nodes", logs.len());
+    c.trace.check(c.sim.now(), "log matching, leader completeness", true, detail);
 }
 
 fn check_log_matching(i: usize, left: &raft::log::RaftLog, j: usize, right: &raft::log::RaftLog) {
@@ -566,7 +579,7 @@ fn heal(cluster: &Shared<Vec<Persister>>) {
 pub(crate) fn heal_network<S>(cluster: &Shared<S>) {
     let n = cluster.borrow().params.servers;
     let mut c = cluster.borrow_mut();
-    c.trace.record(c.sim.now(), "chaos: heal everything");
+    c.act(None, "heal everything", "every link up, reliable, no long reordering");
     c.links = vec![vec![true; n]; n];
     c.net.set_reliable(true);
     c.net.set_long_reordering(false);
@@ -588,6 +601,8 @@ pub(crate) async fn await_progress<S>(cluster: &Shared<S>, sim: &Sim, live: &[us
             |(index, command): &&(u64, Vec<u8>)| live.iter().all(|&i| c.machines[i].get(index) == Some(command));
         if let Some((index, _)) = proposed.iter().find(everywhere) {
             c.trace.record(c.sim.now(), "chaos: a new command committed everywhere after the heal");
+            let detail = format!("index {index} applied on {live:?} {:?} after the heal", sim.now() - healed);
+            c.trace.check(sim.now(), "liveness", true, detail);
             return *index;
         }
         drop(c);

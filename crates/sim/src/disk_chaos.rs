@@ -50,7 +50,7 @@ use crate::lab::Durable;
 use crate::persister::Persister;
 use crate::raft_tester::ms;
 use crate::rng::SimRng;
-use crate::trace::Trace;
+use crate::trace::{Event, Trace};
 
 /// What one seed chose. Printed with every failure.
 #[derive(Clone, Debug)]
@@ -165,6 +165,12 @@ struct Disks {
 
 type DiskCluster = Shared<Disks>;
 
+/// A disk fault, in the trace and in the drawing.
+fn disk_fault(c: &Cluster<Disks>, i: usize, what: String) {
+    c.trace.record(c.sim.now(), format_args!("chaos: node {i}: {what}"));
+    c.trace.event(c.sim.now(), Event::Disk { server: i, what });
+}
+
 fn node_dir(i: usize) -> PathBuf {
     PathBuf::from(format!("/node{i}"))
 }
@@ -211,7 +217,7 @@ pub fn run(seed: u64) -> Result<Summary, (Params, String, Trace)> {
         .collect();
     let disks = Disks { params: params.clone(), nodes, faults: Faults::default() };
     let cluster = Cluster::new(&sim, &rng, &trace, &params.chaos, disks);
-    match run_scenario(&sim, scenario(cluster.clone())) {
+    match run_scenario(&sim, &trace, scenario(cluster.clone())) {
         Ok(()) => {
             let c = cluster.borrow();
             Ok(Summary {
@@ -293,6 +299,7 @@ fn crash(cluster: &DiskCluster, i: usize, torn: bool) {
         return;
     }
     let mut c = cluster.borrow_mut();
+    disk_fault(&c, i, if torn { "power failure: unsynced writes torn" } else { "power failure: unsynced writes lost" }.to_string());
     let disks = &mut c.store;
     let node = &mut disks.nodes[i];
     node.armed = false;
@@ -311,7 +318,7 @@ fn arm(cluster: &DiskCluster, i: usize, sync: u64, torn: bool) {
     if c.rafts[i].is_none() || c.store.nodes[i].armed {
         return;
     }
-    c.trace.record(c.sim.now(), format_args!("chaos: node {i}'s disk dies at its sync #{sync} from now (torn: {torn})"));
+    disk_fault(&c, i, format!("the disk dies at its sync #{sync} from now (torn: {torn})"));
     let node = &mut c.store.nodes[i];
     node.disk.crash_at_sync(sync, torn);
     node.armed = true;
@@ -335,7 +342,7 @@ fn restart(cluster: &DiskCluster, i: usize, faults: bool) {
     let (disk, torn, recovery_crash, segment_bytes, preallocate_bytes) = {
         let c = cluster.borrow();
         let params = &c.store.params;
-        c.trace.record(c.sim.now(), format_args!("chaos: start {i}"));
+        c.act(Some(i), "start", "from what its disk recovers");
         let recovery_crash = faults && c.rng.chance(params.recovery_crash_per_mille, 1000);
         let torn = recovery_crash && c.rng.chance(params.torn_per_mille, 1000);
         (c.store.nodes[i].disk.clone(), torn, recovery_crash, params.segment_bytes, params.preallocate_bytes)
@@ -350,7 +357,7 @@ fn restart(cluster: &DiskCluster, i: usize, faults: bool) {
     let corruption = c.store.nodes[i].corruption.take();
     let (storage, restored) = match opened {
         Err(StorageError::Io { source, .. }) if recovery_crash && source.to_string() == "simulated crash" => {
-            c.trace.record(c.sim.now(), format_args!("chaos: node {i} crashed in recovery"));
+            disk_fault(&c, i, "crashed in recovery".to_string());
             c.store.faults.crashed_in_recovery += 1;
             c.store.nodes[i].corruption = corruption;
             return;
@@ -367,7 +374,8 @@ fn restart(cluster: &DiskCluster, i: usize, faults: bool) {
                     file.display()
                 ),
             }
-            c.trace.record(c.sim.now(), format_args!("chaos: node {i} refuses to start, down for good: {error}"));
+            disk_fault(&c, i, format!("refuses to start, down for good: {error}"));
+            c.trace.check(c.sim.now(), "corruption refused", true, format!("node {i}: {error}"));
             c.store.nodes[i].refused = true;
             c.store.faults.refused += 1;
             return;
@@ -381,12 +389,13 @@ fn restart(cluster: &DiskCluster, i: usize, faults: bool) {
             "node {i} started from a disk whose byte {byte} of {} was flipped: recovery must refuse it",
             file.display()
         );
-        c.trace.record(c.sim.now(), format_args!("chaos: node {i} recovered, cutting off its corrupted torn tail"));
+        disk_fault(&c, i, "recovered, cutting off its corrupted torn tail".to_string());
         c.store.faults.recovered_from_corruption += 1;
     }
     c.trace.record(c.sim.now(), format_args!("chaos: node {i} recovered {}", Show(&restored)));
     let mirror = c.store.nodes[i].mirror.clone();
     check_recovered(&mirror, i, &restored, &mut c.store.faults);
+    c.trace.check(c.sim.now(), "recovery", true, format!("node {i} recovered what it saved: {}", Show(&restored)));
     let term = restored.hard_state.term.0;
     assert!(term >= c.terms[i], "node {i}'s term went down across a restart, from {} to {term}", c.terms[i]);
     c.store.faults.restarts += 1;
@@ -506,7 +515,7 @@ fn corrupt_some(cluster: &DiskCluster, rng: &SimRng) {
         })
         .expect("the pick is inside the ranges");
     disk.corrupt(&file, byte);
-    c.trace.record(c.sim.now(), format_args!("chaos: flip byte {byte} of node {i}'s {} (expect {expect:?})", file.display()));
+    disk_fault(&c, i, format!("flip byte {byte} of {} (expect {expect:?})", file.display()));
     let node = &mut c.store.nodes[i];
     node.corruption = Some(Corruption { file, byte, expect });
     node.ever_corrupted = true;
@@ -609,4 +618,5 @@ fn check_acknowledged(cluster: &DiskCluster, live: &[usize], up_to: u64) {
             );
         }
     }
+    c.trace.check(c.sim.now(), "no acknowledged write lost", true, format!("indexes up to {up_to} on nodes {live:?}"));
 }

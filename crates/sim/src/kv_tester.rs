@@ -17,7 +17,7 @@ use crate::persister::Persister;
 use crate::raft_tester::ms;
 use crate::rng::SimRng;
 use crate::runner::Run;
-use crate::trace::Trace;
+use crate::trace::{NoteBy, Trace};
 
 pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
 const EVENT_LIMIT: u64 = 60_000_000;
@@ -47,7 +47,8 @@ pub struct KvTester {
     persisters: RefCell<Vec<Persister>>,
     /// ends[i][j]: server i's current end to server j.
     ends: RefCell<Vec<Vec<EndId>>>,
-    history: RefCell<Vec<Operation<KvInput, KvOutput>>>,
+    /// Shared with the trace, which draws it when the run fails.
+    history: Rc<RefCell<Vec<Operation<KvInput, KvOutput>>>>,
     /// Strictly increasing timestamps: virtual nanoseconds, nudged so that no two events tie. Ties in
     /// virtual time are real orderings (one thread), so keeping them is stricter than overlapping them.
     last_timestamp: Cell<u64>,
@@ -73,7 +74,7 @@ impl KvTester {
             servers: RefCell::new(vec![None; n]),
             persisters: RefCell::new((0..n).map(|_| Persister::new()).collect()),
             ends: RefCell::new(vec![Vec::new(); n]),
-            history: RefCell::new(Vec::new()),
+            history: Rc::default(),
             last_timestamp: Cell::new(0),
             operations: Cell::new(0),
             clerks_made: Cell::new(0),
@@ -84,6 +85,10 @@ impl KvTester {
         }
         tester.connect_all();
         tester.net.set_reliable(!unreliable);
+        // A drawing of a failed run shows the history next to the Raft events; drawing it costs a
+        // check, so it is made only then.
+        let history = tester.history.clone();
+        run.trace.set_history(Rc::new(move || Some(history_html(&history.borrow()))));
         tester
     }
 
@@ -95,6 +100,26 @@ impl KvTester {
         self.trace.record(self.sim.now(), format_args!("tester: {line}"));
     }
 
+    /// A note of the tester's own action, in the trace and, as an annotation, in the drawing.
+    fn act(&self, server: Option<usize>, short: &str, details: &str) {
+        self.note(format_args!("{short} {details}"));
+        self.trace.note(self.sim.now(), server, short, details, NoteBy::Tester);
+    }
+
+    /// The lab's `Annotate`: a test's own note, shown at this moment in `server`'s lane (or across
+    /// the cluster) in the drawing of the run, and in the trace.
+    pub fn annotate(&self, server: Option<usize>, short: &str, details: &str) {
+        self.note(format_args!("annotation {server:?}: {short}: {details}"));
+        self.trace.annotate(self.sim.now(), server, short, details);
+    }
+
+    /// Records a check and its outcome; a failed one fails the test with `detail`.
+    pub fn verdict(&self, name: &str, ok: bool, detail: impl FnOnce() -> String) {
+        let detail = detail();
+        self.trace.check(self.sim.now(), name, ok, detail.clone());
+        assert!(ok, "{detail}");
+    }
+
     pub async fn sleep(&self, duration: Duration) {
         self.sim.sleep(duration).await;
     }
@@ -102,7 +127,7 @@ impl KvTester {
     /// Splits the servers into two groups that cannot talk to each other (either may be empty).
     /// Clerks' links are not affected.
     pub fn partition(&self, group1: &[usize], group2: &[usize]) {
-        self.note(format_args!("partition {group1:?} | {group2:?}"));
+        self.act(None, "partition", &format!("{group1:?} | {group2:?}"));
         let ends = self.ends.borrow();
         for i in 0..self.n {
             for j in 0..self.n {
@@ -121,7 +146,7 @@ impl KvTester {
     /// The lab's `ShutdownServer`: cut it off from the other servers, delete it (clerk calls to it
     /// fail), keep a copy of its persisted state, kill it.
     pub fn shutdown_server(&self, i: usize) {
-        self.note(format_args!("shutdown {i}"));
+        self.act(Some(i), "shutdown", &format!("server {i}"));
         {
             let ends = self.ends.borrow();
             for j in 0..self.n {
@@ -137,6 +162,7 @@ impl KvTester {
         let mut persisters = self.persisters.borrow_mut();
         persisters[i] = persisters[i].copy();
         if let Some(server) = self.servers.borrow_mut()[i].take() {
+            server.raft().stop("shutdown");
             server.kill();
         }
     }
@@ -144,7 +170,7 @@ impl KvTester {
     /// The lab's `StartServer`: fresh ends, a copy of the persisted state; links to the other
     /// servers come back with the next `connect_all`.
     pub fn start_server(&self, i: usize) {
-        self.note(format_args!("start {i}"));
+        self.act(Some(i), "start", &format!("server {i}, from its persisted state"));
         let ends: Vec<EndId> = (0..self.n).map(|j| self.net.make_end(i, j)).collect();
         self.ends.borrow_mut()[i] = ends.clone();
         let persister = {
@@ -243,7 +269,7 @@ impl KvTester {
     /// A Get whose result must be `expected` (the lab's `check`).
     pub async fn check(&self, clerk: &TestClerk, key: &str, expected: &str) {
         let value = self.get(clerk, key, 0).await;
-        assert!(value == expected, "Get({key}): expected:\n{expected}\nreceived:\n{value}");
+        self.verdict(&format!("Get({key})"), value == expected, || format!("Get({key}): expected:\n{expected}\nreceived:\n{value}"));
     }
 
     /// The largest Raft state any server persisted.
@@ -258,7 +284,7 @@ impl KvTester {
 
     pub fn begin(&self, description: &str) {
         println!("{description} ...");
-        self.note(format_args!("begin {description}"));
+        self.act(None, "begin", description);
         self.begin.set((self.sim.now(), self.net.total_rpcs(), self.operations.get()));
     }
 
@@ -275,25 +301,32 @@ impl KvTester {
         println!("{line}");
     }
 
-    /// Checks the whole recorded history; an illegal one fails the test and leaves a picture of it.
+    /// Checks the whole recorded history; an illegal one fails the test and leaves a picture of it
+    /// (also embedded in the drawing of the run).
     pub fn check_linearizable(&self, test_name: &str) {
         let history = self.history.borrow();
         let result = linearizability::check(&KvModel, &history, CHECK_BUDGET);
+        let operations = history.len();
         match result {
-            CheckResult::Ok => {}
-            CheckResult::Unknown => panic!("linearizability check ran out of budget ({} operations): result unknown", history.len()),
+            CheckResult::Ok => self.verdict("linearizable", true, || format!("{operations} operations")),
+            CheckResult::Unknown => self.verdict("linearizable", false, || {
+                format!("linearizability check ran out of budget ({operations} operations): result unknown")
+            }),
             CheckResult::Illegal(_) => {
                 let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                     .join("../../target/sim-traces")
                     .join(format!("{test_name}-history.html"));
                 let _ = std::fs::create_dir_all(path.parent().expect("a file has a directory"));
-                match linearizability::write_html(&KvModel, &history, &result, &path) {
-                    Ok(()) => panic!("history is not linearizable; visualisation: {}", path.display()),
-                    Err(error) => panic!("history is not linearizable (could not write the visualisation: {error})"),
-                }
+                let written = linearizability::write_html(&KvModel, &history, &result, &path);
+                drop(history);
+                self.verdict("linearizable", false, || match written {
+                    Ok(()) => format!("history is not linearizable; visualisation: {}", path.display()),
+                    Err(error) => format!("history is not linearizable (could not write the visualisation: {error})"),
+                });
             }
         }
     }
+
 
     pub fn history_len(&self) -> usize {
         self.history.borrow().len()
@@ -304,8 +337,15 @@ impl KvTester {
             server.kill();
         }
         self.net.close();
-        assert!(self.sim.now() <= crate::runner::LAB_TEST_TIME_LIMIT, "test took longer than 120 seconds (virtual): {:?}", self.sim.now());
+        let limit = crate::runner::LAB_TEST_TIME_LIMIT;
+        self.verdict("time limit", self.sim.now() <= limit, || format!("test took {:?} of virtual time; the limit is 120 seconds", self.sim.now()));
     }
+}
+
+/// The linearizability report of a history, as a page.
+fn history_html(history: &[Operation<KvInput, KvOutput>]) -> String {
+    let result = linearizability::check(&KvModel, history, CHECK_BUDGET);
+    linearizability::render_html(&KvModel, history, &result)
 }
 
 /// Runs one KV lab test for every selected seed, with reads through the log (the lab's way).
@@ -412,11 +452,11 @@ pub async fn generic_test(t: Rc<KvTester>, test_name: &str, workload: Workload) 
         match t.max_raft_state {
             Some(limit) => {
                 let size = t.log_size();
-                assert!(size <= 8 * limit, "logs were not trimmed ({size} > 8*{limit})");
+                t.verdict("log size", size <= 8 * limit, || format!("logs were not trimmed ({size} > 8*{limit})"));
             }
             None => {
                 let size = t.snapshot_size();
-                assert!(size == 0, "snapshot too large ({size}), should not be used when maxraftstate = -1");
+                t.verdict("no snapshot", size == 0, || format!("snapshot too large ({size}), should not be used when maxraftstate = -1"));
             }
         }
     }

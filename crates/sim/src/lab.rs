@@ -21,7 +21,7 @@ use storage::{Disk, Storage, StorageError};
 use crate::executor::{Sender, Sim};
 use crate::network::{EndId, Handler, Network};
 use crate::persister::Persister;
-use crate::trace::Trace;
+use crate::trace::{Event, Trace};
 
 /// What the apply stream carries, in log order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,6 +166,8 @@ impl LabRaft {
         let node = Node::new(config, restored).expect("a valid lab configuration and persisted state");
         let last_status = node.status();
         trace.record(sim.now(), format_args!("start {last_status}"));
+        trace.event(sim.now(), Event::Start { server: me, term: last_status.term.0 });
+        record_status(trace, sim.now(), me, &last_status, None);
         let raft = LabRaft(Rc::new(RefCell::new(Driver {
             node,
             sim: sim.clone(),
@@ -256,10 +258,20 @@ impl LabRaft {
     }
 
     pub fn kill(&self) {
+        self.stop("killed");
+    }
+
+    /// `kill`, saying why (a crash, a shutdown), for the trace and its drawing.
+    pub fn stop(&self, why: &str) {
         let mut driver = self.0.borrow_mut();
+        if driver.killed {
+            return;
+        }
         driver.killed = true;
         let now = driver.sim.now();
-        driver.trace.record(now, format_args!("kill {}", driver.node.id()));
+        driver.trace.record(now, format_args!("kill {} ({why})", driver.node.id()));
+        let server = server_index(driver.node.id());
+        driver.trace.event(now, Event::Stop { server, why: why.to_string() });
     }
 
     /// Calls `observer` on every change of role, term or leader. It must not call back into this node.
@@ -317,6 +329,8 @@ impl Driver {
                 if let Err(error) = self.durable.save(&ready.persist) {
                     self.killed = true;
                     self.trace.record(self.sim.now(), format_args!("{} stops: save failed: {error}", self.node.id()));
+                    let why = format!("save failed: {error}");
+                    self.trace.event(self.sim.now(), Event::Stop { server: server_index(self.node.id()), why });
                     return Err(error);
                 }
             }
@@ -342,6 +356,8 @@ impl Driver {
         }
         // One input changes the role at most once, so looking after the whole drive misses nothing.
         let status = self.node.status();
+        let server = server_index(self.node.id());
+        record_status(&self.trace, self.sim.now(), server, &status, Some(&self.last_status));
         if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
             self.trace.record(self.sim.now(), format_args!("state {status}"));
             if let Some(observer) = &self.observer {
@@ -350,5 +366,19 @@ impl Driver {
         }
         self.last_status = status;
         Ok(())
+    }
+}
+
+/// Records what changed from `before` (everything, without it) as events for the drawing.
+fn record_status(trace: &Trace, now: Duration, server: usize, status: &Status, before: Option<&Status>) {
+    let changed = |same: fn(&Status, &Status) -> bool| before.is_none_or(|before| !same(before, status));
+    if changed(|a, b| (a.role, a.term, a.leader) == (b.role, b.term, b.leader)) {
+        let leader = status.leader.map(server_index);
+        trace.event(now, Event::Role { server, role: status.role, term: status.term.0, leader });
+    }
+    if changed(|a, b| (a.commit, a.applied, a.last_index, a.snapshot_index) == (b.commit, b.applied, b.last_index, b.snapshot_index)) {
+        let (commit, applied) = (status.commit.0, status.applied.0);
+        let (last, snapshot) = (status.last_index.0, status.snapshot_index.0);
+        trace.event(now, Event::Index { server, commit, applied, last, snapshot });
     }
 }

@@ -24,9 +24,14 @@ use raft::Message;
 
 use crate::executor::Sim;
 use crate::rng::SimRng;
-use crate::trace::Trace;
+use crate::trace::{Event, Fate, MessageId, Trace};
 
 pub type EndId = usize;
+
+/// The lab's 0-based server index of a node id.
+fn lane(id: raft::NodeId) -> usize {
+    (id.0 as usize).saturating_sub(1)
+}
 pub type Handler = Rc<dyn Fn(Message)>;
 /// A service's RPC handler (the KV server's): encoded request in, encoded reply out, maybe much later.
 pub type ServiceHandler = Rc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>>>>>;
@@ -39,7 +44,6 @@ const LIVENESS_POLL: Duration = Duration::from_millis(100);
 const DUPLICATE_PER_MILLE: u64 = 20;
 
 struct End {
-    #[allow(dead_code)] // kept so a trace or a debugger can name both sides
     from: usize,
     to: usize,
     enabled: bool,
@@ -71,6 +75,9 @@ struct State {
     incoming: Vec<u64>,
     /// Once torn down, nothing is delivered any more.
     closed: bool,
+    /// enabled_ends[i][j]: how many enabled ends lead from server i to server j (clients' ends
+    /// aside), so that a change of who can reach whom is seen at once.
+    enabled_ends: Vec<Vec<u32>>,
 }
 
 #[derive(Clone)]
@@ -87,19 +94,37 @@ impl Network {
             reliable: true,
             servers: (0..servers).map(|_| None).collect(),
             incoming: vec![0; servers],
+            enabled_ends: vec![vec![0; servers]; servers],
             ..State::default()
         };
-        Network { sim, rng, trace, state: Rc::new(RefCell::new(state)) }
+        trace.set_servers(servers);
+        let network = Network { sim, rng, trace, state: Rc::new(RefCell::new(state)) };
+        network.record_links();
+        network.record_mode();
+        network
     }
 
     pub fn set_reliable(&self, reliable: bool) {
         self.state.borrow_mut().reliable = reliable;
         self.trace.record(self.sim.now(), format!("net reliable={reliable}"));
+        self.record_mode();
     }
 
     pub fn set_long_reordering(&self, on: bool) {
         self.state.borrow_mut().long_reordering = on;
         self.trace.record(self.sim.now(), format!("net long-reordering={on}"));
+        self.record_mode();
+    }
+
+    fn record_mode(&self) {
+        let state = self.state.borrow();
+        let event = Event::Net { reliable: state.reliable, long_reordering: state.long_reordering, long_delays: state.long_delays };
+        self.trace.event(self.sim.now(), event);
+    }
+
+    fn record_links(&self) {
+        let up = self.state.borrow().enabled_ends.iter().map(|row| row.iter().map(|&count| count > 0).collect()).collect();
+        self.trace.event(self.sim.now(), Event::Links(up));
     }
 
     /// A new, disabled end from server `from` to server `to`.
@@ -110,7 +135,24 @@ impl Network {
     }
 
     pub fn enable(&self, end: EndId, enabled: bool) {
-        self.state.borrow_mut().ends[end].enabled = enabled;
+        let mut state = self.state.borrow_mut();
+        let End { from, to, enabled: was } = state.ends[end];
+        state.ends[end].enabled = enabled;
+        if was == enabled || from >= state.enabled_ends.len() {
+            return;
+        }
+        let count = &mut state.enabled_ends[from][to];
+        let reach_changed = if enabled {
+            *count += 1;
+            *count == 1
+        } else {
+            *count -= 1;
+            *count == 0
+        };
+        drop(state);
+        if reach_changed {
+            self.record_links();
+        }
     }
 
     /// Registers a new incarnation of `server`; whatever was in flight to the old one is lost.
@@ -146,6 +188,7 @@ impl Network {
 
     pub fn set_long_delays(&self, on: bool) {
         self.state.borrow_mut().long_delays = on;
+        self.record_mode();
     }
 
     pub fn delete_server(&self, server: usize) {
@@ -185,13 +228,16 @@ impl Network {
         let target = state.servers[to].as_ref().map(|server| server.incarnation);
         let (reliable, long_reordering, closed) = (state.reliable, state.long_reordering, state.closed);
         drop(state);
+        let (from, now) = (lane(message.from), self.sim.now());
         let Some(incarnation) = target.filter(|_| enabled && !closed) else {
-            self.trace.record(self.sim.now(), format_args!("lost (link down) {message}"));
+            self.trace.record(now, format_args!("lost (link down) {message}"));
+            self.trace.message(from, to, now, &message, Fate::LinkDown, None);
             return;
         };
         let delay = if is_response {
             if !reliable && self.rng.chance(100, 1000) {
-                self.trace.record(self.sim.now(), format_args!("dropped reply {message}"));
+                self.trace.record(now, format_args!("dropped reply {message}"));
+                self.trace.message(from, to, now, &message, Fate::Dropped, None);
                 return;
             }
             if long_reordering && self.rng.chance(600, 900) {
@@ -203,7 +249,8 @@ impl Network {
         } else {
             let delay = if reliable { Duration::ZERO } else { self.rng.millis_below(27) };
             if !reliable && self.rng.chance(100, 1000) {
-                self.trace.record(self.sim.now(), format_args!("dropped request {message}"));
+                self.trace.record(now, format_args!("dropped request {message}"));
+                self.trace.message(from, to, now, &message, Fate::Dropped, None);
                 return;
             }
             delay
@@ -213,11 +260,14 @@ impl Network {
         let copy = raft::codec::decode_message(&bytes).expect("the codec round-trips every message");
         if !reliable && self.rng.chance(DUPLICATE_PER_MILLE, 1000) {
             let again = delay + self.rng.millis_below(27);
-            self.deliver_later(again, to, incarnation, copy.clone(), is_response, size);
+            let id = self.trace.message(from, to, now, &copy, Fate::Delivered, Some(now + again));
+            self.deliver_later(again, to, incarnation, copy.clone(), is_response, size, id);
         }
-        self.deliver_later(delay, to, incarnation, copy, is_response, size);
+        let id = self.trace.message(from, to, now, &copy, Fate::Delivered, Some(now + delay));
+        self.deliver_later(delay, to, incarnation, copy, is_response, size, id);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn deliver_later(
         &self,
         delay: Duration,
@@ -226,6 +276,7 @@ impl Network {
         message: Message,
         is_response: bool,
         size: u64,
+        id: MessageId,
     ) {
         let network = self.clone();
         self.sim.schedule(delay, move || {
@@ -235,6 +286,7 @@ impl Network {
                 _ => {
                     drop(state);
                     network.trace.record(network.sim.now(), format_args!("lost (server gone) {message}"));
+                    network.trace.message_lost(id, network.sim.now());
                     return;
                 }
             };

@@ -13,7 +13,7 @@ use crate::network::{EndId, Network};
 use crate::persister::Persister;
 use crate::rng::SimRng;
 use crate::runner::Run;
-use crate::trace::Trace;
+use crate::trace::{NoteBy, Trace};
 
 /// The lab's election timeout constant, used by the tests' sleeps.
 pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -140,6 +140,29 @@ impl Tester {
         self.trace.record(self.sim.now(), format_args!("tester: {line}"));
     }
 
+    /// A note of the tester's own action, in the trace and, as an annotation, in the drawing.
+    fn act(&self, server: Option<usize>, short: &str, details: &str) {
+        match server {
+            Some(i) => self.note(format_args!("{short} {i} {details}")),
+            None => self.note(format_args!("{short} {details}")),
+        }
+        self.trace.note(self.now(), server, short, details, NoteBy::Tester);
+    }
+
+    /// The lab's `Annotate`: a test's own note, shown at this moment in `server`'s lane (or across
+    /// the cluster) in the drawing of the run, and in the trace.
+    pub fn annotate(&self, server: Option<usize>, short: &str, details: &str) {
+        self.note(format_args!("annotation {server:?}: {short}: {details}"));
+        self.trace.annotate(self.now(), server, short, details);
+    }
+
+    /// Records a check and its outcome; a failed one fails the test with `detail`.
+    fn verdict(&self, name: &str, ok: bool, detail: impl FnOnce() -> String) {
+        let detail = detail();
+        self.trace.check(self.now(), name, ok, detail.clone());
+        assert!(ok, "{detail}");
+    }
+
     pub fn set_reliable(&self, reliable: bool) {
         self.net.set_reliable(reliable);
     }
@@ -150,14 +173,16 @@ impl Tester {
 
     /// Crashes server i, keeping a copy of what it had persisted (the lab's `crash1`).
     pub fn crash1(&self, i: usize) {
-        self.note(format_args!("crash {i}"));
+        if self.rafts.borrow()[i].is_some() {
+            self.act(Some(i), "crash", "");
+        }
         self.disconnect(i);
         self.net.delete_server(i);
         let mut persisters = self.persisters.borrow_mut();
         // Whatever the dead instance still writes goes to the persister it holds; the tester keeps a copy.
         persisters[i] = persisters[i].copy();
         if let Some(raft) = self.rafts.borrow_mut()[i].take() {
-            raft.kill();
+            raft.stop("crash");
         }
         persisters[i] = persisters[i].copy();
     }
@@ -165,7 +190,7 @@ impl Tester {
     /// Starts (or restarts) server i from its persisted state; it stays disconnected (the lab's `start1`).
     pub fn start1(self: &Rc<Self>, i: usize) {
         self.crash1(i);
-        self.note(format_args!("start {i}"));
+        self.act(Some(i), "start", "from its persisted state, disconnected");
         let ends: Vec<EndId> = (0..self.n).map(|j| self.net.make_end(i, j)).collect();
         self.ends.borrow_mut()[i] = ends.clone();
         let persister = {
@@ -187,7 +212,9 @@ impl Tester {
     }
 
     pub fn connect(&self, i: usize) {
-        self.note(format_args!("connect {i}"));
+        if !self.is_connected(i) && self.now() > Duration::ZERO {
+            self.act(Some(i), "connect", "");
+        }
         let mut connected = self.connected.borrow_mut();
         connected[i] = true;
         let ends = self.ends.borrow();
@@ -200,7 +227,9 @@ impl Tester {
     }
 
     pub fn disconnect(&self, i: usize) {
-        self.note(format_args!("disconnect {i}"));
+        if self.is_connected(i) {
+            self.act(Some(i), "disconnect", "");
+        }
         self.connected.borrow_mut()[i] = false;
         let ends = self.ends.borrow();
         for j in 0..self.n {
@@ -221,7 +250,9 @@ impl Tester {
                 ApplyMsg::Command { index, command } => {
                     if self.snapshot_mode {
                         let expected = self.last_applied.borrow()[i] + 1;
-                        assert_eq!(index, expected, "server {i} apply out of order: expected index {expected}, got {index}");
+                        if index != expected {
+                            self.verdict("apply in order", false, || format!("server {i} apply out of order: expected index {expected}, got {index}"));
+                        }
                     }
                     self.check_log(i, index, command);
                     self.last_applied.borrow_mut()[i] = index;
@@ -244,9 +275,12 @@ impl Tester {
     }
 
     fn ingest_snapshot(&self, i: usize, data: &[u8], index: Option<u64>) {
-        let (decoded_index, log) = decode_snapshot(data).unwrap_or_else(|error| panic!("server {i}: undecodable snapshot: {error}"));
-        if let Some(index) = index {
-            assert_eq!(decoded_index, index, "server {i}: snapshot message index {index} but snapshot holds {decoded_index}");
+        let (decoded_index, log) = match decode_snapshot(data) {
+            Ok(decoded) => decoded,
+            Err(error) => return self.verdict("snapshot decodes", false, || format!("server {i}: undecodable snapshot: {error}")),
+        };
+        if let Some(index) = index.filter(|&index| index != decoded_index) {
+            self.verdict("snapshot index", false, || format!("server {i}: snapshot message index {index} but snapshot holds {decoded_index}"));
         }
         self.logs.borrow_mut()[i] = log;
         self.last_applied.borrow_mut()[i] = decoded_index;
@@ -256,13 +290,10 @@ impl Tester {
     fn check_log(&self, i: usize, index: u64, command: Vec<u8>) {
         let mut logs = self.logs.borrow_mut();
         for (j, log) in logs.iter().enumerate() {
-            if let Some(other) = log.get(&index) {
-                assert!(
-                    *other == command,
-                    "commit index={index} server={i} {} != server={j} {}",
-                    show(&command),
-                    show(other)
-                );
+            if let Some(other) = log.get(&index).filter(|other| **other != command) {
+                let detail = format!("commit index={index} server={i} {} != server={j} {}", show(&command), show(other));
+                drop(logs);
+                return self.verdict("agreement at an index", false, || detail);
             }
         }
         let previous_ok = index <= 1 || logs[i].contains_key(&(index - 1));
@@ -270,7 +301,10 @@ impl Tester {
         if index > self.max_index.get() {
             self.max_index.set(index);
         }
-        assert!(previous_ok, "server {i} apply out of order {index}");
+        drop(logs);
+        if !previous_ok {
+            self.verdict("apply in order", false, || format!("server {i} apply out of order {index}"));
+        }
     }
 
     /// The lab's `checkOneLeader`: up to 10 rounds of ~0.5 s; two leaders in one term fail at once.
@@ -287,13 +321,17 @@ impl Tester {
                 }
             }
             for (term, servers) in &leaders {
-                assert!(servers.len() <= 1, "term {term} has {} (>1) leaders: {servers:?}", servers.len());
+                if servers.len() > 1 {
+                    self.verdict("one leader", false, || format!("term {term} has {} (>1) leaders: {servers:?}", servers.len()));
+                }
             }
-            if let Some((_, servers)) = leaders.iter().next_back() {
+            if let Some((term, servers)) = leaders.iter().next_back() {
+                self.verdict("one leader", true, || format!("server {} leads term {term}", servers[0]));
                 return servers[0];
             }
         }
-        panic!("expected one leader, got none");
+        self.verdict("one leader", false, || "expected one leader, got none".to_string());
+        unreachable!("a failed verdict panics")
     }
 
     /// The lab's `checkTerms`: every connected server reports the same term.
@@ -306,10 +344,14 @@ impl Tester {
             if let Some((server_term, _)) = self.raft(i).map(|raft| raft.state()) {
                 match term {
                     None => term = Some(server_term),
-                    Some(term) => assert_eq!(term, server_term, "servers disagree on term"),
+                    Some(term) if term != server_term => {
+                        self.verdict("terms agree", false, || format!("servers disagree on term: {term} and server {i}'s {server_term}"));
+                    }
+                    Some(_) => {}
                 }
             }
         }
+        self.verdict("terms agree", true, || format!("every connected server is in term {}", term.unwrap_or(0)));
         term.unwrap_or(0)
     }
 
@@ -318,25 +360,30 @@ impl Tester {
         for i in 0..self.n {
             if self.is_connected(i) {
                 if let Some((_, true)) = self.raft(i).map(|raft| raft.state()) {
-                    panic!("expected no leader among connected servers, but {i} claims to be leader");
+                    self.verdict("no leader", false, || format!("expected no leader among connected servers, but {i} claims to be leader"));
                 }
             }
         }
+        self.verdict("no leader", true, || "no connected server leads".to_string());
     }
 
     /// How many servers have applied `index`, and the command they agree on.
     pub fn n_committed(&self, index: u64) -> (usize, Option<Vec<u8>>) {
-        let logs = self.logs.borrow();
         let mut count = 0;
         let mut agreed: Option<Vec<u8>> = None;
-        for log in logs.iter() {
+        let mut disagreement = None;
+        for log in self.logs.borrow().iter() {
             if let Some(command) = log.get(&index) {
-                if let Some(previous) = &agreed {
-                    assert!(previous == command, "committed values do not match: index {index}, {} vs {}", show(previous), show(command));
+                if let Some(previous) = agreed.as_ref().filter(|previous| *previous != command) {
+                    disagreement = Some(format!("committed values do not match: index {index}, {} vs {}", show(previous), show(command)));
+                    break;
                 }
                 count += 1;
                 agreed = Some(command.clone());
             }
+        }
+        if let Some(detail) = disagreement {
+            self.verdict("agreement at an index", false, || detail);
         }
         (count, agreed)
     }
@@ -364,7 +411,7 @@ impl Tester {
             }
         }
         let (count, command) = self.n_committed(index);
-        assert!(count >= n, "only {count} decided for index {index}; wanted {n}");
+        self.verdict("agreement at an index", count >= n, || format!("{count} of the wanted {n} servers decided index {index}"));
         command
     }
 
@@ -383,6 +430,7 @@ impl Tester {
                 if let Some(raft) = self.raft(next) {
                     let (index, _, is_leader) = raft.start(command.clone());
                     if is_leader {
+                        self.act(Some(next), &format!("start({})", show(&command)), &format!("accepted at index {index}"));
                         accepted = Some(index);
                         break;
                     }
@@ -393,16 +441,22 @@ impl Tester {
                 while self.now() - submitted < ms(2_000) {
                     let (count, applied) = self.n_committed(index);
                     if count > 0 && count >= expected && applied.as_deref() == Some(command.as_slice()) {
+                        let detail = || format!("{} committed at index {index} on {count} servers", show(&command));
+                        self.verdict(&format!("one({})", show(&command)), true, detail);
                         return index;
                     }
                     self.sleep(ms(20)).await;
                 }
-                assert!(retry, "one({}) failed to reach agreement", show(&command));
+                if !retry {
+                    self.verdict(&format!("one({})", show(&command)), false, || format!("one({}) failed to reach agreement", show(&command)));
+                }
             } else {
                 self.sleep(ms(50)).await;
             }
         }
-        assert!(self.finished.get(), "one({}) failed to reach agreement", show(&command));
+        if !self.finished.get() {
+            self.verdict(&format!("one({})", show(&command)), false, || format!("one({}) failed to reach agreement", show(&command)));
+        }
         0
     }
 
@@ -421,7 +475,7 @@ impl Tester {
     }
 
     pub fn begin(&self, description: &str) {
-        self.note(format_args!("begin {description}"));
+        self.act(None, "begin", description);
         self.begin.set((self.now(), self.net.total_rpcs(), self.net.total_bytes(), self.max_index.get()));
     }
 
@@ -449,7 +503,8 @@ impl Tester {
             }
         }
         self.net.close();
-        assert!(self.now() <= crate::runner::LAB_TEST_TIME_LIMIT, "test took longer than 120 seconds (virtual): {:?}", self.now());
+        let limit = crate::runner::LAB_TEST_TIME_LIMIT;
+        self.verdict("time limit", self.now() <= limit, || format!("test took {:?} of virtual time; the limit is 120 seconds", self.now()));
     }
 }
 

@@ -1,10 +1,12 @@
 //! The command line shared by the seed runners (`chaos`, `disk_chaos`): run seeds S, S+1, ...,
-//! print `N passed, M failed`, and for each failure its parameters, message, replay command and,
-//! with `--trace`, the end of its trace.
+//! print `N passed, M failed`, and for each failure its parameters, message, replay command, the
+//! drawing of its run (`viz`) and, with `--trace`, the end of its trace. `SIM_VIZ=1` draws passing
+//! seeds too.
 
 use std::process::ExitCode;
 
 use crate::trace::Trace;
+use crate::viz::{self, RunInfo};
 
 /// What one seed's run reports: on success a one-line summary and its trace; on failure the
 /// parameters, the message and the trace.
@@ -54,10 +56,16 @@ pub fn main_with_switches(name: &str, switches: &[&str], run: impl Fn(u64, &[Str
     }
     let replay_switches: String = given.iter().map(|switch| format!(" {switch}")).collect();
     let (mut passed, mut failed) = (0, 0);
+    let test: String = std::iter::once(name.to_string()).chain(given.iter().map(|switch| switch.trim_start_matches('-').to_string())).collect::<Vec<_>>().join("-");
     for seed in from..from.saturating_add(seeds) {
+        let replay = format!("cargo run --release -p sim --bin {name} -- --from {seed} --seeds 1 --trace{replay_switches}");
+        let info = RunInfo { test: &test, seed, replay: &replay };
         match run(seed, &given) {
             Ok((summary, trace)) => {
                 passed += 1;
+                if viz::draw_passing() {
+                    viz::write_and_tell(&trace, &info);
+                }
                 if verbose {
                     println!("seed {seed}: ok, {summary}");
                     if show_trace {
@@ -70,7 +78,8 @@ pub fn main_with_switches(name: &str, switches: &[&str], run: impl Fn(u64, &[Str
             Err((params, message, trace)) => {
                 failed += 1;
                 eprintln!("seed {seed} FAILED: {message}\n  parameters: {params}");
-                eprintln!("  replay: cargo run --release -p sim --bin {name} -- --from {seed} --seeds 1 --trace{replay_switches}");
+                eprintln!("  replay: {replay}");
+                viz::write_and_tell(&trace, &info);
                 if show_trace {
                     for line in trace.tail(200) {
                         eprintln!("  {line}");

@@ -2,6 +2,7 @@
 //! as many as you like). Every failure names its seed and the command that replays it.
 
 use sim::chaos::ChaosReads;
+use sim::viz::{self, RunInfo};
 
 #[test]
 fn chaos_seeds_keep_raft_safe_and_live() {
@@ -22,6 +23,7 @@ fn chaos_seeds_with_lease_reads_stay_linearizable() {
 }
 
 fn run_seeds(reads: ChaosReads, switch: &str) {
+    let test = format!("chaos{}", switch.replace(' ', "-").replace("--", ""));
     let seeds = sim::rng::seeds_from_env(1);
     // By default: 300 seeds starting at 1, unless SIM_SEED / SIM_SEEDS / SIM_SEED_BASE say otherwise.
     let seeds = if std::env::var_os("SIM_SEED").is_none() && std::env::var_os("SIM_SEEDS").is_none() {
@@ -31,13 +33,20 @@ fn run_seeds(reads: ChaosReads, switch: &str) {
     };
     let mut failures = Vec::new();
     for &seed in &seeds {
-        if let Err((params, message, trace)) = sim::chaos::run_with(seed, reads) {
-            eprintln!("seed {seed} FAILED: {message}\n  parameters: {params:?}, reads: {reads:?}");
-            for line in trace.tail(60) {
-                eprintln!("  {line}");
+        let replay = format!("cargo run --release -p sim --bin chaos -- --from {seed} --seeds 1 --trace{switch}");
+        let info = RunInfo { test: &test, seed, replay: &replay };
+        match sim::chaos::run_with(seed, reads) {
+            Ok(summary) if viz::draw_passing() => viz::write_and_tell(&summary.trace, &info),
+            Ok(_) => {}
+            Err((params, message, trace)) => {
+                eprintln!("seed {seed} FAILED: {message}\n  parameters: {params:?}, reads: {reads:?}");
+                for line in trace.tail(60) {
+                    eprintln!("  {line}");
+                }
+                eprintln!("  replay: {replay}");
+                viz::write_and_tell(&trace, &info);
+                failures.push(seed);
             }
-            eprintln!("  replay: cargo run --release -p sim --bin chaos -- --from {seed} --seeds 1 --trace{switch}");
-            failures.push(seed);
         }
     }
     println!("{} passed, {} failed", seeds.len() - failures.len(), failures.len());

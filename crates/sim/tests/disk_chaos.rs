@@ -2,6 +2,8 @@
 //! disk faults, over a fixed set of seeds (CI's share; the `disk_chaos` binary runs as many as you
 //! like). Every failure names its seed and the command that replays it.
 
+use sim::viz::{self, RunInfo};
+
 #[test]
 fn disk_chaos_seeds_keep_raft_safe_durable_and_live() {
     let seeds = sim::rng::seeds_from_env(1);
@@ -14,8 +16,13 @@ fn disk_chaos_seeds_keep_raft_safe_durable_and_live() {
     let mut failures = Vec::new();
     let mut faults = sim::disk_chaos::Faults::default();
     for &seed in &seeds {
+        let replay = format!("cargo run --release -p sim --bin disk_chaos -- --from {seed} --seeds 1 --trace");
+        let info = RunInfo { test: "disk_chaos", seed, replay: &replay };
         match sim::disk_chaos::run(seed) {
             Ok(summary) => {
+                if viz::draw_passing() {
+                    viz::write_and_tell(&summary.trace, &info);
+                }
                 let f = summary.faults;
                 faults.crashes += f.crashes;
                 faults.torn_crashes += f.torn_crashes;
@@ -33,7 +40,8 @@ fn disk_chaos_seeds_keep_raft_safe_durable_and_live() {
                 for line in trace.tail(60) {
                     eprintln!("  {line}");
                 }
-                eprintln!("  replay: cargo run --release -p sim --bin disk_chaos -- --from {seed} --seeds 1 --trace");
+                eprintln!("  replay: {replay}");
+                viz::write_and_tell(&trace, &info);
                 failures.push(seed);
             }
         }
