@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 use tracing::{debug, warn};
 
-use crate::error::FrameError;
+use crate::FrameError;
 use crate::frame::{self, Frame, Wire};
 use crate::stats::{bump, Counters, PeerCounters};
 

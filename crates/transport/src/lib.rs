@@ -33,7 +33,6 @@
 //! and closes the listener and all connections.
 
 pub mod error;
-pub mod frame;
 mod inbound;
 mod outbound;
 mod stats;
@@ -51,7 +50,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::trace;
 
-pub use error::{FrameError, TransportError};
+pub use error::TransportError;
+/// The frames (pure encoding and decoding) live in their own crate, shared with the simulator.
+pub use wire as frame;
+pub use wire::FrameError;
 pub use frame::{Frame, DEFAULT_MAX_FRAME_BYTES};
 pub use inbound::Inbound;
 pub use stats::{PeerStats, Stats};

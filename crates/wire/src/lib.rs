@@ -1,4 +1,8 @@
-//! Frame encoding and decoding: pure functions over byte slices, no I/O.
+//! # wire: the frames raftkv nodes exchange
+//!
+//! Frame encoding and decoding: pure functions over byte slices, no I/O. The TCP transport carries
+//! these frames; the simulator encodes every frame it carries with the same code, so that the
+//! same limits apply.
 //!
 //! ```text
 //!  byte 0          4         5        6
@@ -26,7 +30,27 @@ use bytes::{Bytes, BytesMut};
 use raft::codec::{decode_message, decode_message_shared, encode_message, put_varint, DecodeError};
 use raft::{Message, NodeId};
 
-use crate::error::FrameError;
+
+/// Why bytes are not a valid frame. Any of these closes the connection they arrived on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Checked on the length prefix alone, before a byte of the body is buffered, so a peer cannot
+    /// make us allocate more than the limit.
+    #[error("frame of {length} bytes exceeds the limit of {max} bytes")]
+    TooLarge { length: usize, max: usize },
+    #[error("frame length {0} is too short for the version and kind bytes")]
+    TooShort(usize),
+    #[error("unsupported frame version {0}")]
+    BadVersion(u8),
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    #[error("malformed {kind} frame: {source}")]
+    BadPayload {
+        kind: &'static str,
+        #[source]
+        source: DecodeError,
+    },
+}
 
 /// The only version this build speaks. A peer speaking another one is disconnected.
 pub const VERSION: u8 = 1;
