@@ -14,7 +14,7 @@ use transport::{Frame, Transport};
 
 use crate::metrics::Metrics;
 use crate::raft_loop::LoopInput;
-use crate::request::{Answer, Request};
+use replica::request::{Answer, Request};
 
 /// Where an answer goes: a local connection, or the follower that forwarded the request.
 pub enum ReplyTo {

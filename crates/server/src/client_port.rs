@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use crate::apply::ReplyTo;
 use crate::metrics::Metrics;
 use crate::raft_loop::LoopInput;
-use crate::request::{command_name, to_request, Answer, WriteEncoder};
+use replica::request::{command_name, to_request, Answer, WriteEncoder};
 
 pub struct ClientPort {
     pub raft: mpsc::Sender<LoopInput>,

@@ -20,7 +20,6 @@ mod apply;
 mod client_port;
 mod metrics;
 mod raft_loop;
-pub mod request;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use crate::apply::{ApplyInput, ReplyTo};
 use crate::metrics::Metrics;
-use crate::request::{Answer, Request};
+use replica::request::{Answer, Request};
 use crate::{ServerError, Tuning};
 
 pub enum LoopInput {

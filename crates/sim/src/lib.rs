@@ -12,6 +12,7 @@ pub mod kv_tester;
 pub mod kvraft;
 pub mod lab;
 pub mod network;
+pub mod node_chaos;
 pub mod persister;
 pub mod raft_tester;
 pub mod rng;

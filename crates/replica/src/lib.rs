@@ -1,0 +1,30 @@
+//! # replica: one raftkv node, as a deterministic state machine
+//!
+//! Everything a node decides lives here: the Raft core (`raft::Node`) and carrying out its Readys,
+//! the KV store and the callers waiting for their writes, ReadIndex reads, requests forwarded to the
+//! leader and their answers, requests waiting for a leader, the order of each client connection's
+//! commands, deadlines, and when to snapshot. No sockets, no clock, no threads, no async runtime:
+//! the server (real sockets, a timer, a disk thread) and the simulator (a virtual network and
+//! disk) carry inputs in and outputs out, so one seed replays any behaviour of the production node.
+//!
+//! ```text
+//!  inputs                                        outputs
+//!  tick()                        ┐            ┌  Send { to, frame }
+//!  peer_frame(from, frame)       │            │  Reply { conn, answer }     (in each connection's order)
+//!  client(conn, request)         ├─ Replica ──┤  Save { id, persist }       (then persisted(id))
+//!  persisted(id)                 │            │  Snapshot { index, store }  (then snapshot_taken)
+//!  snapshot_taken(index, data)   │            └  Fatal(reason)
+//!  undeliverable(to, frame)      ┘
+//! ```
+//!
+//! Saves complete later: while one is outstanding the node goes on taking messages and requests,
+//! and what they change is saved by the next one (group commit). The leader's appends leave before
+//! its own save, and followers' acknowledgements are counted meanwhile: an entry on a majority of
+//! disks commits whether or not one of them is the leader's.
+
+mod connections;
+mod replica;
+pub mod request;
+
+pub use connections::{ConnId, Slot};
+pub use replica::{Options, Output, Replica, SaveId};

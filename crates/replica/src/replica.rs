@@ -1,0 +1,611 @@
+//! The replica: one node's whole behaviour as a synchronous state machine. See the crate's
+//! documentation for the picture; this file is the state and the rules.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use kv::{CommandRef, Outcome, Pending, Reply, Store};
+use raft::{Apply, Config, EntryKind, HardState, InitError, LogIndex, Node, NodeId, Persist, Ready, Restored, Role, Status};
+use wire::Frame;
+
+use crate::connections::{ConnId, Connections, Slot};
+use crate::request::{Answer, Request};
+
+/// Limits and switches. Times are in ticks of the node's clock.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// A client's request is answered within this many ticks of its arrival, with an error if need
+    /// be (a write's outcome is then unknown).
+    pub request_timeout_ticks: u64,
+    /// A request waits this long for a leader to be known before it fails.
+    pub leader_wait_ticks: u64,
+    /// Requests forwarded to the leader and not yet answered, at most; more wait their turn here,
+    /// so that a deep pipeline on a follower never overflows the link to the leader.
+    pub max_forwards_in_flight: usize,
+    /// Snapshot every this many applied entries...
+    pub snapshot_every: u64,
+    /// ...and whenever the log applied since the last snapshot outweighs that snapshot, and this.
+    pub snapshot_log_bytes: u64,
+    /// Where this incarnation starts numbering its forwarded requests. Random per incarnation, so
+    /// that an answer meant for an earlier incarnation never matches a request of this one.
+    pub forward_id_base: u64,
+    /// The leader sends its appends only after its own fsync (an ablation: normally they leave
+    /// while it writes).
+    pub serial_fsync: bool,
+    /// Every read gets its own ReadIndex round (an ablation: normally the reads of a step share one).
+    pub read_round_per_read: bool,
+    /// fsync a change of the commit index alone too (Raft does not need it durable).
+    pub fsync_commit_index: bool,
+}
+
+impl Default for Options {
+    /// The production settings for 10 ms ticks.
+    fn default() -> Options {
+        Options {
+            request_timeout_ticks: 500,
+            leader_wait_ticks: 300,
+            max_forwards_in_flight: 512,
+            snapshot_every: 50_000,
+            snapshot_log_bytes: 64 << 20,
+            forward_id_base: 0,
+            serial_fsync: false,
+            read_round_per_read: false,
+            fsync_commit_index: false,
+        }
+    }
+}
+
+/// Identifies a save, so that its completion can be told back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaveId(pub u64);
+
+/// What the replica asks of its shell.
+#[derive(Debug)]
+pub enum Output {
+    /// Queue a frame to a peer; if it cannot be queued, tell `undeliverable`.
+    Send { to: NodeId, frame: Frame },
+    /// The next answer of a connection, in the order its requests arrived.
+    Reply { conn: ConnId, answer: Answer },
+    /// Make this durable (fsync), then tell `persisted(id)`. One save is outstanding at a time; a
+    /// failed save must stop the node (what reached the disk is unknown).
+    Save { id: SaveId, persist: Persist },
+    /// Encode this copy of the store (off the hot path: it may be large), then tell `snapshot_taken`.
+    Snapshot { index: u64, store: Store },
+    /// The node cannot go on (a snapshot from the leader is unusable); it stopped.
+    Fatal(String),
+}
+
+/// Who waits for an answer: a request of one of this node's connections, or a request another
+/// node forwarded here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Caller {
+    Local(Slot),
+    Remote { to: NodeId, request_id: u64 },
+}
+
+/// A request sent on to the leader, waiting for its answer.
+struct Forwarded {
+    to: NodeId,
+    slot: Slot,
+    /// Kept for reads: one forwarded to a leader that is no longer one is simply sent again.
+    read: Option<Request>,
+}
+
+/// A request that cannot be routed yet: no leader is known, or the forward window is full.
+struct Parked {
+    slot: Slot,
+    request: Request,
+    since: u64,
+}
+
+/// A save handed to the shell and the part of its Ready that must wait for it.
+struct Saving {
+    id: SaveId,
+    ready: Ready,
+}
+
+fn outcome_unknown(why: &str) -> Answer {
+    Answer::Error(format!("{why}; the write's outcome is unknown, retry"))
+}
+
+pub struct Replica {
+    node: Node,
+    store: Store,
+    options: Options,
+    now: u64,
+    outputs: Vec<Output>,
+    connections: Connections,
+    /// Writes proposed here, by log index.
+    pending: Pending<Caller>,
+    /// Reads waiting for their ReadIndex round, by context.
+    reads: BTreeMap<u64, (Request, Caller)>,
+    next_read: u64,
+    /// Reads confirmed at an index, served once the store has applied it.
+    confirmed: BTreeMap<u64, Vec<(Request, Caller)>>,
+    forwards: BTreeMap<u64, Forwarded>,
+    next_forward: u64,
+    /// In arrival order: a request never overtakes one parked before it.
+    parked: VecDeque<Parked>,
+    saving: Option<Saving>,
+    next_save: u64,
+    /// The hard state last handed to a save, and a newer commit-index-only change held back.
+    saved_hard_state: HardState,
+    deferred_hard_state: Option<HardState>,
+    last_status: Status,
+    /// Snapshot triggering: where the last one was taken, the log bytes applied since, its size.
+    last_snapshot: u64,
+    log_bytes: u64,
+    snapshot_bytes: u64,
+    snapshot_in_flight: bool,
+    /// In `drive`: a nested call must not take another Ready before this one is advanced.
+    driving: bool,
+    stopped: bool,
+}
+
+impl Replica {
+    /// A node from what its storage recovered; `store` is the state machine of the recovered
+    /// snapshot (or empty).
+    pub fn new(config: Config, restored: Restored, store: Store, options: Options) -> Result<Replica, InitError> {
+        let saved_hard_state = restored.hard_state;
+        let snapshot_bytes = restored.snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len() as u64);
+        let node = Node::new(config, restored)?;
+        let last_status = node.status();
+        Ok(Replica {
+            last_snapshot: store.applied_index(),
+            store,
+            node,
+            next_forward: options.forward_id_base,
+            options,
+            now: 0,
+            outputs: Vec::new(),
+            connections: Connections::default(),
+            pending: Pending::new(),
+            reads: BTreeMap::new(),
+            next_read: 0,
+            confirmed: BTreeMap::new(),
+            forwards: BTreeMap::new(),
+            parked: VecDeque::new(),
+            saving: None,
+            next_save: 0,
+            saved_hard_state,
+            deferred_hard_state: None,
+            last_status,
+            log_bytes: 0,
+            snapshot_bytes,
+            snapshot_in_flight: false,
+            driving: false,
+            stopped: false,
+        })
+    }
+
+    // ---- inputs ----
+
+    /// One tick of the node's clock.
+    pub fn tick(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.now += 1;
+        self.node.tick();
+        self.expire();
+        self.drive();
+    }
+
+    pub fn peer_frame(&mut self, from: NodeId, frame: Frame) {
+        if self.stopped {
+            return;
+        }
+        match frame {
+            Frame::Raft(message) => self.node.step(message),
+            Frame::Forward { request_id, payload } => {
+                let caller = Caller::Remote { to: from, request_id };
+                match Request::decode(&payload) {
+                    Some(request) => self.serve(request, caller),
+                    None => self.answer(caller, Answer::Error("malformed forwarded request".into())),
+                }
+            }
+            Frame::ForwardReply { request_id, payload } => {
+                // Only the node it was sent to answers a forwarded request: ids are this
+                // incarnation's, and the sender must match.
+                if self.forwards.get(&request_id).is_some_and(|forwarded| forwarded.to == from) {
+                    let forwarded = self.forwards.remove(&request_id).expect("checked just above");
+                    let answer = Answer::decode(&payload).unwrap_or_else(|| Answer::Error("malformed answer from the leader".into()));
+                    self.answer(Caller::Local(forwarded.slot), answer);
+                    self.route_parked();
+                }
+            }
+        }
+        self.drive();
+    }
+
+    /// A request from one of the node's client connections.
+    pub fn client(&mut self, conn: ConnId, request: Request) {
+        if self.stopped {
+            self.outputs.push(Output::Reply { conn, answer: Answer::Error("the node has stopped".into()) });
+            return;
+        }
+        self.connections.push(conn, request, self.now + self.options.request_timeout_ticks);
+        self.admit(conn);
+        self.drive();
+    }
+
+    /// The connection is gone: nothing more is sent to it.
+    pub fn disconnected(&mut self, conn: ConnId) {
+        self.connections.close(conn);
+    }
+
+    /// The save `id` is durable.
+    pub fn persisted(&mut self, id: SaveId) {
+        match self.saving.take() {
+            Some(saving) if saving.id == id => {
+                let mut ready = saving.ready;
+                self.send_all(std::mem::take(&mut ready.send_now));
+                self.send_all(std::mem::take(&mut ready.send_after_persist));
+                self.node.advance(&ready);
+                self.drive();
+            }
+            other => self.saving = other,
+        }
+    }
+
+    /// The shell encoded the store copy of `Output::Snapshot` at `index`.
+    pub fn snapshot_taken(&mut self, index: u64, data: Arc<[u8]>) {
+        self.snapshot_in_flight = false;
+        self.snapshot_bytes = data.len() as u64;
+        // A snapshot overtaken by a newer one (installed from the leader) is simply not taken.
+        let _ = self.node.compact(LogIndex(index), data);
+        self.drive();
+    }
+
+    /// A frame could not be queued for `to` (its queue is full): a forwarded request fails at once,
+    /// and definitely (it never left); anything else Raft sends again.
+    pub fn undeliverable(&mut self, to: NodeId, frame: Frame) {
+        if let Frame::Forward { request_id, .. } = frame {
+            if let Some(forwarded) = self.forwards.remove(&request_id).filter(|forwarded| forwarded.to == to) {
+                let answer = Answer::Error("the link to the leader is congested; the request was not sent, retry".into());
+                self.answer(Caller::Local(forwarded.slot), answer);
+            }
+        }
+    }
+
+    // ---- outputs and views ----
+
+    /// Everything the shell must do now, in order.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    pub fn status(&self) -> Status {
+        self.node.status()
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    // ---- routing requests ----
+
+    fn admit(&mut self, conn: ConnId) {
+        for (slot, request) in self.connections.admit(conn) {
+            self.route(slot, request);
+        }
+    }
+
+    /// A local request goes to the leader: served here, forwarded, or parked.
+    fn route(&mut self, slot: Slot, request: Request) {
+        if !self.parked.is_empty() {
+            // Behind the ones already waiting: no request overtakes an earlier one.
+            self.parked.push_back(Parked { slot, request, since: self.now });
+            return;
+        }
+        self.route_now(slot, request);
+    }
+
+    fn route_now(&mut self, slot: Slot, request: Request) {
+        let status = self.node.status();
+        match status.leader {
+            _ if status.role == Role::Leader => self.serve(request, Caller::Local(slot)),
+            Some(leader) if leader != self.node.id() && self.forwards.len() < self.options.max_forwards_in_flight => {
+                self.next_forward = self.next_forward.wrapping_add(1);
+                let request_id = self.next_forward;
+                let payload = request.encode().into();
+                let read = (!matches!(request, Request::Write(_))).then_some(request);
+                self.forwards.insert(request_id, Forwarded { to: leader, slot, read });
+                self.outputs.push(Output::Send { to: leader, frame: Frame::Forward { request_id, payload } });
+            }
+            _ => self.parked.push_back(Parked { slot, request, since: self.now }),
+        }
+    }
+
+    /// Routes parked requests, oldest first, for as long as they can go.
+    fn route_parked(&mut self) {
+        while let Some(parked) = self.parked.pop_front() {
+            if !self.connections.is_waiting(parked.slot) {
+                // Timed out, or its connection closed, while it was parked.
+                continue;
+            }
+            let before = self.parked.len();
+            self.route_now(parked.slot, parked.request);
+            if self.parked.len() > before {
+                // It parked again (at the back): put it back in front, in its place.
+                if let Some(again) = self.parked.pop_back() {
+                    self.parked.push_front(again);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Serves a request as the leader; if this node is not the leader after all, a local request
+    /// is routed again and a forwarded one is refused (one hop only: its origin answers its client).
+    fn serve(&mut self, request: Request, caller: Caller) {
+        if self.node.status().role != Role::Leader {
+            match caller {
+                Caller::Local(slot) => self.parked.push_back(Parked { slot, request, since: self.now }),
+                Caller::Remote { .. } => self.answer(caller, Answer::Error("not the leader; retry".into())),
+            }
+            return;
+        }
+        match request {
+            Request::Write(write) => match self.node.propose(write.data.clone()) {
+                Ok((index, term)) => {
+                    let displaced = self.pending.insert(index.0, term.0, write.tag, caller);
+                    self.resolve(displaced);
+                }
+                // Only when this node does not lead (checked above): refused or routed again.
+                Err(_) => self.serve(Request::Write(write), caller),
+            },
+            read => {
+                self.next_read += 1;
+                match self.node.read_index(self.next_read) {
+                    Ok(()) => {
+                        self.reads.insert(self.next_read, (read, caller));
+                        if self.options.read_round_per_read {
+                            // Starts this read's round now, alone (unless a Ready is being carried out).
+                            self.drive();
+                        }
+                    }
+                    Err(_) => self.serve(read, caller),
+                }
+            }
+        }
+    }
+
+    // ---- answering ----
+
+    fn answer(&mut self, caller: Caller, answer: Answer) {
+        match caller {
+            Caller::Local(slot) => {
+                if self.connections.answer(slot, answer) {
+                    for answer in self.connections.replies(slot.conn) {
+                        self.outputs.push(Output::Reply { conn: slot.conn, answer });
+                    }
+                    self.admit(slot.conn);
+                }
+            }
+            Caller::Remote { to, request_id } => {
+                let frame = Frame::ForwardReply { request_id, payload: answer.encode().into() };
+                self.outputs.push(Output::Send { to, frame });
+            }
+        }
+    }
+
+    fn resolve(&mut self, outcomes: Vec<(Caller, Outcome)>) {
+        for (caller, outcome) in outcomes {
+            let answer = match outcome {
+                Outcome::Applied(reply) => Answer::Reply(reply),
+                Outcome::Lost => outcome_unknown("leadership changed before the write committed"),
+            };
+            self.answer(caller, answer);
+        }
+    }
+
+    /// Each tick: requests past their deadline are answered with an error; parked ones fail once no
+    /// leader has been known for the leader wait.
+    fn expire(&mut self) {
+        for slot in self.connections.expired(self.now) {
+            let answer = Answer::Error(format!(
+                "timeout: no answer within {} ticks of the request; a write's outcome is unknown",
+                self.options.request_timeout_ticks
+            ));
+            self.answer(Caller::Local(slot), answer);
+        }
+        if self.node.status().leader.is_none() {
+            let wait = self.options.leader_wait_ticks;
+            while self.parked.front().is_some_and(|parked| self.now.saturating_sub(parked.since) >= wait) {
+                let Some(parked) = self.parked.pop_front() else { break };
+                self.answer(Caller::Local(parked.slot), Answer::Error("no leader: the cluster has no quorum or is electing one".into()));
+            }
+        }
+    }
+
+    /// The leader changed (or this node's role or term): writes proposed here in earlier terms are
+    /// lost, requests forwarded to a node that no longer leads are sent again (reads) or failed
+    /// (writes: the old leader may still commit them), and parked requests go on.
+    fn leadership_changed(&mut self, status: Status) {
+        let lost = self.pending.term_changed(status.term.0, status.is_leader());
+        self.resolve(lost);
+        let stale: Vec<u64> =
+            self.forwards.iter().filter(|(_, forwarded)| Some(forwarded.to) != status.leader).map(|(&id, _)| id).collect();
+        let mut reads_again = Vec::new();
+        for id in stale {
+            let Some(forwarded) = self.forwards.remove(&id) else { continue };
+            match forwarded.read {
+                Some(read) => reads_again.push(Parked { slot: forwarded.slot, request: read, since: self.now }),
+                None => self.answer(Caller::Local(forwarded.slot), outcome_unknown("the leader changed while the write was forwarded")),
+            }
+        }
+        // The reads were older than anything parked since they were forwarded: in front, in order.
+        reads_again.sort_by_key(|parked| parked.slot);
+        for parked in reads_again.into_iter().rev() {
+            self.parked.push_front(parked);
+        }
+        self.route_parked();
+    }
+
+    // ---- the Raft core's work ----
+
+    /// Carries out the node's Readys until there is nothing left or a save is outstanding, then
+    /// acts on a change of leadership.
+    fn drive(&mut self) {
+        if self.driving {
+            return;
+        }
+        self.driving = true;
+        while !self.stopped && self.saving.is_none() && self.node.has_ready() {
+            let mut ready = self.node.ready();
+            if !self.options.serial_fsync {
+                // The leader's appends leave before its own fsync: the followers write while it does.
+                self.send_all(std::mem::take(&mut ready.send_now));
+            }
+            // Applying needs no local durability: a committed entry is on a majority already.
+            for apply in std::mem::take(&mut ready.apply) {
+                self.apply(apply);
+            }
+            for read in std::mem::take(&mut ready.reads) {
+                let Some((request, caller)) = self.reads.remove(&read.context) else { continue };
+                match read.index {
+                    Some(index) => self.confirmed.entry(index.0).or_default().push((request, caller)),
+                    None => self.serve(request, caller),
+                }
+            }
+            self.serve_reads();
+            self.maybe_snapshot();
+            match self.save_of(&mut ready.persist) {
+                Some(persist) => {
+                    self.next_save += 1;
+                    let id = SaveId(self.next_save);
+                    self.outputs.push(Output::Save { id, persist });
+                    self.saving = Some(Saving { id, ready });
+                }
+                None => {
+                    self.send_all(std::mem::take(&mut ready.send_now));
+                    self.send_all(std::mem::take(&mut ready.send_after_persist));
+                    self.node.advance(&ready);
+                }
+            }
+        }
+        self.driving = false;
+        let status = self.node.status();
+        if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
+            self.last_status = status;
+            self.leadership_changed(status);
+            self.drive();
+        }
+    }
+
+    /// What of `persist` must be saved now, if anything: a change of the commit index alone is held
+    /// back and written with the next save. The commit index is volatile in Raft (Figure 2): a node
+    /// that restarts with an older one learns the current one from the leader. Skipping that fsync
+    /// takes a disk flush off every write's path on the leader.
+    fn save_of(&mut self, persist: &mut Persist) -> Option<Persist> {
+        if persist.is_empty() {
+            return None;
+        }
+        let saved = self.saved_hard_state;
+        let commit_only = persist.entries.is_empty()
+            && persist.snapshot.is_none()
+            && persist.hard_state.is_some_and(|state| (state.term, state.vote) == (saved.term, saved.vote));
+        if commit_only && !self.options.fsync_commit_index {
+            self.deferred_hard_state = persist.hard_state;
+            return None;
+        }
+        if persist.hard_state.is_none() {
+            persist.hard_state = self.deferred_hard_state;
+        }
+        self.deferred_hard_state = None;
+        if let Some(state) = persist.hard_state {
+            self.saved_hard_state = state;
+        }
+        // The Ready keeps its last entry: `advance` marks the log stable up to it.
+        let last = persist.entries.last().cloned();
+        let save = std::mem::take(persist);
+        persist.entries.extend(last);
+        Some(save)
+    }
+
+    fn send_all(&mut self, messages: Vec<raft::Message>) {
+        for message in messages {
+            self.outputs.push(Output::Send { to: message.to, frame: Frame::Raft(message) });
+        }
+    }
+
+    fn apply(&mut self, apply: Apply) {
+        match apply {
+            Apply::Entry(entry) => {
+                let index = entry.index.0;
+                if index <= self.store.applied_index() {
+                    return;
+                }
+                self.log_bytes += entry.data.len() as u64;
+                let command = (entry.kind == EntryKind::Command).then(|| CommandRef::decode(&entry.data).ok()).flatten();
+                let resolved = match command {
+                    Some(command) => {
+                        let reply = self.store.apply(index, &command);
+                        self.pending.applied(index, Some(((command.client_id, command.seq), &reply)))
+                    }
+                    None => {
+                        self.store.skip(index);
+                        self.pending.applied(index, None)
+                    }
+                };
+                self.resolve(resolved);
+            }
+            Apply::Snapshot(snapshot) => match Store::decode_snapshot(&snapshot.data) {
+                Ok(store) if store.applied_index() > self.store.applied_index() => {
+                    self.store = store;
+                    self.last_snapshot = self.store.applied_index();
+                    self.snapshot_bytes = snapshot.data.len() as u64;
+                    self.log_bytes = 0;
+                    let lost = self.pending.skipped_to(self.store.applied_index());
+                    self.resolve(lost);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    // Installing nothing would silently lose data: stop instead.
+                    self.stopped = true;
+                    self.outputs.push(Output::Fatal(format!("the snapshot from the leader is unusable: {error}")));
+                }
+            },
+        }
+    }
+
+    /// Answers the confirmed reads whose index the store has applied.
+    fn serve_reads(&mut self) {
+        let applied = self.store.applied_index();
+        let later = self.confirmed.split_off(&(applied + 1));
+        let ready = std::mem::replace(&mut self.confirmed, later);
+        for (request, caller) in ready.into_values().flatten() {
+            let answer = match &request {
+                Request::Get { key } => Answer::Reply(Reply::Value(self.store.get(key).map(<[u8]>::to_vec))),
+                Request::Exists { keys } => Answer::Count(keys.iter().filter(|key| self.store.get(key).is_some()).count() as u64),
+                Request::Write(_) => Answer::Error("internal: a write was queued as a read".into()),
+            };
+            self.answer(caller, answer);
+        }
+    }
+
+    /// Every `snapshot_every` applied entries, or once the log applied since the last snapshot
+    /// outweighs it (and `snapshot_log_bytes`): a copy of the store (cheap: values are shared) for
+    /// the shell to encode, one at a time.
+    fn maybe_snapshot(&mut self) {
+        let applied = self.store.applied_index();
+        let entries_due = applied.saturating_sub(self.last_snapshot) >= self.options.snapshot_every;
+        let bytes_due = self.log_bytes >= self.snapshot_bytes.max(self.options.snapshot_log_bytes);
+        if !(entries_due || bytes_due) || self.snapshot_in_flight {
+            return;
+        }
+        self.last_snapshot = applied;
+        self.log_bytes = 0;
+        self.snapshot_in_flight = true;
+        self.outputs.push(Output::Snapshot { index: applied, store: self.store.clone() });
+    }
+}

@@ -1,0 +1,771 @@
+//! The production node in the simulator: every node is a `replica::Replica` — the code the server
+//! runs — on raftkv's storage over a simulated disk (`MemDisk`), its frames encoded with the real
+//! codec (`wire`, with the real frame limit) and carried by a simulated network of bounded, ordered
+//! links. One seed picks the cluster and the faults: partitions, lost frames (a connection reset),
+//! long delays, full link queues, crashes (a crash loses what was not synced) and restarts as new
+//! incarnations, snapshots. Clients pipeline requests on connections to leaders and followers.
+//!
+//! Checked throughout:
+//! - every key's history is linearizable (the in-repo checker), which also catches an answer
+//!   delivered to the wrong caller and a write applied twice;
+//! - per-connection order: a read sees every write its connection sent before it and got `+OK` for;
+//! - every request is answered within the request timeout (plus the network's latency), unless its
+//!   connection broke;
+//! - a node never reports a term lower than it did, across restarts, and at most one leader per term;
+//! - after the faults heal, a new write is answered on every node within a bound.
+//!
+//! Frames in a link's queue when its receiver restarts are delivered to the new incarnation (a
+//! transport sends what it queued on the next connection), so an answer meant for a request of an
+//! earlier incarnation can arrive: it must not complete anything.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use kv::Store;
+use linearizability::kv::{KvInput, KvModel, KvOp, KvOutput};
+use linearizability::{CheckResult, Operation};
+use raft::{Config, NodeId};
+use replica::request::{to_request, Answer, WriteEncoder};
+use replica::{ConnId, Options, Output, Replica};
+use storage::{MemDisk, Storage};
+use wire::{Frame, Wire};
+
+use crate::executor::Sim;
+use crate::rng::SimRng;
+use crate::trace::{Event, Fate, NoteBy, Trace};
+
+/// The node's clock: the server's 10 ms tick.
+const TICK: Duration = Duration::from_millis(10);
+/// The production request timeout, 5 s, in ticks.
+const REQUEST_TIMEOUT_TICKS: u64 = 500;
+/// Once every fault healed, a new write must be answered on every node within this.
+const LIVENESS_BOUND: Duration = Duration::from_secs(15);
+/// Linearizability search budget per run.
+const CHECK_BUDGET: u64 = 5_000_000;
+/// Requests per run, at most: the checker's work grows with the history, and with the length of
+/// the values appends build up.
+const MAX_REQUESTS: usize = 1_500;
+
+/// What one seed chose. Printed with every failure.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub servers: usize,
+    pub steps: u32,
+    pub crash_per_mille: u64,
+    pub partition_per_mille: u64,
+    /// Per frame, while the network is lossy: the frame is lost (its connection reset).
+    pub loss_per_mille: u64,
+    /// Per frame, while the network is lossy: a delay of up to a second.
+    pub long_delay_per_mille: u64,
+    /// Frames a link holds before `send` refuses (the transport's queue is 1024).
+    pub queue_frames: usize,
+    pub clients: usize,
+    /// Requests a client sends before waiting for their answers.
+    pub pipeline: usize,
+    pub snapshot_every: u64,
+    pub max_forwards_in_flight: usize,
+    pub keys: usize,
+}
+
+impl Params {
+    pub fn from_seed(rng: &SimRng) -> Params {
+        Params {
+            servers: *rng.pick(&[3, 3, 5]),
+            steps: 100 + rng.below(200) as u32,
+            crash_per_mille: *rng.pick(&[0, 10, 30]),
+            partition_per_mille: *rng.pick(&[0, 10, 30, 60]),
+            loss_per_mille: *rng.pick(&[0, 5, 30]),
+            long_delay_per_mille: *rng.pick(&[0, 5, 20]),
+            queue_frames: *rng.pick(&[16, 64, 1024]),
+            clients: 1 + rng.below(4) as usize,
+            pipeline: *rng.pick(&[1, 2, 4, 8, 16]),
+            snapshot_every: *rng.pick(&[20, 100, 1000]),
+            max_forwards_in_flight: *rng.pick(&[8, 64, 512]),
+            keys: *rng.pick(&[3, 5, 10]),
+        }
+    }
+}
+
+/// What a passing seed did.
+#[derive(Clone)]
+pub struct Summary {
+    pub params: Params,
+    pub answered: u64,
+    pub errors: u64,
+    pub operations: usize,
+    /// The checker ran out of its budget (the history was neither proven nor refuted).
+    pub undecided: bool,
+    pub virtual_time: Duration,
+    pub trace: Trace,
+}
+
+struct Link {
+    up: bool,
+    /// Frames on their way, and when the last one arrives (links keep order).
+    in_flight: usize,
+    last_arrival: Duration,
+}
+
+struct Running {
+    replica: Replica,
+    storage: Storage<MemDisk>,
+    incarnation: u64,
+}
+
+/// One request a client sent and has not been answered yet.
+struct Sent {
+    input: KvInput,
+    call: u64,
+    sent_at: Duration,
+}
+
+struct Client {
+    id: u64,
+    /// The node its connection is to, and the connection (None: it must connect again).
+    connection: Option<(usize, ConnId)>,
+    writes: WriteEncoder,
+    outstanding: Vec<Sent>,
+    next_token: u64,
+}
+
+struct World {
+    sim: Sim,
+    rng: SimRng,
+    trace: Trace,
+    params: Params,
+    nodes: Vec<Option<Running>>,
+    disks: Vec<MemDisk>,
+    links: Vec<Vec<Link>>,
+    lossy: bool,
+    incarnations: u64,
+    clients: Vec<Client>,
+    next_conn: u64,
+    /// conn -> client index, per node.
+    conns: Vec<BTreeMap<ConnId, usize>>,
+    history: Vec<Operation<KvInput, KvOutput>>,
+    last_stamp: u64,
+    /// The highest term each node reported, and the leader of each term.
+    terms: Vec<u64>,
+    leaders: BTreeMap<u64, usize>,
+    answered: u64,
+    errors: u64,
+    sent: usize,
+    undecided: bool,
+    /// Whether clients keep sending.
+    running: bool,
+}
+
+type Shared = Rc<RefCell<World>>;
+
+fn node_id(i: usize) -> NodeId {
+    NodeId(i as u64 + 1)
+}
+
+fn index_of(id: NodeId) -> usize {
+    (id.0 as usize).saturating_sub(1)
+}
+
+/// Runs one seed: Ok with what it did, or the parameters, the failure and the trace.
+pub fn run(seed: u64) -> Result<Summary, (Params, String, Trace)> {
+    let sim = Sim::new();
+    let rng = SimRng::new(seed);
+    let trace = Trace::default();
+    let params = Params::from_seed(&rng);
+    let n = params.servers;
+    trace.set_servers(n);
+    let world = Rc::new(RefCell::new(World {
+        sim: sim.clone(),
+        rng: rng.clone(),
+        trace: trace.clone(),
+        nodes: (0..n).map(|_| None).collect(),
+        disks: (0..n).map(|_| MemDisk::new(rng.u64())).collect(),
+        links: (0..n).map(|_| (0..n).map(|_| Link { up: true, in_flight: 0, last_arrival: Duration::ZERO }).collect()).collect(),
+        lossy: false,
+        incarnations: 0,
+        clients: Vec::new(),
+        next_conn: 0,
+        conns: vec![BTreeMap::new(); n],
+        history: Vec::new(),
+        last_stamp: 0,
+        terms: vec![0; n],
+        leaders: BTreeMap::new(),
+        answered: 0,
+        errors: 0,
+        sent: 0,
+        undecided: false,
+        running: true,
+        params: params.clone(),
+    }));
+    let result = crate::chaos::run_scenario(&sim, &trace, scenario(world.clone()));
+    let w = world.borrow();
+    match result {
+        Ok(()) => Ok(Summary {
+            params,
+            answered: w.answered,
+            errors: w.errors,
+            operations: w.history.len(),
+            undecided: w.undecided,
+            virtual_time: sim.now(),
+            trace: trace.clone(),
+        }),
+        Err(message) => Err((params, message, trace.clone())),
+    }
+}
+
+async fn scenario(world: Shared) {
+    let (sim, rng, params) = {
+        let w = world.borrow();
+        (w.sim.clone(), w.rng.clone(), w.params.clone())
+    };
+    let n = params.servers;
+    for i in 0..n {
+        start(&world, i);
+    }
+    record_links(&world);
+    for c in 0..params.clients {
+        // Untagged writes are numbered from random high bits, as a node numbers them.
+        let writes = WriteEncoder::new(Arc::new(AtomicU64::new(rng.u64() << 32)));
+        world.borrow_mut().clients.push(Client { id: c as u64 + 1, connection: None, writes, outstanding: Vec::new(), next_token: 0 });
+        sim.spawn(client_loop(world.clone(), c));
+    }
+    sim.spawn(watchdog(world.clone()));
+    for _ in 0..params.steps {
+        sim.sleep(Duration::from_millis(rng.below(200))).await;
+        chaos_step(&world, &rng, &params);
+    }
+    heal(&world);
+    await_progress(&world).await;
+    world.borrow_mut().running = false;
+    // Let the clients' last requests finish, then check the whole history.
+    sim.sleep(Duration::from_secs(6)).await;
+    check_history(&world);
+    shut_down(&world);
+}
+
+fn act(world: &World, server: Option<usize>, short: &str, details: &str) {
+    let now = world.sim.now();
+    world.trace.record(now, format_args!("chaos: {short} {server:?} {details}"));
+    world.trace.note(now, server, short, details, NoteBy::Tester);
+}
+
+fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
+    let n = params.servers;
+    if rng.chance(params.partition_per_mille, 1000) {
+        let side: Vec<bool> = (0..n).map(|_| rng.chance(1, 2)).collect();
+        let mut w = world.borrow_mut();
+        let groups = |on: bool| (0..n).filter(|&i| side[i] == on).collect::<Vec<_>>();
+        act(&w, None, "partition", &format!("{:?} | {:?}", groups(true), groups(false)));
+        for i in 0..n {
+            for j in 0..n {
+                w.links[i][j].up = side[i] == side[j];
+            }
+        }
+        drop(w);
+        record_links(world);
+    } else if rng.chance(40, 1000) {
+        heal_links(world);
+    }
+    if rng.chance(30, 1000) {
+        let mut w = world.borrow_mut();
+        w.lossy = !w.lossy;
+        let lossy = w.lossy;
+        act(&w, None, if lossy { "lossy network" } else { "reliable network" }, "");
+        w.trace.event(w.sim.now(), Event::Net { reliable: !lossy, long_reordering: false, long_delays: lossy });
+    }
+    if rng.chance(params.crash_per_mille, 1000) {
+        let victim = rng.below(n as u64) as usize;
+        crash(world, victim);
+    }
+    if rng.chance(80, 1000) {
+        let dead: Vec<usize> = (0..n).filter(|&i| world.borrow().nodes[i].is_none()).collect();
+        if !dead.is_empty() {
+            start(world, *rng.pick(&dead));
+        }
+    }
+}
+
+fn record_links(world: &Shared) {
+    let w = world.borrow();
+    let up = w.links.iter().map(|row| row.iter().map(|link| link.up).collect()).collect();
+    w.trace.event(w.sim.now(), Event::Links(up));
+}
+
+fn heal_links(world: &Shared) {
+    let mut w = world.borrow_mut();
+    act(&w, None, "heal partition", "");
+    for row in &mut w.links {
+        for link in row {
+            link.up = true;
+        }
+    }
+    drop(w);
+    record_links(world);
+}
+
+fn heal(world: &Shared) {
+    heal_links(world);
+    let n = {
+        let mut w = world.borrow_mut();
+        w.lossy = false;
+        w.trace.event(w.sim.now(), Event::Net { reliable: true, long_reordering: false, long_delays: false });
+        w.params.servers
+    };
+    for i in 0..n {
+        if world.borrow().nodes[i].is_none() {
+            start(world, i);
+        }
+    }
+}
+
+/// Starts an incarnation of node `i` from what its disk recovers.
+fn start(world: &Shared, i: usize) {
+    let mut w = world.borrow_mut();
+    let disk = w.disks[i].clone();
+    let (storage, restored) = match Storage::open(disk, format!("/node{i}")) {
+        Ok(opened) => opened,
+        Err(error) => panic!("node {i} could not recover its storage: {error}"),
+    };
+    let store = match &restored.snapshot {
+        Some(snapshot) => Store::decode_snapshot(&snapshot.data).unwrap_or_else(|error| panic!("node {i}'s snapshot: {error}")),
+        None => Store::new(),
+    };
+    let n = w.params.servers;
+    let mut config = Config::new(node_id(i), (0..n).map(node_id).collect());
+    config.election_timeout_ticks = 50;
+    config.heartbeat_ticks = 10;
+    config.seed = w.rng.u64();
+    let options = Options {
+        request_timeout_ticks: REQUEST_TIMEOUT_TICKS,
+        snapshot_every: w.params.snapshot_every,
+        max_forwards_in_flight: w.params.max_forwards_in_flight,
+        forward_id_base: w.rng.u64() << 16,
+        ..Options::default()
+    };
+    let term = restored.hard_state.term.0;
+    assert!(term >= w.terms[i], "node {i}'s term went down across a restart, from {} to {term}", w.terms[i]);
+    let replica = Replica::new(config, restored, store, options).unwrap_or_else(|error| panic!("node {i}: {error}"));
+    w.incarnations += 1;
+    let incarnation = w.incarnations;
+    w.nodes[i] = Some(Running { replica, storage, incarnation });
+    act(&w, Some(i), "start", &format!("incarnation {incarnation}, term {term}"));
+    w.trace.event(w.sim.now(), Event::Start { server: i, term });
+    let phase = Duration::from_micros(w.rng.below(TICK.as_micros() as u64));
+    drop(w);
+    schedule_tick(world, i, incarnation, phase);
+}
+
+fn crash(world: &Shared, i: usize) {
+    let mut w = world.borrow_mut();
+    if w.nodes[i].take().is_none() {
+        return;
+    }
+    act(&w, Some(i), "crash", "unsynced writes lost");
+    w.trace.event(w.sim.now(), Event::Stop { server: i, why: "crash".into() });
+    w.disks[i].crash();
+    // Its clients' connections break: what they had in flight has an unknown outcome.
+    let conns = std::mem::take(&mut w.conns[i]);
+    for (_, client) in conns {
+        disconnect_client(&mut w, client);
+    }
+}
+
+fn shut_down(world: &Shared) {
+    let mut w = world.borrow_mut();
+    for node in &mut w.nodes {
+        *node = None;
+    }
+}
+
+fn schedule_tick(world: &Shared, i: usize, incarnation: u64, delay: Duration) {
+    let world_for_tick = world.clone();
+    let sim = world.borrow().sim.clone();
+    sim.schedule(delay, move || {
+        if with_node(&world_for_tick, i, incarnation, Replica::tick) {
+            schedule_tick(&world_for_tick, i, incarnation, TICK);
+        }
+    });
+}
+
+/// Runs `input` on node `i` if its incarnation is still the one running, then carries out its
+/// outputs. Returns whether it ran.
+fn with_node(world: &Shared, i: usize, incarnation: u64, input: impl FnOnce(&mut Replica)) -> bool {
+    let outputs = {
+        let mut w = world.borrow_mut();
+        let Some(node) = w.nodes[i].as_mut().filter(|node| node.incarnation == incarnation) else { return false };
+        input(&mut node.replica);
+        node.replica.take_outputs()
+    };
+    carry_out(world, i, incarnation, outputs);
+    observe(world, i);
+    true
+}
+
+/// Election safety and term monotonicity, and the node's lane in the drawing.
+fn observe(world: &Shared, i: usize) {
+    let mut w = world.borrow_mut();
+    let Some(status) = w.nodes[i].as_ref().map(|node| node.replica.status()) else { return };
+    let term = status.term.0;
+    assert!(term >= w.terms[i], "node {i}'s term went down from {} to {term}", w.terms[i]);
+    if status.is_leader() {
+        let previous = *w.leaders.entry(term).or_insert(i);
+        assert_eq!(previous, i, "election safety: nodes {previous} and {i} both lead term {term}");
+    }
+    w.terms[i] = term;
+}
+
+fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
+    for output in outputs {
+        match output {
+            Output::Send { to, frame } => send(world, i, index_of(to), incarnation, frame),
+            Output::Reply { conn, answer } => reply(world, i, conn, answer),
+            Output::Save { id, persist } => {
+                let (sim, delay) = {
+                    let w = world.borrow();
+                    (w.sim.clone(), Duration::from_micros(100 + w.rng.below(2000)))
+                };
+                let world = world.clone();
+                sim.schedule(delay, move || {
+                    let saved = {
+                        let mut w = world.borrow_mut();
+                        let Some(node) = w.nodes[i].as_mut().filter(|node| node.incarnation == incarnation) else { return };
+                        node.storage.save(&persist)
+                    };
+                    match saved {
+                        Ok(()) => {
+                            with_node(&world, i, incarnation, |replica| replica.persisted(id));
+                        }
+                        Err(error) => panic!("node {i}: a save failed with no disk fault injected: {error}"),
+                    }
+                });
+            }
+            Output::Snapshot { index, store } => {
+                let (sim, delay) = {
+                    let w = world.borrow();
+                    (w.sim.clone(), Duration::from_millis(w.rng.below(50)))
+                };
+                let world = world.clone();
+                sim.schedule(delay, move || {
+                    let data: Arc<[u8]> = store.encode_snapshot().into();
+                    with_node(&world, i, incarnation, |replica| replica.snapshot_taken(index, data));
+                });
+            }
+            Output::Fatal(reason) => panic!("node {i} stopped: {reason}"),
+        }
+    }
+}
+
+/// Carries a frame from `from` to `to` over their link: encoded and decoded with the real codec
+/// and limit, in order, refused when the link's queue is full, lost when the link is down or
+/// (lossy network) reset.
+fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) {
+    let mut bytes = Vec::new();
+    let encoded = wire::encode(&Wire::Frame(frame.clone()), wire::DEFAULT_MAX_FRAME_BYTES, &mut bytes);
+    let mut w = world.borrow_mut();
+    let now = w.sim.now();
+    let raft_message = if let Frame::Raft(message) = &frame { Some(message.clone()) } else { None };
+    if encoded.is_err() {
+        w.trace.record(now, format_args!("{from}->{to} frame over the limit, dropped"));
+        return;
+    }
+    if w.links[from][to].in_flight >= w.params.queue_frames {
+        w.trace.record(now, format_args!("{from}->{to} queue full"));
+        drop(w);
+        with_node(world, from, incarnation, |replica| replica.undeliverable(node_id(to), frame));
+        return;
+    }
+    let lost = !w.links[from][to].up || (w.lossy && w.rng.chance(w.params.loss_per_mille, 1000));
+    if lost {
+        if let Some(message) = &raft_message {
+            w.trace.message(from, to, now, message, Fate::LinkDown, None);
+        }
+        return;
+    }
+    let mut delay = Duration::from_micros(100 + w.rng.below(400));
+    if w.lossy && w.rng.chance(w.params.long_delay_per_mille, 1000) {
+        delay += Duration::from_millis(w.rng.below(1000));
+    }
+    let link = &mut w.links[from][to];
+    let arrival = (now + delay).max(link.last_arrival);
+    link.last_arrival = arrival;
+    link.in_flight += 1;
+    let id = raft_message.as_ref().map(|message| w.trace.message(from, to, now, message, Fate::Delivered, Some(arrival)));
+    let (sim, target) = (w.sim.clone(), w.nodes[to].as_ref().map(|node| node.incarnation));
+    drop(w);
+    let world = world.clone();
+    sim.schedule(arrival - now, move || {
+        let (decoded, incarnation) = {
+            let mut w = world.borrow_mut();
+            w.links[from][to].in_flight -= 1;
+            let current = w.nodes[to].as_ref().map(|node| node.incarnation);
+            // Frames still queued when the receiver restarted go to its next incarnation half the
+            // time (sent on the new connection), and are lost otherwise.
+            let deliver = current.is_some() && w.links[from][to].up && (current == target || w.rng.chance(1, 2));
+            if !deliver {
+                if let Some(id) = id {
+                    w.trace.message_lost(id, w.sim.now());
+                }
+                return;
+            }
+            let decoded = match wire::decode(&bytes, wire::DEFAULT_MAX_FRAME_BYTES) {
+                Ok(Some((Wire::Frame(frame), used))) if used == bytes.len() => frame,
+                other => panic!("a frame did not decode to itself: {other:?}"),
+            };
+            (decoded, current.unwrap_or_default())
+        };
+        with_node(&world, to, incarnation, |replica| replica.peer_frame(node_id(from), decoded));
+    });
+}
+
+fn stamp(w: &mut World) -> u64 {
+    let now = w.sim.now().as_nanos() as u64;
+    let stamp = now.max(w.last_stamp + 1);
+    w.last_stamp = stamp;
+    stamp
+}
+
+/// An answer for connection `conn` of node `i`: the next one its client waits for.
+fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
+    let mut w = world.borrow_mut();
+    let Some(&c) = w.conns[i].get(&conn) else { return };
+    let now = w.sim.now();
+    let stamp = stamp(&mut w);
+    let client = &mut w.clients[c];
+    assert!(!client.outstanding.is_empty(), "client {} got an answer it did not ask for: {answer:?}", client.id);
+    let sent = client.outstanding.remove(0);
+    let client_id = client.id;
+    let bound = TICK * REQUEST_TIMEOUT_TICKS as u32 + Duration::from_millis(50);
+    assert!(
+        now - sent.sent_at <= bound,
+        "client {client_id}'s request {:?} to node {i} was answered after {:?}, over the bound {bound:?}",
+        sent.input,
+        now - sent.sent_at
+    );
+    let output = match (&answer, sent.input.op) {
+        (Answer::Error(_), KvOp::Get) => None,
+        (Answer::Error(_), _) => Some(None),
+        (Answer::Reply(kv::Reply::Value(value)), KvOp::Get) => {
+            Some(Some(String::from_utf8_lossy(value.as_deref().unwrap_or_default()).into_owned()))
+        }
+        (Answer::Reply(_), KvOp::Put | KvOp::Append) => Some(Some(String::new())),
+        other => panic!("client {client_id}: answer {other:?} does not fit request {:?}", sent.input),
+    };
+    if matches!(answer, Answer::Error(_)) {
+        w.errors += 1;
+    } else {
+        w.answered += 1;
+    }
+    // Per-connection order: a read sees every append its connection got +OK for before it.
+    if let (Some(Some(value)), KvOp::Get) = (&output, sent.input.op) {
+        let earlier: Vec<String> = w
+            .history
+            .iter()
+            .filter(|op| op.client == client_id && op.input.op == KvOp::Append && op.input.key == sent.input.key && op.output.is_some())
+            .map(|op| op.input.value.clone())
+            .collect();
+        for token in earlier {
+            assert!(value.contains(&token), "client {client_id} read {:?} = {value:?}, missing its own earlier append {token:?}", sent.input.key);
+        }
+    }
+    match output {
+        None => {}
+        Some(None) => w.history.push(Operation { client: client_id, input: sent.input, call: sent.call, output: None, return_time: None }),
+        Some(Some(value)) => w.history.push(Operation {
+            client: client_id,
+            input: sent.input,
+            call: sent.call,
+            output: Some(KvOutput::new(value)),
+            return_time: Some(stamp),
+        }),
+    }
+}
+
+/// The client's connection broke: what it had in flight has an unknown outcome (writes) or none.
+fn disconnect_client(w: &mut World, c: usize) {
+    let client = &mut w.clients[c];
+    client.connection = None;
+    let outstanding = std::mem::take(&mut client.outstanding);
+    let id = client.id;
+    for sent in outstanding {
+        if sent.input.op != KvOp::Get {
+            w.history.push(Operation { client: id, input: sent.input, call: sent.call, output: None, return_time: None });
+        }
+    }
+}
+
+/// A client: connects to a random running node, sends a pipeline of requests, waits for all the
+/// answers, and again, until the run ends.
+async fn client_loop(world: Shared, c: usize) {
+    let (sim, rng) = {
+        let w = world.borrow();
+        (w.sim.clone(), w.rng.clone())
+    };
+    loop {
+        sim.sleep(Duration::from_millis(rng.below(50))).await;
+        if !world.borrow().running || world.borrow().sent >= MAX_REQUESTS {
+            return;
+        }
+        let (node, conn, requests) = {
+            let mut w = world.borrow_mut();
+            if w.clients[c].connection.is_none() {
+                let live: Vec<usize> = (0..w.params.servers).filter(|&i| w.nodes[i].is_some()).collect();
+                if live.is_empty() {
+                    continue;
+                }
+                let node = *rng.pick(&live);
+                w.next_conn += 1;
+                let conn = ConnId(w.next_conn);
+                w.conns[node].insert(conn, c);
+                w.clients[c].connection = Some((node, conn));
+            }
+            let Some((node, conn)) = w.clients[c].connection else { continue };
+            let count = 1 + rng.below(w.params.pipeline as u64) as usize;
+            let mut requests = Vec::new();
+            for _ in 0..count {
+                // Appends and sets go to keys of their own, so that a connection's reads can be
+                // checked for its own appends (no set of another client wipes them).
+                let kind = rng.below(10);
+                let space = if kind == 9 || (kind <= 3 && rng.chance(1, 4)) { "s" } else { "k" };
+                let key = format!("{space}{}", rng.below(w.params.keys as u64));
+                let token = {
+                    let client = &mut w.clients[c];
+                    client.next_token += 1;
+                    format!("[{}.{}]", client.id, client.next_token)
+                };
+                let input = match kind {
+                    0..=3 => KvInput::get(key),
+                    4..=8 => KvInput::append(key, token),
+                    _ => KvInput::put(key, token),
+                };
+                let words: Vec<&str> = match input.op {
+                    KvOp::Get => vec!["GET", &input.key],
+                    KvOp::Append => vec!["APPEND", &input.key, &input.value],
+                    KvOp::Put => vec!["SET", &input.key, &input.value],
+                };
+                let mut wire_bytes = Vec::new();
+                resp::encode_array_of_bulks(&words, &mut wire_bytes);
+                let mut args = resp::ArgBuf::new();
+                resp::parse_command_into(&wire_bytes, &resp::Limits::default(), &mut args).expect("a valid command").expect("whole");
+                let request = to_request(&args, &mut w.clients[c].writes).expect("a known command");
+                let call = stamp(&mut w);
+                let sent_at = w.sim.now();
+                w.sent += 1;
+                w.clients[c].outstanding.push(Sent { input, call, sent_at });
+                requests.push(request);
+            }
+            (node, conn, requests)
+        };
+        let incarnation = world.borrow().nodes[node].as_ref().map(|running| running.incarnation);
+        for request in requests {
+            let Some(incarnation) = incarnation else { break };
+            with_node(&world, node, incarnation, |replica| replica.client(conn, request));
+        }
+        // Wait for every answer (or the connection breaking).
+        while world.borrow().clients[c].connection == Some((node, conn)) && !world.borrow().clients[c].outstanding.is_empty() {
+            sim.sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Every request still waiting on a live connection must be answered within the bound.
+async fn watchdog(world: Shared) {
+    let sim = world.borrow().sim.clone();
+    let bound = TICK * REQUEST_TIMEOUT_TICKS as u32 + Duration::from_millis(100);
+    loop {
+        sim.sleep(Duration::from_millis(100)).await;
+        let w = world.borrow();
+        if !w.running && w.clients.iter().all(|client| client.outstanding.is_empty()) {
+            return;
+        }
+        for client in &w.clients {
+            if let (Some((node, _)), Some(oldest)) = (client.connection, client.outstanding.first()) {
+                let waited = w.sim.now() - oldest.sent_at;
+                assert!(waited <= bound, "client {}'s request {:?} to node {node} is unanswered after {waited:?}", client.id, oldest.input);
+            }
+        }
+    }
+}
+
+/// After the heal: a write sent to every node is answered within the liveness bound.
+async fn await_progress(world: &Shared) {
+    let sim = world.borrow().sim.clone();
+    let healed = sim.now();
+    loop {
+        sim.sleep(Duration::from_millis(100)).await;
+        let w = world.borrow();
+        let leader = (0..w.params.servers).find(|&i| w.nodes[i].as_ref().is_some_and(|node| node.replica.status().is_leader()));
+        let caught_up = leader.is_some_and(|leader| {
+            let commit = w.nodes[leader].as_ref().map(|node| node.replica.status().commit).unwrap_or_default();
+            w.nodes.iter().flatten().all(|node| node.replica.store().applied_index() >= commit.0)
+        });
+        if caught_up && w.answered > 0 {
+            let detail = format!("leader {leader:?}, every node applied its commit index, {:?} after the heal", sim.now() - healed);
+            w.trace.check(sim.now(), "liveness", true, detail);
+            return;
+        }
+        assert!(sim.now() - healed < LIVENESS_BOUND, "liveness: the healed cluster did not converge within {LIVENESS_BOUND:?}");
+    }
+}
+
+/// Appends of unknown outcome make the checker's search explode (each may take effect anywhere
+/// after its call). Their keys only ever grow, by unique tokens, so the end tells: once every
+/// node's log is committed and applied, a token in the final value was appended — no later than
+/// the first read that saw it, or the end — and a token missing never was.
+fn settle_unknown_appends(w: &mut World) {
+    let settled = w.nodes.iter().flatten().all(|node| {
+        let status = node.replica.status();
+        status.last_index == status.commit && node.replica.store().applied_index() >= status.commit.0
+    });
+    let Some(leader) = w.nodes.iter().flatten().find(|node| node.replica.status().is_leader()) else { return };
+    if !settled {
+        return;
+    }
+    let store = leader.replica.store().clone();
+    let end = stamp(w);
+    let history = std::mem::take(&mut w.history);
+    let mut first_seen: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for op in history.iter().filter(|op| op.input.op == KvOp::Get) {
+        if let (Some(output), Some(returned)) = (&op.output, op.return_time) {
+            for token in output.value.split_inclusive(']') {
+                let seen = first_seen.entry((op.input.key.clone(), token.to_string())).or_insert(returned);
+                *seen = (*seen).min(returned);
+            }
+        }
+    }
+    for mut op in history {
+        if op.input.op == KvOp::Append && op.return_time.is_none() {
+            let value = store.get(op.input.key.as_bytes()).unwrap_or_default();
+            if !String::from_utf8_lossy(value).contains(&op.input.value) {
+                continue;
+            }
+            op.return_time = Some(first_seen.get(&(op.input.key.clone(), op.input.value.clone())).copied().unwrap_or(end).max(op.call + 1));
+            op.output = Some(KvOutput::default());
+        }
+        w.history.push(op);
+    }
+}
+
+fn check_history(world: &Shared) {
+    let mut w = world.borrow_mut();
+    settle_unknown_appends(&mut w);
+    let result = linearizability::check(&KvModel, &w.history, CHECK_BUDGET);
+    let detail = format!("{} operations", w.history.len());
+    match result {
+        CheckResult::Ok => w.trace.check(w.sim.now(), "linearizable", true, detail),
+        CheckResult::Unknown => {
+            w.undecided = true;
+            w.trace.check(w.sim.now(), "linearizable", true, format!("{detail}: undecided within the budget"));
+        }
+        CheckResult::Illegal(_) => {
+            let history = w.history.clone();
+            let html = linearizability::render_html(&KvModel, &history, &result);
+            w.trace.set_history(Rc::new(move || Some(html.clone())));
+            w.trace.check(w.sim.now(), "linearizable", false, detail.clone());
+            panic!("the history is not linearizable ({detail})");
+        }
+    }
+}
