@@ -4,6 +4,11 @@
 # The process-level tests (crates/raftkv/tests/redis_tools.rs) drive the real redis-cli and
 # redis-benchmark and fail when they are missing, so this script first installs Debian's
 # redis-tools package if either is not on PATH (apt-get; through sudo when not root).
+#
+# Then, when run without arguments, it opens the drawings of failing simulated runs that
+# crates/sim/tests/viz.rs leaves in target/sim-traces in headless Chromium
+# (scripts/viz-browser-check.sh, which installs Debian's chromium if it is missing): any JavaScript
+# error fails the run; the screenshots go to target/viz-check/.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,4 +45,11 @@ if ! have redis-cli || ! have redis-benchmark; then
 fi
 
 cd "$root"
-exec cargo test --release "$@"
+cargo test --release "$@"
+
+if [ "$#" -eq 0 ]; then
+    mkdir -p target/viz-check
+    for run in a_failing_lab_test_draws_its_partitions_crashes_checks_and_annotations-7 a_failing_kv_test_draws_its_history_too-11; do
+        "$root/scripts/viz-browser-check.sh" "target/sim-traces/$run.html" "target/viz-check/$run.png"
+    done
+fi

@@ -37,7 +37,9 @@ pub fn draw_passing() -> bool {
 
 /// Where a run's trace and page go: `target/sim-traces/<test>-<seed>.<extension>`.
 pub fn output_path(test: &str, seed: u64, extension: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/sim-traces").join(format!("{test}-{seed}.{extension}"))
+    // The workspace's target directory: two levels above this crate's manifest.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap_or(Path::new("."));
+    root.join("target/sim-traces").join(format!("{test}-{seed}.{extension}"))
 }
 
 /// Writes the page of a run (failed when the trace holds a failure) and its full text trace.
@@ -61,7 +63,9 @@ pub fn write_and_tell(trace: &Trace, info: &RunInfo) {
 }
 
 pub fn render(trace: &Trace, info: &RunInfo) -> String {
-    let json = data(trace, info).to_string().replace("</", "<\\/");
+    // No `<` at all inside the script element: neither `</script>` nor `<!--` in some text can
+    // end or confuse it (`\u003c` is the same character to a JSON parser).
+    let json = data(trace, info).to_string().replace('<', "\\u003c");
     TEMPLATE.replacen(PLACEHOLDER, &json, 1)
 }
 
