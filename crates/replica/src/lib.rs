@@ -17,14 +17,14 @@
 //!  undeliverable(to, frame)      ┘
 //! ```
 //!
-//! Saves complete later: while one is outstanding the node goes on taking messages and requests,
-//! and what they change is saved by the next one (group commit). The leader's appends leave before
-//! its own save, and followers' acknowledgements are counted meanwhile: an entry on a majority of
-//! disks commits whether or not one of them is the leader's.
+//! Inputs only record; `take_outputs` carries out the core's work for all of them at once (one
+//! Ready, one save for a batch). Saves complete later: while one is outstanding the node goes on
+//! taking messages and requests, and what they change goes into the next save (group commit).
+//! The leader's appends leave before its own save.
 
 mod connections;
 mod replica;
 pub mod request;
 
 pub use connections::{ConnId, Slot};
-pub use replica::{Options, Output, Replica, SaveId};
+pub use replica::{Mutation, Options, Output, Replica, SaveId};

@@ -36,6 +36,24 @@ pub struct Options {
     pub read_round_per_read: bool,
     /// fsync a change of the commit index alone too (Raft does not need it durable).
     pub fsync_commit_index: bool,
+    /// Never set outside the simulator's mutation tests.
+    #[doc(hidden)]
+    pub mutation: Mutation,
+}
+
+/// Deliberately broken behaviours, for the simulator's mutation tests only: each brings back a
+/// defect of the server before it ran this code, which the simulation must catch.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mutation {
+    #[default]
+    None,
+    /// Forwarded requests numbered from 0 in every incarnation, answers matched by number alone.
+    AnswersMatchedByIdAlone,
+    /// A new request is routed at once even when older ones wait; waiting ones go on at the next tick.
+    ParkedOvertakenByNewer,
+    /// A forwarded request whose frame could not be queued is forgotten (it times out).
+    ForwardsDroppedSilently,
 }
 
 impl Default for Options {
@@ -51,6 +69,7 @@ impl Default for Options {
             serial_fsync: false,
             read_round_per_read: false,
             fsync_commit_index: false,
+            mutation: Mutation::None,
         }
     }
 }
@@ -154,7 +173,7 @@ impl Replica {
             last_snapshot: store.applied_index(),
             store,
             node,
-            next_forward: options.forward_id_base,
+            next_forward: if options.mutation == Mutation::AnswersMatchedByIdAlone { 0 } else { options.forward_id_base },
             options,
             now: 0,
             outputs: Vec::new(),
@@ -188,7 +207,9 @@ impl Replica {
         self.now += 1;
         self.node.tick();
         self.expire();
-        self.drive();
+        if self.options.mutation == Mutation::ParkedOvertakenByNewer {
+            self.route_parked();
+        }
     }
 
     pub fn peer_frame(&mut self, from: NodeId, frame: Frame) {
@@ -207,7 +228,8 @@ impl Replica {
             Frame::ForwardReply { request_id, payload } => {
                 // Only the node it was sent to answers a forwarded request: ids are this
                 // incarnation's, and the sender must match.
-                if self.forwards.get(&request_id).is_some_and(|forwarded| forwarded.to == from) {
+                let by_id_alone = self.options.mutation == Mutation::AnswersMatchedByIdAlone;
+                if self.forwards.get(&request_id).is_some_and(|forwarded| forwarded.to == from || by_id_alone) {
                     let forwarded = self.forwards.remove(&request_id).expect("checked just above");
                     let answer = Answer::decode(&payload).unwrap_or_else(|| Answer::Error("malformed answer from the leader".into()));
                     self.answer(Caller::Local(forwarded.slot), answer);
@@ -215,7 +237,6 @@ impl Replica {
                 }
             }
         }
-        self.drive();
     }
 
     /// A request from one of the node's client connections.
@@ -226,7 +247,6 @@ impl Replica {
         }
         self.connections.push(conn, request, self.now + self.options.request_timeout_ticks);
         self.admit(conn);
-        self.drive();
     }
 
     /// The connection is gone: nothing more is sent to it.
@@ -242,7 +262,6 @@ impl Replica {
                 self.send_all(std::mem::take(&mut ready.send_now));
                 self.send_all(std::mem::take(&mut ready.send_after_persist));
                 self.node.advance(&ready);
-                self.drive();
             }
             other => self.saving = other,
         }
@@ -254,12 +273,14 @@ impl Replica {
         self.snapshot_bytes = data.len() as u64;
         // A snapshot overtaken by a newer one (installed from the leader) is simply not taken.
         let _ = self.node.compact(LogIndex(index), data);
-        self.drive();
     }
 
     /// A frame could not be queued for `to` (its queue is full): a forwarded request fails at once,
     /// and definitely (it never left); anything else Raft sends again.
     pub fn undeliverable(&mut self, to: NodeId, frame: Frame) {
+        if self.options.mutation == Mutation::ForwardsDroppedSilently {
+            return;
+        }
         if let Frame::Forward { request_id, .. } = frame {
             if let Some(forwarded) = self.forwards.remove(&request_id).filter(|forwarded| forwarded.to == to) {
                 let answer = Answer::Error("the link to the leader is congested; the request was not sent, retry".into());
@@ -270,8 +291,11 @@ impl Replica {
 
     // ---- outputs and views ----
 
-    /// Everything the shell must do now, in order.
+    /// Carries out the core's work for every input given since the last call, and returns
+    /// everything the shell must do now, in order. A shell may give many inputs (all that queued
+    /// up) before taking the outputs once: they then share one Ready and one save.
     pub fn take_outputs(&mut self) -> Vec<Output> {
+        self.drive();
         std::mem::take(&mut self.outputs)
     }
 
@@ -301,7 +325,7 @@ impl Replica {
 
     /// A local request goes to the leader: served here, forwarded, or parked.
     fn route(&mut self, slot: Slot, request: Request) {
-        if !self.parked.is_empty() {
+        if !self.parked.is_empty() && self.options.mutation != Mutation::ParkedOvertakenByNewer {
             // Behind the ones already waiting: no request overtakes an earlier one.
             self.parked.push_back(Parked { slot, request, since: self.now });
             return;
@@ -448,7 +472,9 @@ impl Replica {
         for parked in reads_again.into_iter().rev() {
             self.parked.push_front(parked);
         }
-        self.route_parked();
+        if self.options.mutation != Mutation::ParkedOvertakenByNewer {
+            self.route_parked();
+        }
     }
 
     // ---- the Raft core's work ----

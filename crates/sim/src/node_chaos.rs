@@ -31,7 +31,7 @@ use linearizability::kv::{KvInput, KvModel, KvOp, KvOutput};
 use linearizability::{CheckResult, Operation};
 use raft::{Config, NodeId};
 use replica::request::{to_request, Answer, WriteEncoder};
-use replica::{ConnId, Options, Output, Replica};
+use replica::{ConnId, Mutation, Options, Output, Replica};
 use storage::{MemDisk, Storage};
 use wire::{Frame, Wire};
 
@@ -145,6 +145,8 @@ struct World {
     incarnations: u64,
     clients: Vec<Client>,
     next_conn: u64,
+    /// Frames that reached a node while it was down, per node, for its next incarnation.
+    held: Vec<Vec<InFlight>>,
     /// conn -> client index, per node.
     conns: Vec<BTreeMap<ConnId, usize>>,
     history: Vec<Operation<KvInput, KvOutput>>,
@@ -156,6 +158,7 @@ struct World {
     errors: u64,
     sent: usize,
     undecided: bool,
+    mutation: Mutation,
     /// Whether clients keep sending.
     running: bool,
 }
@@ -172,6 +175,12 @@ fn index_of(id: NodeId) -> usize {
 
 /// Runs one seed: Ok with what it did, or the parameters, the failure and the trace.
 pub fn run(seed: u64) -> Result<Summary, (Params, String, Trace)> {
+    run_with(seed, Mutation::None)
+}
+
+/// `run` with every node deliberately broken as `mutation` says (the same seed, the same run
+/// until the broken behaviour makes a difference).
+pub fn run_with(seed: u64, mutation: Mutation) -> Result<Summary, (Params, String, Trace)> {
     let sim = Sim::new();
     let rng = SimRng::new(seed);
     let trace = Trace::default();
@@ -190,6 +199,7 @@ pub fn run(seed: u64) -> Result<Summary, (Params, String, Trace)> {
         clients: Vec::new(),
         next_conn: 0,
         conns: vec![BTreeMap::new(); n],
+        held: (0..n).map(|_| Vec::new()).collect(),
         history: Vec::new(),
         last_stamp: 0,
         terms: vec![0; n],
@@ -199,6 +209,7 @@ pub fn run(seed: u64) -> Result<Summary, (Params, String, Trace)> {
         sent: 0,
         undecided: false,
         running: true,
+        mutation,
         params: params.clone(),
     }));
     let result = crate::chaos::run_scenario(&sim, &trace, scenario(world.clone()));
@@ -280,6 +291,10 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
     if rng.chance(params.crash_per_mille, 1000) {
         let victim = rng.below(n as u64) as usize;
         crash(world, victim);
+        // Half the crashes are quick reboots: the process is back before its peers noticed.
+        if rng.chance(1, 2) {
+            start(world, victim);
+        }
     }
     if rng.chance(80, 1000) {
         let dead: Vec<usize> = (0..n).filter(|&i| world.borrow().nodes[i].is_none()).collect();
@@ -344,6 +359,7 @@ fn start(world: &Shared, i: usize) {
         snapshot_every: w.params.snapshot_every,
         max_forwards_in_flight: w.params.max_forwards_in_flight,
         forward_id_base: w.rng.u64() << 16,
+        mutation: w.mutation,
         ..Options::default()
     };
     let term = restored.hard_state.term.0;
@@ -355,7 +371,14 @@ fn start(world: &Shared, i: usize) {
     act(&w, Some(i), "start", &format!("incarnation {incarnation}, term {term}"));
     w.trace.event(w.sim.now(), Event::Start { server: i, term });
     let phase = Duration::from_micros(w.rng.below(TICK.as_micros() as u64));
+    // What its peers queued for it while it was down comes first, in order, on the new connections.
+    let held = std::mem::take(&mut w.held[i]);
+    let sim = w.sim.clone();
     drop(w);
+    for frame in held {
+        let world = world.clone();
+        sim.schedule(Duration::from_millis(1), move || arrive(&world, frame));
+    }
     schedule_tick(world, i, incarnation, phase);
 }
 
@@ -496,29 +519,48 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     let id = raft_message.as_ref().map(|message| w.trace.message(from, to, now, message, Fate::Delivered, Some(arrival)));
     let (sim, target) = (w.sim.clone(), w.nodes[to].as_ref().map(|node| node.incarnation));
     drop(w);
+    let bytes = bytes;
+    let frame = InFlight { from, to, target, bytes, id };
     let world = world.clone();
-    sim.schedule(arrival - now, move || {
-        let (decoded, incarnation) = {
-            let mut w = world.borrow_mut();
-            w.links[from][to].in_flight -= 1;
-            let current = w.nodes[to].as_ref().map(|node| node.incarnation);
-            // Frames still queued when the receiver restarted go to its next incarnation half the
-            // time (sent on the new connection), and are lost otherwise.
-            let deliver = current.is_some() && w.links[from][to].up && (current == target || w.rng.chance(1, 2));
-            if !deliver {
-                if let Some(id) = id {
-                    w.trace.message_lost(id, w.sim.now());
-                }
-                return;
+    sim.schedule(arrival - now, move || arrive(&world, frame));
+}
+
+/// A frame on a link, and the incarnation of its receiver when it was sent.
+struct InFlight {
+    from: usize,
+    to: usize,
+    target: Option<u64>,
+    bytes: Vec<u8>,
+    id: Option<crate::trace::MessageId>,
+}
+
+/// A frame reaches the end of its link. If its receiver is down, it waits in the link's queue (as
+/// a transport keeps what it queued while it reconnects) for the next incarnation; a frame meant
+/// for an earlier incarnation reaches the new one half the time (sent on the new connection) and
+/// is lost otherwise (it was on the wire when the old connection broke).
+fn arrive(world: &Shared, frame: InFlight) {
+    let (decoded, incarnation) = {
+        let mut w = world.borrow_mut();
+        let current = w.nodes[frame.to].as_ref().map(|node| node.incarnation);
+        if current.is_none() && w.links[frame.from][frame.to].up {
+            w.held[frame.to].push(frame);
+            return;
+        }
+        w.links[frame.from][frame.to].in_flight -= 1;
+        let deliver = current.is_some() && w.links[frame.from][frame.to].up && (current == frame.target || w.rng.chance(1, 2));
+        if !deliver {
+            if let Some(id) = frame.id {
+                w.trace.message_lost(id, w.sim.now());
             }
-            let decoded = match wire::decode(&bytes, wire::DEFAULT_MAX_FRAME_BYTES) {
-                Ok(Some((Wire::Frame(frame), used))) if used == bytes.len() => frame,
-                other => panic!("a frame did not decode to itself: {other:?}"),
-            };
-            (decoded, current.unwrap_or_default())
+            return;
+        }
+        let decoded = match wire::decode(&frame.bytes, wire::DEFAULT_MAX_FRAME_BYTES) {
+            Ok(Some((Wire::Frame(decoded), used))) if used == frame.bytes.len() => decoded,
+            other => panic!("a frame did not decode to itself: {other:?}"),
         };
-        with_node(&world, to, incarnation, |replica| replica.peer_frame(node_id(from), decoded));
-    });
+        (decoded, current.unwrap_or_default())
+    };
+    with_node(world, frame.to, incarnation, |replica| replica.peer_frame(node_id(frame.from), decoded));
 }
 
 fn stamp(w: &mut World) -> u64 {
@@ -559,17 +601,26 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     } else {
         w.answered += 1;
     }
-    // Per-connection order: a read sees every append its connection got +OK for before it.
+    // Per-connection order: a read sees every append its client got +OK for before it, in the
+    // order they were sent (a client's pipelines follow one another, so that is history order).
     if let (Some(Some(value)), KvOp::Get) = (&output, sent.input.op) {
-        let earlier: Vec<String> = w
-            .history
-            .iter()
-            .filter(|op| op.client == client_id && op.input.op == KvOp::Append && op.input.key == sent.input.key && op.output.is_some())
-            .map(|op| op.input.value.clone())
-            .collect();
-        for token in earlier {
-            assert!(value.contains(&token), "client {client_id} read {:?} = {value:?}, missing its own earlier append {token:?}", sent.input.key);
+        let mut after = 0;
+        let earlier = w.history.iter().filter(|op| {
+            op.client == client_id && op.input.op == KvOp::Append && op.input.key == sent.input.key && op.output.is_some()
+        });
+        for token in earlier.map(|op| &op.input.value) {
+            let Some(at) = value.find(token.as_str()) else {
+                panic!("client {client_id} read {:?} = {value:?}, missing its own earlier append {token:?}", sent.input.key)
+            };
+            assert!(at >= after, "client {client_id} read {:?} = {value:?}: its append {token:?} took effect out of order", sent.input.key);
+            after = at;
         }
+    }
+    // Without faults nothing waits out its deadline: a request is answered, or refused at once.
+    if let Answer::Error(message) = &answer {
+        let p = &w.params;
+        let faultless = p.crash_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0;
+        assert!(!(faultless && message.starts_with("timeout")), "client {client_id}'s request {:?} timed out with no fault injected: {message}", sent.input);
     }
     match output {
         None => {}
