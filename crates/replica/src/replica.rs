@@ -145,6 +145,9 @@ pub struct Replica {
     next_forward: u64,
     /// In arrival order: a request never overtakes one parked before it.
     parked: VecDeque<Parked>,
+    /// Answers to forwarded requests that could not be queued for their node: sent again each tick
+    /// (bounded by that node's forward window).
+    unsent_answers: VecDeque<(NodeId, Frame)>,
     saving: Option<Saving>,
     next_save: u64,
     /// The hard state last handed to a save, and a newer commit-index-only change held back.
@@ -184,6 +187,7 @@ impl Replica {
             confirmed: BTreeMap::new(),
             forwards: BTreeMap::new(),
             parked: VecDeque::new(),
+            unsent_answers: VecDeque::new(),
             saving: None,
             next_save: 0,
             saved_hard_state,
@@ -207,6 +211,9 @@ impl Replica {
         self.now += 1;
         self.node.tick();
         self.expire();
+        for (to, frame) in std::mem::take(&mut self.unsent_answers) {
+            self.outputs.push(Output::Send { to, frame });
+        }
         if self.options.mutation == Mutation::ParkedOvertakenByNewer {
             self.route_parked();
         }
@@ -233,7 +240,9 @@ impl Replica {
                     let forwarded = self.forwards.remove(&request_id).expect("checked just above");
                     let answer = Answer::decode(&payload).unwrap_or_else(|| Answer::Error("malformed answer from the leader".into()));
                     self.answer(Caller::Local(forwarded.slot), answer);
-                    self.route_parked();
+                    if self.options.mutation != Mutation::ParkedOvertakenByNewer {
+                        self.route_parked();
+                    }
                 }
             }
         }
@@ -276,16 +285,21 @@ impl Replica {
     }
 
     /// A frame could not be queued for `to` (its queue is full): a forwarded request fails at once,
-    /// and definitely (it never left); anything else Raft sends again.
+    /// and definitely (it never left); an answer to one is sent again at the next tick (its caller
+    /// waits for it); Raft sends its own messages again by itself.
     pub fn undeliverable(&mut self, to: NodeId, frame: Frame) {
         if self.options.mutation == Mutation::ForwardsDroppedSilently {
             return;
         }
-        if let Frame::Forward { request_id, .. } = frame {
-            if let Some(forwarded) = self.forwards.remove(&request_id).filter(|forwarded| forwarded.to == to) {
-                let answer = Answer::Error("the link to the leader is congested; the request was not sent, retry".into());
-                self.answer(Caller::Local(forwarded.slot), answer);
+        match frame {
+            Frame::Forward { request_id, .. } => {
+                if let Some(forwarded) = self.forwards.remove(&request_id).filter(|forwarded| forwarded.to == to) {
+                    let answer = Answer::Error("the link to the leader is congested; the request was not sent, retry".into());
+                    self.answer(Caller::Local(forwarded.slot), answer);
+                }
             }
+            answer @ Frame::ForwardReply { .. } => self.unsent_answers.push_back((to, answer)),
+            Frame::Raft(_) => {}
         }
     }
 

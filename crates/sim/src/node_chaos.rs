@@ -62,11 +62,16 @@ pub struct Params {
     pub loss_per_mille: u64,
     /// Per frame, while the network is lossy: a delay of up to a second.
     pub long_delay_per_mille: u64,
+    /// The network starts lossy (it toggles now and then either way).
+    pub lossy_at_start: bool,
     /// Frames a link holds before `send` refuses (the transport's queue is 1024).
     pub queue_frames: usize,
     pub clients: usize,
     /// Requests a client sends before waiting for their answers.
     pub pipeline: usize,
+    /// Clients send their next requests while earlier ones are still unanswered (up to twice the
+    /// pipeline), as `redis-benchmark -P` does, instead of waiting for every answer.
+    pub streaming: bool,
     pub snapshot_every: u64,
     pub max_forwards_in_flight: usize,
     pub keys: usize,
@@ -74,16 +79,21 @@ pub struct Params {
 
 impl Params {
     pub fn from_seed(rng: &SimRng) -> Params {
+        // A quarter of the runs have no fault at all: there, nothing may time out.
+        let faults = rng.chance(3, 4);
+        let fault = |choices: &[u64]| if faults { *rng.pick(choices) } else { 0 };
         Params {
             servers: *rng.pick(&[3, 3, 5]),
             steps: 100 + rng.below(200) as u32,
-            crash_per_mille: *rng.pick(&[0, 10, 30]),
-            partition_per_mille: *rng.pick(&[0, 10, 30, 60]),
-            loss_per_mille: *rng.pick(&[0, 5, 30]),
-            long_delay_per_mille: *rng.pick(&[0, 5, 20]),
-            queue_frames: *rng.pick(&[16, 64, 1024]),
+            crash_per_mille: fault(&[0, 10, 30, 80]),
+            partition_per_mille: fault(&[0, 10, 30, 60]),
+            loss_per_mille: fault(&[0, 5, 30]),
+            long_delay_per_mille: fault(&[0, 5, 20]),
+            lossy_at_start: faults && rng.chance(1, 4),
+            queue_frames: *rng.pick(&[8, 64, 1024]),
             clients: 1 + rng.below(4) as usize,
             pipeline: *rng.pick(&[1, 2, 4, 8, 16]),
+            streaming: rng.chance(1, 2),
             snapshot_every: *rng.pick(&[20, 100, 1000]),
             max_forwards_in_flight: *rng.pick(&[8, 64, 512]),
             keys: *rng.pick(&[3, 5, 10]),
@@ -157,6 +167,8 @@ struct World {
     answered: u64,
     errors: u64,
     sent: usize,
+    /// The length each client's last acknowledged append left its key at.
+    append_lengths: BTreeMap<(u64, String), u64>,
     undecided: bool,
     mutation: Mutation,
     /// Whether clients keep sending.
@@ -175,16 +187,17 @@ fn index_of(id: NodeId) -> usize {
 
 /// Runs one seed: Ok with what it did, or the parameters, the failure and the trace.
 pub fn run(seed: u64) -> Result<Summary, (Params, String, Trace)> {
-    run_with(seed, Mutation::None)
+    run_with(seed, Mutation::None, |_| {})
 }
 
-/// `run` with every node deliberately broken as `mutation` says (the same seed, the same run
-/// until the broken behaviour makes a difference).
-pub fn run_with(seed: u64, mutation: Mutation) -> Result<Summary, (Params, String, Trace)> {
+/// `run` with every node deliberately broken as `mutation` says, and the seed's parameters
+/// changed by `adjust` (e.g. to a fault mix that favours one defect).
+pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params)) -> Result<Summary, (Params, String, Trace)> {
     let sim = Sim::new();
     let rng = SimRng::new(seed);
     let trace = Trace::default();
-    let params = Params::from_seed(&rng);
+    let mut params = Params::from_seed(&rng);
+    adjust(&mut params);
     let n = params.servers;
     trace.set_servers(n);
     let world = Rc::new(RefCell::new(World {
@@ -194,7 +207,7 @@ pub fn run_with(seed: u64, mutation: Mutation) -> Result<Summary, (Params, Strin
         nodes: (0..n).map(|_| None).collect(),
         disks: (0..n).map(|_| MemDisk::new(rng.u64())).collect(),
         links: (0..n).map(|_| (0..n).map(|_| Link { up: true, in_flight: 0, last_arrival: Duration::ZERO }).collect()).collect(),
-        lossy: false,
+        lossy: params.lossy_at_start,
         incarnations: 0,
         clients: Vec::new(),
         next_conn: 0,
@@ -207,6 +220,7 @@ pub fn run_with(seed: u64, mutation: Mutation) -> Result<Summary, (Params, Strin
         answered: 0,
         errors: 0,
         sent: 0,
+        append_lengths: BTreeMap::new(),
         undecided: false,
         running: true,
         mutation,
@@ -371,6 +385,11 @@ fn start(world: &Shared, i: usize) {
     act(&w, Some(i), "start", &format!("incarnation {incarnation}, term {term}"));
     w.trace.event(w.sim.now(), Event::Start { server: i, term });
     let phase = Duration::from_micros(w.rng.below(TICK.as_micros() as u64));
+    // Its new connections are not behind what the old ones still carry.
+    let now = w.sim.now();
+    for link in &mut w.links[i] {
+        link.last_arrival = now;
+    }
     // What its peers queued for it while it was down comes first, in order, on the new connections.
     let held = std::mem::take(&mut w.held[i]);
     let sim = w.sim.clone();
@@ -616,6 +635,17 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
             after = at;
         }
     }
+    // The same for appends: a key that only grows is longer after each of a client's appends than
+    // after the one it sent before.
+    if let (Answer::Reply(kv::Reply::Length(length)), KvOp::Append) = (&answer, sent.input.op) {
+        let last = w.append_lengths.insert((client_id, sent.input.key.clone()), *length).unwrap_or(0);
+        assert!(
+            *length > last,
+            "client {client_id}'s append {:?} to {:?} left it {length} bytes long, after its previous one had left it {last}: out of order",
+            sent.input.value,
+            sent.input.key
+        );
+    }
     // Without faults nothing waits out its deadline: a request is answered, or refused at once.
     if let Answer::Error(message) = &answer {
         let p = &w.params;
@@ -715,9 +745,10 @@ async fn client_loop(world: Shared, c: usize) {
             let Some(incarnation) = incarnation else { break };
             with_node(&world, node, incarnation, |replica| replica.client(conn, request));
         }
-        // Wait for every answer (or the connection breaking).
-        while world.borrow().clients[c].connection == Some((node, conn)) && !world.borrow().clients[c].outstanding.is_empty() {
-            sim.sleep(Duration::from_millis(5)).await;
+        // Wait for every answer (streaming: for room) or the connection breaking.
+        let room = if world.borrow().params.streaming { world.borrow().params.pipeline } else { 0 };
+        while world.borrow().clients[c].connection == Some((node, conn)) && world.borrow().clients[c].outstanding.len() > room {
+            sim.sleep(Duration::from_millis(1)).await;
         }
     }
 }

@@ -1,20 +1,34 @@
 //! `node_chaos`: runs the production node's simulation (`sim::node_chaos`) for many seeds and prints
-//! `N passed, M failed`. Usage: node_chaos [--seeds N] [--from S] [--trace] [--verbose].
+//! `N passed, M failed`. Usage: node_chaos [--seeds N] [--from S] [--trace] [--verbose]
+//! [--broken-answers-by-id | --broken-parked-overtaken | --broken-forwards-dropped]: the last three
+//! run every node deliberately broken (`replica::Mutation`), to see which seeds catch it.
+
+use replica::Mutation;
+
+const MUTATIONS: [(&str, Mutation); 3] = [
+    ("--broken-answers-by-id", Mutation::AnswersMatchedByIdAlone),
+    ("--broken-parked-overtaken", Mutation::ParkedOvertakenByNewer),
+    ("--broken-forwards-dropped", Mutation::ForwardsDroppedSilently),
+];
 
 fn main() -> std::process::ExitCode {
-    sim::seeds_cli::main("node_chaos", |seed| match sim::node_chaos::run(seed) {
-        Ok(summary) => Ok((
-            format!(
-                "{} answers, {} errors, {} operations checked{}, {:.1}s virtual, {:?}",
-                summary.answered,
-                summary.errors,
-                summary.operations,
-                if summary.undecided { " (linearizability undecided within the budget)" } else { "" },
-                summary.virtual_time.as_secs_f64(),
-                summary.params
-            ),
-            summary.trace,
-        )),
-        Err((params, message, trace)) => Err((format!("{params:?}"), message, trace)),
+    let switches: Vec<&str> = MUTATIONS.iter().map(|(switch, _)| *switch).collect();
+    sim::seeds_cli::main_with_switches("node_chaos", &switches, |seed, given| {
+        let mutation = MUTATIONS.iter().find(|(switch, _)| given.iter().any(|g| g == switch)).map_or(Mutation::None, |(_, m)| *m);
+        match sim::node_chaos::run_with(seed, mutation, |_| {}) {
+            Ok(summary) => Ok((
+                format!(
+                    "{} answers, {} errors, {} operations checked{}, {:.1}s virtual, {:?}",
+                    summary.answered,
+                    summary.errors,
+                    summary.operations,
+                    if summary.undecided { " (linearizability undecided within the budget)" } else { "" },
+                    summary.virtual_time.as_secs_f64(),
+                    summary.params
+                ),
+                summary.trace,
+            )),
+            Err((params, message, trace)) => Err((format!("{params:?}"), message, trace)),
+        }
     })
 }
