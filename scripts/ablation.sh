@@ -46,7 +46,6 @@ points=(
     "no pipelining (--max-inflight 1)|put|64|--max-inflight 1"
     "leader fsync before sending (--serial-fsync)|put|1|--serial-fsync"
     "leader fsync before sending (--serial-fsync)|put|64|--serial-fsync"
-    "apply on the Raft loop (--apply-in-raft-loop)|put|64|--apply-in-raft-loop"
     "fsync of commit-only changes (--fsync-commit-index)|put|1|--fsync-commit-index"
     "fsync of commit-only changes (--fsync-commit-index)|put|64|--fsync-commit-index"
     "one ReadIndex round per read (--read-round-per-read)|get|64|--read-round-per-read"

@@ -142,9 +142,6 @@ struct TuningArgs {
     /// The leader fsyncs its log before sending appends (instead of in parallel with followers).
     #[arg(long)]
     serial_fsync: bool,
-    /// Apply committed entries on the Raft loop (waiting for them) instead of on the apply task.
-    #[arg(long)]
-    apply_in_raft_loop: bool,
     /// Give every read its own ReadIndex round instead of batching concurrent reads into one.
     #[arg(long)]
     read_round_per_read: bool,
@@ -256,7 +253,6 @@ fn serve(args: ServerArgs) -> Result<()> {
         max_batch: tuning.max_batch,
         max_inflight: tuning.max_inflight,
         serial_fsync: tuning.serial_fsync,
-        apply_in_raft_loop: tuning.apply_in_raft_loop,
         read_round_per_read: tuning.read_round_per_read,
         fsync_commit_index: tuning.fsync_commit_index,
         lease_reads: tuning.lease_reads,

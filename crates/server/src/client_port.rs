@@ -1,7 +1,8 @@
 //! The RESP client port: any Redis client talks to any node. Each connection parses commands as
-//! they arrive (pipelined ones too), sends data commands to the Raft loop, and writes the answers in
-//! order. Every wait is bounded; a malformed frame gets `-ERR Protocol error` and the connection is
-//! closed; nothing a client sends can harm the node.
+//! they arrive (pipelined ones too), hands data commands to the node's loop, and writes the answers
+//! in order — the replica gives them in the order the requests came, each within its deadline, so
+//! the connection only waits for them. A malformed frame gets `-ERR Protocol error` and the
+//! connection is closed; nothing a client sends can harm the node.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,15 +11,15 @@ use std::time::Duration;
 use raft::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::apply::ReplyTo;
 use crate::metrics::Metrics;
-use crate::raft_loop::LoopInput;
+use crate::node_loop::LoopInput;
 use replica::request::{command_name, to_request, Answer, WriteEncoder};
+use replica::ConnId;
 
 pub struct ClientPort {
-    pub raft: mpsc::Sender<LoopInput>,
+    pub node: mpsc::UnboundedSender<LoopInput>,
     pub status: watch::Receiver<Status>,
     pub metrics: Arc<Metrics>,
     pub limits: resp::Limits,
@@ -26,15 +27,28 @@ pub struct ClientPort {
     pub connections: Arc<Semaphore>,
     /// The node's counter for untagged writes (see `request::WriteEncoder`).
     pub untagged_seq: Arc<std::sync::atomic::AtomicU64>,
+    pub next_conn: std::sync::atomic::AtomicU64,
 }
 
 /// Room made for each read from a client: a whole pipeline of small requests at once.
 const READ_BYTES: usize = 16 * 1024;
 
-/// One reply slot in a pipeline: ready bytes, or an answer still on its way (from a write or not).
+/// One reply slot in a pipeline: ready bytes, or the next answer from the node.
 enum Pending {
     Now(Vec<u8>),
-    Later { answer: oneshot::Receiver<Answer>, write: bool },
+    Later,
+}
+
+/// Tells the node's loop that a connection ended, however its task ends.
+struct Registered {
+    conn: ConnId,
+    node: mpsc::UnboundedSender<LoopInput>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let _ = self.node.send(LoopInput::Disconnected(self.conn));
+    }
 }
 
 impl ClientPort {
@@ -66,6 +80,13 @@ impl ClientPort {
     }
 
     async fn connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
+        let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let (sender, mut answers) = mpsc::unbounded_channel();
+        if self.node.send(LoopInput::Connected { conn, answers: sender }).is_err() {
+            stream.write_all(b"-ERR the node is shutting down\r\n").await?;
+            return Ok(());
+        }
+        let _registered = Registered { conn, node: self.node.clone() };
         let mut buffer = Vec::with_capacity(READ_BYTES);
         let mut writes = WriteEncoder::new(self.untagged_seq.clone());
         let mut args = resp::ArgBuf::new();
@@ -91,14 +112,7 @@ impl ClientPort {
                             close = true;
                             break;
                         }
-                        // Commands of one connection take effect in order, as in Redis: before a
-                        // read goes in, the writes ahead of it must be answered, and vice versa.
-                        // Runs of the same kind still travel together (one batch, one fsync).
-                        let write = is_write(name);
-                        if replies.iter().any(|reply| matches!(reply, Pending::Later { write: other, .. } if *other != write)) {
-                            self.settle(&mut replies).await;
-                        }
-                        replies.push(self.command(&args, name, write, &mut writes).await);
+                        replies.push(self.command(conn, &args, name, &mut writes));
                     }
                     Ok(None) => break,
                     Err(error) => {
@@ -111,7 +125,16 @@ impl ClientPort {
                 }
             }
             buffer.drain(..consumed);
-            self.settle(&mut replies).await;
+            let started = std::time::Instant::now();
+            let waited = replies.iter().any(|reply| matches!(reply, Pending::Later));
+            let complete = self.settle(&mut replies, &mut answers).await;
+            if waited {
+                self.metrics.request_seconds.observe(started.elapsed());
+            }
+            if !complete {
+                // An answer that did not come could still come later and be taken for the next one.
+                close = true;
+            }
             let mut out = Vec::new();
             for reply in replies {
                 if let Pending::Now(bytes) = reply {
@@ -125,22 +148,35 @@ impl ClientPort {
         }
     }
 
-    /// Waits (bounded) for every answer still on its way, in order.
-    async fn settle(&self, replies: &mut [Pending]) {
+    /// Waits for every answer still on its way, in order. The replica answers each request within
+    /// its deadline; the wait here is bounded too, in case the node's loop has stopped. Returns
+    /// false if an answer did not come.
+    async fn settle(&self, replies: &mut [Pending], answers: &mut mpsc::UnboundedReceiver<Answer>) -> bool {
+        let bound = self.request_timeout + Duration::from_secs(1);
+        let mut complete = true;
         for reply in replies.iter_mut() {
-            let Pending::Later { answer, .. } = reply else { continue };
+            if !matches!(reply, Pending::Later) {
+                continue;
+            }
             let mut out = Vec::new();
-            match tokio::time::timeout(self.request_timeout, answer).await {
-                Ok(Ok(answer)) => answer.to_resp(&mut out),
-                Ok(Err(_)) => resp::encode_error("ERR the node is shutting down", &mut out),
-                Err(_) => resp::encode_error("ERR timeout: no answer within the time limit; a write's outcome is unknown", &mut out),
+            match tokio::time::timeout(bound, answers.recv()).await {
+                Ok(Some(answer)) => answer.to_resp(&mut out),
+                Ok(None) => {
+                    complete = false;
+                    resp::encode_error("ERR the node is shutting down", &mut out)
+                }
+                Err(_) => {
+                    complete = false;
+                    resp::encode_error("ERR timeout: the node did not answer; a write's outcome is unknown", &mut out)
+                }
             }
             *reply = Pending::Now(out);
         }
+        complete
     }
 
     /// `name`: `command_name` of the first argument.
-    async fn command(&self, args: &resp::ArgBuf, name: &str, write: bool, writes: &mut WriteEncoder) -> Pending {
+    fn command(&self, conn: ConnId, args: &resp::ArgBuf, name: &str, writes: &mut WriteEncoder) -> Pending {
         let mut out = Vec::new();
         match name {
             "PING" => match args.len() {
@@ -156,13 +192,9 @@ impl ClientPort {
             "SELECT" if args.get(1) == Some(&b"0"[..]) => resp::encode_simple("OK", &mut out),
             _ => match to_request(args, writes) {
                 Ok(request) => {
-                    let (sender, receiver) = oneshot::channel();
-                    let input = LoopInput::Client { request, reply: ReplyTo::Local(sender) };
-                    // A full queue means the node is overloaded: wait (bounded), do not drop silently.
-                    return match tokio::time::timeout(self.request_timeout, self.raft.send(input)).await {
-                        Ok(Ok(())) => Pending::Later { answer: receiver, write },
-                        Ok(Err(_)) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
-                        Err(_) => Pending::Now(b"-ERR timeout: the node is overloaded\r\n".to_vec()),
+                    return match self.node.send(LoopInput::Request { conn, request }) {
+                        Ok(()) => Pending::Later,
+                        Err(_) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
                     };
                 }
                 Err(error) => resp::encode_error(&error.message(), &mut out),
@@ -189,9 +221,4 @@ impl ClientPort {
             status.snapshot_index.0,
         )
     }
-}
-
-/// Whether a command changes data (and so goes through the log). TAGGED wraps only writes.
-fn is_write(name: &str) -> bool {
-    matches!(name, "SET" | "APPEND" | "DEL" | "TAGGED")
 }

@@ -1,38 +1,34 @@
 //! # server: one raftkv node
 //!
-//! Wires the pure parts (the `raft` core, the `kv` store) to the world: durable `storage`, peer
-//! `transport` over TCP, and a RESP client port. Three kinds of task:
+//! A thin shell around `replica::Replica`, which decides everything a node does: sockets, a timer
+//! and a disk thread turn the world's events into the replica's inputs and carry out its outputs.
 //!
 //! ```text
-//!  clients ──RESP──> client port ──LoopInput──> Raft loop ──Frame──> peers
-//!                        ^                        │  │ storage (fsync per batch)
-//!                        │                        v  v
-//!                        └──── answers ───── apply task (store, waiting callers, reads)
+//!  clients ──RESP──> client port ──requests──> node loop (Replica) ──frames──> peers
+//!                        ^                        │   ^
+//!                        └────── answers ─────────┘   └── saves done ── disk thread (fsync)
 //! ```
-//! - The Raft loop owns the node and the storage; nothing else touches them.
-//! - The apply task owns the store; it runs off the Raft loop so a slow state machine never delays
-//!   heartbeats.
-//! - Reads use ReadIndex (no log write); writes go through the log and are acknowledged only once
-//!   committed (fsync'd on a majority) and applied.
-//! - Followers forward requests to the leader over the peer connection and relay the answer.
+//! - The node loop owns the replica; nothing else touches it. It never waits for the disk: saves
+//!   go to the disk thread and come back as completions, snapshots are encoded on a blocking task.
+//! - Client connections parse RESP, encode writes straight into their log entries, and wait for
+//!   the answers the replica gives, in order.
 
-mod apply;
 mod client_port;
+mod disk;
 mod metrics;
-mod raft_loop;
+mod node_loop;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raft::{Config, Node, NodeId};
+use raft::{Config, NodeId};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::apply::Applier;
 use crate::client_port::ClientPort;
-use crate::raft_loop::RaftLoop;
+use crate::node_loop::NodeLoop;
 
 /// Everything a node needs to start. See the README for what each flag means.
 #[derive(Clone, Debug)]
@@ -68,9 +64,6 @@ pub struct Tuning {
     /// The leader writes and fsyncs its own log before sending appends, instead of while the
     /// followers write theirs.
     pub serial_fsync: bool,
-    /// The Raft loop waits for each batch of committed entries to be applied before going on,
-    /// instead of handing them to the apply task.
-    pub apply_in_raft_loop: bool,
     /// Every read gets its own ReadIndex heartbeat round instead of sharing one with the reads
     /// that arrived in the same step.
     pub read_round_per_read: bool,
@@ -90,7 +83,6 @@ impl Default for Tuning {
             max_batch: 1024,
             max_inflight: 64,
             serial_fsync: false,
-            apply_in_raft_loop: false,
             read_round_per_read: false,
             fsync_commit_index: false,
             lease_reads: false,
@@ -138,6 +130,12 @@ pub enum ServerError {
     ClientListen { address: String, source: std::io::Error },
     #[error("cannot listen for HTTP on {address}")]
     HttpListen { address: String, source: std::io::Error },
+    #[error("cannot start the disk thread")]
+    DiskThread(#[source] std::io::Error),
+    #[error("the disk thread stopped")]
+    DiskThreadGone,
+    #[error("{0}")]
+    Fatal(String),
 }
 
 /// Runs one node until its Raft loop stops (a fatal storage error) — it does not return otherwise.
@@ -169,53 +167,39 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     raft_config.inflight_appends_max = config.tuning.max_inflight;
     raft_config.lease_reads = config.tuning.lease_reads;
     raft_config.seed = random_seed();
-    let saved_hard_state = restored.hard_state;
-    let snapshot_term = restored.snapshot.as_ref().map_or(raft::Term(0), |snapshot| snapshot.meta.term);
-    let snapshot_bytes = restored.snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len() as u64);
-    let node = Node::new(raft_config, restored)?;
+    let options = replica::Options {
+        request_timeout_ticks: ticks(config.request_timeout, config.tick),
+        snapshot_every: config.snapshot_every,
+        forward_id_base: random_seed(),
+        serial_fsync: config.tuning.serial_fsync,
+        read_round_per_read: config.tuning.read_round_per_read,
+        fsync_commit_index: config.tuning.fsync_commit_index,
+        ..replica::Options::default()
+    };
+    let replica = replica::Replica::new(raft_config, restored, store, options)?;
 
     let (peer_sender, peer_receiver) = mpsc::channel(16 * 1024);
     let peers = config.peers.iter().filter(|(&id, _)| id != config.id).map(|(&id, address)| (NodeId(id), address.clone())).collect();
-    let mut transport_config = transport::Config::new(me, config.listen_peer.clone(), peers);
-    let forwards = raft_loop::Forwards::default();
-    let relay = forwards.clone();
-    transport_config.on_forward_reply = Some(transport::ForwardReplyHook(Arc::new(move |_from, request_id, payload: bytes::Bytes| {
-        raft_loop::relay_forward_reply(&relay, request_id, &payload)
-    })));
+    let transport_config = transport::Config::new(me, config.listen_peer.clone(), peers);
     let transport = transport::Transport::start(transport_config, peer_sender).await?;
     let listener = TcpListener::bind(&config.listen_client)
         .await
         .map_err(|source| ServerError::ClientListen { address: config.listen_client.clone(), source })?;
     tracing::info!(id = config.id, client = %config.listen_client, peer = %config.listen_peer, "raftkv node started");
 
-    let status = node.status();
+    let status = replica.status();
     let (status_sender, status_receiver) = watch::channel(status);
-    let (apply_sender, apply_receiver) = mpsc::unbounded_channel();
-    let (raft_sender, raft_receiver) = mpsc::channel(16 * 1024);
+    let (loop_sender, loop_receiver) = mpsc::unbounded_channel();
     let metrics = Arc::new(metrics::Metrics::default());
-    metrics.applied_index.store(store.applied_index(), std::sync::atomic::Ordering::Relaxed);
+    metrics.applied_index.store(replica.store().applied_index(), std::sync::atomic::Ordering::Relaxed);
     if let Some(address) = &config.listen_http {
         let http = TcpListener::bind(address).await.map_err(|source| ServerError::HttpListen { address: address.clone(), source })?;
         tokio::spawn(metrics::serve(http, metrics.clone()));
     }
-    let applier = Applier {
-        last_snapshot: store.applied_index(),
-        store,
-        pending: kv::Pending::new(),
-        reads: BTreeMap::new(),
-        transport: transport.clone(),
-        metrics: metrics.clone(),
-        raft: raft_sender.clone(),
-        snapshot_every: config.snapshot_every,
-        applied_term: snapshot_term,
-        stager: storage.snapshot_stager(),
-        snapshot_in_flight: Arc::default(),
-        log_bytes: 0,
-        snapshot_bytes: Arc::new(std::sync::atomic::AtomicU64::new(snapshot_bytes)),
-    };
-    tokio::spawn(applier.run(apply_receiver));
+    let stager = storage.snapshot_stager();
+    let disk = disk::spawn(storage, loop_sender.clone(), metrics.clone()).map_err(ServerError::DiskThread)?;
     let port = Arc::new(ClientPort {
-        raft: raft_sender,
+        node: loop_sender.clone(),
         status: status_receiver,
         metrics: metrics.clone(),
         limits: resp::Limits::default(),
@@ -224,28 +208,28 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         // Numbers for untagged writes: unique per incarnation (random high bits), so that a caller
         // is never answered with another untagged write's result.
         untagged_seq: Arc::new(std::sync::atomic::AtomicU64::new(random_seed() << 32)),
+        next_conn: std::sync::atomic::AtomicU64::new(1),
     });
     tokio::spawn(port.serve(listener));
-    let raft_loop = RaftLoop {
-        me,
-        tuning: config.tuning.clone(),
-        node,
-        storage,
+    let node_loop = NodeLoop {
+        replica,
         transport,
-        apply: apply_sender,
+        disk,
+        stager,
+        inputs: loop_sender,
         status: status_sender,
-        tick: config.tick,
-        reads: Default::default(),
-        next_read: 0,
-        forwards,
-        next_forward: 0,
-        waiting_for_leader: Default::default(),
-        last_status: status,
-        saved_hard_state,
-        deferred_hard_state: None,
         metrics,
+        tick: config.tick,
+        max_batch: config.tuning.max_batch,
+        connections: Default::default(),
+        last_status: status,
     };
-    raft_loop.run(raft_receiver, peer_receiver).await
+    node_loop.run(loop_receiver, peer_receiver).await
+}
+
+/// A duration in whole ticks, at least one.
+fn ticks(duration: Duration, tick: Duration) -> u64 {
+    (duration.as_nanos() / tick.as_nanos().max(1)).max(1) as u64
 }
 
 /// Election timeouts must differ between nodes and runs; the clock is a good enough source here

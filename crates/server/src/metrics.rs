@@ -51,9 +51,9 @@ pub struct Metrics {
     pub applied_index: AtomicU64,
     pub last_log_index: AtomicU64,
     pub leader_changes: AtomicU64,
-    pub proposals: AtomicU64,
+    pub requests: AtomicU64,
     pub fsync_seconds: Histogram,
-    pub proposal_seconds: Histogram,
+    pub request_seconds: Histogram,
 }
 
 impl Metrics {
@@ -72,13 +72,13 @@ impl Metrics {
         }
         let counters = [
             ("raftkv_leader_changes_total", "Times the known leader changed.", &self.leader_changes),
-            ("raftkv_proposals_total", "Writes proposed by this node as leader.", &self.proposals),
+            ("raftkv_requests_total", "Data commands (reads and writes) clients sent to this node.", &self.requests),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
         }
         self.fsync_seconds.render("raftkv_fsync_seconds", "Time to make one Ready durable (write and fsync).", &mut out);
-        self.proposal_seconds.render("raftkv_proposal_seconds", "Time from proposing a write to applying it.", &mut out);
+        self.request_seconds.render("raftkv_request_seconds", "Time from a data command's arrival to its answer, per batch of a connection.", &mut out);
         out
     }
 }

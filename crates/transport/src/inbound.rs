@@ -57,7 +57,6 @@ pub(crate) struct Shared {
     pub peers: BTreeMap<NodeId, KnownPeer>,
     pub counters: Arc<Counters>,
     pub inbound: mpsc::Sender<Inbound>,
-    pub on_forward_reply: Option<crate::ForwardReplyHook>,
 }
 
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
@@ -195,13 +194,6 @@ impl Connection<'_> {
             }
         }
         bump(&self.shared.peers[&from].counters.frames_received);
-        let frame = match (frame, &self.shared.on_forward_reply) {
-            (Frame::ForwardReply { request_id, payload }, Some(hook)) => {
-                (hook.0)(from, request_id, payload);
-                return Ok(None);
-            }
-            (frame, _) => frame,
-        };
         match self.shared.inbound.send(Inbound { from, frame }).await {
             Ok(()) => Ok(None),
             Err(_) => Ok(Some(End::ReceiverGone)),

@@ -60,6 +60,10 @@ pub use stats::{PeerStats, Stats};
 
 use stats::{bump, Counters, PeerCounters};
 
+/// A frame `Transport::send` could not queue: the peer's queue is full.
+#[derive(Debug)]
+pub struct Full(pub Frame);
+
 /// The default bound on each peer's send queue, in frames.
 pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
 
@@ -80,29 +84,7 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// How long one batch write may stall before the connection is given up as dead.
     pub write_timeout: Duration,
-    /// If set, `ForwardReply` frames are handed to this on the connection's reader task instead of
-    /// going to the inbound queue: an answer the leader relays then reaches its caller without
-    /// waiting for a Raft loop that may be in the middle of an fsync.
-    pub on_forward_reply: Option<ForwardReplyHook>,
 }
-
-/// Called with (sender, request id, payload) for each `ForwardReply` received; must not block.
-#[derive(Clone)]
-pub struct ForwardReplyHook(pub Arc<dyn Fn(NodeId, u64, bytes::Bytes) + Send + Sync>);
-
-impl fmt::Debug for ForwardReplyHook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ForwardReplyHook")
-    }
-}
-
-impl PartialEq for ForwardReplyHook {
-    fn eq(&self, other: &ForwardReplyHook) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for ForwardReplyHook {}
 
 impl Config {
     /// A config with default limits: 1024-frame queues, 64 MiB frames, 1 s connects, 5 s writes.
@@ -115,7 +97,6 @@ impl Config {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             connect_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(5),
-            on_forward_reply: None,
         }
     }
 
@@ -216,7 +197,6 @@ impl Transport {
             peers: known,
             counters: counters.clone(),
             inbound,
-            on_forward_reply: config.on_forward_reply.clone(),
         };
         tasks.push(tokio::spawn(inbound::accept_loop(listener, Arc::new(shared), shutdown.subscribe())));
         tracing::info!(me = %config.me, listen = %local_addr, peers = peers.len(), "peer transport started");
@@ -226,21 +206,26 @@ impl Transport {
     }
 
     /// Queues `frame` for peer `to` and returns at once: it never blocks and never waits on the
-    /// network. The frame is dropped (and counted) if the queue is full, if `to` is not a peer,
-    /// or if the transport was shut down.
-    pub fn send(&self, to: NodeId, frame: Frame) {
+    /// network. A full queue gives the frame back (`Full`), so that the caller can answer what it
+    /// carried; a frame for a node that is not a peer, or sent after shutdown, is dropped (and
+    /// counted).
+    pub fn send(&self, to: NodeId, frame: Frame) -> Result<(), Full> {
         let Some(peer) = self.inner.peers.get(&to) else {
             bump(&self.inner.counters.unknown_destination);
             trace!(to = %to, "dropping a frame for a node that is not a peer");
-            return;
+            return Ok(());
         };
         match peer.queue.try_send(frame) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(frame)) => {
                 bump(&peer.counters.dropped_full);
-                trace!(to = %to, "send queue full; dropping a frame");
+                trace!(to = %to, "send queue full");
+                Err(Full(frame))
             }
-            Err(TrySendError::Closed(_)) => bump(&peer.counters.dropped_unsent),
+            Err(TrySendError::Closed(_)) => {
+                bump(&peer.counters.dropped_unsent);
+                Ok(())
+            }
         }
     }
 

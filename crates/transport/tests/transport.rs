@@ -86,7 +86,7 @@ async fn send_until_received(from: &Transport, to: &mut Node, frame: impl Fn() -
     let target = to.transport.me();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        from.send(target, frame());
+        let _ = from.send(target, frame());
         match tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + Duration::from_millis(20)), to.inbound.recv())
             .await
         {
@@ -131,9 +131,9 @@ async fn three_nodes_exchange_every_kind_both_ways() {
     for i in 1..=3u64 {
         for j in (1..=3u64).filter(|&j| j != i) {
             let sender = &nodes[i as usize - 1].transport;
-            sender.send(NodeId(j), vote(i, j, 10 * i + j));
-            sender.send(NodeId(j), Frame::Forward { request_id: i, payload: vec![i as u8; 3].into() });
-            sender.send(NodeId(j), Frame::ForwardReply { request_id: j, payload: bytes::Bytes::from_static(b"+OK\r\n") });
+            let _ = sender.send(NodeId(j), vote(i, j, 10 * i + j));
+            let _ = sender.send(NodeId(j), Frame::Forward { request_id: i, payload: vec![i as u8; 3].into() });
+            let _ = sender.send(NodeId(j), Frame::ForwardReply { request_id: j, payload: bytes::Bytes::from_static(b"+OK\r\n") });
         }
     }
     for (index, node) in nodes.iter_mut().enumerate() {
@@ -172,7 +172,7 @@ async fn a_peer_down_at_start_is_reached_once_it_comes_up() {
     let a_listener = bind().await;
     let addrs = [a_listener.local_addr().unwrap(), dead_addr().await];
     let a = start(Config::new(NodeId(1), addrs[0].to_string(), peer_map(&addrs)), Some(a_listener)).await;
-    a.transport.send(NodeId(2), vote(1, 2, 1));
+    let _ = a.transport.send(NodeId(2), vote(1, 2, 1));
     eventually("a few connection attempts failed", || a.transport.stats().peers[&NodeId(2)].connect_failures >= 2).await;
 
     let mut b = start(Config::new(NodeId(2), addrs[1].to_string(), peer_map(&addrs)), None).await;
@@ -186,7 +186,7 @@ async fn a_peer_down_at_start_is_reached_once_it_comes_up() {
 async fn a_restarted_peer_is_reconnected() {
     let mut nodes = cluster(2, |_| {}).await;
     let b_addr = nodes[1].transport.local_addr();
-    nodes[0].transport.send(NodeId(2), vote(1, 2, 1));
+    let _ = nodes[0].transport.send(NodeId(2), vote(1, 2, 1));
     assert_eq!(term_of(&nodes[1].recv().await.frame), 1);
 
     let old_b = nodes.pop().unwrap();
@@ -200,7 +200,7 @@ async fn a_restarted_peer_is_reconnected() {
     let received = send_until_received(&a.transport, &mut new_b, || vote(1, 2, 2)).await;
     assert_eq!((received.from, term_of(&received.frame)), (NodeId(1), 2));
     // And the other way, on the new B's own outbound connection.
-    new_b.transport.send(NodeId(1), vote(2, 1, 3));
+    let _ = new_b.transport.send(NodeId(1), vote(2, 1, 3));
     let a = &mut nodes[0];
     loop {
         let received = a.recv().await;
@@ -261,17 +261,17 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
     .await;
 
     // Node 1 still hears node 2, and node 2 still hears node 1.
-    nodes[1].transport.send(NodeId(1), vote(2, 1, 5));
+    let _ = nodes[1].transport.send(NodeId(1), vote(2, 1, 5));
     assert_eq!(nodes[0].recv().await, Inbound { from: NodeId(2), frame: vote(2, 1, 5) });
-    nodes[0].transport.send(NodeId(2), vote(1, 2, 6));
+    let _ = nodes[0].transport.send(NodeId(2), vote(1, 2, 6));
     assert_eq!(nodes[1].recv().await, Inbound { from: NodeId(1), frame: vote(1, 2, 6) });
 }
 
 #[tokio::test]
 async fn a_frame_over_the_limit_is_dropped_by_the_sender() {
     let mut nodes = cluster(2, |config| config.max_frame_bytes = 4096).await;
-    nodes[0].transport.send(NodeId(2), Frame::Forward { request_id: 1, payload: vec![0; 5000].into() });
-    nodes[0].transport.send(NodeId(2), Frame::Forward { request_id: 2, payload: vec![0; 4000].into() });
+    let _ = nodes[0].transport.send(NodeId(2), Frame::Forward { request_id: 1, payload: vec![0; 5000].into() });
+    let _ = nodes[0].transport.send(NodeId(2), Frame::Forward { request_id: 2, payload: vec![0; 4000].into() });
     let received = nodes[1].recv().await;
     assert!(matches!(received.frame, Frame::Forward { request_id: 2, .. }), "{received:?}");
     assert_eq!(nodes[0].transport.stats().peers[&NodeId(2)].dropped_oversize, 1);
@@ -316,10 +316,10 @@ async fn stuck_peers_never_block_send_to_others() {
         for peer in [3, 4] {
             let frame = big();
             let started = Instant::now();
-            a.send(NodeId(peer), frame);
+            let _ = a.send(NodeId(peer), frame);
             slowest = slowest.max(started.elapsed());
         }
-        a.send(NodeId(2), vote(1, 2, round));
+        let _ = a.send(NodeId(2), vote(1, 2, round));
         // Let the outbound tasks run, so the stuck sockets fill up.
         tokio::task::yield_now().await;
     }
@@ -339,7 +339,7 @@ async fn stuck_peers_never_block_send_to_others() {
 }
 
 #[tokio::test]
-async fn a_full_queue_drops() {
+async fn a_full_queue_gives_the_frame_back() {
     let listener = bind().await;
     let addrs = [listener.local_addr().unwrap(), dead_addr().await];
     let mut config = Config::new(NodeId(1), addrs[0].to_string(), peer_map(&addrs));
@@ -347,7 +347,11 @@ async fn a_full_queue_drops() {
     let node = start(config, Some(listener)).await;
     // The outbound task can't run during this loop (single-threaded runtime): exactly 4 fit.
     for term in 0..100 {
-        node.transport.send(NodeId(2), vote(1, 2, term));
+        let sent = node.transport.send(NodeId(2), vote(1, 2, term));
+        match sent {
+            Ok(()) => assert!(term < 4, "frame {term} was queued"),
+            Err(transport::Full(frame)) => assert_eq!(frame, vote(1, 2, term), "the refused frame comes back"),
+        }
     }
     let peer = node.transport.stats().peers[&NodeId(2)].clone();
     assert_eq!((peer.dropped_full, peer.queued), (96, 4));
@@ -358,22 +362,22 @@ async fn a_full_queue_drops() {
     })
     .await;
     // Sending to itself or a stranger is dropped too, and counted.
-    node.transport.send(NodeId(1), vote(1, 1, 0));
-    node.transport.send(NodeId(7), vote(1, 7, 0));
+    let _ = node.transport.send(NodeId(1), vote(1, 1, 0));
+    let _ = node.transport.send(NodeId(7), vote(1, 7, 0));
     assert_eq!(node.transport.stats().unknown_destination, 2);
 }
 
 #[tokio::test]
 async fn dropping_the_transport_stops_its_tasks() {
     let mut nodes = cluster(2, |_| {}).await;
-    nodes[0].transport.send(NodeId(2), vote(1, 2, 1));
+    let _ = nodes[0].transport.send(NodeId(2), vote(1, 2, 1));
     nodes[1].recv().await;
     let Node { transport, mut inbound } = nodes.remove(0);
     let addr = transport.local_addr();
     let clone = transport.clone();
     drop(transport);
     // A clone keeps it running.
-    nodes[0].transport.send(NodeId(1), vote(2, 1, 2));
+    let _ = nodes[0].transport.send(NodeId(1), vote(2, 1, 2));
     assert_eq!(timeout(WAIT, inbound.recv()).await.unwrap().unwrap().from, NodeId(2));
     drop(clone);
     // The accept task held the only sender of `inbound`: it ends once every task has.
@@ -384,13 +388,13 @@ async fn dropping_the_transport_stops_its_tasks() {
 #[tokio::test]
 async fn shutdown_stops_everything_and_later_sends_are_dropped() {
     let mut nodes = cluster(2, |_| {}).await;
-    nodes[0].transport.send(NodeId(2), vote(1, 2, 1));
+    let _ = nodes[0].transport.send(NodeId(2), vote(1, 2, 1));
     nodes[1].recv().await;
     let node = &mut nodes[0];
     node.transport.shutdown().await;
     assert_eq!(node.inbound.recv().await, None, "tasks finished before shutdown returned");
     assert!(TcpStream::connect(node.transport.local_addr()).await.is_err());
-    node.transport.send(NodeId(2), vote(1, 2, 2));
+    let _ = node.transport.send(NodeId(2), vote(1, 2, 2));
     let peer = node.transport.stats().peers[&NodeId(2)].clone();
     assert_eq!((peer.connected, peer.dropped_unsent), (false, 1));
     // The same port can be bound again at once.

@@ -1,0 +1,208 @@
+//! The node's loop: the one task that owns the `Replica`. It turns the world's events into the
+//! replica's inputs — ticks from a monotonic clock, peer frames, client requests, completed saves
+//! and snapshots — draining whatever is queued into one batch, then carries out the outputs:
+//! frames to the transport, answers to connections, saves to the disk thread, snapshots to a
+//! blocking task. It decides nothing itself.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use raft::Status;
+use replica::request::{Answer, Request};
+use replica::{ConnId, Output, Replica};
+use tokio::sync::{mpsc, watch};
+use transport::{Full, Inbound, Transport};
+
+use crate::disk::DiskWork;
+use crate::metrics::Metrics;
+use crate::ServerError;
+
+pub enum LoopInput {
+    /// A client connection opened; its answers go to `answers`, in order.
+    Connected { conn: ConnId, answers: mpsc::UnboundedSender<Answer> },
+    Request { conn: ConnId, request: Request },
+    Disconnected(ConnId),
+    Saved(replica::SaveId),
+    SaveFailed(storage::StorageError),
+    /// The store copy of `Output::Snapshot` at `index`, encoded, and its file staged (if it could be).
+    SnapshotEncoded { index: u64, data: Arc<[u8]>, staged: Option<storage::Staged> },
+}
+
+pub struct NodeLoop {
+    pub replica: Replica,
+    pub transport: Transport,
+    pub disk: std_mpsc::Sender<DiskWork>,
+    pub stager: storage::SnapshotStager<storage::StdDisk>,
+    /// Where the loop's own completions come back (snapshots encoded in the background).
+    pub inputs: mpsc::UnboundedSender<LoopInput>,
+    pub status: watch::Sender<Status>,
+    pub metrics: Arc<Metrics>,
+    pub tick: Duration,
+    /// Client requests taken into one batch at most (one Ready, one save).
+    pub max_batch: usize,
+    pub connections: HashMap<ConnId, mpsc::UnboundedSender<Answer>>,
+    pub last_status: Status,
+}
+
+impl NodeLoop {
+    pub async fn run(mut self, mut inputs: mpsc::UnboundedReceiver<LoopInput>, mut peers: mpsc::Receiver<Inbound>) -> Result<(), ServerError> {
+        let mut ticker = tokio::time::interval(self.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut clock = TickClock::new(self.tick);
+        loop {
+            let event = tokio::select! {
+                _ = ticker.tick() => None,
+                input = inputs.recv() => match input {
+                    Some(input) => Some(Ok(input)),
+                    None => return Ok(()),
+                },
+                Some(inbound) = peers.recv() => Some(Err(inbound)),
+            };
+            // Time first: after a pause (a stopped process, a stalled thread) the node must see how
+            // much time really passed before it acts on anything, or it would act on a stale view
+            // of its leadership (this is what makes lease reads safe across pauses).
+            for _ in 0..clock.due() {
+                self.replica.tick();
+            }
+            match event {
+                Some(Ok(input)) => self.on_input(input)?,
+                Some(Err(inbound)) => self.replica.peer_frame(inbound.from, inbound.frame),
+                None => {}
+            }
+            // Everything already queued goes into this batch: one Ready, one save, one append per peer.
+            for _ in 1..self.max_batch {
+                match inputs.try_recv() {
+                    Ok(input) => self.on_input(input)?,
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..4096 {
+                match peers.try_recv() {
+                    Ok(inbound) => self.replica.peer_frame(inbound.from, inbound.frame),
+                    Err(_) => break,
+                }
+            }
+            self.carry_out()?;
+            self.publish();
+        }
+    }
+
+    fn on_input(&mut self, input: LoopInput) -> Result<(), ServerError> {
+        match input {
+            LoopInput::Connected { conn, answers } => {
+                self.connections.insert(conn, answers);
+            }
+            LoopInput::Request { conn, request } => {
+                self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+                self.replica.client(conn, request);
+            }
+            LoopInput::Disconnected(conn) => {
+                self.connections.remove(&conn);
+                self.replica.disconnected(conn);
+            }
+            LoopInput::Saved(id) => self.replica.persisted(id),
+            LoopInput::SaveFailed(error) => return Err(ServerError::Storage(error)),
+            LoopInput::SnapshotEncoded { index, data, staged } => {
+                if let Some(staged) = staged {
+                    // Before the save that records the snapshot: that save then renames the file.
+                    let _ = self.disk.send(DiskWork::Adopt(staged));
+                }
+                self.replica.snapshot_taken(index, data);
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out the replica's outputs until it has none (a frame that cannot be queued is
+    /// given back to it, which may produce more).
+    fn carry_out(&mut self) -> Result<(), ServerError> {
+        loop {
+            let outputs = self.replica.take_outputs();
+            if outputs.is_empty() {
+                return Ok(());
+            }
+            for output in outputs {
+                match output {
+                    Output::Send { to, frame } => {
+                        if let Err(Full(frame)) = self.transport.send(to, frame) {
+                            self.replica.undeliverable(to, frame);
+                        }
+                    }
+                    Output::Reply { conn, answer } => {
+                        if let Some(answers) = self.connections.get(&conn) {
+                            // A connection that went away meanwhile needs nothing more.
+                            let _ = answers.send(answer);
+                        }
+                    }
+                    Output::Save { id, persist } => {
+                        if self.disk.send(DiskWork::Save { id, persist }).is_err() {
+                            return Err(ServerError::DiskThreadGone);
+                        }
+                    }
+                    Output::Snapshot { index, store } => self.encode_snapshot(index, store),
+                    Output::Fatal(reason) => return Err(ServerError::Fatal(reason)),
+                }
+            }
+        }
+    }
+
+    /// Encodes the store copy and writes its file on a blocking thread, so that neither the loop
+    /// nor the disk thread waits for a large snapshot; the loop then only hands it to the core.
+    fn encode_snapshot(&self, index: u64, store: kv::Store) {
+        let (stager, inputs) = (self.stager.clone(), self.inputs.clone());
+        let meta_term = self.replica.node().log().term_at(raft::LogIndex(index)).unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let data: Arc<[u8]> = store.encode_snapshot().into();
+            let encode_ms = started.elapsed().as_millis() as u64;
+            let meta = raft::SnapshotMeta { index: raft::LogIndex(index), term: meta_term };
+            let staged = stager.stage(meta, &data).map_err(|error| tracing::warn!(%error, "snapshot not staged; the disk thread will write it")).ok();
+            tracing::info!(index, bytes = data.len(), encode_ms, encode_and_stage_ms = started.elapsed().as_millis() as u64, "snapshot encoded");
+            // If the loop is gone, the node is stopping: the snapshot is simply not taken.
+            let _ = inputs.send(LoopInput::SnapshotEncoded { index, data, staged });
+        });
+    }
+
+    fn publish(&mut self) {
+        let status = self.replica.status();
+        if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
+            tracing::info!(role = %status.role, term = status.term.0, leader = ?status.leader.map(|id| id.0), "raft state changed");
+            if status.leader != self.last_status.leader {
+                self.metrics.leader_changes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.last_status = status;
+        self.status.send_replace(status);
+        let metrics = &self.metrics;
+        metrics.term.store(status.term.0, Ordering::Relaxed);
+        metrics.is_leader.store(u64::from(status.is_leader()), Ordering::Relaxed);
+        metrics.leader_id.store(status.leader.map_or(0, |leader| leader.0), Ordering::Relaxed);
+        metrics.commit_index.store(status.commit.0, Ordering::Relaxed);
+        metrics.applied_index.store(self.replica.store().applied_index(), Ordering::Relaxed);
+        metrics.last_log_index.store(status.last_index.0, Ordering::Relaxed);
+    }
+}
+
+/// Ticks owed to the node by a monotonic clock. Unlike an interval timer, it counts the time a
+/// paused process did not see (`Instant` keeps running while the process is stopped).
+struct TickClock {
+    started: Instant,
+    tick: Duration,
+    ticked: u64,
+}
+
+impl TickClock {
+    fn new(tick: Duration) -> TickClock {
+        TickClock { started: Instant::now(), tick, ticked: 0 }
+    }
+
+    /// Ticks that became due since the last call.
+    fn due(&mut self) -> u64 {
+        let now = (self.started.elapsed().as_nanos() / self.tick.as_nanos().max(1)) as u64;
+        let due = now.saturating_sub(self.ticked);
+        self.ticked = now.max(self.ticked);
+        due
+    }
+}
