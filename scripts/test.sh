@@ -16,28 +16,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 have() { command -v "$1" >/dev/null 2>&1; }
 
 if ! have redis-cli || ! have redis-benchmark; then
-    echo "test.sh: redis-cli or redis-benchmark is missing; installing redis-tools" >&2
-    if ! have apt-get; then
-        echo "test.sh: apt-get is not available; install redis-tools (redis-cli, redis-benchmark) by hand" >&2
-        exit 1
-    fi
-    if [ "$(id -u)" -eq 0 ]; then
-        as_root=()
-    elif have sudo; then
-        as_root=(sudo)
-    else
-        echo "test.sh: not root and no sudo; install redis-tools (redis-cli, redis-benchmark) by hand" >&2
-        exit 1
-    fi
-    # (the odd expansion: an empty array under `set -u` on bash < 4.4)
-    if ! ${as_root[@]+"${as_root[@]}"} apt-get update; then
-        echo "test.sh: apt-get update failed; install redis-tools by hand" >&2
-        exit 1
-    fi
-    if ! ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-tools; then
-        echo "test.sh: apt-get install redis-tools failed; install it by hand" >&2
-        exit 1
-    fi
+    echo "test.sh: redis-cli or redis-benchmark is missing" >&2
+    "$root/scripts/apt-install.sh" test.sh redis-tools
     if ! have redis-cli || ! have redis-benchmark; then
         echo "test.sh: redis-tools was installed but redis-cli or redis-benchmark is still not on PATH" >&2
         exit 1

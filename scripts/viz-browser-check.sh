@@ -56,29 +56,7 @@ find_chromium >/dev/null || packages+=(chromium)
 have_fonts || packages+=(fonts-dejavu-core)
 
 if [ "${#packages[@]}" -gt 0 ]; then
-    echo "viz-browser-check: installing ${packages[*]}" >&2
-    if ! have apt-get; then
-        echo "viz-browser-check: apt-get is not available; install ${packages[*]} by hand" >&2
-        exit 1
-    fi
-    if [ "$(id -u)" -eq 0 ]; then
-        as_root=()
-    elif have sudo; then
-        as_root=(sudo)
-    else
-        echo "viz-browser-check: not root and no sudo; install ${packages[*]} by hand" >&2
-        exit 1
-    fi
-    # (the odd expansion: an empty array under `set -u` on bash < 4.4)
-    if ! ${as_root[@]+"${as_root[@]}"} apt-get update; then
-        echo "viz-browser-check: apt-get update failed; install ${packages[*]} by hand" >&2
-        exit 1
-    fi
-    if ! ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends "${packages[@]}"; then
-        echo "viz-browser-check: apt-get install ${packages[*]} failed; install it by hand" >&2
-        exit 1
-    fi
+    "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" viz-browser-check "${packages[@]}"
 fi
 if ! chromium="$(find_chromium)"; then
     echo "viz-browser-check: chromium was installed but is still not on PATH" >&2

@@ -11,7 +11,8 @@
 //! - per-connection order: a read sees every write its connection sent before it and got `+OK` for;
 //! - every request is answered within the request timeout (plus the network's latency), unless its
 //!   connection broke;
-//! - a node never reports a term lower than it did, across restarts, and at most one leader per term;
+//! - a node's term never goes down while it runs, a restart recovers at least the term its saves
+//!   recorded, and at most one leader per term;
 //! - after the faults heal, a new write is answered on every node within a bound.
 //!
 //! Frames in a link's queue when its receiver restarts are delivered to the new incarnation (a
@@ -57,6 +58,9 @@ pub struct Params {
     pub servers: usize,
     pub steps: u32,
     pub crash_per_mille: u64,
+    /// Per step: a running node's disk dies at one of its next few syncs (torn or not), so that a
+    /// save fails and the node stops, as the server does.
+    pub disk_death_per_mille: u64,
     pub partition_per_mille: u64,
     /// Per frame, while the network is lossy: the frame is lost (its connection reset).
     pub loss_per_mille: u64,
@@ -86,6 +90,7 @@ impl Params {
             servers: *rng.pick(&[3, 3, 5]),
             steps: 100 + rng.below(200) as u32,
             crash_per_mille: fault(&[0, 10, 30, 80]),
+            disk_death_per_mille: fault(&[0, 10, 30]),
             partition_per_mille: fault(&[0, 10, 30, 60]),
             loss_per_mille: fault(&[0, 5, 30]),
             long_delay_per_mille: fault(&[0, 5, 20]),
@@ -155,6 +160,8 @@ struct World {
     incarnations: u64,
     clients: Vec<Client>,
     next_conn: u64,
+    /// A disk death is armed on the node's disk: the one failure of a save expected.
+    armed: Vec<bool>,
     /// Frames that reached a node while it was down, per node, for its next incarnation.
     held: Vec<Vec<InFlight>>,
     /// conn -> client index, per node.
@@ -163,6 +170,10 @@ struct World {
     last_stamp: u64,
     /// The highest term each node reported, and the leader of each term.
     terms: Vec<u64>,
+    /// The highest term each node's successful saves recorded: a restart recovers at least that.
+    /// (A term taken but not saved yet may be lost in a crash: nothing was sent in it yet, since
+    /// votes, vote requests and acknowledgements leave only after the save.)
+    durable_terms: Vec<u64>,
     leaders: BTreeMap<u64, usize>,
     answered: u64,
     errors: u64,
@@ -213,9 +224,11 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         next_conn: 0,
         conns: vec![BTreeMap::new(); n],
         held: (0..n).map(|_| Vec::new()).collect(),
+        armed: vec![false; n],
         history: Vec::new(),
         last_stamp: 0,
         terms: vec![0; n],
+        durable_terms: vec![0; n],
         leaders: BTreeMap::new(),
         answered: 0,
         errors: 0,
@@ -310,6 +323,18 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
             start(world, victim);
         }
     }
+    if rng.chance(params.disk_death_per_mille, 1000) {
+        let victim = rng.below(n as u64) as usize;
+        let mut w = world.borrow_mut();
+        if w.nodes[victim].is_some() && !w.armed[victim] {
+            let (sync, torn) = (1 + rng.below(3), rng.chance(1, 2));
+            w.disks[victim].crash_at_sync(sync, torn);
+            w.armed[victim] = true;
+            let what = format!("the disk dies at its sync #{sync} from now (torn: {torn})");
+            w.trace.record(w.sim.now(), format_args!("chaos: node {victim}: {what}"));
+            w.trace.event(w.sim.now(), Event::Disk { server: victim, what });
+        }
+    }
     if rng.chance(80, 1000) {
         let dead: Vec<usize> = (0..n).filter(|&i| world.borrow().nodes[i].is_none()).collect();
         if !dead.is_empty() {
@@ -377,7 +402,9 @@ fn start(world: &Shared, i: usize) {
         ..Options::default()
     };
     let term = restored.hard_state.term.0;
-    assert!(term >= w.terms[i], "node {i}'s term went down across a restart, from {} to {term}", w.terms[i]);
+    assert!(term >= w.durable_terms[i], "node {i} saved term {} but recovered {term}", w.durable_terms[i]);
+    // Within this incarnation its term only goes up from what it recovered.
+    w.terms[i] = term;
     let replica = Replica::new(config, restored, store, options).unwrap_or_else(|error| panic!("node {i}: {error}"));
     w.incarnations += 1;
     let incarnation = w.incarnations;
@@ -401,19 +428,37 @@ fn start(world: &Shared, i: usize) {
     schedule_tick(world, i, incarnation, phase);
 }
 
+/// Power failure: the process dies, the disk keeps what was synced (torn: and a prefix of what
+/// was not).
 fn crash(world: &Shared, i: usize) {
-    let mut w = world.borrow_mut();
-    if w.nodes[i].take().is_none() {
+    let torn = world.borrow().rng.chance(1, 2);
+    if !stop(world, i, if torn { "crash (torn)" } else { "crash" }) {
         return;
     }
-    act(&w, Some(i), "crash", "unsynced writes lost");
-    w.trace.event(w.sim.now(), Event::Stop { server: i, why: "crash".into() });
-    w.disks[i].crash();
+    let w = world.borrow();
+    if torn {
+        w.disks[i].crash_torn();
+    } else {
+        w.disks[i].crash();
+    }
+}
+
+/// Takes node `i` down, if it is up. Returns whether it was.
+fn stop(world: &Shared, i: usize, why: &str) -> bool {
+    let mut w = world.borrow_mut();
+    if w.nodes[i].take().is_none() {
+        return false;
+    }
+    act(&w, Some(i), why, "");
+    w.trace.event(w.sim.now(), Event::Stop { server: i, why: why.into() });
+    w.disks[i].disarm();
+    w.armed[i] = false;
     // Its clients' connections break: what they had in flight has an unknown outcome.
     let conns = std::mem::take(&mut w.conns[i]);
     for (_, client) in conns {
         disconnect_client(&mut w, client);
     }
+    true
 }
 
 fn shut_down(world: &Shared) {
@@ -475,11 +520,19 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
                     let saved = {
                         let mut w = world.borrow_mut();
                         let Some(node) = w.nodes[i].as_mut().filter(|node| node.incarnation == incarnation) else { return };
-                        node.storage.save(&persist)
+                        let saved = node.storage.save(&persist);
+                        if let (Ok(()), Some(state)) = (&saved, persist.hard_state) {
+                            w.durable_terms[i] = w.durable_terms[i].max(state.term.0);
+                        }
+                        saved
                     };
                     match saved {
                         Ok(()) => {
                             with_node(&world, i, incarnation, |replica| replica.persisted(id));
+                        }
+                        // What reached the disk is unknown: the node stops, as the server does.
+                        Err(_) if world.borrow().armed[i] => {
+                            stop(&world, i, "save failed, stop");
                         }
                         Err(error) => panic!("node {i}: a save failed with no disk fault injected: {error}"),
                     }
@@ -649,7 +702,7 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     // Without faults nothing waits out its deadline: a request is answered, or refused at once.
     if let Answer::Error(message) = &answer {
         let p = &w.params;
-        let faultless = p.crash_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0;
+        let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0;
         assert!(!(faultless && message.starts_with("timeout")), "client {client_id}'s request {:?} timed out with no fault injected: {message}", sent.input);
     }
     match output {

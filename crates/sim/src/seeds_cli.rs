@@ -95,3 +95,43 @@ pub fn main_with_switches(name: &str, switches: &[&str], run: impl Fn(u64, &[Str
         ExitCode::FAILURE
     }
 }
+
+/// The loop of the CI tests over a seed runner: the seeds `SIM_SEED` / `SIM_SEEDS` /
+/// `SIM_SEED_BASE` select, or else `default`; for each, `run` gives a passing seed's summary and
+/// trace, or a failure's parameters, message and trace. A failure is printed with the end of its
+/// trace, `replay(seed)` and its drawing (`viz`); a passing seed is drawn when `SIM_VIZ` asks.
+/// Returns the passing seeds' summaries; panics, listing the failing seeds, if any failed.
+pub fn test_seeds<S>(
+    test: &str,
+    default: std::ops::RangeInclusive<u64>,
+    replay: impl Fn(u64) -> String,
+    run: impl Fn(u64) -> Result<(S, Trace), (String, String, Trace)>,
+) -> Vec<S> {
+    let chosen = std::env::var_os("SIM_SEED").is_some() || std::env::var_os("SIM_SEEDS").is_some();
+    let seeds: Vec<u64> = if chosen { crate::rng::seeds_from_env(*default.start()) } else { default.collect() };
+    let (mut passed, mut failures) = (Vec::new(), Vec::new());
+    for &seed in &seeds {
+        let replay = replay(seed);
+        let info = RunInfo { test, seed, replay: &replay };
+        match run(seed) {
+            Ok((summary, trace)) => {
+                if viz::draw_passing() {
+                    viz::write_and_tell(&trace, &info);
+                }
+                passed.push(summary);
+            }
+            Err((params, message, trace)) => {
+                eprintln!("seed {seed} FAILED: {message}\n  parameters: {params}");
+                for line in trace.tail(60) {
+                    eprintln!("  {line}");
+                }
+                eprintln!("  replay: {replay}");
+                viz::write_and_tell(&trace, &info);
+                failures.push(seed);
+            }
+        }
+    }
+    println!("{test}: {} passed, {} failed", passed.len(), failures.len());
+    assert!(failures.is_empty(), "{test} failed for seeds {failures:?}");
+    passed
+}

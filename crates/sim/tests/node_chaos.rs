@@ -4,47 +4,19 @@
 
 use replica::Mutation;
 use sim::node_chaos::{run_with, Params};
-use sim::viz::{self, RunInfo};
 
 #[test]
 fn node_chaos_seeds_stay_linearizable_ordered_and_answered() {
-    let seeds = sim::rng::seeds_from_env(1);
-    // By default: 100 seeds starting at 1, unless SIM_SEED / SIM_SEEDS / SIM_SEED_BASE say otherwise.
-    let seeds = if std::env::var_os("SIM_SEED").is_none() && std::env::var_os("SIM_SEEDS").is_none() {
-        (1..=100).collect()
-    } else {
-        seeds
-    };
-    let (mut failures, mut undecided, mut answered, mut errors) = (Vec::new(), 0, 0, 0);
-    for &seed in &seeds {
-        let replay = format!("cargo run --release -p sim --bin node_chaos -- --from {seed} --seeds 1 --trace");
-        let info = RunInfo { test: "node_chaos", seed, replay: &replay };
-        match sim::node_chaos::run(seed) {
-            Ok(summary) => {
-                if viz::draw_passing() {
-                    viz::write_and_tell(&summary.trace, &info);
-                }
-                undecided += usize::from(summary.undecided);
-                answered += summary.answered;
-                errors += summary.errors;
-            }
-            Err((params, message, trace)) => {
-                eprintln!("seed {seed} FAILED: {message}\n  parameters: {params:?}");
-                for line in trace.tail(60) {
-                    eprintln!("  {line}");
-                }
-                eprintln!("  replay: {replay}");
-                viz::write_and_tell(&trace, &info);
-                failures.push(seed);
-            }
-        }
-    }
-    println!(
-        "{} passed, {} failed; {answered} answers, {errors} errors; linearizability undecided within the budget for {undecided}",
-        seeds.len() - failures.len(),
-        failures.len()
-    );
-    assert!(failures.is_empty(), "node chaos failed for seeds {failures:?}");
+    let replay = |seed| format!("cargo run --release -p sim --bin node_chaos -- --from {seed} --seeds 1 --trace");
+    // By default: 100 seeds starting at 1.
+    let passed = sim::seeds_cli::test_seeds("node_chaos", 1..=100, replay, |seed| match sim::node_chaos::run(seed) {
+        Ok(summary) => Ok(((summary.answered, summary.errors, summary.undecided), summary.trace)),
+        Err((params, message, trace)) => Err((format!("{params:?}"), message, trace)),
+    });
+    let answered: u64 = passed.iter().map(|(answered, _, _)| answered).sum();
+    let errors: u64 = passed.iter().map(|(_, errors, _)| errors).sum();
+    let undecided = passed.iter().filter(|(_, _, undecided)| *undecided).count();
+    println!("{answered} answers, {errors} errors; linearizability undecided within the budget for {undecided} seeds");
 }
 
 /// The first seed of `seeds` that catches every node broken as `mutation` says.
