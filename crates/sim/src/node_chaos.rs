@@ -137,6 +137,8 @@ struct Sent {
     input: KvInput,
     call: u64,
     sent_at: Duration,
+    /// A tagged append's (client id, sequence number): sent again, the same, until answered.
+    tag: Option<(u64, u64)>,
 }
 
 struct Client {
@@ -146,6 +148,11 @@ struct Client {
     writes: WriteEncoder,
     outstanding: Vec<Sent>,
     next_token: u64,
+    /// Tags its appends (`TAGGED <client id> <seq>`), as the project's own client does, one at a
+    /// time, and retries one that failed with the same tag: each must take effect exactly once.
+    tagged_id: Option<u64>,
+    /// A tagged append to send again (its first call time kept: it is one operation).
+    retry: Option<Sent>,
 }
 
 struct World {
@@ -178,6 +185,10 @@ struct World {
     answered: u64,
     errors: u64,
     sent: usize,
+    /// Every tagged append's (key, token): none may be in the final store more than once.
+    issued_tags: Vec<(String, String)>,
+    /// Tagged appends acknowledged: (tag, key, token). Each must be in the final store exactly once.
+    acknowledged_tags: Vec<((u64, u64), String, String)>,
     /// The length each client's last acknowledged append left its key at.
     append_lengths: BTreeMap<(u64, String), u64>,
     undecided: bool,
@@ -234,6 +245,8 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         errors: 0,
         sent: 0,
         append_lengths: BTreeMap::new(),
+        acknowledged_tags: Vec::new(),
+        issued_tags: Vec::new(),
         undecided: false,
         running: true,
         mutation,
@@ -268,7 +281,9 @@ async fn scenario(world: Shared) {
     for c in 0..params.clients {
         // Untagged writes are numbered from random high bits, as a node numbers them.
         let writes = WriteEncoder::new(Arc::new(AtomicU64::new(rng.u64() << 32)));
-        world.borrow_mut().clients.push(Client { id: c as u64 + 1, connection: None, writes, outstanding: Vec::new(), next_token: 0 });
+        let tagged_id = rng.chance(1, 3).then(|| rng.u64().max(1));
+        let client = Client { id: c as u64 + 1, connection: None, writes, outstanding: Vec::new(), next_token: 0, tagged_id, retry: None };
+        world.borrow_mut().clients.push(client);
         sim.spawn(client_loop(world.clone(), c));
     }
     sim.spawn(watchdog(world.clone()));
@@ -277,8 +292,11 @@ async fn scenario(world: Shared) {
         chaos_step(&world, &rng, &params);
     }
     heal(&world);
-    await_progress(&world).await;
+    // The clients stop sending (what they sent is still answered, within its deadline): the
+    // healed cluster must then converge. Under endless load a node kept behind by small link
+    // queues may chase a commit index that keeps moving.
     world.borrow_mut().running = false;
+    await_progress(&world).await;
     // Let the clients' last requests finish, then check the whole history.
     sim.sleep(Duration::from_secs(6)).await;
     check_history(&world);
@@ -652,6 +670,15 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     assert!(!client.outstanding.is_empty(), "client {} got an answer it did not ask for: {answer:?}", client.id);
     let sent = client.outstanding.remove(0);
     let client_id = client.id;
+    if sent.tag.is_some() && matches!(answer, Answer::Error(_)) && w.running {
+        // Outcome unknown: the same tagged append again, on whatever connection comes next.
+        w.errors += 1;
+        w.clients[c].retry = Some(sent);
+        return;
+    }
+    if let (Some(tag), Answer::Reply(_)) = (sent.tag, &answer) {
+        w.acknowledged_tags.push((tag, sent.input.key.clone(), sent.input.value.clone()));
+    }
     let bound = TICK * REQUEST_TIMEOUT_TICKS as u32 + Duration::from_millis(50);
     assert!(
         now - sent.sent_at <= bound,
@@ -722,7 +749,10 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
 fn disconnect_client(w: &mut World, c: usize) {
     let client = &mut w.clients[c];
     client.connection = None;
-    let outstanding = std::mem::take(&mut client.outstanding);
+    let mut outstanding = std::mem::take(&mut client.outstanding);
+    if let Some(at) = outstanding.iter().position(|sent| sent.tag.is_some()) {
+        client.retry = Some(outstanding.remove(at));
+    }
     let id = client.id;
     for sent in outstanding {
         if sent.input.op != KvOp::Get {
@@ -757,39 +787,40 @@ async fn client_loop(world: Shared, c: usize) {
                 w.clients[c].connection = Some((node, conn));
             }
             let Some((node, conn)) = w.clients[c].connection else { continue };
-            let count = 1 + rng.below(w.params.pipeline as u64) as usize;
+            let tagged = w.clients[c].tagged_id;
+            let count = if tagged.is_some() { 1 } else { 1 + rng.below(w.params.pipeline as u64) as usize };
             let mut requests = Vec::new();
-            for _ in 0..count {
+            if let Some(mut again) = w.clients[c].retry.take() {
+                again.sent_at = w.sim.now();
+                requests.push(encode(&words_of(&again), &mut w.clients[c].writes));
+                w.sent += 1;
+                w.clients[c].outstanding.push(again);
+            }
+            for _ in 0..count - requests.len() {
                 // Appends and sets go to keys of their own, so that a connection's reads can be
                 // checked for its own appends (no set of another client wipes them).
                 let kind = rng.below(10);
-                let space = if kind == 9 || (kind <= 3 && rng.chance(1, 4)) { "s" } else { "k" };
+                let space = if kind == 9 && tagged.is_none() || (kind <= 3 && rng.chance(1, 4)) { "s" } else { "k" };
                 let key = format!("{space}{}", rng.below(w.params.keys as u64));
-                let token = {
+                let (token, seq) = {
                     let client = &mut w.clients[c];
                     client.next_token += 1;
-                    format!("[{}.{}]", client.id, client.next_token)
+                    (format!("[{}.{}]", client.id, client.next_token), client.next_token)
                 };
                 let input = match kind {
                     0..=3 => KvInput::get(key),
                     4..=8 => KvInput::append(key, token),
+                    _ if tagged.is_some() => KvInput::append(key, token),
                     _ => KvInput::put(key, token),
                 };
-                let words: Vec<&str> = match input.op {
-                    KvOp::Get => vec!["GET", &input.key],
-                    KvOp::Append => vec!["APPEND", &input.key, &input.value],
-                    KvOp::Put => vec!["SET", &input.key, &input.value],
-                };
-                let mut wire_bytes = Vec::new();
-                resp::encode_array_of_bulks(&words, &mut wire_bytes);
-                let mut args = resp::ArgBuf::new();
-                resp::parse_command_into(&wire_bytes, &resp::Limits::default(), &mut args).expect("a valid command").expect("whole");
-                let request = to_request(&args, &mut w.clients[c].writes).expect("a known command");
-                let call = stamp(&mut w);
-                let sent_at = w.sim.now();
+                let tag = tagged.filter(|_| input.op == KvOp::Append).map(|id| (id, seq));
+                if tag.is_some() {
+                    w.issued_tags.push((input.key.clone(), input.value.clone()));
+                }
+                let sent = Sent { input, call: stamp(&mut w), sent_at: w.sim.now(), tag };
+                requests.push(encode(&words_of(&sent), &mut w.clients[c].writes));
                 w.sent += 1;
-                w.clients[c].outstanding.push(Sent { input, call, sent_at });
-                requests.push(request);
+                w.clients[c].outstanding.push(sent);
             }
             (node, conn, requests)
         };
@@ -799,11 +830,39 @@ async fn client_loop(world: Shared, c: usize) {
             with_node(&world, node, incarnation, |replica| replica.client(conn, request));
         }
         // Wait for every answer (streaming: for room) or the connection breaking.
-        let room = if world.borrow().params.streaming { world.borrow().params.pipeline } else { 0 };
+        // A tagged client has one request outstanding at a time: sessions remember a client's last
+        // write only, so a retried write must be its newest.
+        let streaming = world.borrow().params.streaming && world.borrow().clients[c].tagged_id.is_none();
+        let room = if streaming { world.borrow().params.pipeline } else { 0 };
         while world.borrow().clients[c].connection == Some((node, conn)) && world.borrow().clients[c].outstanding.len() > room {
             sim.sleep(Duration::from_millis(1)).await;
         }
     }
+}
+
+/// The command a request is sent as, in Redis's words.
+fn words_of(sent: &Sent) -> Vec<String> {
+    let input = &sent.input;
+    let mut words: Vec<String> = match sent.tag {
+        Some((id, seq)) => vec!["TAGGED".into(), id.to_string(), seq.to_string()],
+        None => Vec::new(),
+    };
+    match input.op {
+        KvOp::Get => words.extend(["GET".into(), input.key.clone()]),
+        KvOp::Append => words.extend(["APPEND".into(), input.key.clone(), input.value.clone()]),
+        KvOp::Put => words.extend(["SET".into(), input.key.clone(), input.value.clone()]),
+    }
+    words
+}
+
+/// A command as the client port makes it a request: RESP parsing, then the write encoding.
+fn encode(words: &[String], writes: &mut WriteEncoder) -> replica::request::Request {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut wire_bytes = Vec::new();
+    resp::encode_array_of_bulks(&words, &mut wire_bytes);
+    let mut args = resp::ArgBuf::new();
+    resp::parse_command_into(&wire_bytes, &resp::Limits::default(), &mut args).expect("a valid command").expect("whole");
+    to_request(&args, writes).expect("a known command")
 }
 
 /// Every request still waiting on a live connection must be answered within the bound.
@@ -860,6 +919,7 @@ fn settle_unknown_appends(w: &mut World) {
         return;
     }
     let store = leader.replica.store().clone();
+    check_exactly_once(w, &store);
     let end = stamp(w);
     let history = std::mem::take(&mut w.history);
     let mut first_seen: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -884,8 +944,29 @@ fn settle_unknown_appends(w: &mut World) {
     }
 }
 
+/// Tagged appends take effect exactly once: none twice, and every acknowledged one once.
+fn check_exactly_once(w: &World, store: &Store) {
+    let count = |key: &str, token: &str| String::from_utf8_lossy(store.get(key.as_bytes()).unwrap_or_default()).matches(token).count();
+    for (key, token) in &w.issued_tags {
+        let times = count(key, token);
+        assert!(times <= 1, "exactly-once: the tagged append {token} is in {key:?} {times} times");
+    }
+    for (tag, key, token) in &w.acknowledged_tags {
+        assert_eq!(count(key, token), 1, "exactly-once: the acknowledged tagged append {token} (tag {tag:?}) is not in {key:?}");
+    }
+    let detail = format!("{} tagged appends, {} acknowledged", w.issued_tags.len(), w.acknowledged_tags.len());
+    w.trace.check(w.sim.now(), "exactly once", true, detail);
+}
+
 fn check_history(world: &Shared) {
     let mut w = world.borrow_mut();
+    // Tagged appends still waiting to be sent again: their outcome is unknown.
+    for c in 0..w.clients.len() {
+        if let Some(sent) = w.clients[c].retry.take() {
+            let client = w.clients[c].id;
+            w.history.push(Operation { client, input: sent.input, call: sent.call, output: None, return_time: None });
+        }
+    }
     settle_unknown_appends(&mut w);
     let result = linearizability::check(&KvModel, &w.history, CHECK_BUDGET);
     let detail = format!("{} operations", w.history.len());

@@ -36,7 +36,7 @@ fn first_catch(mutation: Mutation, seeds: std::ops::RangeInclusive<u64>, adjust:
 
 #[test]
 fn parked_requests_overtaken_by_newer_ones_are_caught() {
-    let (_, message) = first_catch(Mutation::ParkedOvertakenByNewer, 1..=300, |_| {});
+    let (_, message) = first_catch(Mutation::ParkedOvertakenByNewer, 1..=600, |_| {});
     assert!(message.contains("out of order"), "{message}");
 }
 
