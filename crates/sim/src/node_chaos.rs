@@ -379,11 +379,16 @@ fn heal_links(world: &Shared) {
     record_links(world);
 }
 
+/// The end of every fault: links up, the network reliable, no disk death armed, every node running.
 fn heal(world: &Shared) {
     heal_links(world);
     let n = {
         let mut w = world.borrow_mut();
         w.lossy = false;
+        for i in 0..w.params.servers {
+            w.disks[i].disarm();
+            w.armed[i] = false;
+        }
         w.trace.event(w.sim.now(), Event::Net { reliable: true, long_reordering: false, long_delays: false });
         w.params.servers
     };
