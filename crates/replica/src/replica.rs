@@ -296,6 +296,8 @@ impl Replica {
                 if let Some(forwarded) = self.forwards.remove(&request_id).filter(|forwarded| forwarded.to == to) {
                     let answer = Answer::Error("the link to the leader is congested; the request was not sent, retry".into());
                     self.answer(Caller::Local(forwarded.slot), answer);
+                    // Its place in the window is free.
+                    self.route_parked();
                 }
             }
             answer @ Frame::ForwardReply { .. } => self.unsent_answers.push_back((to, answer)),
@@ -344,10 +346,14 @@ impl Replica {
             self.parked.push_back(Parked { slot, request, since: self.now });
             return;
         }
-        self.route_now(slot, request);
+        if let Some(request) = self.try_route(slot, request) {
+            self.parked.push_back(Parked { slot, request, since: self.now });
+        }
     }
 
-    fn route_now(&mut self, slot: Slot, request: Request) {
+    /// Serves a local request here (as the leader) or forwards it, if it can go now; gives it back
+    /// if not (no leader known, or the forward window is full).
+    fn try_route(&mut self, slot: Slot, request: Request) -> Option<Request> {
         let status = self.node.status();
         match status.leader {
             _ if status.role == Role::Leader => self.serve(request, Caller::Local(slot)),
@@ -359,8 +365,9 @@ impl Replica {
                 self.forwards.insert(request_id, Forwarded { to: leader, slot, read });
                 self.outputs.push(Output::Send { to: leader, frame: Frame::Forward { request_id, payload } });
             }
-            _ => self.parked.push_back(Parked { slot, request, since: self.now }),
+            _ => return Some(request),
         }
+        None
     }
 
     /// Routes parked requests, oldest first, for as long as they can go.
@@ -370,13 +377,9 @@ impl Replica {
                 // Timed out, or its connection closed, while it was parked.
                 continue;
             }
-            let before = self.parked.len();
-            self.route_now(parked.slot, parked.request);
-            if self.parked.len() > before {
-                // It parked again (at the back): put it back in front, in its place.
-                if let Some(again) = self.parked.pop_back() {
-                    self.parked.push_front(again);
-                }
+            if let Some(request) = self.try_route(parked.slot, parked.request) {
+                // Still cannot go: back in front, in its place, with the time it parked.
+                self.parked.push_front(Parked { request, ..parked });
                 return;
             }
         }
@@ -455,6 +458,15 @@ impl Replica {
                 self.options.request_timeout_ticks
             ));
             self.answer(Caller::Local(slot), answer);
+        }
+        // Requests already answered (timed out) or whose connection closed: a forward that never
+        // got its answer (a frame lost on a reconnect) gives its place in the window back, and a
+        // parked one is dropped.
+        let connections = &self.connections;
+        self.forwards.retain(|_, forwarded| connections.is_waiting(forwarded.slot));
+        self.parked.retain(|parked| connections.is_waiting(parked.slot));
+        if !self.parked.is_empty() && self.options.mutation != Mutation::ParkedOvertakenByNewer {
+            self.route_parked();
         }
         if self.node.status().leader.is_none() {
             let wait = self.options.leader_wait_ticks;
