@@ -297,7 +297,9 @@ impl Replica {
                     let answer = Answer::Error("the link to the leader is congested; the request was not sent, retry".into());
                     self.answer(Caller::Local(forwarded.slot), answer);
                     // Its place in the window is free.
-                    self.route_parked();
+                    if self.options.mutation != Mutation::ParkedOvertakenByNewer {
+                        self.route_parked();
+                    }
                 }
             }
             answer @ Frame::ForwardReply { .. } => self.unsent_answers.push_back((to, answer)),
