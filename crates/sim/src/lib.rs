@@ -4,7 +4,8 @@
 //! driving every random choice: the executor (`executor`), the labrpc network model (`network`),
 //! the lab's persister and node handle (`persister`, `lab`), the Raft tester of the lab
 //! (`raft_tester`), the randomized safety simulation (`chaos`) and the same with every node on
-//! raftkv's storage over a simulated disk, and disk faults (`disk_chaos`). Every run keeps a trace
+//! raftkv's storage over a simulated disk, and disk faults (`disk_chaos`), and the production node
+//! itself, `replica::Replica`, with pipelining clients (`node_chaos`). Every run keeps a trace
 //! (`trace`), and a failing one is drawn as an HTML page (`viz`).
 
 pub mod executor;
