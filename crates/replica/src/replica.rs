@@ -89,7 +89,8 @@ pub enum Output {
     /// failed save must stop the node (what reached the disk is unknown).
     Save { id: SaveId, persist: Persist },
     /// Encode this copy of the store (off the hot path: it may be large), then tell `snapshot_taken`.
-    Snapshot { index: u64, store: Store },
+    /// `term` is the term of the entry at `index` (a snapshot file's header names both).
+    Snapshot { index: u64, term: u64, store: Store },
     /// The node cannot go on (a snapshot from the leader is unusable); it stopped.
     Fatal(String),
 }
@@ -660,6 +661,8 @@ impl Replica {
         self.last_snapshot = applied;
         self.log_bytes = 0;
         self.snapshot_in_flight = true;
-        self.outputs.push(Output::Snapshot { index: applied, store: self.store.clone() });
+        // The entry at the applied index is in the log (or is the snapshot's last one).
+        let term = self.node.log().term_at(LogIndex(applied)).map_or(0, |term| term.0);
+        self.outputs.push(Output::Snapshot { index: applied, term, store: self.store.clone() });
     }
 }

@@ -141,7 +141,7 @@ impl NodeLoop {
                             return Err(ServerError::DiskThreadGone);
                         }
                     }
-                    Output::Snapshot { index, store } => self.encode_snapshot(index, store),
+                    Output::Snapshot { index, term, store } => self.encode_snapshot(index, term, store),
                     Output::Fatal(reason) => return Err(ServerError::Fatal(reason)),
                 }
             }
@@ -150,14 +150,13 @@ impl NodeLoop {
 
     /// Encodes the store copy and writes its file on a blocking thread, so that neither the loop
     /// nor the disk thread waits for a large snapshot; the loop then only hands it to the core.
-    fn encode_snapshot(&self, index: u64, store: kv::Store) {
+    fn encode_snapshot(&self, index: u64, term: u64, store: kv::Store) {
         let (stager, inputs) = (self.stager.clone(), self.inputs.clone());
-        let meta_term = self.replica.node().log().term_at(raft::LogIndex(index)).unwrap_or_default();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let data: Arc<[u8]> = store.encode_snapshot().into();
             let encode_ms = started.elapsed().as_millis() as u64;
-            let meta = raft::SnapshotMeta { index: raft::LogIndex(index), term: meta_term };
+            let meta = raft::SnapshotMeta { index: raft::LogIndex(index), term: raft::Term(term) };
             let staged = stager.stage(meta, &data).map_err(|error| tracing::warn!(%error, "snapshot not staged; the disk thread will write it")).ok();
             tracing::info!(index, bytes = data.len(), encode_ms, encode_and_stage_ms = started.elapsed().as_millis() as u64, "snapshot encoded");
             // If the loop is gone, the node is stopping: the snapshot is simply not taken.

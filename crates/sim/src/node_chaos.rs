@@ -561,7 +561,7 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
                     }
                 });
             }
-            Output::Snapshot { index, store } => {
+            Output::Snapshot { index, store, .. } => {
                 let (sim, delay) = {
                     let w = world.borrow();
                     (w.sim.clone(), Duration::from_millis(w.rng.below(50)))
@@ -585,7 +585,6 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     let encoded = wire::encode(&Wire::Frame(frame.clone()), wire::DEFAULT_MAX_FRAME_BYTES, &mut bytes);
     let mut w = world.borrow_mut();
     let now = w.sim.now();
-    let raft_message = if let Frame::Raft(message) = &frame { Some(message.clone()) } else { None };
     if encoded.is_err() {
         w.trace.record(now, format_args!("{from}->{to} frame over the limit, dropped"));
         return;
@@ -598,7 +597,7 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     }
     let lost = !w.links[from][to].up || (w.lossy && w.rng.chance(w.params.loss_per_mille, 1000));
     if lost {
-        if let Some(message) = &raft_message {
+        if let Frame::Raft(message) = &frame {
             w.trace.message(from, to, now, message, Fate::LinkDown, None);
         }
         return;
@@ -611,10 +610,12 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     let arrival = (now + delay).max(link.last_arrival);
     link.last_arrival = arrival;
     link.in_flight += 1;
-    let id = raft_message.as_ref().map(|message| w.trace.message(from, to, now, message, Fate::Delivered, Some(arrival)));
+    let id = match &frame {
+        Frame::Raft(message) => Some(w.trace.message(from, to, now, message, Fate::Delivered, Some(arrival))),
+        _ => None,
+    };
     let (sim, target) = (w.sim.clone(), w.nodes[to].as_ref().map(|node| node.incarnation));
     drop(w);
-    let bytes = bytes;
     let frame = InFlight { from, to, target, bytes, id };
     let world = world.clone();
     sim.schedule(arrival - now, move || arrive(&world, frame));
