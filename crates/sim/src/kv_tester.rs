@@ -162,8 +162,7 @@ impl KvTester {
         let mut persisters = self.persisters.borrow_mut();
         persisters[i] = persisters[i].copy();
         if let Some(server) = self.servers.borrow_mut()[i].take() {
-            server.raft().stop("shutdown");
-            server.kill();
+            server.kill("shutdown");
         }
     }
 
@@ -178,10 +177,9 @@ impl KvTester {
             persisters[i] = persisters[i].copy();
             persisters[i].clone()
         };
-        let seed = self.rng.u64();
         let server =
-            KvServer::start(&self.sim, &self.net, &self.trace, ends, i, persister, self.max_raft_state, seed, self.read_path);
-        self.net.add_server(i, server.raft().handler());
+            KvServer::start(&self.sim, &self.net, &self.trace, ends, i, persister, self.max_raft_state, &self.rng, self.read_path);
+        self.net.add_server(i, server.handler());
         self.net.add_service(i, server.service());
         self.servers.borrow_mut()[i] = Some(server);
     }
@@ -189,7 +187,7 @@ impl KvTester {
     /// The first server, by index, whose Raft believes it leads (possibly a stale leader).
     pub fn leader(&self) -> Option<usize> {
         let servers = self.servers.borrow();
-        (0..self.n).find(|&i| servers[i].as_ref().is_some_and(|server| server.raft().state().1))
+        (0..self.n).find(|&i| servers[i].as_ref().is_some_and(|server| server.state().1))
     }
 
     /// Groups for a test's partition: the current leader in a minority of n/2 servers.
@@ -334,7 +332,7 @@ impl KvTester {
 
     pub fn cleanup(&self) {
         for server in self.servers.borrow().iter().flatten() {
-            server.kill();
+            server.kill("end of the test");
         }
         self.net.close();
         let limit = crate::runner::LAB_TEST_TIME_LIMIT;
@@ -354,7 +352,7 @@ where
     F: Fn(Rc<KvTester>) -> Fut,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let setup = KvSetup { servers, unreliable, max_raft_state, read_path: ReadPath::Log };
+    let setup = KvSetup { servers, unreliable, max_raft_state, read_path: ReadPath::ReadIndex };
     run_kv_test_with(test_file, test_name, setup, body);
 }
 

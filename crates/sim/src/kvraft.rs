@@ -1,128 +1,75 @@
-//! The lab's fault-tolerant KV service on the simulator: a server (Raft + the `kv` store + callers
-//! waiting for their entries) and a clerk that retries across servers until it succeeds.
+//! The lab's fault-tolerant KV service, run by the production node: each server is a
+//! `replica::Replica` — the code `raftkv` runs — hosted on the lab's network and persister, and
+//! each clerk call is a client connection of its own.
 //!
 //! ```text
-//!  Clerk ──call(Command)──> KvServer::handle ──start──> LabRaft ──apply stream──> apply loop
-//!    ^                          │ waits on Pending[index]                          │ Store::apply
-//!    └────── Reply / WrongLeader / Timeout ◄────────────── Outcome ◄───────────────┘
+//!  Clerk ──call(Request)──> service: a new connection ──client──> Replica ──Send──> network
+//!    ^                                                              │  Save ──> Persister ──persisted──┐
+//!    └──────────── Answer ◄───────── Reply{conn} ◄─────────────────┘◄─────────────────────────────────┘
 //! ```
-//! By default reads go through the log like writes, which makes them linearizable without any
-//! clock: a leader cut off from the majority never commits, so it never answers. `ReadPath` offers
-//! the two ways that skip the log write: ReadIndex (one heartbeat round per batch of reads) and
-//! leases (no round while the lease holds, relying on the clock assumptions of `raft`'s `lease.rs`).
+//! A follower forwards a clerk's request to its leader, as the server does; an answer that is an
+//! error (no leader, timed out, outcome unknown) sends the clerk on to the next server, with the
+//! same tag, so that a write takes effect exactly once. Reads are the production node's: ReadIndex,
+//! or a leader lease with `ReadPath::Lease`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::future::{poll_fn, Future};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::sync::Arc;
 use std::time::Duration;
 
-use kv::{Command, CommandRef, Op, Outcome, Pending, Reply, Store};
-use raft::codec::Reader;
+use bytes::Bytes;
+use kv::{Command, Op, Reply, Store};
+use raft::{Config, Status};
+use replica::request::{Answer, Request, Write};
+use replica::{ConnId, Options, Output, Replica};
+use wire::Frame;
 
-use crate::executor::{channel, Receiver, Sender, Sim};
-use crate::lab::{ApplyMsg, LabOptions, LabRaft};
-use crate::network::{EndId, Network, ServiceHandler};
+use crate::executor::{channel, Sender, Sim};
+use crate::lab::{node_id, record_status, LAB_TIMING};
+use crate::network::{EndId, Handler, Network, ServiceHandler};
 use crate::persister::Persister;
-use crate::trace::Trace;
+use crate::rng::SimRng;
+use crate::trace::{Event, Trace};
 
-/// How long a server lets a caller wait for its entry before telling it to try again. A leader
-/// that lost its majority steps down sooner (check-quorum), which answers the caller anyway.
-const SERVER_WAIT: Duration = Duration::from_millis(1000);
+/// How long a server lets a caller wait before answering with an error (the clerk then tries the
+/// next server): the lab's servers give up after about a second.
+const REQUEST_TIMEOUT_TICKS: u64 = 100;
 
-/// A server's answer to a clerk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Answer {
-    Done(Reply),
-    WrongLeader,
-    Timeout,
-    BadRequest,
-}
-
-impl Answer {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        match self {
-            Answer::Done(reply) => {
-                out.push(0);
-                reply.encode(&mut out);
-            }
-            Answer::WrongLeader => out.push(1),
-            Answer::Timeout => out.push(2),
-            Answer::BadRequest => out.push(3),
-        }
-        out
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<Answer> {
-        let mut reader = Reader::new(bytes);
-        let answer = match reader.byte().ok()? {
-            0 => Answer::Done(Reply::decode(&mut reader).ok()?),
-            1 => Answer::WrongLeader,
-            2 => Answer::Timeout,
-            3 => Answer::BadRequest,
-            _ => return None,
-        };
-        reader.finish().ok()?;
-        Some(answer)
-    }
-}
-
-/// How a server answers Gets.
+/// How a server answers Gets. Both skip the log: ReadIndex confirms the leadership with one
+/// heartbeat round per batch of reads; a lease skips the round while it holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReadPath {
-    /// Through the log, like writes: the lab's way.
+    /// The production default.
     #[default]
-    Log,
-    /// ReadIndex (thesis §6.4): no log write; one heartbeat round confirms the leader for a batch.
     ReadIndex,
-    /// A leader lease (thesis §6.4.1): no round while the lease holds, ReadIndex when it lapsed.
+    /// A leader lease (thesis §6.4.1), `--lease-reads` on the server.
     Lease,
 }
 
-impl ReadPath {
-    fn lab_options(self) -> LabOptions {
-        match self {
-            ReadPath::Log => LabOptions::default(),
-            ReadPath::ReadIndex => LabOptions { lease_reads: false, noop_on_election: true },
-            ReadPath::Lease => LabOptions { lease_reads: true, noop_on_election: true },
-        }
-    }
-}
-
-struct ServerState {
-    store: Store,
-    pending: Pending<Sender<Outcome>>,
-    /// Gets waiting for `ApplyMsg::Read`, by read context: the key, and whom to answer.
-    reads: BTreeMap<u64, (Vec<u8>, Sender<Answer>)>,
-    next_read: u64,
-}
-
+/// One lab server: the production node, and what hosts it in the simulation.
 #[derive(Clone)]
-pub struct KvServer(Rc<ServerInner>);
+pub struct KvServer(Rc<RefCell<Host>>);
 
-struct ServerInner {
+struct Host {
     sim: Sim,
-    raft: LabRaft,
+    net: Network,
+    trace: Trace,
+    me: usize,
+    /// ends[j] reaches server j.
+    ends: Vec<EndId>,
+    replica: Replica,
     persister: Persister,
-    /// Snapshot once the persisted Raft state reaches this many bytes; None: never.
-    max_raft_state: Option<usize>,
-    state: RefCell<ServerState>,
-    killed: Cell<bool>,
-    read_path: ReadPath,
-}
-
-fn resolve(outcomes: Vec<(Sender<Outcome>, Outcome)>) {
-    for (waiter, outcome) in outcomes {
-        waiter.send(outcome);
-    }
+    /// Clerk calls waiting for their answer, by the connection each one is.
+    waiting: BTreeMap<ConnId, Sender<Answer>>,
+    next_conn: u64,
+    killed: bool,
+    last_status: Status,
 }
 
 impl KvServer {
-    /// The lab's `StartKVServer`: recovers the store from the persisted snapshot, then Raft from its
-    /// state. A snapshot that does not decode is a fatal error, never an empty store.
+    /// The lab's `StartKVServer`: the node recovers its store from the persisted snapshot and Raft
+    /// from its state. `max_raft_state` None: never snapshot.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         sim: &Sim,
@@ -132,7 +79,7 @@ impl KvServer {
         me: usize,
         persister: Persister,
         max_raft_state: Option<usize>,
-        seed: u64,
+        rng: &SimRng,
         read_path: ReadPath,
     ) -> KvServer {
         let snapshot = persister.snapshot();
@@ -141,174 +88,174 @@ impl KvServer {
         } else {
             Store::decode_snapshot(&snapshot).unwrap_or_else(|error| panic!("server {me}: persisted snapshot is unusable: {error}"))
         };
-        let (sender, receiver) = channel();
-        let restored = persister.restored();
-        let durable = Box::new(persister.clone());
-        let options = read_path.lab_options();
-        let raft = LabRaft::make_with_options(sim, net, trace, ends, me, restored, durable, sender, seed, options);
-        let state = ServerState { store, pending: Pending::new(), reads: BTreeMap::new(), next_read: 0 };
-        let server = KvServer(Rc::new(ServerInner {
+        let mut config = Config::new(node_id(me), (0..ends.len()).map(node_id).collect());
+        config.election_timeout_ticks = LAB_TIMING.election_timeout_ticks;
+        config.heartbeat_ticks = LAB_TIMING.heartbeat_ticks;
+        config.lease_reads = read_path == ReadPath::Lease;
+        config.seed = rng.u64();
+        let options = Options {
+            request_timeout_ticks: REQUEST_TIMEOUT_TICKS,
+            forward_id_base: rng.u64() << 16,
+            ..snapshot_options(max_raft_state)
+        };
+        let replica = Replica::new(config, persister.restored(), store, options)
+            .unwrap_or_else(|error| panic!("server {me}: a valid lab configuration and persisted state: {error}"));
+        let last_status = replica.status();
+        trace.record(sim.now(), format_args!("start {last_status}"));
+        trace.event(sim.now(), Event::Start { server: me, term: last_status.term.0 });
+        record_status(trace, sim.now(), me, &last_status, None);
+        let host = Host {
             sim: sim.clone(),
-            raft,
+            net: net.clone(),
+            trace: trace.clone(),
+            me,
+            ends,
+            replica,
             persister,
-            max_raft_state,
-            state: RefCell::new(state),
-            killed: Cell::new(false),
-            read_path,
-        }));
-        let watcher = Rc::downgrade(&server.0);
-        server.0.raft.set_observer(Rc::new(move |status| {
-            if let Some(inner) = watcher.upgrade() {
-                let lost = inner.state.borrow_mut().pending.term_changed(status.term.0, status.is_leader());
-                resolve(lost);
-            }
-        }));
-        sim.spawn(server.clone().apply_loop(receiver));
+            waiting: BTreeMap::new(),
+            next_conn: 0,
+            killed: false,
+            last_status,
+        };
+        let server = KvServer(Rc::new(RefCell::new(host)));
+        // Spread the nodes' tick phases so that they do not all act at the same instant.
+        server.schedule_tick(Duration::from_nanos(rng.below(LAB_TIMING.tick.as_nanos() as u64)));
         server
     }
 
-    pub fn raft(&self) -> &LabRaft {
-        &self.0.raft
+    /// (term, whether it believes it leads).
+    pub fn state(&self) -> (u64, bool) {
+        let status = self.0.borrow().replica.status();
+        (status.term.0, status.is_leader())
     }
 
-    pub fn kill(&self) {
-        self.0.killed.set(true);
-        self.0.raft.kill();
-        let mut state = self.0.state.borrow_mut();
-        let lost = state.pending.drain();
-        let reads = std::mem::take(&mut state.reads);
-        drop(state);
-        resolve(lost);
-        for (_, waiter) in reads.into_values() {
-            waiter.send(Answer::WrongLeader);
+    /// Stops the node at once; its waiting callers get no answer (their calls fail).
+    pub fn kill(&self, why: &str) {
+        let mut host = self.0.borrow_mut();
+        if host.killed {
+            return;
         }
+        host.killed = true;
+        host.waiting.clear();
+        host.trace.record(host.sim.now(), format_args!("{} stops: {why}", node_id(host.me)));
+        host.trace.event(host.sim.now(), Event::Stop { server: host.me, why: why.to_string() });
     }
 
-    /// The RPC handler to register with the network.
+    /// The network handler: peer frames addressed to this incarnation.
+    pub fn handler(&self) -> Handler {
+        let server = self.clone();
+        Rc::new(move |from, frame: Frame| server.input(|replica| replica.peer_frame(node_id(from), frame)))
+    }
+
+    /// The RPC handler for clerks: each call is a connection that sends one request.
     pub fn service(&self) -> ServiceHandler {
         let server = self.clone();
         Rc::new(move |request| {
             let server = server.clone();
-            Box::pin(async move { server.handle(request).await.encode() })
+            Box::pin(async move { server.call(request).await.encode() })
         })
     }
 
-    async fn handle(&self, request: Vec<u8>) -> Answer {
-        let Ok(command) = Command::decode(&request) else { return Answer::BadRequest };
-        if self.0.killed.get() {
-            return Answer::WrongLeader;
-        }
-        if let (Op::Get { key }, false) = (&command.op, self.0.read_path == ReadPath::Log) {
-            return self.read(key.clone()).await;
-        }
-        let (index, term, is_leader) = self.0.raft.start(request);
-        if !is_leader {
-            return Answer::WrongLeader;
-        }
-        let (sender, receiver) = channel();
-        let displaced = self.0.state.borrow_mut().pending.insert(index, term, (command.client_id, command.seq), sender);
-        resolve(displaced);
-        match self.wait(receiver).await {
-            Some(Outcome::Applied(reply)) => Answer::Done(reply),
-            Some(Outcome::Lost) => Answer::WrongLeader,
-            None => Answer::Timeout,
-        }
-    }
-
-    /// A Get without the log: Raft confirms the leadership (a round or a lease), then the apply loop
-    /// answers from the store once it has applied what the read must see (`ApplyMsg::Read`).
-    async fn read(&self, key: Vec<u8>) -> Answer {
-        let (sender, receiver) = channel();
-        let context = {
-            let mut state = self.0.state.borrow_mut();
-            state.next_read += 1;
-            let context = state.next_read;
-            state.reads.insert(context, (key, sender));
-            context
+    async fn call(&self, request: Vec<u8>) -> Answer {
+        let Some(request) = Request::decode(&Bytes::from(request)) else {
+            return Answer::Error("malformed request".into());
         };
-        if !self.0.raft.read(context) {
-            self.0.state.borrow_mut().reads.remove(&context);
-            return Answer::WrongLeader;
-        }
-        let answer = self.wait(receiver).await;
-        self.0.state.borrow_mut().reads.remove(&context);
-        answer.unwrap_or(Answer::Timeout)
-    }
-
-    /// The first thing `receiver` gets, or None after `SERVER_WAIT`.
-    async fn wait<T>(&self, mut receiver: Receiver<T>) -> Option<T> {
-        let mut deadline = self.0.sim.sleep(SERVER_WAIT);
-        poll_fn(|context| {
-            let mut received = std::pin::pin!(receiver.recv());
-            match received.as_mut().poll(context) {
-                Poll::Ready(outcome) => Poll::Ready(outcome),
-                Poll::Pending => Pin::new(&mut deadline).poll(context).map(|()| None),
+        let (sender, mut receiver) = channel();
+        let conn = {
+            let mut host = self.0.borrow_mut();
+            if host.killed {
+                return Answer::Error("the server is gone".into());
             }
-        })
-        .await
+            host.next_conn += 1;
+            let conn = ConnId(host.next_conn);
+            host.waiting.insert(conn, sender);
+            conn
+        };
+        self.input(|replica| replica.client(conn, request));
+        let answer = receiver.recv().await;
+        self.input(|replica| replica.disconnected(conn));
+        answer.unwrap_or_else(|| Answer::Error("the server is gone".into()))
     }
 
-    async fn apply_loop(self, mut applies: Receiver<ApplyMsg>) {
-        while let Some(message) = applies.recv().await {
-            if self.0.killed.get() {
+    fn schedule_tick(&self, delay: Duration) {
+        let server = self.clone();
+        let sim = self.0.borrow().sim.clone();
+        sim.schedule(delay, move || {
+            if server.0.borrow().killed {
                 return;
             }
-            match message {
-                ApplyMsg::Command { index, command } => self.apply_command(index, &command),
-                ApplyMsg::Read { context, index } => self.answer_read(context, index.is_some()),
-                ApplyMsg::Snapshot { index, data, .. } => {
-                    let store = Store::decode_snapshot(&data).unwrap_or_else(|error| panic!("snapshot from the leader is unusable: {error}"));
-                    let mut state = self.0.state.borrow_mut();
-                    // Only ever move forward: a snapshot older than what is applied is ignored.
-                    if index > state.store.applied_index() {
-                        state.store = store;
-                        let lost = state.pending.skipped_to(index);
-                        drop(state);
-                        resolve(lost);
-                    }
-                }
-            }
-        }
+            server.input(Replica::tick);
+            server.schedule_tick(LAB_TIMING.tick);
+        });
     }
 
-    /// Everything the read must observe was applied before this point of the stream, so the store
-    /// as it is now answers it (possibly with later writes too, which linearizability allows).
-    fn answer_read(&self, context: u64, confirmed: bool) {
-        let mut state = self.0.state.borrow_mut();
-        let Some((key, waiter)) = state.reads.remove(&context) else { return };
-        let answer = if confirmed {
-            Answer::Done(Reply::Value(state.store.get(&key).map(<[u8]>::to_vec)))
-        } else {
-            Answer::WrongLeader
-        };
-        drop(state);
-        waiter.send(answer);
-    }
-
-    fn apply_command(&self, index: u64, bytes: &[u8]) {
-        let mut state = self.0.state.borrow_mut();
-        if index <= state.store.applied_index() {
+    /// Gives the node one input, then carries out everything it asks, as the server's shell does:
+    /// saves complete before the next input (the lab's persister is instant), snapshots are
+    /// encoded at once.
+    fn input(&self, input: impl FnOnce(&mut Replica)) {
+        let mut host = self.0.borrow_mut();
+        if host.killed {
             return;
         }
-        let resolved = match CommandRef::decode(bytes) {
-            Ok(command) => {
-                let reply = state.store.apply(index, &command);
-                state.pending.applied(index, Some(((command.client_id, command.seq), &reply)))
+        input(&mut host.replica);
+        loop {
+            let outputs = host.replica.take_outputs();
+            if outputs.is_empty() {
+                break;
             }
-            Err(_) => {
-                state.store.skip(index);
-                state.pending.applied(index, None)
+            for output in outputs {
+                host.carry_out(output);
             }
-        };
-        let snapshot = match self.0.max_raft_state {
-            Some(limit) if self.0.persister.raft_state_size() >= limit => Some(state.store.encode_snapshot()),
-            _ => None,
-        };
-        drop(state);
-        resolve(resolved);
-        if let Some(snapshot) = snapshot {
-            self.0.raft.snapshot(index, snapshot);
         }
+        host.observe();
+    }
+}
+
+impl Host {
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Send { to, frame } => {
+                let end = self.ends[(to.0 - 1) as usize];
+                self.net.send(end, frame);
+            }
+            Output::Reply { conn, answer } => {
+                if let Some(waiter) = self.waiting.remove(&conn) {
+                    waiter.send(answer);
+                }
+            }
+            Output::Save { id, persist } => {
+                self.persister.save(&persist);
+                self.replica.persisted(id);
+            }
+            Output::Snapshot { index, store, .. } => {
+                let data: Arc<[u8]> = store.encode_snapshot().into();
+                self.replica.snapshot_taken(index, data);
+            }
+            Output::Fatal(reason) => panic!("server {}: {reason}", self.me),
+        }
+    }
+
+    /// Every change of role, term, leader or index, for the drawing of the run.
+    fn observe(&mut self) {
+        let status = self.replica.status();
+        record_status(&self.trace, self.sim.now(), self.me, &status, Some(&self.last_status));
+        if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
+            self.trace.record(self.sim.now(), format_args!("state {status}"));
+        }
+        self.last_status = status;
+    }
+}
+
+/// The lab's maxraftstate as the node's snapshot triggers: about every maxraftstate/100 entries (a
+/// lab entry is tens of bytes), or once the log applied since the last snapshot outweighs it.
+fn snapshot_options(max_raft_state: Option<usize>) -> Options {
+    match max_raft_state {
+        Some(limit) => Options {
+            snapshot_every: (limit as u64 / 100).max(1),
+            snapshot_log_bytes: limit as u64,
+            ..Options::default()
+        },
+        None => Options { snapshot_every: u64::MAX, snapshot_log_bytes: u64::MAX, ..Options::default() },
     }
 }
 
@@ -319,15 +266,15 @@ pub struct Clerk {
     /// Ends to every server, in an order the clerk may not assume anything about.
     ends: Vec<EndId>,
     client_id: u64,
-    seq: Cell<u64>,
+    seq: std::cell::Cell<u64>,
     /// Position in `ends` of the server that last answered.
-    leader: Cell<usize>,
+    leader: std::cell::Cell<usize>,
 }
 
 impl Clerk {
     pub fn new(sim: &Sim, net: &Network, ends: Vec<EndId>, client_id: u64) -> Clerk {
         assert_ne!(client_id, 0, "client id 0 means untagged");
-        Clerk { sim: sim.clone(), net: net.clone(), ends, client_id, seq: Cell::new(0), leader: Cell::new(0) }
+        Clerk { sim: sim.clone(), net: net.clone(), ends, client_id, seq: Default::default(), leader: Default::default() }
     }
 
     pub fn client_id(&self) -> u64 {
@@ -335,32 +282,42 @@ impl Clerk {
     }
 
     pub async fn get(&self, key: &str) -> String {
-        match self.execute(Op::Get { key: key.into() }).await {
-            Reply::Value(value) => String::from_utf8_lossy(&value.unwrap_or_default()).into_owned(),
+        match self.execute(Request::Get { key: key.into() }).await {
+            Answer::Reply(Reply::Value(value)) => String::from_utf8_lossy(&value.unwrap_or_default()).into_owned(),
             other => panic!("a Get answered {other:?}"),
         }
     }
 
     pub async fn put(&self, key: &str, value: &str) {
-        self.execute(Op::Put { key: key.into(), value: value.into() }).await;
+        self.write(Op::Put { key: key.into(), value: value.into() }).await;
     }
 
     pub async fn append(&self, key: &str, value: &str) {
-        self.execute(Op::Append { key: key.into(), value: value.into() }).await;
+        self.write(Op::Append { key: key.into(), value: value.into() }).await;
     }
 
-    /// Sends one operation until some server applies it; never returns a failure.
-    pub async fn execute(&self, op: Op) -> Reply {
+    /// A write tagged with this clerk's id and its next sequence number: however often it is
+    /// sent, it takes effect once.
+    async fn write(&self, op: Op) -> Answer {
         let seq = self.seq.get() + 1;
         self.seq.set(seq);
-        let request = Command { client_id: self.client_id, seq, op }.encode();
+        let data = Command { client_id: self.client_id, seq, op }.encode().into();
+        self.execute(Request::Write(Write { tag: (self.client_id, seq), data })).await
+    }
+
+    /// Sends one request until some server answers it without an error; never returns a failure.
+    async fn execute(&self, request: Request) -> Answer {
+        let bytes = request.encode();
         loop {
             for attempt in 0..self.ends.len() {
                 let position = (self.leader.get() + attempt) % self.ends.len();
-                let answer = self.net.call(self.ends[position], request.clone()).await;
-                if let Some(Answer::Done(reply)) = answer.as_deref().and_then(Answer::decode) {
-                    self.leader.set(position);
-                    return reply;
+                let answer = self.net.call(self.ends[position], bytes.clone()).await;
+                match answer.as_deref().and_then(Answer::decode) {
+                    Some(Answer::Error(_)) | None => {}
+                    Some(answer) => {
+                        self.leader.set(position);
+                        return answer;
+                    }
                 }
             }
             // Nobody could serve it this round (no leader yet, or cut off): pause before the next.

@@ -15,8 +15,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use raft::{Apply, Config, EntryKind, LogIndex, Message, Node, NodeId, Persist, Restored, Status};
+use raft::{Apply, Config, EntryKind, LogIndex, Node, NodeId, Persist, Restored, Status};
 use storage::{Disk, Storage, StorageError};
+
+use wire::Frame;
 
 use crate::executor::{Sender, Sim};
 use crate::network::{EndId, Handler, Network};
@@ -191,7 +193,11 @@ impl LabRaft {
     /// The network handler: every message addressed to this incarnation comes through here.
     pub fn handler(&self) -> Handler {
         let raft = self.clone();
-        Rc::new(move |message: Message| raft.with_node(|node| node.step(message)))
+        Rc::new(move |_from, frame: Frame| {
+            if let Frame::Raft(message) = frame {
+                raft.with_node(|node| node.step(message));
+            }
+        })
     }
 
     /// Proposes a command. Returns at once with (index, term, is_leader); replication starts when
@@ -335,7 +341,7 @@ impl Driver {
                 }
             }
             for message in ready.send_now.iter().chain(&ready.send_after_persist) {
-                self.net.send(self.ends[server_index(message.to)], message.clone());
+                self.net.send(self.ends[server_index(message.to)], Frame::Raft(message.clone()));
             }
             for item in &ready.apply {
                 let message = match item {
@@ -370,7 +376,7 @@ impl Driver {
 }
 
 /// Records what changed from `before` (everything, without it) as events for the drawing.
-fn record_status(trace: &Trace, now: Duration, server: usize, status: &Status, before: Option<&Status>) {
+pub(crate) fn record_status(trace: &Trace, now: Duration, server: usize, status: &Status, before: Option<&Status>) {
     let changed = |same: fn(&Status, &Status) -> bool| before.is_none_or(|before| !same(before, status));
     if changed(|a, b| (a.role, a.term, a.leader) == (b.role, b.term, b.leader)) {
         let leader = status.leader.map(server_index);

@@ -20,19 +20,17 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-use raft::Message;
+use wire::{Frame, Wire};
 
 use crate::executor::Sim;
 use crate::rng::SimRng;
-use crate::trace::{Event, Fate, MessageId, Trace};
+use crate::trace::{describe, Event, Fate, MessageId, Trace};
 
 pub type EndId = usize;
 
-/// The lab's 0-based server index of a node id.
-fn lane(id: raft::NodeId) -> usize {
-    (id.0 as usize).saturating_sub(1)
-}
-pub type Handler = Rc<dyn Fn(Message)>;
+/// What a server does with each frame addressed to its current incarnation, and the server it
+/// came from.
+pub type Handler = Rc<dyn Fn(usize, Frame)>;
 /// A service's RPC handler (the KV server's): encoded request in, encoded reply out, maybe much later.
 pub type ServiceHandler = Rc<dyn Fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>>>>>;
 
@@ -212,32 +210,38 @@ impl Network {
         self.state.borrow().incoming[server]
     }
 
-    /// Sends a Raft message through `end`. Never blocks and never fails visibly: a lost message is
-    /// simply not delivered, which is all a message-driven Raft ever sees of a failed RPC.
-    pub fn send(&self, end: EndId, message: Message) {
+    /// Sends a frame through `end`: a Raft message, or a forwarded client request or its answer.
+    /// Never blocks and never fails visibly: a lost frame is simply not delivered, which is all a
+    /// message-driven node ever sees of a failed RPC. Frames travel encoded with the real codec and
+    /// frame limit; one over the limit is lost (the transport refuses to send it).
+    pub fn send(&self, end: EndId, frame: Frame) {
         let mut bytes = Vec::new();
-        raft::codec::encode_message(&message, &mut bytes);
-        let size = bytes.len() as u64;
-        let is_response = message.is_response();
+        let encoded = wire::encode(&Wire::Frame(frame.clone()), wire::DEFAULT_MAX_FRAME_BYTES, &mut bytes);
+        // Byte counts are the lab's: the message or payload, not the frame's header.
+        let (size, is_response) = match &frame {
+            Frame::Raft(message) => ((bytes.len().saturating_sub(wire::LENGTH_BYTES + wire::HEADER_BYTES)) as u64, message.is_response()),
+            Frame::Forward { payload, .. } => (payload.len() as u64, false),
+            Frame::ForwardReply { payload, .. } => (payload.len() as u64, true),
+        };
         let mut state = self.state.borrow_mut();
         if !is_response {
             state.total_rpcs += 1;
             state.total_bytes += size;
         }
-        let End { to, enabled, .. } = state.ends[end];
+        let End { from, to, enabled } = state.ends[end];
         let target = state.servers[to].as_ref().map(|server| server.incarnation);
         let (reliable, long_reordering, closed) = (state.reliable, state.long_reordering, state.closed);
         drop(state);
-        let (from, now) = (lane(message.from), self.sim.now());
-        let Some(incarnation) = target.filter(|_| enabled && !closed) else {
-            self.trace.record(now, format_args!("lost (link down) {message}"));
-            self.trace.message(from, to, now, &message, Fate::LinkDown, None);
+        let now = self.sim.now();
+        let Some(incarnation) = target.filter(|_| enabled && !closed && encoded.is_ok()) else {
+            self.trace.record(now, format_args!("lost (link down) {from}->{to} {}", describe(&frame)));
+            self.trace.message(from, to, now, &frame, Fate::LinkDown, None);
             return;
         };
         let delay = if is_response {
             if !reliable && self.rng.chance(100, 1000) {
-                self.trace.record(now, format_args!("dropped reply {message}"));
-                self.trace.message(from, to, now, &message, Fate::Dropped, None);
+                self.trace.record(now, format_args!("dropped reply {}", describe(&frame)));
+                self.trace.message(from, to, now, &frame, Fate::Dropped, None);
                 return;
             }
             if long_reordering && self.rng.chance(600, 900) {
@@ -249,35 +253,29 @@ impl Network {
         } else {
             let delay = if reliable { Duration::ZERO } else { self.rng.millis_below(27) };
             if !reliable && self.rng.chance(100, 1000) {
-                self.trace.record(now, format_args!("dropped request {message}"));
-                self.trace.message(from, to, now, &message, Fate::Dropped, None);
+                self.trace.record(now, format_args!("dropped request {}", describe(&frame)));
+                self.trace.message(from, to, now, &frame, Fate::Dropped, None);
                 return;
             }
             delay
         };
         let delay = delay + self.hop_latency();
-        // The message must decode to itself: nothing is shared between sender and receiver.
-        let copy = raft::codec::decode_message(&bytes).expect("the codec round-trips every message");
+        // The frame must decode to itself: nothing is shared between sender and receiver.
+        let copy = match wire::decode(&bytes, wire::DEFAULT_MAX_FRAME_BYTES) {
+            Ok(Some((Wire::Frame(copy), used))) if used == bytes.len() => copy,
+            other => panic!("a frame did not decode to itself: {other:?}"),
+        };
         if !reliable && self.rng.chance(DUPLICATE_PER_MILLE, 1000) {
             let again = delay + self.rng.millis_below(27);
             let id = self.trace.message(from, to, now, &copy, Fate::Delivered, Some(now + again));
-            self.deliver_later(again, to, incarnation, copy.clone(), is_response, size, id);
+            self.deliver_later(again, (from, to), incarnation, copy.clone(), is_response, size, id);
         }
         let id = self.trace.message(from, to, now, &copy, Fate::Delivered, Some(now + delay));
-        self.deliver_later(delay, to, incarnation, copy, is_response, size, id);
+        self.deliver_later(delay, (from, to), incarnation, copy, is_response, size, id);
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn deliver_later(
-        &self,
-        delay: Duration,
-        to: usize,
-        incarnation: u64,
-        message: Message,
-        is_response: bool,
-        size: u64,
-        id: MessageId,
-    ) {
+    fn deliver_later(&self, delay: Duration, (from, to): (usize, usize), incarnation: u64, frame: Frame, is_response: bool, size: u64, id: MessageId) {
         let network = self.clone();
         self.sim.schedule(delay, move || {
             let mut state = network.state.borrow_mut();
@@ -285,7 +283,7 @@ impl Network {
                 Some(server) if server.incarnation == incarnation && !state.closed => server.handler.clone(),
                 _ => {
                     drop(state);
-                    network.trace.record(network.sim.now(), format_args!("lost (server gone) {message}"));
+                    network.trace.record(network.sim.now(), format_args!("lost (server gone) {}", describe(&frame)));
                     network.trace.message_lost(id, network.sim.now());
                     return;
                 }
@@ -296,8 +294,8 @@ impl Network {
                 state.incoming[to] += 1;
             }
             drop(state);
-            network.trace.record(network.sim.now(), &message);
-            handler(message);
+            network.trace.record(network.sim.now(), describe(&frame));
+            handler(from, frame);
         });
     }
 
@@ -361,3 +359,4 @@ impl Network {
         Some(reply)
     }
 }
+

@@ -597,9 +597,7 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     }
     let lost = !w.links[from][to].up || (w.lossy && w.rng.chance(w.params.loss_per_mille, 1000));
     if lost {
-        if let Frame::Raft(message) = &frame {
-            w.trace.message(from, to, now, message, Fate::LinkDown, None);
-        }
+        w.trace.message(from, to, now, &frame, Fate::LinkDown, None);
         return;
     }
     let mut delay = Duration::from_micros(100 + w.rng.below(400));
@@ -610,10 +608,7 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     let arrival = (now + delay).max(link.last_arrival);
     link.last_arrival = arrival;
     link.in_flight += 1;
-    let id = match &frame {
-        Frame::Raft(message) => Some(w.trace.message(from, to, now, message, Fate::Delivered, Some(arrival))),
-        _ => None,
-    };
+    let id = w.trace.message(from, to, now, &frame, Fate::Delivered, Some(arrival));
     let (sim, target) = (w.sim.clone(), w.nodes[to].as_ref().map(|node| node.incarnation));
     drop(w);
     let frame = InFlight { from, to, target, bytes, id };
@@ -627,7 +622,7 @@ struct InFlight {
     to: usize,
     target: Option<u64>,
     bytes: Vec<u8>,
-    id: Option<crate::trace::MessageId>,
+    id: crate::trace::MessageId,
 }
 
 /// A frame reaches the end of its link. If its receiver is down, it waits in the link's queue (as
@@ -645,9 +640,7 @@ fn arrive(world: &Shared, frame: InFlight) {
         w.links[frame.from][frame.to].in_flight -= 1;
         let deliver = current.is_some() && w.links[frame.from][frame.to].up && (current == frame.target || w.rng.chance(1, 2));
         if !deliver {
-            if let Some(id) = frame.id {
-                w.trace.message_lost(id, w.sim.now());
-            }
+            w.trace.message_lost(frame.id, w.sim.now());
             return;
         }
         let decoded = match wire::decode(&frame.bytes, wire::DEFAULT_MAX_FRAME_BYTES) {

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use raft::Role;
+use wire::Frame;
 
 const KEPT_LINES: usize = 20_000;
 /// Role changes, checks, notes, index changes, faults: a run makes far fewer than messages.
@@ -173,14 +174,14 @@ impl Trace {
         self.0.borrow().failure.clone()
     }
 
-    pub fn message(&self, from: usize, to: usize, sent: Duration, message: &raft::Message, fate: Fate, arrive: Option<Duration>) -> MessageId {
-        let mut text = message.to_string();
+    pub fn message(&self, from: usize, to: usize, sent: Duration, frame: &Frame, fate: Fate, arrive: Option<Duration>) -> MessageId {
+        let mut text = describe(frame);
         if text.len() > MESSAGE_TEXT_CHARS {
             let cut = (0..=MESSAGE_TEXT_CHARS).rev().find(|&at| text.is_char_boundary(at)).unwrap_or(0);
             text.truncate(cut);
             text.push('…');
         }
-        let record = MessageRecord { from, to, sent, arrive, kind: message_kind(message), fate, text };
+        let record = MessageRecord { from, to, sent, arrive, kind: frame_kind(frame), fate, text };
         let mut inner = self.0.borrow_mut();
         if push_bounded(&mut inner.messages, record, KEPT_MESSAGES) {
             inner.dropped_messages += 1;
@@ -223,8 +224,22 @@ impl Trace {
     }
 }
 
-fn message_kind(message: &raft::Message) -> &'static str {
+/// A frame as the trace's text shows it.
+pub fn describe(frame: &Frame) -> String {
+    match frame {
+        Frame::Raft(message) => message.to_string(),
+        Frame::Forward { request_id, payload } => format!("forward #{request_id} ({} bytes)", payload.len()),
+        Frame::ForwardReply { request_id, payload } => format!("answer to forward #{request_id} ({} bytes)", payload.len()),
+    }
+}
+
+fn frame_kind(frame: &Frame) -> &'static str {
     use raft::MessageBody::*;
+    let message = match frame {
+        Frame::Raft(message) => message,
+        Frame::Forward { .. } => return "Forward",
+        Frame::ForwardReply { .. } => return "ForwardReply",
+    };
     match &message.body {
         VoteRequest { pre_vote: true, .. } => "PreVoteRequest",
         VoteRequest { pre_vote: false, .. } => "VoteRequest",

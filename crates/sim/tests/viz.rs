@@ -116,7 +116,7 @@ fn a_failing_lab_test_draws_its_partitions_crashes_checks_and_annotations() {
 #[test]
 fn a_failing_kv_test_draws_its_history_too() {
     let data = failing_run(KV_RUN, KV_SEED, |run| {
-        let t = KvTester::new(run, 3, false, None, ReadPath::Log);
+        let t = KvTester::new(run, 3, false, None, ReadPath::ReadIndex);
         let tester = t.clone();
         run.sim.block_on(async move {
             let clerk = t.make_client(&t.all());

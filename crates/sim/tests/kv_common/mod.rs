@@ -20,7 +20,7 @@ pub fn generic(
     max_raft_state: Option<usize>,
     workload: Workload,
 ) {
-    let setup = KvSetup { servers, unreliable, max_raft_state, read_path: ReadPath::Log };
+    let setup = KvSetup { servers, unreliable, max_raft_state, read_path: ReadPath::ReadIndex };
     generic_with(file, name, description, setup, workload);
 }
 
