@@ -54,6 +54,8 @@ pub enum Mutation {
     ParkedOvertakenByNewer,
     /// A forwarded request whose frame could not be queued is forgotten (it times out).
     ForwardsDroppedSilently,
+    /// A forwarded request that arrives twice is served twice (an untagged write applied twice).
+    DuplicateForwardsServed,
 }
 
 impl Default for Options {
@@ -124,6 +126,33 @@ struct Saving {
     ready: Ready,
 }
 
+/// Forwarded request ids remembered per node. A copy arriving after this many later requests of
+/// the same node would be taken again; a duplicating network delivers its copies close together.
+const FORWARD_IDS_REMEMBERED: usize = 4096;
+
+/// The latest ids seen from one node, oldest forgotten first.
+#[derive(Default)]
+struct RecentIds {
+    order: VecDeque<u64>,
+    ids: std::collections::BTreeSet<u64>,
+}
+
+impl RecentIds {
+    /// Remembers `id`; false if it was already remembered.
+    fn first_time(&mut self, id: u64) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > FORWARD_IDS_REMEMBERED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.ids.remove(&oldest);
+            }
+        }
+        true
+    }
+}
+
 fn outcome_unknown(why: &str) -> Answer {
     Answer::Error(format!("{why}; the write's outcome is unknown, retry"))
 }
@@ -146,6 +175,8 @@ pub struct Replica {
     next_forward: u64,
     /// In arrival order: a request never overtakes one parked before it.
     parked: VecDeque<Parked>,
+    /// The ids of the requests each node forwarded here lately, to drop a duplicated frame.
+    forwards_seen: BTreeMap<NodeId, RecentIds>,
     /// Answers to forwarded requests that could not be queued for their node: sent again each tick
     /// (bounded by that node's forward window).
     unsent_answers: VecDeque<(NodeId, Frame)>,
@@ -188,6 +219,7 @@ impl Replica {
             confirmed: BTreeMap::new(),
             forwards: BTreeMap::new(),
             parked: VecDeque::new(),
+            forwards_seen: BTreeMap::new(),
             unsent_answers: VecDeque::new(),
             saving: None,
             next_save: 0,
@@ -227,6 +259,12 @@ impl Replica {
         match frame {
             Frame::Raft(message) => self.node.step(message),
             Frame::Forward { request_id, payload } => {
+                let served_twice = self.options.mutation == Mutation::DuplicateForwardsServed;
+                if !self.forwards_seen.entry(from).or_default().first_time(request_id) && !served_twice {
+                    // A copy of one already taken (a network that delivered it twice): the first
+                    // is answered, and a write must not be proposed again.
+                    return;
+                }
                 let caller = Caller::Remote { to: from, request_id };
                 match Request::decode(&payload) {
                     Some(request) => self.serve(request, caller),

@@ -2,7 +2,7 @@
 //! runs — on raftkv's storage over a simulated disk (`MemDisk`), its frames encoded with the real
 //! codec (`wire`, with the real frame limit) and carried by a simulated network of bounded, ordered
 //! links. One seed picks the cluster and the faults: partitions, lost frames (a connection reset),
-//! long delays, full link queues, crashes (a crash loses what was not synced) and restarts as new
+//! duplicated frames, long delays, full link queues, crashes (a crash loses what was not synced) and restarts as new
 //! incarnations, snapshots. Clients pipeline requests on connections to leaders and followers.
 //!
 //! Checked throughout:
@@ -66,6 +66,9 @@ pub struct Params {
     pub loss_per_mille: u64,
     /// Per frame, while the network is lossy: a delay of up to a second.
     pub long_delay_per_mille: u64,
+    /// Per frame, while the network is lossy: the frame arrives twice (as when a transport sends
+    /// again, on a new connection, frames the old one had already delivered).
+    pub duplicate_per_mille: u64,
     /// The network starts lossy (it toggles now and then either way).
     pub lossy_at_start: bool,
     /// Frames a link holds before `send` refuses (the transport's queue is 1024).
@@ -102,6 +105,8 @@ impl Params {
             snapshot_every: *rng.pick(&[20, 100, 1000]),
             max_forwards_in_flight: *rng.pick(&[8, 64, 512]),
             keys: *rng.pick(&[3, 5, 10]),
+            // Drawn last, so that adding it left every earlier choice of a seed as it was.
+            duplicate_per_mille: fault(&[0, 0, 10, 50]),
         }
     }
 }
@@ -604,16 +609,19 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     if w.lossy && w.rng.chance(w.params.long_delay_per_mille, 1000) {
         delay += Duration::from_millis(w.rng.below(1000));
     }
+    // Only a lossy network with duplication draws for it, so that seeds without keep their runs.
+    let copies = if w.lossy && w.params.duplicate_per_mille > 0 && w.rng.chance(w.params.duplicate_per_mille, 1000) { 2 } else { 1 };
     let link = &mut w.links[from][to];
     let arrival = (now + delay).max(link.last_arrival);
     link.last_arrival = arrival;
-    link.in_flight += 1;
-    let id = w.trace.message(from, to, now, &frame, Fate::Delivered, Some(arrival));
+    link.in_flight += copies;
     let (sim, target) = (w.sim.clone(), w.nodes[to].as_ref().map(|node| node.incarnation));
-    drop(w);
-    let frame = InFlight { from, to, target, bytes, id };
-    let world = world.clone();
-    sim.schedule(arrival - now, move || arrive(&world, frame));
+    for _ in 0..copies {
+        let id = w.trace.message(from, to, now, &frame, Fate::Delivered, Some(arrival));
+        let frame = InFlight { from, to, target, bytes: bytes.clone(), id };
+        let world = world.clone();
+        sim.schedule(arrival - now, move || arrive(&world, frame));
+    }
 }
 
 /// A frame on a link, and the incarnation of its receiver when it was sent.
@@ -728,7 +736,7 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     // Without faults nothing waits out its deadline: a request is answered, or refused at once.
     if let Answer::Error(message) = &answer {
         let p = &w.params;
-        let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0;
+        let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0 && p.duplicate_per_mille == 0;
         assert!(!(faultless && message.starts_with("timeout")), "client {client_id}'s request {:?} timed out with no fault injected: {message}", sent.input);
     }
     match output {

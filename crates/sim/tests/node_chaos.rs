@@ -45,6 +45,7 @@ fn parked_requests_overtaken_by_newer_ones_are_caught() {
         params.crash_per_mille = 30;
         params.streaming = true;
         params.pipeline = 16;
+        params.duplicate_per_mille = 0;
     });
     assert!(message.contains("out of order"), "{message}");
 }
@@ -65,5 +66,17 @@ fn answers_matched_by_id_alone_are_caught() {
         params.loss_per_mille = 5;
         params.long_delay_per_mille = 20;
         params.lossy_at_start = true;
+        params.duplicate_per_mille = 0;
     });
+}
+
+/// A frame delivered twice (as when a transport sends again on a new connection what the old one
+/// had delivered): a duplicated forward must not apply an untagged write twice.
+#[test]
+fn duplicated_forwards_served_twice_are_caught() {
+    let (_, message) = first_catch(Mutation::DuplicateForwardsServed, 1..=300, |params| {
+        params.duplicate_per_mille = 50;
+        params.lossy_at_start = true;
+    });
+    assert!(message.contains("not linearizable") || message.contains("exactly once"), "{message}");
 }

@@ -1,14 +1,16 @@
 //! `node_chaos`: runs the production node's simulation (`sim::node_chaos`) for many seeds and prints
 //! `N passed, M failed`. Usage: node_chaos [--seeds N] [--from S] [--trace] [--verbose]
-//! [--broken-answers-by-id | --broken-parked-overtaken | --broken-forwards-dropped]: the last three
+//! [--broken-answers-by-id | --broken-parked-overtaken | --broken-forwards-dropped |
+//! --broken-duplicates-served]: these
 //! run every node deliberately broken (`replica::Mutation`), to see which seeds catch it.
 
 use replica::Mutation;
 
-const MUTATIONS: [(&str, Mutation); 3] = [
+const MUTATIONS: [(&str, Mutation); 4] = [
     ("--broken-answers-by-id", Mutation::AnswersMatchedByIdAlone),
     ("--broken-parked-overtaken", Mutation::ParkedOvertakenByNewer),
     ("--broken-forwards-dropped", Mutation::ForwardsDroppedSilently),
+    ("--broken-duplicates-served", Mutation::DuplicateForwardsServed),
 ];
 
 fn main() -> std::process::ExitCode {
