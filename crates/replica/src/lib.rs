@@ -25,6 +25,7 @@
 mod connections;
 mod replica;
 pub mod request;
+pub mod session;
 
 pub use connections::{ConnId, Slot};
 pub use replica::{Mutation, Options, Output, Replica, SaveId};

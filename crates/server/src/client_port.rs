@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::metrics::Metrics;
 use crate::node_loop::LoopInput;
-use replica::request::{command_name, to_request, Answer, WriteEncoder};
+use replica::request::Answer;
+use replica::session::{Session, Step};
 use replica::ConnId;
 
 pub struct ClientPort {
@@ -87,53 +88,30 @@ impl ClientPort {
             return Ok(());
         }
         let _registered = Registered { conn, node: self.node.clone() };
-        let mut buffer = Vec::with_capacity(READ_BYTES);
-        let mut writes = WriteEncoder::new(self.untagged_seq.clone());
-        let mut args = resp::ArgBuf::new();
+        let mut session = Session::new(self.limits.clone(), self.untagged_seq.clone());
         loop {
             // Straight into the unparsed bytes' buffer: no second copy, no per-connection scratch.
-            buffer.reserve(READ_BYTES);
-            if stream.read_buf(&mut buffer).await? == 0 {
+            let space = session.read_space();
+            space.reserve(READ_BYTES);
+            if stream.read_buf(space).await? == 0 {
                 return Ok(());
             }
-            let mut consumed = 0;
-            let mut replies = Vec::new();
-            let mut close = false;
-            loop {
-                match resp::parse_command_into(&buffer[consumed..], &self.limits, &mut args) {
-                    Ok(Some(used)) => {
-                        consumed += used;
-                        if args.is_empty() {
-                            continue;
-                        }
-                        let name = command_name(&args[0]);
-                        if name == "QUIT" {
-                            replies.push(Pending::Now(b"+OK\r\n".to_vec()));
-                            close = true;
-                            break;
-                        }
-                        replies.push(self.command(conn, &args, name, &mut writes));
-                    }
-                    Ok(None) => break,
-                    Err(error) => {
-                        let mut out = Vec::new();
-                        resp::encode_error(&format!("ERR Protocol error: {error}"), &mut out);
-                        replies.push(Pending::Now(out));
-                        close = true;
-                        break;
-                    }
-                }
+            let status = *self.status.borrow();
+            let mut replies: Vec<Pending> = Vec::new();
+            for step in session.parse(&status) {
+                replies.push(match step {
+                    Step::Reply(bytes) => Pending::Now(bytes),
+                    Step::Request(request) => match self.node.send(LoopInput::Request { conn, request }) {
+                        Ok(()) => Pending::Later,
+                        Err(_) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
+                    },
+                });
             }
-            buffer.drain(..consumed);
             let started = std::time::Instant::now();
             let waited = replies.iter().any(|reply| matches!(reply, Pending::Later));
             let complete = self.settle(&mut replies, &mut answers).await;
             if waited {
                 self.metrics.request_seconds.observe(started.elapsed());
-            }
-            if !complete {
-                // An answer that did not come could still come later and be taken for the next one.
-                close = true;
             }
             let mut out = Vec::new();
             for reply in replies {
@@ -142,7 +120,8 @@ impl ClientPort {
                 }
             }
             stream.write_all(&out).await?;
-            if close {
+            // An answer that did not come could still come later and be taken for the next one.
+            if session.closing() || !complete {
                 return Ok(());
             }
         }
@@ -173,52 +152,5 @@ impl ClientPort {
             *reply = Pending::Now(out);
         }
         complete
-    }
-
-    /// `name`: `command_name` of the first argument.
-    fn command(&self, conn: ConnId, args: &resp::ArgBuf, name: &str, writes: &mut WriteEncoder) -> Pending {
-        let mut out = Vec::new();
-        match name {
-            "PING" => match args.len() {
-                1 => resp::encode_simple("PONG", &mut out),
-                2 => resp::encode_bulk(&args[1], &mut out),
-                _ => resp::encode_error("ERR wrong number of arguments for 'ping' command", &mut out),
-            },
-            "INFO" => resp::encode_bulk(self.info().as_bytes(), &mut out),
-            // redis-cli, redis-benchmark and client libraries probe these at start; a neutral answer
-            // keeps them going (there is no configuration or command table to report).
-            "COMMAND" | "CONFIG" => out.extend_from_slice(b"*0\r\n"),
-            "CLIENT" => resp::encode_simple("OK", &mut out),
-            "SELECT" if args.get(1) == Some(&b"0"[..]) => resp::encode_simple("OK", &mut out),
-            _ => match to_request(args, writes) {
-                Ok(request) => {
-                    return match self.node.send(LoopInput::Request { conn, request }) {
-                        Ok(()) => Pending::Later,
-                        Err(_) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
-                    };
-                }
-                Err(error) => resp::encode_error(&error.message(), &mut out),
-            },
-        }
-        Pending::Now(out)
-    }
-
-    fn info(&self) -> String {
-        let status = *self.status.borrow();
-        let role = match status.role {
-            raft::Role::Leader => "leader",
-            raft::Role::Follower => "follower",
-            raft::Role::PreCandidate | raft::Role::Candidate => "candidate",
-        };
-        format!(
-            "# Replication\r\nrole:{role}\r\nnode_id:{}\r\nleader_id:{}\r\nterm:{}\r\ncommit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\nsnapshot_index:{}\r\n",
-            status.id.0,
-            status.leader.map_or(0, |leader| leader.0),
-            status.term.0,
-            status.commit.0,
-            self.metrics.applied_index.load(Ordering::Relaxed),
-            status.last_index.0,
-            status.snapshot_index.0,
-        )
     }
 }

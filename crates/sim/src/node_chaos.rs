@@ -31,7 +31,8 @@ use kv::Store;
 use linearizability::kv::{KvInput, KvModel, KvOp, KvOutput};
 use linearizability::{CheckResult, Operation};
 use raft::{Config, NodeId};
-use replica::request::{to_request, Answer, WriteEncoder};
+use replica::request::Answer;
+use replica::session::{Session, Step};
 use replica::{ConnId, Mutation, Options, Output, Replica};
 use storage::{MemDisk, Storage};
 use wire::{Frame, Wire};
@@ -150,7 +151,9 @@ struct Client {
     id: u64,
     /// The node its connection is to, and the connection (None: it must connect again).
     connection: Option<(usize, ConnId)>,
-    writes: WriteEncoder,
+    /// Its side of the protocol, as the client port runs it (kept across its connections: only
+    /// whole commands go in, so nothing of one connection is left for the next).
+    session: Session,
     outstanding: Vec<Sent>,
     next_token: u64,
     /// Tags its appends (`TAGGED <client id> <seq>`), as the project's own client does, one at a
@@ -285,9 +288,9 @@ async fn scenario(world: Shared) {
     record_links(&world);
     for c in 0..params.clients {
         // Untagged writes are numbered from random high bits, as a node numbers them.
-        let writes = WriteEncoder::new(Arc::new(AtomicU64::new(rng.u64() << 32)));
+        let session = Session::new(resp::Limits::default(), Arc::new(AtomicU64::new(rng.u64() << 32)));
         let tagged_id = rng.chance(1, 3).then(|| rng.u64().max(1));
-        let client = Client { id: c as u64 + 1, connection: None, writes, outstanding: Vec::new(), next_token: 0, tagged_id, retry: None };
+        let client = Client { id: c as u64 + 1, connection: None, session, outstanding: Vec::new(), next_token: 0, tagged_id, retry: None };
         world.borrow_mut().clients.push(client);
         sim.spawn(client_loop(world.clone(), c));
     }
@@ -794,12 +797,13 @@ async fn client_loop(world: Shared, c: usize) {
                 w.clients[c].connection = Some((node, conn));
             }
             let Some((node, conn)) = w.clients[c].connection else { continue };
+            let Some(status) = w.nodes[node].as_ref().map(|running| running.replica.status()) else { continue };
             let tagged = w.clients[c].tagged_id;
             let count = if tagged.is_some() { 1 } else { 1 + rng.below(w.params.pipeline as u64) as usize };
             let mut requests = Vec::new();
             if let Some(mut again) = w.clients[c].retry.take() {
                 again.sent_at = w.sim.now();
-                requests.push(encode(&words_of(&again), &mut w.clients[c].writes));
+                requests.push(encode(&words_of(&again), &mut w.clients[c].session, &status));
                 w.sent += 1;
                 w.clients[c].outstanding.push(again);
             }
@@ -825,7 +829,7 @@ async fn client_loop(world: Shared, c: usize) {
                     w.issued_tags.push((input.key.clone(), input.value.clone()));
                 }
                 let sent = Sent { input, call: stamp(&mut w), sent_at: w.sim.now(), tag };
-                requests.push(encode(&words_of(&sent), &mut w.clients[c].writes));
+                requests.push(encode(&words_of(&sent), &mut w.clients[c].session, &status));
                 w.sent += 1;
                 w.clients[c].outstanding.push(sent);
             }
@@ -862,14 +866,14 @@ fn words_of(sent: &Sent) -> Vec<String> {
     words
 }
 
-/// A command as the client port makes it a request: RESP parsing, then the write encoding.
-fn encode(words: &[String], writes: &mut WriteEncoder) -> replica::request::Request {
+/// A command as the client port makes it a request: RESP on the wire, through the session.
+fn encode(words: &[String], session: &mut Session, status: &raft::Status) -> replica::request::Request {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let mut wire_bytes = Vec::new();
-    resp::encode_array_of_bulks(&words, &mut wire_bytes);
-    let mut args = resp::ArgBuf::new();
-    resp::parse_command_into(&wire_bytes, &resp::Limits::default(), &mut args).expect("a valid command").expect("whole");
-    to_request(&args, writes).expect("a known command")
+    resp::encode_array_of_bulks(&words, session.read_space());
+    match session.parse(status).pop() {
+        Some(Step::Request(request)) => request,
+        other => panic!("{words:?} is not a request for the node: {other:?}"),
+    }
 }
 
 /// Every request still waiting on a live connection must be answered within the bound.
