@@ -19,7 +19,16 @@ pub enum DecodeError {
     VarintOverflow(usize),
     #[error("{0} bytes left over after the value")]
     TrailingBytes(usize),
+    /// A well-formed message no correct peer sends: a number that could overflow, or terms out of
+    /// Raft's order. Refused before the core sees it.
+    #[error("message out of range: {0}")]
+    OutOfRange(&'static str),
 }
+
+/// Terms, indexes and read rounds from a peer must stay below this: a cluster at a billion
+/// elections a second would take a century to get there, so a larger one is forged or garbage, and
+/// taking it would let the next increment wrap.
+pub const MAX_PEER_NUMBER: u64 = 1 << 62;
 
 /// LEB128: seven bits a byte, low first. Into any buffer (a `Vec`, or a `BytesMut` entries are
 /// split off).
@@ -246,6 +255,8 @@ fn decode_message_from(input: &[u8], payloads: Payloads<'_>) -> Result<Message, 
             let prev_log_term = Term(reader.varint()?);
             let leader_commit = LogIndex(reader.varint()?);
             let read_round = reader.varint()?;
+            // Checked before the entries' indexes are counted up from it.
+            below_max(prev_log_index.0, "previous log index")?;
             let entries = entries(&mut reader, prev_log_index, payloads)?;
             MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit, read_round }
         }
@@ -269,7 +280,71 @@ fn decode_message_from(input: &[u8], payloads: Payloads<'_>) -> Result<Message, 
         tag => return Err(DecodeError::BadTag { tag, at }),
     };
     reader.finish()?;
-    Ok(Message { from, to, term, body })
+    let message = Message { from, to, term, body };
+    check_ranges(&message)?;
+    Ok(message)
+}
+
+fn below_max(value: u64, what: &'static str) -> Result<(), DecodeError> {
+    if value < MAX_PEER_NUMBER {
+        Ok(())
+    } else {
+        Err(DecodeError::OutOfRange(what))
+    }
+}
+
+fn at_most_message_term(value: Term, term: Term, what: &'static str) -> Result<(), DecodeError> {
+    if value <= term {
+        Ok(())
+    } else {
+        Err(DecodeError::OutOfRange(what))
+    }
+}
+
+/// Every number below `MAX_PEER_NUMBER`, and terms in Raft's order: nothing a message names is
+/// newer than the message's own term, and a run of entries never goes back in term.
+fn check_ranges(message: &Message) -> Result<(), DecodeError> {
+    let term = message.term;
+    below_max(term.0, "term")?;
+    match &message.body {
+        MessageBody::VoteRequest { last_log_index, last_log_term, .. } => {
+            below_max(last_log_index.0, "last log index")?;
+            at_most_message_term(*last_log_term, term, "last log term above the message's term")
+        }
+        MessageBody::VoteResponse { .. } => Ok(()),
+        MessageBody::AppendRequest { prev_log_term, entries, leader_commit, read_round, .. } => {
+            below_max(leader_commit.0, "commit index")?;
+            below_max(*read_round, "read round")?;
+            at_most_message_term(*prev_log_term, term, "previous log term above the message's term")?;
+            if let Some(last) = entries.last() {
+                below_max(last.index.0, "last entry index")?;
+            }
+            let mut previous = *prev_log_term;
+            for entry in entries {
+                if entry.term < previous {
+                    return Err(DecodeError::OutOfRange("entry terms going down"));
+                }
+                at_most_message_term(entry.term, term, "an entry's term above the message's term")?;
+                previous = entry.term;
+            }
+            Ok(())
+        }
+        MessageBody::AppendResponse { response, read_round } => {
+            below_max(*read_round, "read round")?;
+            match response {
+                AppendResponse::Accepted { match_index } => below_max(match_index.0, "match index"),
+                AppendResponse::Rejected { rejected_prev_index, conflict_index, conflict_term } => {
+                    below_max(rejected_prev_index.0, "rejected index")?;
+                    below_max(conflict_index.0, "conflict index")?;
+                    conflict_term.map_or(Ok(()), |conflict| at_most_message_term(conflict, term, "conflict term above the message's term"))
+                }
+            }
+        }
+        MessageBody::SnapshotRequest { snapshot } => {
+            below_max(snapshot.meta.index.0, "snapshot index")?;
+            at_most_message_term(snapshot.meta.term, term, "snapshot term above the message's term")
+        }
+    }
 }
 
 pub fn encode_hard_state(hard_state: &HardState, out: &mut Vec<u8>) {

@@ -194,7 +194,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     metrics.applied_index.store(replica.store().applied_index(), std::sync::atomic::Ordering::Relaxed);
     if let Some(address) = &config.listen_http {
         let http = TcpListener::bind(address).await.map_err(|source| ServerError::HttpListen { address: address.clone(), source })?;
-        tokio::spawn(metrics::serve(http, metrics.clone()));
+        tokio::spawn(metrics::serve(http, metrics.clone(), transport.clone()));
     }
     let stager = storage.snapshot_stager();
     let disk = disk::spawn(storage, loop_sender.clone(), metrics.clone()).map_err(ServerError::DiskThread)?;

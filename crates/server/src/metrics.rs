@@ -83,25 +83,33 @@ impl Metrics {
     }
 }
 
+/// Most bytes of a request head read; a longer one is answered 431 and closed.
+const MAX_REQUEST_HEAD: usize = 8192;
+/// A request head must arrive within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves `/metrics` and `/health` until the process ends. `/health` is 200 when a leader is
-/// known, 503 otherwise.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+/// known, 503 otherwise. `transport` adds the peer links' counters to `/metrics`.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, transport: transport::Transport) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
-        let metrics = metrics.clone();
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of descriptors, say: wait instead of spinning on the error.
+                tracing::warn!(%error, "accepting an HTTP connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (metrics, transport) = (metrics.clone(), transport.clone());
         tokio::spawn(async move {
-            let mut request = vec![0u8; 4096];
-            let read = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await {
-                Ok(Ok(read)) => read,
-                _ => return,
-            };
-            let line = String::from_utf8_lossy(&request[..read]);
-            let path = line.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = match path {
-                "/metrics" => ("200 OK", metrics.render()),
-                "/health" if metrics.leader_id.load(Ordering::Relaxed) != 0 => ("200 OK", "ok: a leader is known\n".to_string()),
-                "/health" => ("503 Service Unavailable", "no leader known\n".to_string()),
-                _ => ("404 Not Found", "try /metrics or /health\n".to_string()),
+            let Ok(head) = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await else { return };
+            let (status, body) = match head.as_deref().map(request_path) {
+                None => ("431 Request Header Fields Too Large", "request head too large\n".to_string()),
+                Some("/metrics") => ("200 OK", metrics.render() + &render_transport(&transport.stats())),
+                Some("/health") if metrics.leader_id.load(Ordering::Relaxed) != 0 => ("200 OK", "ok: a leader is known\n".to_string()),
+                Some("/health") => ("503 Service Unavailable", "no leader known\n".to_string()),
+                Some(_) => ("404 Not Found", "try /metrics or /health\n".to_string()),
             };
             let response = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -110,6 +118,51 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             let _ = stream.write_all(response.as_bytes()).await;
         });
     }
+}
+
+/// Reads until the blank line that ends a request head, however the client's writes split it;
+/// None if it is longer than `MAX_REQUEST_HEAD` (or the connection ends first: what came is used).
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::with_capacity(1024);
+    loop {
+        if head.windows(4).any(|window| window == b"\r\n\r\n") {
+            return Some(head);
+        }
+        if head.len() >= MAX_REQUEST_HEAD {
+            return None;
+        }
+        let mut chunk = [0u8; 1024];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Some(head),
+            Ok(read) => head.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
+/// The path of a request line (`GET /metrics HTTP/1.1`), without a query string.
+fn request_path(head: &[u8]) -> &str {
+    let line = head.split(|&byte| byte == b'\n').next().unwrap_or_default();
+    let target = std::str::from_utf8(line).unwrap_or("").split_whitespace().nth(1).unwrap_or("");
+    target.split('?').next().unwrap_or("")
+}
+
+/// The peer links' counters: what a hostile or broken peer costs shows here.
+fn render_transport(stats: &transport::Stats) -> String {
+    let mut out = String::new();
+    let counters = [
+        ("raftkv_peer_connections_accepted_total", "Peer TCP connections accepted.", stats.inbound_accepted),
+        ("raftkv_peer_connections_refused_total", "Peer connections refused before their first frame (no or bad hello, too many).", stats.inbound_rejected),
+        ("raftkv_peer_connections_failed_total", "Peer connections closed on a malformed or out-of-range frame, or an I/O error.", stats.inbound_errors),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    }
+    let name = "raftkv_peer_frames_refused_full_total";
+    let _ = writeln!(out, "# HELP {name} Frames not queued because the link to the peer was full.\n# TYPE {name} counter");
+    for (peer, peer_stats) in &stats.peers {
+        let _ = writeln!(out, "{name}{{peer=\"{}\"}} {}", peer.0, peer_stats.dropped_full);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -128,5 +181,32 @@ mod tests {
         assert!(out.contains("x_bucket{le=\"0.005\"} 2"));
         assert!(out.contains("x_bucket{le=\"+Inf\"} 3"));
         assert!(out.contains("x_count 3"));
+    }
+
+    /// The defect: the head was taken from the first read alone, so a request split across two
+    /// TCP segments got 404.
+    #[tokio::test]
+    async fn a_request_split_across_writes_is_read_whole() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let client = tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+            stream.write_all(b"GET /met").await.expect("write");
+            stream.flush().await.expect("flush");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stream.write_all(b"rics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n").await.expect("write");
+        });
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let head = read_head(&mut stream).await.expect("a head within the limit");
+        client.await.expect("client");
+        assert_eq!(request_path(&head), "/metrics");
+    }
+
+    #[test]
+    fn paths_come_from_the_request_line() {
+        assert_eq!(request_path(b"GET /health HTTP/1.1\r\n\r\n"), "/health");
+        assert_eq!(request_path(b"GET /metrics?name=x HTTP/1.0\r\n\r\n"), "/metrics");
+        assert_eq!(request_path(b"\xff\xfe\r\n\r\n"), "");
+        assert_eq!(request_path(b""), "");
     }
 }
