@@ -13,8 +13,8 @@
 //!  peer_frame(from, frame)       │            │  Reply { conn, answer }     (in each connection's order)
 //!  client(conn, request)         ├─ Replica ──┤  Save { id, persist }       (then persisted(id))
 //!  persisted(id)                 │            │  Snapshot { index, store }  (then snapshot_taken)
-//!  snapshot_taken(index, data)   │            └  Fatal(reason)
-//!  undeliverable(to, frame)      ┘
+//!  snapshot_taken(index, data)   │            │  Refused(reason)            (a peer's message)
+//!  undeliverable(to, frame)      ┘            └  Fatal(reason)
 //! ```
 //!
 //! Inputs only record; `take_outputs` carries out the core's work for all of them at once (one

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use kv::{CommandRef, Outcome, Pending, Reply, Store};
-use raft::{Apply, Config, EntryKind, HardState, InitError, LogIndex, Node, NodeId, Persist, Ready, Restored, Role, Status};
+use raft::{Apply, Config, EntryKind, HardState, InitError, LogIndex, MessageBody, Node, NodeId, Persist, Ready, Restored, Role, Status};
 use wire::Frame;
 
 use crate::connections::{ConnId, Connections, Slot};
@@ -93,7 +93,9 @@ pub enum Output {
     /// Encode this copy of the store (off the hot path: it may be large), then tell `snapshot_taken`.
     /// `term` is the term of the entry at `index` (a snapshot file's header names both).
     Snapshot { index: u64, term: u64, store: Store },
-    /// The node cannot go on (a snapshot from the leader is unusable); it stopped.
+    /// A peer's message was refused (a snapshot that does not decode): log and count it.
+    Refused(String),
+    /// The node cannot go on (its own state is inconsistent); it stopped.
     Fatal(String),
 }
 
@@ -175,6 +177,8 @@ pub struct Replica {
     next_forward: u64,
     /// In arrival order: a request never overtakes one parked before it.
     parked: VecDeque<Parked>,
+    /// The store of the last snapshot from the leader that passed validation, for its install.
+    incoming_snapshot: Option<Store>,
     /// The ids of the requests each node forwarded here lately, to drop a duplicated frame.
     forwards_seen: BTreeMap<NodeId, RecentIds>,
     /// Answers to forwarded requests that could not be queued for their node: sent again each tick
@@ -220,6 +224,7 @@ impl Replica {
             forwards: BTreeMap::new(),
             parked: VecDeque::new(),
             forwards_seen: BTreeMap::new(),
+            incoming_snapshot: None,
             unsent_answers: VecDeque::new(),
             saving: None,
             next_save: 0,
@@ -257,7 +262,14 @@ impl Replica {
             return;
         }
         match frame {
-            Frame::Raft(message) => self.node.step(message),
+            Frame::Raft(message) => {
+                if let MessageBody::SnapshotRequest { snapshot } = &message.body {
+                    if !self.validate_snapshot(from, snapshot) {
+                        return;
+                    }
+                }
+                self.node.step(message)
+            }
             Frame::Forward { request_id, payload } => {
                 let served_twice = self.options.mutation == Mutation::DuplicateForwardsServed;
                 if !self.forwards_seen.entry(from).or_default().first_time(request_id) && !served_twice {
@@ -652,7 +664,7 @@ impl Replica {
                 };
                 self.resolve(resolved);
             }
-            Apply::Snapshot(snapshot) => match Store::decode_snapshot(&snapshot.data) {
+            Apply::Snapshot(snapshot) => match self.decoded_snapshot(snapshot.meta.index.0, &snapshot.data) {
                 Ok(store) if store.applied_index() > self.store.applied_index() => {
                     self.store = store;
                     self.last_snapshot = self.store.applied_index();
@@ -663,11 +675,41 @@ impl Replica {
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    // Installing nothing would silently lose data: stop instead.
+                    // Validated when it arrived, so this is the node's own inconsistency; installing
+                    // nothing would silently lose data: stop instead.
                     self.stopped = true;
-                    self.outputs.push(Output::Fatal(format!("the snapshot from the leader is unusable: {error}")));
+                    self.outputs.push(Output::Fatal(format!("the snapshot the node took is unusable: {error}")));
                 }
             },
+        }
+    }
+
+    /// A snapshot from `from` that could be installed must decode, and hold the state of the index
+    /// it claims, before the core sees it: otherwise it is refused (and reported), and the node
+    /// goes on as if it never came. The decoded store is kept for the install.
+    fn validate_snapshot(&mut self, from: NodeId, snapshot: &raft::Snapshot) -> bool {
+        let index = snapshot.meta.index.0;
+        if index <= self.store.applied_index() {
+            // Older than what is applied: the core answers it without installing anything.
+            return true;
+        }
+        let problem = match Store::decode_snapshot(&snapshot.data) {
+            Ok(store) if store.applied_index() == index => {
+                self.incoming_snapshot = Some(store);
+                return true;
+            }
+            Ok(store) => format!("it claims index {index} but holds the state of index {}", store.applied_index()),
+            Err(error) => error.to_string(),
+        };
+        self.outputs.push(Output::Refused(format!("a snapshot from node {from} at index {index} was refused: {problem}")));
+        false
+    }
+
+    /// The store of the snapshot the core installs at `index`: the one decoded when it arrived.
+    fn decoded_snapshot(&mut self, index: u64, data: &[u8]) -> Result<Store, kv::SnapshotError> {
+        match self.incoming_snapshot.take() {
+            Some(store) if store.applied_index() == index => Ok(store),
+            _ => Store::decode_snapshot(data),
         }
     }
 

@@ -142,6 +142,10 @@ impl NodeLoop {
                         }
                     }
                     Output::Snapshot { index, term, store } => self.encode_snapshot(index, term, store),
+                    Output::Refused(reason) => {
+                        tracing::warn!("{reason}");
+                        self.metrics.peer_messages_refused.fetch_add(1, Ordering::Relaxed);
+                    }
                     Output::Fatal(reason) => return Err(ServerError::Fatal(reason)),
                 }
             }

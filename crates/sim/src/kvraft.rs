@@ -231,7 +231,8 @@ impl Host {
                 let data: Arc<[u8]> = store.encode_snapshot().into();
                 self.replica.snapshot_taken(index, data);
             }
-            Output::Fatal(reason) => panic!("server {}: {reason}", self.me),
+            // No peer here sends anything to refuse: a refusal is a defect.
+            Output::Refused(reason) | Output::Fatal(reason) => panic!("server {}: {reason}", self.me),
         }
     }
 

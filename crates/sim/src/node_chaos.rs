@@ -580,7 +580,8 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
                     with_node(&world, i, incarnation, |replica| replica.snapshot_taken(index, data));
                 });
             }
-            Output::Fatal(reason) => panic!("node {i} stopped: {reason}"),
+            // No peer here sends anything to refuse: a refusal is a defect.
+            Output::Refused(reason) | Output::Fatal(reason) => panic!("node {i}: {reason}"),
         }
     }
 }
