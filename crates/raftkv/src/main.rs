@@ -124,6 +124,10 @@ struct ServerArgs {
     /// Snapshot the store (and drop the log it covers) every this many applied entries.
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,
+    /// The most bytes a client command's keys and values may take (together, and each); a larger
+    /// one gets `-ERR` before anything is proposed. At most 32 MiB (half the peer frame limit).
+    #[arg(long, default_value_t = server::DEFAULT_MAX_VALUE_BYTES, value_parser = parse_max_value_bytes)]
+    max_value_bytes: usize,
     #[command(flatten)]
     tuning: TuningArgs,
 }
@@ -156,6 +160,15 @@ struct TuningArgs {
     /// record's fsync flushes data only (no file-size change); 0 = append as it goes.
     #[arg(long, default_value_t = 1 << 20)]
     wal_preallocate: u64,
+}
+
+fn parse_max_value_bytes(text: &str) -> std::result::Result<usize, String> {
+    let bytes: usize = text.parse().map_err(|error| format!("{error}"))?;
+    if (1..=server::MAX_VALUE_BYTES_LIMIT).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!("must be between 1 and {} (half the peer frame limit)", server::MAX_VALUE_BYTES_LIMIT))
+    }
 }
 
 fn parse_peers(text: &str) -> Result<BTreeMap<u64, String>> {
@@ -248,6 +261,7 @@ fn serve(args: ServerArgs) -> Result<()> {
     }
     config.listen_http = args.listen_http;
     config.snapshot_every = args.snapshot_every;
+    config.max_value_bytes = args.max_value_bytes;
     let tuning = args.tuning;
     config.tuning = server::Tuning {
         max_batch: tuning.max_batch,

@@ -74,6 +74,14 @@ impl Session {
     fn command(&mut self, status: &Status) -> Step {
         let args = &self.args;
         let mut out = Vec::new();
+        // The limit on one argument bounds what the parser buffers; this one bounds what a command
+        // proposes, so that every log entry fits in a peer frame with room to spare.
+        let bytes: usize = args.iter().map(<[u8]>::len).sum();
+        if bytes > self.limits.max_bulk_bytes {
+            let limit = self.limits.max_bulk_bytes;
+            resp::encode_error(&format!("ERR command too large: its arguments take {bytes} bytes, the limit is {limit} (--max-value-bytes)"), &mut out);
+            return Step::Reply(out);
+        }
         match command_name(&args[0]) {
             "QUIT" => {
                 self.closing = true;
@@ -175,6 +183,28 @@ mod tests {
         let steps = feed(&mut s, b"*1\r\n$4\r\nQUIT\r\n*1\r\n$4\r\nPING\r\n");
         assert_eq!(steps.len(), 1);
         assert_eq!(reply(&steps[0]), b"+OK\r\n");
+        assert!(s.closing());
+    }
+
+    #[test]
+    fn commands_over_the_value_limit_are_refused_before_they_become_requests() {
+        let limits = resp::Limits { max_bulk_bytes: 100, ..resp::Limits::default() };
+        let mut s = Session::new(limits, Arc::new(AtomicU64::new(0)));
+        let command = |key: usize, value: usize| {
+            let mut wire = Vec::new();
+            resp::encode_array_of_bulks(&["SET", &"k".repeat(key), &"v".repeat(value)], &mut wire);
+            wire
+        };
+        let steps = feed(&mut s, &command(1, 90));
+        assert!(matches!(&steps[..], [Step::Request(Request::Write(_))]), "{steps:?}");
+        // Key and value within the limit one by one, not together.
+        let steps = feed(&mut s, &command(50, 60));
+        let text = String::from_utf8_lossy(reply(&steps[0])).into_owned();
+        assert!(text.starts_with("-ERR command too large: its arguments take 113 bytes, the limit is 100"), "{text}");
+        assert!(!s.closing());
+        // One argument over it: the parser refuses it as soon as its length is read.
+        let steps = feed(&mut s, &command(1, 101)[..30]);
+        assert!(reply(&steps[0]).starts_with(b"-ERR Protocol error: bulk too large (101 > 100)"));
         assert!(s.closing());
     }
 

@@ -49,8 +49,18 @@ pub struct ServerConfig {
     /// The longest a client waits for an answer before it gets an error.
     pub request_timeout: Duration,
     pub max_connections: usize,
+    /// The most bytes one client command's arguments (keys and values) may take, together and one
+    /// by one; a larger command is refused before anything is proposed. At most
+    /// `MAX_VALUE_BYTES_LIMIT`, so that every log entry fits in a peer frame.
+    pub max_value_bytes: usize,
     pub tuning: Tuning,
 }
+
+/// The default of `ServerConfig::max_value_bytes`: 16 MiB, well under the 64 MiB peer frame.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 16 << 20;
+/// The largest `max_value_bytes` allowed: half the peer frame limit, leaving room for the rest of
+/// an append.
+pub const MAX_VALUE_BYTES_LIMIT: usize = transport::DEFAULT_MAX_FRAME_BYTES / 2;
 
 /// Performance techniques, each of which can be turned off to measure what it is worth (the README's
 /// performance section lists before/after figures). The defaults are the production setting.
@@ -108,6 +118,7 @@ impl ServerConfig {
             snapshot_every: 50_000,
             request_timeout: Duration::from_secs(5),
             max_connections: 10_000,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             tuning: Tuning::default(),
         }
     }
@@ -202,7 +213,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         node: loop_sender.clone(),
         status: status_receiver,
         metrics: metrics.clone(),
-        limits: resp::Limits::default(),
+        limits: resp::Limits { max_bulk_bytes: config.max_value_bytes, ..resp::Limits::default() },
         request_timeout: config.request_timeout,
         connections: Arc::new(Semaphore::new(config.max_connections)),
         // Numbers for untagged writes: unique per incarnation (random high bits), so that a caller
