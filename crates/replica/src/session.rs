@@ -23,6 +23,8 @@ pub struct Session {
     /// Bytes received and not parsed yet (the start of an incomplete command).
     unparsed: Vec<u8>,
     args: resp::ArgBuf,
+    /// How far the scan of an incomplete command got, so that its bytes are not scanned again.
+    resume: resp::Resume,
     writes: WriteEncoder,
     limits: resp::Limits,
     /// After QUIT or a protocol error: nothing more is read, the connection closes once the
@@ -33,7 +35,7 @@ pub struct Session {
 impl Session {
     /// `untagged`: the node's counter for untagged writes (see `WriteEncoder`).
     pub fn new(limits: resp::Limits, untagged: Arc<AtomicU64>) -> Session {
-        Session { unparsed: Vec::new(), args: resp::ArgBuf::new(), writes: WriteEncoder::new(untagged), limits, closing: false }
+        Session { unparsed: Vec::new(), args: resp::ArgBuf::new(), resume: resp::Resume::default(), writes: WriteEncoder::new(untagged), limits, closing: false }
     }
 
     /// Where the connection puts the bytes it reads (at the end), so that they are copied once.
@@ -46,12 +48,18 @@ impl Session {
         self.closing
     }
 
+    /// Bytes the parser has examined so far (for tests: about twice what arrived, however it was
+    /// split).
+    pub fn scanned_bytes(&self) -> u64 {
+        self.resume.scanned()
+    }
+
     /// Every whole command received so far, as steps in order. `status` is the node's, for INFO.
     pub fn parse(&mut self, status: &Status) -> Vec<Step> {
         let mut steps = Vec::new();
         let mut consumed = 0;
         while !self.closing {
-            match resp::parse_command_into(&self.unparsed[consumed..], &self.limits, &mut self.args) {
+            match resp::parse_command_resumable(&self.unparsed[consumed..], &self.limits, &mut self.args, &mut self.resume) {
                 Ok(Some(used)) => {
                     consumed += used;
                     if !self.args.is_empty() {
@@ -175,6 +183,23 @@ mod tests {
         assert!(reply(&steps[1]).starts_with(b"-ERR Protocol error"));
         assert!(s.closing());
         assert!(feed(&mut s, b"*1\r\n$4\r\nPING\r\n").is_empty());
+    }
+
+    /// A large command arriving in small reads is not scanned again from its start on each one.
+    #[test]
+    fn a_trickled_command_is_scanned_about_once() {
+        let keys: Vec<String> = (0..20_000).map(|k| format!("key{k}")).collect();
+        let mut words = vec!["DEL"];
+        words.extend(keys.iter().map(String::as_str));
+        let mut input = Vec::new();
+        resp::encode_array_of_bulks(&words, &mut input);
+        let mut s = session();
+        let mut steps = Vec::new();
+        for piece in input.chunks(5) {
+            steps.extend(feed(&mut s, piece));
+        }
+        assert!(matches!(&steps[..], [Step::Request(Request::Write(_))]), "{steps:?}");
+        assert!(s.scanned_bytes() <= 3 * input.len() as u64, "{} scanned for {} bytes", s.scanned_bytes(), input.len());
     }
 
     #[test]

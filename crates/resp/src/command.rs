@@ -114,6 +114,95 @@ pub fn parse_command_into(buf: &[u8], limits: &Limits, args: &mut ArgBuf) -> Res
     }
 }
 
+/// How far the scan of an incomplete command got: with more bytes, [`parse_command_resumable`]
+/// goes on from the last whole argument instead of from the command's start, so that a command
+/// trickled in a byte at a time costs work in proportion to its size, not to its size squared.
+#[derive(Clone, Debug, Default)]
+pub struct Resume {
+    /// Arguments still to come, once the `*N` header is read.
+    remaining: Option<u64>,
+    /// Where the next argument starts.
+    pos: usize,
+    /// Bytes examined by scans, for tests that check the work stays linear.
+    scanned: u64,
+}
+
+impl Resume {
+    /// Bytes scans have examined so far (each parse of a whole command adds its length once more).
+    pub fn scanned(&self) -> u64 {
+        self.scanned
+    }
+}
+
+/// [`parse_command_into`] for a buffer that grows between calls: `resume` keeps the progress over
+/// the same incomplete command (the caller passes the same start of that command each time, with
+/// more bytes after it) and is reset once a command is whole or refused.
+pub fn parse_command_resumable(buf: &[u8], limits: &Limits, args: &mut ArgBuf, resume: &mut Resume) -> Result<Option<usize>, ParseError> {
+    if buf.first().is_some_and(|&first| first != b'*') {
+        // An inline command is one line: parse it once its end is here (or it is too long to be one).
+        let searched = resume.pos.min(buf.len());
+        resume.scanned += (buf.len() - searched) as u64;
+        if !buf[searched..].contains(&b'\n') && buf.len() <= limits.max_inline_bytes {
+            resume.pos = buf.len();
+            return Ok(None);
+        }
+        *resume = Resume { scanned: resume.scanned, ..Resume::default() };
+        return parse_command_into(buf, limits, args);
+    }
+    let scanned_before = resume.scanned;
+    let outcome = finish(scan_multibulk(buf, limits, resume));
+    match outcome {
+        Ok(None) => Ok(None),
+        Ok(Some(end)) => {
+            let counted = resume.scanned;
+            *resume = Resume { scanned: counted + end as u64, ..Resume::default() };
+            args.clear();
+            finish(multibulk(&buf[..end], limits, Some(args)))
+        }
+        Err(error) => {
+            *resume = Resume { scanned: scanned_before, ..Resume::default() };
+            Err(error)
+        }
+    }
+}
+
+/// Validates the arguments of a multibulk command from where `resume` left off; its end once all
+/// are here.
+fn scan_multibulk(buf: &[u8], limits: &Limits, resume: &mut Resume) -> Step<usize> {
+    let remaining = match resume.remaining {
+        Some(remaining) => remaining,
+        None => {
+            let mut cur = Cursor::new(buf, limits);
+            cur.byte()?; // the '*' that brought us here
+            if limits.max_depth == 0 {
+                return Err(ParseError::NestingTooDeep { limit: 0 }.into());
+            }
+            let n = cur.length(LengthOf::Array)?.unwrap_or(0);
+            resume.scanned += cur.pos() as u64;
+            resume.remaining = Some(n as u64);
+            resume.pos = cur.pos();
+            n as u64
+        }
+    };
+    let mut cur = Cursor::at(buf, resume.pos, limits);
+    for _ in 0..remaining {
+        let start = cur.pos();
+        let step = (|| {
+            match cur.byte()? {
+                b'$' => {}
+                other => return Err(ParseError::ExpectedBulk(other).into()),
+            }
+            let len = cur.length(LengthOf::Bulk)?.ok_or(ParseError::NilArgument)?;
+            cur.data(len).map(|_| ())
+        })();
+        resume.scanned += (cur.pos() - start) as u64;
+        step?;
+        resume.pos = cur.pos();
+        resume.remaining = resume.remaining.map(|left| left - 1);
+    }
+    Ok(cur.pos())
+}
+
 /// As in `parse`: validate and measure first, copy arguments only once all are here.
 fn multibulk_into(buf: &[u8], limits: &Limits, sink: &mut impl Sink) -> Result<Option<usize>, ParseError> {
     let Some(end) = finish(multibulk(buf, limits, None::<&mut ArgBuf>))? else {

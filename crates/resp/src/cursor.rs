@@ -48,11 +48,12 @@ pub(crate) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     pub fn new(buf: &'a [u8], limits: &'a Limits) -> Self {
-        Cursor {
-            buf,
-            pos: 0,
-            limits,
-        }
+        Cursor::at(buf, 0, limits)
+    }
+
+    /// A cursor that starts at `pos` (at most `buf.len()`).
+    pub fn at(buf: &'a [u8], pos: usize, limits: &'a Limits) -> Self {
+        Cursor { buf, pos: pos.min(buf.len()), limits }
     }
 
     /// Bytes consumed so far.

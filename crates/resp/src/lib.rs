@@ -37,7 +37,7 @@ mod inline;
 mod parse;
 mod value;
 
-pub use command::{parse_command, parse_command_into, ArgBuf, Args};
+pub use command::{parse_command, parse_command_into, parse_command_resumable, ArgBuf, Args, Resume};
 pub use encode::{
     encode, encode_array_of_bulks, encode_bulk, encode_error, encode_integer, encode_nil,
     encode_simple,
