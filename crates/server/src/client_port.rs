@@ -33,6 +33,13 @@ pub struct ClientPort {
 
 /// Room made for each read from a client: a whole pipeline of small requests at once.
 const READ_BYTES: usize = 16 * 1024;
+/// Requests of one connection with the node at a time; the rest of its pipeline waits until their
+/// replies are written. Bounds the replies built for a client that does not read them.
+const MAX_IN_FLIGHT: usize = 64;
+/// Replies are written once this many bytes of them are ready, without waiting for the round.
+const FLUSH_BYTES: usize = 256 * 1024;
+/// A client that takes none of a write for this long is disconnected (it stopped reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One reply slot in a pipeline: ready bytes, or the next answer from the node.
 enum Pending {
@@ -97,60 +104,80 @@ impl ClientPort {
                 return Ok(());
             }
             let status = *self.status.borrow();
-            let mut replies: Vec<Pending> = Vec::new();
-            for step in session.parse(&status) {
-                replies.push(match step {
-                    Step::Reply(bytes) => Pending::Now(bytes),
-                    Step::Request(request) => match self.node.send(LoopInput::Request { conn, request }) {
-                        Ok(()) => Pending::Later,
-                        Err(_) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
-                    },
-                });
-            }
-            let started = std::time::Instant::now();
-            let waited = replies.iter().any(|reply| matches!(reply, Pending::Later));
-            let complete = self.settle(&mut replies, &mut answers).await;
-            if waited {
-                self.metrics.request_seconds.observe(started.elapsed());
-            }
-            let mut out = Vec::new();
-            for reply in replies {
-                if let Pending::Now(bytes) = reply {
-                    out.extend_from_slice(&bytes);
+            let mut steps = session.parse(&status).into_iter().peekable();
+            // A round at a time: at most MAX_IN_FLIGHT requests with the node, their replies
+            // written before the next round goes, so a client that does not read stops the
+            // connection (its writes block) with a bounded amount of replies built.
+            while steps.peek().is_some() {
+                let mut round = Vec::new();
+                let mut in_flight = 0;
+                while in_flight < MAX_IN_FLIGHT {
+                    let Some(step) = steps.next() else { break };
+                    round.push(match step {
+                        Step::Reply(bytes) => Pending::Now(bytes),
+                        Step::Request(request) => match self.node.send(LoopInput::Request { conn, request }) {
+                            Ok(()) => {
+                                in_flight += 1;
+                                Pending::Later
+                            }
+                            Err(_) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
+                        },
+                    });
+                }
+                let started = std::time::Instant::now();
+                let complete = self.answer_round(round, &mut answers, &mut stream).await?;
+                if in_flight > 0 {
+                    self.metrics.request_seconds.observe(started.elapsed());
+                }
+                // An answer that did not come could still come later and be taken for the next one.
+                if !complete {
+                    return Ok(());
                 }
             }
-            stream.write_all(&out).await?;
-            // An answer that did not come could still come later and be taken for the next one.
-            if session.closing() || !complete {
+            if session.closing() {
                 return Ok(());
             }
         }
     }
 
-    /// Waits for every answer still on its way, in order. The replica answers each request within
-    /// its deadline; the wait here is bounded too, in case the node's loop has stopped. Returns
-    /// false if an answer did not come.
-    async fn settle(&self, replies: &mut [Pending], answers: &mut mpsc::UnboundedReceiver<Answer>) -> bool {
+    /// Writes a round's replies in order, each node answer as it comes (the replica answers each
+    /// request within its deadline; the wait here is bounded too, in case the node's loop has
+    /// stopped). Output is written whenever it passes `FLUSH_BYTES`, and a write that the client
+    /// does not take within `WRITE_TIMEOUT` ends the connection. Returns false if an answer did
+    /// not come.
+    async fn answer_round(&self, round: Vec<Pending>, answers: &mut mpsc::UnboundedReceiver<Answer>, stream: &mut TcpStream) -> std::io::Result<bool> {
         let bound = self.request_timeout + Duration::from_secs(1);
         let mut complete = true;
-        for reply in replies.iter_mut() {
-            if !matches!(reply, Pending::Later) {
-                continue;
+        let mut out = Vec::new();
+        for reply in round {
+            match reply {
+                Pending::Now(bytes) => out.extend_from_slice(&bytes),
+                Pending::Later => match tokio::time::timeout(bound, answers.recv()).await {
+                    Ok(Some(answer)) => answer.to_resp(&mut out),
+                    Ok(None) => {
+                        complete = false;
+                        resp::encode_error("ERR the node is shutting down", &mut out)
+                    }
+                    Err(_) => {
+                        complete = false;
+                        resp::encode_error("ERR timeout: the node did not answer; a write's outcome is unknown", &mut out)
+                    }
+                },
             }
-            let mut out = Vec::new();
-            match tokio::time::timeout(bound, answers.recv()).await {
-                Ok(Some(answer)) => answer.to_resp(&mut out),
-                Ok(None) => {
-                    complete = false;
-                    resp::encode_error("ERR the node is shutting down", &mut out)
-                }
-                Err(_) => {
-                    complete = false;
-                    resp::encode_error("ERR timeout: the node did not answer; a write's outcome is unknown", &mut out)
-                }
+            if out.len() >= FLUSH_BYTES {
+                write_within(stream, &out).await?;
+                out.clear();
             }
-            *reply = Pending::Now(out);
         }
-        complete
+        write_within(stream, &out).await?;
+        Ok(complete)
+    }
+}
+
+/// Writes all of `bytes`, or fails if the client does not take them within `WRITE_TIMEOUT`.
+async fn write_within(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
+        Ok(written) => written,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading its replies")),
     }
 }
