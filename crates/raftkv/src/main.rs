@@ -128,6 +128,10 @@ struct ServerArgs {
     /// one gets `-ERR` before anything is proposed. At most 32 MiB (half the peer frame limit).
     #[arg(long, default_value_t = server::DEFAULT_MAX_VALUE_BYTES, value_parser = parse_max_value_bytes)]
     max_value_bytes: usize,
+    /// Client connections at most (Redis's maxclients); fewer if the open-files limit, less 256
+    /// kept for storage and peers, does not allow as many. More get `-ERR max number of clients reached`.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_clients: u64,
     #[command(flatten)]
     tuning: TuningArgs,
 }
@@ -262,6 +266,7 @@ fn serve(args: ServerArgs) -> Result<()> {
     config.listen_http = args.listen_http;
     config.snapshot_every = args.snapshot_every;
     config.max_value_bytes = args.max_value_bytes;
+    config.max_connections = usize::try_from(args.max_clients).unwrap_or(usize::MAX);
     let tuning = args.tuning;
     config.tuning = server::Tuning {
         max_batch: tuning.max_batch,

@@ -79,6 +79,7 @@ impl ClientPort {
             let port = self.clone();
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
+                transport::keep_alive(&stream);
                 if let Err(error) = port.connection(stream).await {
                     tracing::debug!(%peer, %error, "client connection ended");
                 }

@@ -14,6 +14,7 @@
 //!   the answers the replica gives, in order.
 
 mod client_port;
+mod descriptors;
 mod disk;
 mod metrics;
 mod node_loop;
@@ -209,13 +210,23 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     }
     let stager = storage.snapshot_stager();
     let disk = disk::spawn(storage, loop_sender.clone(), metrics.clone()).map_err(ServerError::DiskThread)?;
+    let open_files = descriptors::open_files_limit();
+    let max_clients = descriptors::client_limit(config.max_connections, open_files);
+    if max_clients < config.max_connections {
+        tracing::warn!(
+            open_files = ?open_files,
+            reserved = descriptors::RESERVED,
+            "client connections limited to {max_clients} (of {} asked) by the open-files limit; raise it (ulimit -n) for more",
+            config.max_connections
+        );
+    }
     let port = Arc::new(ClientPort {
         node: loop_sender.clone(),
         status: status_receiver,
         metrics: metrics.clone(),
         limits: resp::Limits { max_bulk_bytes: config.max_value_bytes, ..resp::Limits::default() },
         request_timeout: config.request_timeout,
-        connections: Arc::new(Semaphore::new(config.max_connections)),
+        connections: Arc::new(Semaphore::new(max_clients)),
         // Numbers for untagged writes: unique per incarnation (random high bits), so that a caller
         // is never answered with another untagged write's result.
         untagged_seq: Arc::new(std::sync::atomic::AtomicU64::new(random_seed() << 32)),

@@ -69,6 +69,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut 
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
                     bump(&shared.counters.inbound_accepted);
+                    crate::keep_alive(&stream);
                     if readers.len() >= MAX_CONNECTIONS {
                         bump(&shared.counters.inbound_rejected);
                         warn!(peer = %addr, "refusing peer connection: {MAX_CONNECTIONS} already open");

@@ -64,6 +64,19 @@ use stats::{bump, Counters, PeerCounters};
 #[derive(Debug)]
 pub struct Full(pub Frame);
 
+/// Turns on TCP keepalive (probes after a minute of silence, every 10 s, 6 of them), so that a
+/// connection whose other end vanished (a machine powered off, a cable pulled) is found dead and
+/// closed instead of holding its descriptor for ever. Best effort: an error leaves it as it was.
+pub fn keep_alive(stream: &tokio::net::TcpStream) {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(6);
+    if let Err(error) = socket2::SockRef::from(stream).set_tcp_keepalive(&probes) {
+        tracing::debug!(%error, "could not turn on TCP keepalive");
+    }
+}
+
 /// The default bound on each peer's send queue, in frames.
 pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
 
@@ -280,5 +293,21 @@ impl fmt::Debug for Transport {
             .field("local_addr", &self.inner.local_addr)
             .field("peers", &self.inner.peers.keys().collect::<Vec<_>>())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keep_alive_turns_on_probes_after_a_minute() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().expect("address")).await.expect("connect");
+        let socket = socket2::SockRef::from(&stream);
+        assert!(!socket.keepalive().expect("readable"));
+        keep_alive(&stream);
+        assert!(socket.keepalive().expect("readable"));
+        assert_eq!(socket.tcp_keepalive_time().expect("readable"), Duration::from_secs(60));
     }
 }

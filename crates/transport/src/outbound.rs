@@ -145,6 +145,7 @@ impl Task {
         let mut stream = TcpStream::connect(&self.addr).await?;
         // Raft messages are small and latency-bound; batching happens in `pump`, not in Nagle.
         stream.set_nodelay(true)?;
+        crate::keep_alive(&stream);
         let mut hello = Vec::new();
         frame::encode(&Wire::Hello { from: self.settings.me }, self.settings.max_frame_bytes, &mut hello)
             .map_err(std::io::Error::other)?;
