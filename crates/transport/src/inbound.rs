@@ -34,6 +34,8 @@ pub struct Inbound {
 
 /// A connection that has not identified itself by then is closed, so idle sockets can't pile up.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest frame a connection may send before its Hello (a Hello takes a dozen bytes).
+const PRE_HELLO_MAX_FRAME_BYTES: usize = 1024;
 /// A cluster has a handful of peers; more open connections than this is a misbehaving client.
 const MAX_CONNECTIONS: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
@@ -149,7 +151,11 @@ impl Connection<'_> {
         let mut buffer = BytesMut::with_capacity(READ_CHUNK);
         loop {
             // Deliver every whole frame buffered, then keep the partial one for the next read.
-            while let Some(wire) = frame::take(&mut buffer, self.shared.max_frame_bytes)? {
+            loop {
+                // Until the Hello, a frame can only be a Hello: a few bytes. A longer one is refused
+                // as soon as its length is read, so an unknown connection cannot make us buffer 64 MiB.
+                let limit = if self.from.is_none() { PRE_HELLO_MAX_FRAME_BYTES } else { self.shared.max_frame_bytes };
+                let Some(wire) = frame::take(&mut buffer, limit)? else { break };
                 if let Some(end) = self.handle(wire).await? {
                     return Ok(end);
                 }

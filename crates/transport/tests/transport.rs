@@ -240,6 +240,8 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
         ("a Hello from a stranger", encode(Wire::Hello { from: NodeId(9) }), false),
         ("a Hello from the node itself", encode(Wire::Hello { from: NodeId(1) }), false),
         ("an oversized frame", oversized, false),
+        // Within the frame limit, but no Hello is that long: refused before its body is awaited.
+        ("a long frame announced before any Hello", 4000u32.to_le_bytes().to_vec(), false),
         ("a bad version", bad_version, false),
         ("a message claiming another sender", misaddressed, false),
         ("a frame cut off by EOF", truncated, true),
@@ -256,7 +258,7 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
     let node_1 = &nodes[0].transport;
     eventually("every closed connection was counted", || {
         let stats = node_1.stats();
-        (stats.inbound_rejected, stats.inbound_errors) == (3, 6)
+        (stats.inbound_rejected, stats.inbound_errors) == (3, 7)
     })
     .await;
 
