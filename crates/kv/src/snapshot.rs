@@ -3,24 +3,27 @@
 //!
 //! ```text
 //! "RKVS" | version (1 byte) | applied index | n keys | (key, value)* | n sessions |
-//!        (client id, seq, reply)* | CRC-32C of everything before it (4 bytes, little-endian)
+//!        (client id, seq, reply, last index)* | CRC-32C of everything before it (4 bytes, LE)
 //! ```
-//! Numbers and lengths are LEB128 varints.
+//! Numbers and lengths are LEB128 varints. Version 1, without a session's last index, is still
+//! read: its sessions count as older than any write to come.
 
 use raft::codec::{put_varint, DecodeError, Reader};
 
 use crate::command::Reply;
 use crate::crc32c::crc32c;
-use crate::store::{Session, Store};
+use crate::store::{Session, Store, Value};
 
 const MAGIC: &[u8; 4] = b"RKVS";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// Sessions without their last index.
+const VERSION_1: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
     #[error("not a raftkv snapshot (bad magic)")]
     BadMagic,
-    #[error("snapshot version {0} is not supported (this build reads version {VERSION})")]
+    #[error("snapshot version {0} is not supported (this build reads versions {VERSION_1} and {VERSION})")]
     UnsupportedVersion(u8),
     #[error("snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     Checksum { stored: u32, computed: u32 },
@@ -31,13 +34,14 @@ pub enum SnapshotError {
 impl Store {
     pub fn encode_snapshot(&self) -> Vec<u8> {
         // Sized up front: a store of a gigabyte would otherwise be copied again at every doubling.
-        let entries: usize = self.data.iter().map(|(key, value)| key.len() + value.len() + 20).sum();
+        let entries: usize = self.data.iter().map(|(key, value)| key.len() + value.as_slice().len() + 20).sum();
         let mut out = Vec::with_capacity(64 + entries + self.sessions.len() * 64);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         put_varint(&mut out, self.applied_index);
         put_varint(&mut out, self.data.len() as u64);
         for (key, value) in &self.data {
+            let value = value.as_slice();
             put_varint(&mut out, key.len() as u64);
             out.extend_from_slice(key);
             put_varint(&mut out, value.len() as u64);
@@ -48,6 +52,7 @@ impl Store {
             put_varint(&mut out, *client_id);
             put_varint(&mut out, session.seq);
             session.reply.encode(&mut out);
+            put_varint(&mut out, session.last_index);
         }
         let checksum = crc32c(&out);
         out.extend_from_slice(&checksum.to_le_bytes());
@@ -58,8 +63,9 @@ impl Store {
         if bytes.len() < MAGIC.len() + 1 + 4 || &bytes[..4] != MAGIC {
             return Err(SnapshotError::BadMagic);
         }
-        if bytes[4] != VERSION {
-            return Err(SnapshotError::UnsupportedVersion(bytes[4]));
+        let version = bytes[4];
+        if version != VERSION && version != VERSION_1 {
+            return Err(SnapshotError::UnsupportedVersion(version));
         }
         let (body, tail) = bytes.split_at(bytes.len() - 4);
         let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
@@ -71,14 +77,15 @@ impl Store {
         let mut store = Store { applied_index: reader.varint()?, ..Store::default() };
         for _ in 0..reader.varint()? {
             let key = reader.bytes()?.to_vec();
-            let value = reader.bytes()?.into();
+            let value = Value::Fixed(reader.bytes()?.into());
             store.data.insert(key, value);
         }
         for _ in 0..reader.varint()? {
             let client_id = reader.varint()?;
             let seq = reader.varint()?;
             let reply = Reply::decode(&mut reader)?;
-            store.sessions.insert(client_id, Session { seq, reply });
+            let last_index = if version == VERSION_1 { 0 } else { reader.varint()? };
+            store.remember(client_id, Session { seq, reply, last_index });
         }
         reader.finish()?;
         Ok(store)
@@ -115,6 +122,27 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(Store::decode_snapshot(&bytes[..cut]).is_err(), "truncation to {cut} went unnoticed");
         }
+    }
+
+    /// A snapshot written by the previous version (no session's last index) is still read.
+    #[test]
+    fn version_1_snapshots_are_read() {
+        let mut body = b"RKVS\x01".to_vec();
+        for number in [7u64, 1, 1] {
+            put_varint(&mut body, number);
+        }
+        body.extend_from_slice(b"a");
+        put_varint(&mut body, 1);
+        body.extend_from_slice(b"1");
+        for number in [1u64, 5, 2] {
+            put_varint(&mut body, number);
+        }
+        Reply::Done.encode(&mut body);
+        let checksum = crc32c(&body);
+        body.extend_from_slice(&checksum.to_le_bytes());
+        let store = Store::decode_snapshot(&body).expect("a version 1 snapshot");
+        assert_eq!((store.applied_index(), store.get(b"a"), store.sessions()), (7, Some(&b"1"[..]), 1));
+        assert_eq!(store.sessions[&5], Session { seq: 2, reply: Reply::Done, last_index: 0 });
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! last write and its reply, so that a write retried after a timeout or a leader change is applied
 //! exactly once. Applying is deterministic: every replica that applies the same log ends with
 //! byte-identical state (ordered maps only), which the snapshot encoding relies on.
+//!
+//! Sessions are bounded: past `MAX_SESSIONS`, the one whose last write is oldest in the log is
+//! forgotten. The log decides it, so every replica forgets the same one. A client forgotten that
+//! way and then retrying its last write would have it applied again; it would have had to stay
+//! silent while `MAX_SESSIONS` other clients wrote.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::command::{CommandRef, OpRef, Reply};
@@ -14,17 +19,80 @@ use crate::command::{CommandRef, OpRef, Reply};
 pub struct Session {
     pub seq: u64,
     pub reply: Reply,
+    /// The log index of that write: what decides which session is forgotten first.
+    pub last_index: u64,
+}
+
+/// Sessions remembered at most (a session takes tens of bytes). The same on every replica: a
+/// constant, never a setting.
+pub const MAX_SESSIONS: usize = 100_000;
+
+/// A value, shared so that a snapshot's copy of the store costs no copy of the values. A SET
+/// stores it in one allocation; the first APPEND to it moves it into a growable buffer, which
+/// later appends extend in place while nothing else holds it (`Arc::make_mut`): repeated appends
+/// cost amortized linear time instead of a copy of the whole value each.
+#[derive(Clone, Debug)]
+pub(crate) enum Value {
+    Fixed(Arc<[u8]>),
+    Growing(Arc<Vec<u8>>),
+}
+
+/// Values are equal by their bytes, however they are held.
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Value {}
+
+impl Value {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Value::Fixed(bytes) => bytes,
+            Value::Growing(bytes) => bytes,
+        }
+    }
+
+    /// Appends `more`, copying only if a snapshot's copy of the store holds this value too.
+    fn append(&mut self, more: &[u8]) -> u64 {
+        if let Value::Fixed(bytes) = self {
+            let mut grown = Vec::with_capacity((bytes.len() + more.len()).next_power_of_two());
+            grown.extend_from_slice(bytes);
+            *self = Value::Growing(Arc::new(grown));
+        }
+        let Value::Growing(bytes) = self else { unreachable!("made growable just above") };
+        let grown = Arc::make_mut(bytes);
+        grown.extend_from_slice(more);
+        grown.len() as u64
+    }
 }
 
 /// Cloning is cheap next to the data it holds: values are shared (`Arc`), so a clone costs a copy
 /// of the keys and the map's nodes. That is how a snapshot is taken of a large store without
 /// stopping the applies: clone, then encode the clone on another thread.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Store {
-    pub(crate) data: BTreeMap<Vec<u8>, Arc<[u8]>>,
+    pub(crate) data: BTreeMap<Vec<u8>, Value>,
     pub(crate) sessions: BTreeMap<u64, Session>,
+    /// (last index, client id) of every session, oldest first.
+    pub(crate) session_order: BTreeSet<(u64, u64)>,
+    /// `MAX_SESSIONS`, or less in tests.
+    pub(crate) session_limit: usize,
     /// The log index of the last command applied (or of the snapshot restored).
     pub(crate) applied_index: u64,
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store {
+            data: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            session_order: BTreeSet::new(),
+            session_limit: MAX_SESSIONS,
+            applied_index: 0,
+        }
+    }
 }
 
 impl Store {
@@ -32,12 +100,22 @@ impl Store {
         Store::default()
     }
 
+    /// A store that remembers at most `limit` sessions (tests of the eviction; production uses
+    /// `MAX_SESSIONS` everywhere).
+    pub fn with_session_limit(limit: usize) -> Store {
+        Store { session_limit: limit.max(1), ..Store::default() }
+    }
+
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
     pub fn applied_index(&self) -> u64 {
         self.applied_index
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.data.get(key).map(|value| &value[..])
+        self.data.get(key).map(Value::as_slice)
     }
 
     pub fn len(&self) -> usize {
@@ -69,17 +147,30 @@ impl Store {
         }
         let reply = self.execute(&command.op);
         if tracked {
-            self.sessions.insert(command.client_id, Session { seq: command.seq, reply: reply.clone() });
+            self.remember(command.client_id, Session { seq: command.seq, reply: reply.clone(), last_index: index });
         }
         reply
+    }
+
+    /// Records a client's last write, forgetting the session whose last write is oldest if the
+    /// limit is reached.
+    pub(crate) fn remember(&mut self, client_id: u64, session: Session) {
+        self.session_order.insert((session.last_index, client_id));
+        if let Some(previous) = self.sessions.insert(client_id, session) {
+            self.session_order.remove(&(previous.last_index, client_id));
+        }
+        while self.sessions.len() > self.session_limit {
+            let Some((_, oldest)) = self.session_order.pop_first() else { break };
+            self.sessions.remove(&oldest);
+        }
     }
 
     /// Allocates only what the store keeps: the new value, and the key when it is new.
     fn execute(&mut self, op: &OpRef<'_>) -> Reply {
         match op {
-            OpRef::Get { key } => Reply::Value(self.data.get(*key).map(|value| value.to_vec())),
+            OpRef::Get { key } => Reply::Value(self.data.get(*key).map(|value| value.as_slice().to_vec())),
             OpRef::Put { key, value } => {
-                let value = Arc::from(*value);
+                let value = Value::Fixed(Arc::from(*value));
                 match self.data.get_mut(*key) {
                     Some(stored) => *stored = value,
                     None => {
@@ -89,17 +180,11 @@ impl Store {
                 Reply::Done
             }
             OpRef::Append { key, value } => {
-                // A shared value cannot grow in place: the appended one is a new copy.
-                let old = self.data.get(*key).map_or(&[][..], |old| &old[..]);
-                let appended: Arc<[u8]> = old.iter().chain(value.iter()).copied().collect();
-                let length = appended.len() as u64;
-                match self.data.get_mut(*key) {
-                    Some(stored) => *stored = appended,
-                    None => {
-                        self.data.insert(key.to_vec(), appended);
-                    }
-                }
-                Reply::Length(length)
+                let stored = match self.data.get_mut(*key) {
+                    Some(stored) => stored,
+                    None => self.data.entry(key.to_vec()).or_insert_with(|| Value::Growing(Arc::default())),
+                };
+                Reply::Length(stored.append(value))
             }
             OpRef::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.data.remove(**key).is_some()).count() as u64),
         }
@@ -147,6 +232,53 @@ mod tests {
         assert_eq!(apply(&mut store, 6, write(3, 1, Op::Delete { keys: vec![b"k".to_vec(), b"none".to_vec(), b"k".to_vec()] })), Reply::Removed(1));
         assert_eq!(apply(&mut store, 7, write(3, 2, Op::Delete { keys: vec![b"k".to_vec()] })), Reply::Removed(0));
         assert_eq!(store.applied_index(), 7);
+    }
+
+    #[test]
+    fn past_the_limit_the_session_written_longest_ago_is_forgotten() {
+        let mut store = Store::with_session_limit(2);
+        apply(&mut store, 1, write(1, 1, append("k", "a")));
+        apply(&mut store, 2, write(2, 1, append("k", "b")));
+        // Client 1 writes again: now client 2's last write is the oldest.
+        apply(&mut store, 3, write(1, 2, append("k", "c")));
+        apply(&mut store, 4, write(3, 1, append("k", "d")));
+        assert_eq!(store.sessions(), 2);
+        assert_eq!(store.get(b"k"), Some(&b"abcd"[..]));
+        // Client 1's retry is still recognised; client 2's is not (it was forgotten).
+        assert_eq!(apply(&mut store, 5, write(1, 2, append("k", "c"))), Reply::Length(3), "the recorded reply");
+        assert_eq!(store.get(b"k"), Some(&b"abcd"[..]));
+        assert_eq!(apply(&mut store, 6, write(2, 1, append("k", "b"))), Reply::Length(5), "applied again");
+        // Every replica forgets the same one: the same log gives the same state.
+        let mut again = Store::with_session_limit(2);
+        for (index, command) in [(1, write(1, 1, append("k", "a"))), (2, write(2, 1, append("k", "b"))), (3, write(1, 2, append("k", "c"))), (4, write(3, 1, append("k", "d"))), (5, write(1, 2, append("k", "c"))), (6, write(2, 1, append("k", "b")))] {
+            apply(&mut again, index, command);
+        }
+        assert_eq!(again, store);
+    }
+
+    #[test]
+    fn appends_grow_a_value_in_place_unless_a_snapshot_holds_it() {
+        let mut store = Store::new();
+        apply(&mut store, 1, write(0, 0, append("k", "ab")));
+        // Where the value's buffer lives: the same while it grows in place (its bytes may move
+        // as it doubles), another once it had to be copied.
+        let value = |store: &Store| match &store.data[&b"k"[..]] {
+            Value::Growing(buffer) => Arc::as_ptr(buffer),
+            Value::Fixed(_) => panic!("an appended value is growable"),
+        };
+        let before = value(&store);
+        for index in 2..100 {
+            apply(&mut store, index, write(0, 0, append("k", "c")));
+        }
+        assert_eq!(store.get(b"k").map(<[u8]>::len), Some(100));
+        assert_eq!(value(&store), before, "grown in place, not copied");
+        let snapshot = store.clone();
+        apply(&mut store, 100, write(0, 0, append("k", "d")));
+        // The snapshot's copy is untouched; the store's value was copied once and grew.
+        assert_eq!(snapshot.get(b"k").map(<[u8]>::len), Some(100));
+        assert_eq!(store.get(b"k").map(<[u8]>::len), Some(101));
+        assert_ne!(value(&store), value(&snapshot));
+        assert_eq!(value(&snapshot), before);
     }
 
     #[test]
