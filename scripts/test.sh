@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: `cargo test --release` at the repository root.
 #
-# The process-level tests (crates/raftkv/tests/redis_tools.rs) drive the real redis-cli and
-# redis-benchmark and fail when they are missing, so this script first installs Debian's
-# redis-tools package if either is not on PATH (apt-get; through sudo when not root).
+# The process-level tests (crates/raftkv/tests/redis_tools.rs, redis_py.rs) drive the real
+# redis-cli, redis-benchmark and redis-py and fail when they are missing, so this script first
+# installs Debian's redis-tools package if either tool is not on PATH (apt-get; through sudo when
+# not root), and redis-py into a virtualenv under target/.
 #
 # Then, when run without arguments, it opens the drawings of failing simulated runs that
 # crates/sim/tests/viz.rs leaves in target/sim-traces in headless Chromium
@@ -23,6 +24,20 @@ if ! have redis-cli || ! have redis-benchmark; then
         exit 1
     fi
 fi
+
+# redis-py, the Python client most people use, for crates/raftkv/tests/redis_py.rs: in a
+# virtualenv under target/ (Debian's python3-venv is installed if the venv module is missing).
+pyenv="$root/target/pyenv"
+if ! "$pyenv/bin/python" -c "import redis" >/dev/null 2>&1; then
+    rm -rf "$pyenv"
+    if ! python3 -m venv "$pyenv" >/dev/null 2>&1; then
+        rm -rf "$pyenv"
+        "$root/scripts/apt-install.sh" test.sh python3-venv
+        python3 -m venv "$pyenv"
+    fi
+    "$pyenv/bin/pip" install --quiet --disable-pip-version-check 'redis>=5'
+fi
+export RAFTKV_PYTHON="$pyenv/bin/python"
 
 cd "$root"
 cargo test --release "$@"

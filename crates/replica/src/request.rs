@@ -158,10 +158,12 @@ impl Answer {
         Some(answer)
     }
 
-    /// The RESP reply a Redis client expects for this answer.
-    pub fn to_resp(&self, out: &mut Vec<u8>) {
+    /// The RESP reply a Redis client expects for this answer; `resp3`: on a connection that said
+    /// `HELLO 3` (nil is written `_`).
+    pub fn to_resp(&self, out: &mut Vec<u8>, resp3: bool) {
         match self {
             Answer::Reply(Reply::Value(Some(value))) => resp::encode_bulk(value, out),
+            Answer::Reply(Reply::Value(None)) if resp3 => resp::encode_null(out),
             Answer::Reply(Reply::Value(None)) => resp::encode_nil(out),
             Answer::Reply(Reply::Done) => resp::encode_simple("OK", out),
             Answer::Reply(Reply::Length(length)) | Answer::Reply(Reply::Removed(length)) | Answer::Count(length) => {
@@ -177,7 +179,7 @@ impl Answer {
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 13] = ["GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT"];
+const KNOWN: [&str; 14] = ["GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO"];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
 /// allocating an upper-case copy per request; "" when it is not known.
@@ -333,9 +335,9 @@ mod tests {
             assert_eq!(Answer::decode(&answer.encode()), Some(answer));
         }
         let mut out = Vec::new();
-        Answer::Reply(Reply::Done).to_resp(&mut out);
-        Answer::Reply(Reply::Value(Some(b"v".to_vec()))).to_resp(&mut out);
-        Answer::Error("timeout".into()).to_resp(&mut out);
+        Answer::Reply(Reply::Done).to_resp(&mut out, false);
+        Answer::Reply(Reply::Value(Some(b"v".to_vec()))).to_resp(&mut out, false);
+        Answer::Error("timeout".into()).to_resp(&mut out, false);
         assert_eq!(out, b"+OK\r\n$1\r\nv\r\n-ERR timeout\r\n");
     }
 }

@@ -15,8 +15,9 @@ use crate::request::{command_name, to_request, Request, WriteEncoder};
 pub enum Step {
     /// This reply, as it goes on the wire.
     Reply(Vec<u8>),
-    /// The node answers this (its `Answer::to_resp` is the reply).
-    Request(Request),
+    /// The node answers this (its `Answer::to_resp` is the reply, in RESP3 if `resp3`: the
+    /// protocol the connection had chosen when the command came).
+    Request { request: Request, resp3: bool },
 }
 
 pub struct Session {
@@ -30,12 +31,33 @@ pub struct Session {
     /// After QUIT or a protocol error: nothing more is read, the connection closes once the
     /// replies so far are written.
     closing: bool,
+    /// The protocol the client chose with HELLO: RESP3 (true) or RESP2 (false, the default).
+    resp3: bool,
+    /// The client's id, as HELLO and CLIENT ID report it.
+    id: u64,
+    /// The name given by HELLO ... SETNAME.
+    name: Option<Vec<u8>>,
 }
 
 impl Session {
     /// `untagged`: the node's counter for untagged writes (see `WriteEncoder`).
     pub fn new(limits: resp::Limits, untagged: Arc<AtomicU64>) -> Session {
-        Session { unparsed: Vec::new(), args: resp::ArgBuf::new(), resume: resp::Resume::default(), writes: WriteEncoder::new(untagged), limits, closing: false }
+        Session {
+            unparsed: Vec::new(),
+            args: resp::ArgBuf::new(),
+            resume: resp::Resume::default(),
+            writes: WriteEncoder::new(untagged),
+            limits,
+            closing: false,
+            resp3: false,
+            id: 0,
+            name: None,
+        }
+    }
+
+    /// The id HELLO reports for this connection.
+    pub fn set_id(&mut self, id: u64) {
+        self.id = id;
     }
 
     /// Where the connection puts the bytes it reads (at the end), so that they are copied once.
@@ -101,18 +123,89 @@ impl Session {
                 _ => resp::encode_error("ERR wrong number of arguments for 'ping' command", &mut out),
             },
             "INFO" => resp::encode_bulk(info(status).as_bytes(), &mut out),
+            "HELLO" => self.hello(status, &mut out),
             // redis-cli, redis-benchmark and client libraries probe these at start; a neutral answer
             // keeps them going (there is no configuration or command table to report).
             "COMMAND" | "CONFIG" => out.extend_from_slice(b"*0\r\n"),
             "CLIENT" => resp::encode_simple("OK", &mut out),
             "SELECT" if args.get(1) == Some(&b"0"[..]) => resp::encode_simple("OK", &mut out),
             _ => match to_request(args, &mut self.writes) {
-                Ok(request) => return Step::Request(request),
+                Ok(request) => return Step::Request { request, resp3: self.resp3 },
                 Err(error) => resp::encode_error(&error.message(), &mut out),
             },
         }
         Step::Reply(out)
     }
+}
+
+impl Session {
+    /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`, as Redis answers it: the
+    /// protocol switches to the version asked (2 or 3), and the reply describes the server, as a
+    /// map in RESP3 and as a flat array in RESP2. No authentication is configured, so AUTH is
+    /// accepted as Redis accepts it for its default user without a password.
+    fn hello(&mut self, status: &Status, out: &mut Vec<u8>) {
+        let args = &self.args;
+        let mut resp3 = self.resp3;
+        let mut name = None;
+        if let Some(version) = args.get(1) {
+            match version {
+                b"2" => resp3 = false,
+                b"3" => resp3 = true,
+                _ if std::str::from_utf8(version).ok().and_then(|text| text.parse::<i64>().ok()).is_some() => {
+                    return resp::encode_error("NOPROTO unsupported protocol version", out);
+                }
+                _ => return resp::encode_error("ERR Protocol version is not an integer or out of range", out),
+            }
+            let mut at = 2;
+            while let Some(option) = args.get(at) {
+                let left = args.len() - at - 1;
+                if option.eq_ignore_ascii_case(b"AUTH") && left >= 2 {
+                    at += 3;
+                } else if option.eq_ignore_ascii_case(b"SETNAME") && left >= 1 {
+                    name = Some(args[at + 1].to_vec());
+                    at += 2;
+                } else {
+                    let option = String::from_utf8_lossy(option).into_owned();
+                    return resp::encode_error(&format!("ERR Syntax error in HELLO option '{option}'"), out);
+                }
+            }
+        }
+        self.resp3 = resp3;
+        if name.is_some() {
+            self.name = name;
+        }
+        let role = if status.role == Role::Leader { "master" } else { "replica" };
+        let version = env!("CARGO_PKG_VERSION");
+        let fields: [(&str, Field); 7] = [
+            ("server", Field::Text("raftkv")),
+            ("version", Field::Text(version)),
+            ("proto", Field::Number(if resp3 { 3 } else { 2 })),
+            ("id", Field::Number(self.id)),
+            ("mode", Field::Text("standalone")),
+            ("role", Field::Text(role)),
+            ("modules", Field::Empty),
+        ];
+        if resp3 {
+            resp::encode_map_len(fields.len(), out);
+        } else {
+            resp::encode_array_len(2 * fields.len(), out);
+        }
+        for (key, value) in fields {
+            resp::encode_bulk(key.as_bytes(), out);
+            match value {
+                Field::Text(text) => resp::encode_bulk(text.as_bytes(), out),
+                Field::Number(number) => resp::encode_integer(i64::try_from(number).unwrap_or(i64::MAX), out),
+                Field::Empty => resp::encode_array_len(0, out),
+            }
+        }
+    }
+}
+
+/// A value in HELLO's reply.
+enum Field {
+    Text(&'static str),
+    Number(u64),
+    Empty,
 }
 
 /// INFO's text: the node's replication state.
@@ -156,7 +249,7 @@ mod tests {
     fn reply(step: &Step) -> &[u8] {
         match step {
             Step::Reply(bytes) => bytes,
-            Step::Request(request) => panic!("expected a reply, got {request:?}"),
+            Step::Request { request, .. } => panic!("expected a reply, got {request:?}"),
         }
     }
 
@@ -169,7 +262,7 @@ mod tests {
             steps.extend(feed(&mut s, &input[split..]));
             assert_eq!(steps.len(), 3, "split at {split}");
             assert_eq!(reply(&steps[0]), b"+PONG\r\n");
-            assert!(matches!(&steps[1], Step::Request(Request::Get { key }) if key == b"k"));
+            assert!(matches!(&steps[1], Step::Request { request: Request::Get { key }, resp3: false } if key == b"k"));
             assert!(reply(&steps[2]).starts_with(b"-ERR unknown command"), "{:?}", String::from_utf8_lossy(reply(&steps[2])));
             assert!(!s.closing());
         }
@@ -198,7 +291,7 @@ mod tests {
         for piece in input.chunks(5) {
             steps.extend(feed(&mut s, piece));
         }
-        assert!(matches!(&steps[..], [Step::Request(Request::Write(_))]), "{steps:?}");
+        assert!(matches!(&steps[..], [Step::Request { request: Request::Write(_), .. }]), "{steps:?}");
         assert!(s.scanned_bytes() <= 3 * input.len() as u64, "{} scanned for {} bytes", s.scanned_bytes(), input.len());
     }
 
@@ -221,7 +314,7 @@ mod tests {
             wire
         };
         let steps = feed(&mut s, &command(1, 90));
-        assert!(matches!(&steps[..], [Step::Request(Request::Write(_))]), "{steps:?}");
+        assert!(matches!(&steps[..], [Step::Request { request: Request::Write(_), .. }]), "{steps:?}");
         // Key and value within the limit one by one, not together.
         let steps = feed(&mut s, &command(50, 60));
         let text = String::from_utf8_lossy(reply(&steps[0])).into_owned();
@@ -231,6 +324,37 @@ mod tests {
         let steps = feed(&mut s, &command(1, 101)[..30]);
         assert!(reply(&steps[0]).starts_with(b"-ERR Protocol error: bulk too large (101 > 100)"));
         assert!(s.closing());
+    }
+
+    #[test]
+    fn hello_switches_the_protocol_and_describes_the_server() {
+        let mut s = session();
+        let command = |words: &[&str]| {
+            let mut wire = Vec::new();
+            resp::encode_array_of_bulks(words, &mut wire);
+            wire
+        };
+        // HELLO 3 as redis-py sends it, then a GET on the same pipeline: answered in RESP3.
+        let mut input = command(&["HELLO", "3"]);
+        input.extend(command(&["GET", "k"]));
+        let steps = feed(&mut s, &input);
+        let text = String::from_utf8_lossy(reply(&steps[0])).into_owned();
+        assert!(text.starts_with("%7\r\n$6\r\nserver\r\n$6\r\nraftkv\r\n$7\r\nversion\r\n"), "{text}");
+        assert!(text.contains("$5\r\nproto\r\n:3\r\n") && text.ends_with("$7\r\nmodules\r\n*0\r\n"), "{text}");
+        assert!(matches!(&steps[1], Step::Request { resp3: true, .. }));
+        // Back to RESP2, with AUTH and SETNAME: a flat array.
+        let steps = feed(&mut s, &command(&["HELLO", "2", "AUTH", "default", "secret", "SETNAME", "me"]));
+        assert!(reply(&steps[0]).starts_with(b"*14\r\n$6\r\nserver\r\n"));
+        assert_eq!(s.name.as_deref(), Some(&b"me"[..]));
+        let steps = feed(&mut s, &command(&["GET", "k"]));
+        assert!(matches!(&steps[0], Step::Request { resp3: false, .. }));
+        // Versions it does not speak, and bad options, as Redis answers them.
+        assert!(reply(&feed(&mut s, &command(&["HELLO", "4"]))[0]).starts_with(b"-NOPROTO"));
+        assert!(reply(&feed(&mut s, &command(&["HELLO", "x"]))[0]).starts_with(b"-ERR Protocol version is not an integer"));
+        assert!(reply(&feed(&mut s, &command(&["HELLO", "3", "AUTH", "u"]))[0]).starts_with(b"-ERR Syntax error in HELLO option 'AUTH'"));
+        assert!(matches!(&feed(&mut s, &command(&["GET", "k"]))[0], Step::Request { resp3: false, .. }), "a refused HELLO changes nothing");
+        // HELLO alone keeps the protocol and describes the server.
+        assert!(reply(&feed(&mut s, &command(&["HELLO"]))[0]).starts_with(b"*14\r\n"));
     }
 
     #[test]

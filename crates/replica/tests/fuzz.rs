@@ -215,7 +215,7 @@ fn run(seed: u64) -> (u64, u64, u64) {
             }
             cluster.sessions[i].read_space().extend_from_slice(&bytes);
             for step in cluster.sessions[i].parse(&status) {
-                if let Step::Request(request) = step {
+                if let Step::Request { request, .. } = step {
                     cluster.nodes[i].client(ConnId(100 + i as u64), request);
                     cluster.drain(i, seed);
                 }

@@ -59,6 +59,21 @@ pub fn encode_nil(out: &mut Vec<u8>) {
     out.extend_from_slice(b"$-1\r\n");
 }
 
+/// `_\r\n`, the nil reply of RESP3 (a connection that said `HELLO 3`).
+pub fn encode_null(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"_\r\n");
+}
+
+/// `*n\r\n`: an array of the `n` replies that follow.
+pub fn encode_array_len(n: usize, out: &mut Vec<u8>) {
+    header(b'*', n, out);
+}
+
+/// `%n\r\n`: a RESP3 map of the `n` key-value pairs that follow.
+pub fn encode_map_len(n: usize, out: &mut Vec<u8>) {
+    header(b'%', n, out);
+}
+
 /// An array of bulk strings: how a client sends a command, e.g. `&[&b"GET"[..], key]`.
 pub fn encode_array_of_bulks<T: AsRef<[u8]>>(items: &[T], out: &mut Vec<u8>) {
     header(b'*', items.len(), out);

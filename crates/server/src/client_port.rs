@@ -44,7 +44,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// One reply slot in a pipeline: ready bytes, or the next answer from the node.
 enum Pending {
     Now(Vec<u8>),
-    Later,
+    /// The node's answer, to be written in RESP3 if true.
+    Later(bool),
 }
 
 /// Tells the node's loop that a connection ended, however its task ends.
@@ -97,6 +98,7 @@ impl ClientPort {
         }
         let _registered = Registered { conn, node: self.node.clone() };
         let mut session = Session::new(self.limits.clone(), self.untagged_seq.clone());
+        session.set_id(conn.0);
         loop {
             // Straight into the unparsed bytes' buffer: no second copy, no per-connection scratch.
             let space = session.read_space();
@@ -116,10 +118,10 @@ impl ClientPort {
                     let Some(step) = steps.next() else { break };
                     round.push(match step {
                         Step::Reply(bytes) => Pending::Now(bytes),
-                        Step::Request(request) => match self.node.send(LoopInput::Request { conn, request }) {
+                        Step::Request { request, resp3 } => match self.node.send(LoopInput::Request { conn, request }) {
                             Ok(()) => {
                                 in_flight += 1;
-                                Pending::Later
+                                Pending::Later(resp3)
                             }
                             Err(_) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
                         },
@@ -153,8 +155,8 @@ impl ClientPort {
         for reply in round {
             match reply {
                 Pending::Now(bytes) => out.extend_from_slice(&bytes),
-                Pending::Later => match tokio::time::timeout(bound, answers.recv()).await {
-                    Ok(Some(answer)) => answer.to_resp(&mut out),
+                Pending::Later(resp3) => match tokio::time::timeout(bound, answers.recv()).await {
+                    Ok(Some(answer)) => answer.to_resp(&mut out, resp3),
                     Ok(None) => {
                         complete = false;
                         resp::encode_error("ERR the node is shutting down", &mut out)

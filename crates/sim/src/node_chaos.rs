@@ -872,7 +872,7 @@ fn encode(words: &[String], session: &mut Session, status: &raft::Status) -> rep
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     resp::encode_array_of_bulks(&words, session.read_space());
     match session.parse(status).pop() {
-        Some(Step::Request(request)) => request,
+        Some(Step::Request { request, .. }) => request,
         other => panic!("{words:?} is not a request for the node: {other:?}"),
     }
 }

@@ -1,0 +1,38 @@
+//! The Python client most people use, unchanged: redis-py with its defaults opens every connection
+//! with `HELLO 3` and reads RESP3 (before HELLO, every command failed with "unknown command
+//! 'HELLO'"); and with `protocol=2`. Against every node of a cluster, followers included. The
+//! Python with redis-py is `RAFTKV_PYTHON`, else `target/pyenv/bin/python` (`scripts/test.sh`
+//! makes it); the test fails, never skips, without it.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{run_bounded, Cluster};
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("RAFTKV_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test.sh (it makes a virtualenv with redis-py), or set RAFTKV_PYTHON to a Python with redis-py",
+        python.display()
+    );
+    python
+}
+
+#[test]
+fn redis_py_with_its_defaults_works_against_every_node() {
+    let python = python();
+    let cluster = Cluster::start_without_proxies("redis-py", 3);
+    cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/redis_py_defaults.py");
+    let mut command = Command::new(python);
+    command.arg(script).args(cluster.ids().into_iter().map(|id| cluster.client_port(id).to_string()));
+    let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(60)).unwrap_or_else(|error| panic!("{error}"));
+    assert!(success, "redis-py failed:\nstdout: {stdout}\nstderr: {stderr}");
+    println!("{}", stdout.trim());
+}
