@@ -22,6 +22,7 @@
 //! taking messages and requests, and what they change goes into the next save (group commit).
 //! The leader's appends leave before its own save.
 
+mod admin;
 mod connections;
 mod replica;
 pub mod request;

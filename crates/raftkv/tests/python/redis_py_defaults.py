@@ -27,5 +27,16 @@ for protocol in (None, 2):
         assert r.delete(key) == 1, where
         assert r.get(key) is None, where
         assert r.info().get("role") in ("leader", "follower"), where
+        assert r.echo("hi") == b"hi", where
+        assert r.client_setname("worker") is True, where
+        assert r.client_getname() in (b"worker", "worker"), where
+        assert [c.get("name") for c in r.client_list()] == ["worker"], where
+        assert int(r.client_id()) > 0, where
+        assert r.config_get("proto-max-bulk-len") == {"proto-max-bulk-len": "16777216"} or r.config_get("proto-max-bulk-len") == {b"proto-max-bulk-len": b"16777216"}, where
+        try:
+            r.execute_command("SELECT", 1)
+            raise AssertionError(f"{where}: SELECT 1 accepted")
+        except redis.ResponseError as error:
+            assert "not allowed" in str(error), where
         r.close()
 print("redis-py", redis.__version__, "ok against ports", ports)
