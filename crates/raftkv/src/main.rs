@@ -128,6 +128,15 @@ struct ServerArgs {
     /// one gets `-ERR` before anything is proposed. At most 32 MiB (half the peer frame limit).
     #[arg(long, default_value_t = server::DEFAULT_MAX_VALUE_BYTES, value_parser = parse_max_value_bytes)]
     max_value_bytes: usize,
+    /// A file whose first line is the default user's password: clients must then `AUTH password`
+    /// (or `HELLO 3 AUTH default password`) first. Secrets come from files, never from flags.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// A file of named users, one per line: `<name> <readwrite|readonly> <password>`; clients
+    /// authenticate with `AUTH name password`. With this or --password-file, unauthenticated
+    /// clients get `-NOAUTH`.
+    #[arg(long)]
+    users_file: Option<PathBuf>,
     /// Client connections at most (Redis's maxclients); fewer if the open-files limit, less 256
     /// kept for storage and peers, does not allow as many. More get `-ERR max number of clients reached`.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -164,6 +173,15 @@ struct TuningArgs {
     /// record's fsync flushes data only (no file-size change); 0 = append as it goes.
     #[arg(long, default_value_t = 1 << 20)]
     wal_preallocate: u64,
+}
+
+/// The users from the password and users files.
+fn read_users(password_file: Option<&std::path::Path>, users_file: Option<&std::path::Path>) -> Result<server::Users> {
+    let read = |path: Option<&std::path::Path>| -> Result<Option<String>> {
+        path.map(|path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))).transpose()
+    };
+    let (password, users) = (read(password_file)?, read(users_file)?);
+    server::Users::parse(password.as_deref(), users.as_deref()).context("the password or users file")
 }
 
 fn parse_max_value_bytes(text: &str) -> std::result::Result<usize, String> {
@@ -266,6 +284,10 @@ fn serve(args: ServerArgs) -> Result<()> {
     config.listen_http = args.listen_http;
     config.snapshot_every = args.snapshot_every;
     config.max_value_bytes = args.max_value_bytes;
+    config.users = std::sync::Arc::new(read_users(args.password_file.as_deref(), args.users_file.as_deref())?);
+    if !config.users.required() {
+        tracing::warn!("no --password-file or --users-file: any client that reaches the client port can read and write every key");
+    }
     config.max_connections = usize::try_from(args.max_clients).unwrap_or(usize::MAX);
     let tuning = args.tuning;
     config.tuning = server::Tuning {

@@ -6,7 +6,7 @@
 /// Arity as Redis counts it: the name included, negative for "at least".
 type CommandSpec = (&'static str, i64, &'static [&'static str], i64, i64, i64);
 
-const COMMANDS: [CommandSpec; 15] = [
+const COMMANDS: [CommandSpec; 16] = [
     ("get", 2, &["readonly", "fast"], 1, 1, 1),
     ("set", 3, &["write", "denyoom"], 1, 1, 1),
     ("append", 3, &["write", "denyoom"], 1, 1, 1),
@@ -22,6 +22,7 @@ const COMMANDS: [CommandSpec; 15] = [
     ("config", -2, &["admin", "noscript", "loading", "stale"], 0, 0, 0),
     ("select", 2, &["loading", "stale", "fast"], 0, 0, 0),
     ("quit", -1, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
+    ("auth", -2, &["noscript", "loading", "stale", "fast", "no_auth"], 0, 0, 0),
 ];
 
 /// What a connection knows of itself, for CLIENT.

@@ -27,6 +27,7 @@ mod connections;
 mod replica;
 pub mod request;
 pub mod session;
+pub mod users;
 
 pub use connections::{ConnId, Slot};
 pub use replica::{Mutation, Options, Output, Replica, SaveId};

@@ -179,7 +179,7 @@ impl Answer {
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 15] = ["GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO"];
+const KNOWN: [&str; 16] = ["GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH"];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
 /// allocating an upper-case copy per request; "" when it is not known.

@@ -6,10 +6,11 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use raft::{Role, Status};
+use raft::Status;
 
 use crate::admin;
 use crate::request::{command_name, to_request, Request, WriteEncoder};
+use crate::users::{Role, Users};
 
 /// What one command of a client becomes, in its order among the connection's commands.
 #[derive(Debug)]
@@ -40,6 +41,11 @@ pub struct Session {
     name: Option<Vec<u8>>,
     /// What CLIENT SETINFO said: library name and version.
     library: (Vec<u8>, Vec<u8>),
+    /// Who may connect; `user` is who this connection authenticated as.
+    users: Arc<Users>,
+    user: Option<(String, Role)>,
+    /// AUTH and HELLO AUTH attempts that failed, for the shell to log and count.
+    auth_failures: u64,
 }
 
 impl Session {
@@ -56,6 +62,63 @@ impl Session {
             id: 0,
             name: None,
             library: (Vec::new(), Vec::new()),
+            users: Arc::default(),
+            user: None,
+            auth_failures: 0,
+        }
+    }
+
+    /// The node's users: with any, a connection must authenticate before anything else.
+    pub fn set_users(&mut self, users: Arc<Users>) {
+        self.users = users;
+    }
+
+    /// Failed authentications since the last call (the shell logs and counts them).
+    pub fn take_auth_failures(&mut self) -> u64 {
+        std::mem::take(&mut self.auth_failures)
+    }
+
+    /// The role of this connection: its user's, or read-write when no user is configured.
+    fn role(&self) -> Option<Role> {
+        match &self.user {
+            Some((_, role)) => Some(*role),
+            None if !self.users.required() => Some(Role::ReadWrite),
+            None => None,
+        }
+    }
+
+    /// Checks a user's password; on success the connection is that user. Without any users, the
+    /// default user takes any password (Redis's default user without a password: `nopass`).
+    fn authenticate(&mut self, name: &str, password: &[u8]) -> bool {
+        let open = (!self.users.required() && name == "default").then_some(Role::ReadWrite);
+        match open.or_else(|| self.users.check(name, password)) {
+            Some(role) => {
+                self.user = Some((name.to_string(), role));
+                true
+            }
+            None => {
+                self.auth_failures += 1;
+                false
+            }
+        }
+    }
+
+    fn auth(&mut self, out: &mut Vec<u8>) {
+        let (name, password) = match self.args.len() {
+            2 if !self.users.default_has_password() => {
+                return resp::encode_error(
+                    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                    out,
+                );
+            }
+            2 => ("default".to_string(), self.args[1].to_vec()),
+            3 => (String::from_utf8_lossy(&self.args[1]).into_owned(), self.args[2].to_vec()),
+            _ => return resp::encode_error("ERR wrong number of arguments for 'auth' command", out),
+        };
+        if self.authenticate(&name, &password) {
+            resp::encode_simple("OK", out);
+        } else {
+            resp::encode_error(WRONGPASS, out);
         }
     }
 
@@ -116,7 +179,13 @@ impl Session {
             resp::encode_error(&format!("ERR command too large: its arguments take {bytes} bytes, the limit is {limit} (--max-value-bytes)"), &mut out);
             return Step::Reply(out);
         }
-        match command_name(&args[0]) {
+        let name = command_name(&args[0]);
+        if self.role().is_none() && !matches!(name, "AUTH" | "HELLO" | "QUIT") {
+            resp::encode_error("NOAUTH Authentication required.", &mut out);
+            return Step::Reply(out);
+        }
+        match name {
+            "AUTH" => self.auth(&mut out),
             "QUIT" => {
                 self.closing = true;
                 resp::encode_simple("OK", &mut out);
@@ -137,6 +206,11 @@ impl Session {
                 admin::client(args, me, &mut out);
             }
             _ => match to_request(args, &mut self.writes) {
+                Ok(Request::Write(_)) if self.role() == Some(Role::ReadOnly) => {
+                    let user = self.user.as_ref().map_or("default", |(user, _)| user.as_str());
+                    let command = String::from_utf8_lossy(&args[0]).to_lowercase();
+                    resp::encode_error(&format!("NOPERM User {user} has no permissions to run the '{command}' command"), &mut out);
+                }
                 Ok(request) => return Step::Request { request, resp3: self.resp3 },
                 Err(error) => resp::encode_error(&error.message(), &mut out),
             },
@@ -154,6 +228,7 @@ impl Session {
         let args = &self.args;
         let mut resp3 = self.resp3;
         let mut name = None;
+        let mut credentials = None;
         if let Some(version) = args.get(1) {
             match version {
                 b"2" => resp3 = false,
@@ -167,6 +242,7 @@ impl Session {
             while let Some(option) = args.get(at) {
                 let left = args.len() - at - 1;
                 if option.eq_ignore_ascii_case(b"AUTH") && left >= 2 {
+                    credentials = Some((String::from_utf8_lossy(&args[at + 1]).into_owned(), args[at + 2].to_vec()));
                     at += 3;
                 } else if option.eq_ignore_ascii_case(b"SETNAME") && left >= 1 {
                     name = Some(args[at + 1].to_vec());
@@ -177,11 +253,22 @@ impl Session {
                 }
             }
         }
+        match credentials {
+            Some((user, password)) if !self.authenticate(&user, &password) => return resp::encode_error(WRONGPASS, out),
+            Some(_) => {}
+            None if self.role().is_none() => {
+                return resp::encode_error(
+                    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+                    out,
+                );
+            }
+            None => {}
+        }
         self.resp3 = resp3;
         if name.is_some() {
             self.name = name;
         }
-        let role = if status.role == Role::Leader { "master" } else { "replica" };
+        let role = if status.role == raft::Role::Leader { "master" } else { "replica" };
         let version = env!("CARGO_PKG_VERSION");
         let fields: [(&str, Field); 7] = [
             ("server", Field::Text("raftkv")),
@@ -208,6 +295,8 @@ impl Session {
     }
 }
 
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
 /// A value in HELLO's reply.
 enum Field {
     Text(&'static str),
@@ -218,9 +307,9 @@ enum Field {
 /// INFO's text: the node's replication state.
 fn info(status: &Status) -> String {
     let role = match status.role {
-        Role::Leader => "leader",
-        Role::Follower => "follower",
-        Role::PreCandidate | Role::Candidate => "candidate",
+        raft::Role::Leader => "leader",
+        raft::Role::Follower => "follower",
+        raft::Role::PreCandidate | raft::Role::Candidate => "candidate",
     };
     format!(
         "# Replication\r\nrole:{role}\r\nnode_id:{}\r\nleader_id:{}\r\nterm:{}\r\ncommit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\nsnapshot_index:{}\r\n",
@@ -237,6 +326,7 @@ fn info(status: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::users::Users;
     use raft::NodeId;
 
     fn session() -> Session {
@@ -362,6 +452,43 @@ mod tests {
         assert!(matches!(&feed(&mut s, &command(&["GET", "k"]))[0], Step::Request { resp3: false, .. }), "a refused HELLO changes nothing");
         // HELLO alone keeps the protocol and describes the server.
         assert!(reply(&feed(&mut s, &command(&["HELLO"]))[0]).starts_with(b"*14\r\n"));
+    }
+
+    #[test]
+    fn with_users_a_connection_authenticates_first_and_roles_hold() {
+        let users = Users::parse(Some("pw\n"), Some("reader readonly rpw\n")).expect("valid");
+        let mut s = session();
+        s.set_users(Arc::new(users));
+        let command = |words: &[&str]| {
+            let mut wire = Vec::new();
+            resp::encode_array_of_bulks(words, &mut wire);
+            wire
+        };
+        let first = |s: &mut Session, words: &[&str]| {
+            let steps = feed(s, &command(words));
+            match &steps[0] {
+                Step::Reply(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Step::Request { .. } => "request".to_string(),
+            }
+        };
+        assert_eq!(first(&mut s, &["GET", "k"]), "-NOAUTH Authentication required.\r\n");
+        assert_eq!(first(&mut s, &["PING"]), "-NOAUTH Authentication required.\r\n");
+        assert!(first(&mut s, &["HELLO", "3"]).starts_with("-NOAUTH HELLO must be called"));
+        assert!(first(&mut s, &["AUTH", "wrong"]).starts_with("-WRONGPASS"));
+        assert!(first(&mut s, &["HELLO", "3", "AUTH", "default", "wrong"]).starts_with("-WRONGPASS"));
+        assert_eq!(s.take_auth_failures(), 2);
+        assert_eq!(s.take_auth_failures(), 0);
+        // The reader: reads go, writes are refused by name.
+        assert!(first(&mut s, &["HELLO", "3", "AUTH", "reader", "rpw"]).starts_with("%7"));
+        assert_eq!(first(&mut s, &["GET", "k"]), "request");
+        assert_eq!(first(&mut s, &["SET", "k", "v"]), "-NOPERM User reader has no permissions to run the 'set' command\r\n");
+        // The default user, by AUTH with the password alone: writes go.
+        assert_eq!(first(&mut s, &["AUTH", "pw"]), "+OK\r\n");
+        assert_eq!(first(&mut s, &["SET", "k", "v"]), "request");
+        // Without users, AUTH is a configuration error, as in Redis.
+        let mut open = session();
+        assert!(first(&mut open, &["AUTH", "x"]).starts_with("-ERR AUTH <password> called without any password configured"));
+        assert_eq!(first(&mut open, &["SET", "k", "v"]), "request");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct ClientPort {
     /// The node's counter for untagged writes (see `request::WriteEncoder`).
     pub untagged_seq: Arc<std::sync::atomic::AtomicU64>,
     pub next_conn: std::sync::atomic::AtomicU64,
+    /// Who may connect (none: anyone, as the default user).
+    pub users: Arc<replica::users::Users>,
 }
 
 /// Room made for each read from a client: a whole pipeline of small requests at once.
@@ -81,7 +83,7 @@ impl ClientPort {
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
                 transport::keep_alive(&stream);
-                if let Err(error) = port.connection(stream).await {
+                if let Err(error) = port.connection(stream, peer).await {
                     tracing::debug!(%peer, %error, "client connection ended");
                 }
                 drop(permit);
@@ -89,7 +91,7 @@ impl ClientPort {
         }
     }
 
-    async fn connection(&self, mut stream: TcpStream) -> std::io::Result<()> {
+    async fn connection(&self, mut stream: TcpStream, peer: std::net::SocketAddr) -> std::io::Result<()> {
         let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (sender, mut answers) = mpsc::unbounded_channel();
         if self.node.send(LoopInput::Connected { conn, answers: sender }).is_err() {
@@ -99,6 +101,7 @@ impl ClientPort {
         let _registered = Registered { conn, node: self.node.clone() };
         let mut session = Session::new(self.limits.clone(), self.untagged_seq.clone());
         session.set_id(conn.0);
+        session.set_users(self.users.clone());
         loop {
             // Straight into the unparsed bytes' buffer: no second copy, no per-connection scratch.
             let space = session.read_space();
@@ -108,6 +111,11 @@ impl ClientPort {
             }
             let status = *self.status.borrow();
             let mut steps = session.parse(&status).into_iter().peekable();
+            let failures = session.take_auth_failures();
+            if failures > 0 {
+                tracing::warn!(%peer, failures, "client authentication failed");
+                self.metrics.auth_failures.fetch_add(failures, Ordering::Relaxed);
+            }
             // A round at a time: at most MAX_IN_FLIGHT requests with the node, their replies
             // written before the next round goes, so a client that does not read stops the
             // connection (its writes block) with a bounded amount of replies built.

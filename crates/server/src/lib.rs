@@ -31,6 +31,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::client_port::ClientPort;
 use crate::node_loop::NodeLoop;
 
+pub use replica::users::Users;
+
 /// Everything a node needs to start. See the README for what each flag means.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -54,6 +56,8 @@ pub struct ServerConfig {
     /// by one; a larger command is refused before anything is proposed. At most
     /// `MAX_VALUE_BYTES_LIMIT`, so that every log entry fits in a peer frame.
     pub max_value_bytes: usize,
+    /// Who may use the client port (see `replica::users`); none: anyone, as the default user.
+    pub users: Arc<replica::users::Users>,
     pub tuning: Tuning,
 }
 
@@ -120,6 +124,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(5),
             max_connections: 10_000,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            users: Arc::default(),
             tuning: Tuning::default(),
         }
     }
@@ -231,6 +236,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         // is never answered with another untagged write's result.
         untagged_seq: Arc::new(std::sync::atomic::AtomicU64::new(random_seed() << 32)),
         next_conn: std::sync::atomic::AtomicU64::new(1),
+        users: config.users.clone(),
     });
     tokio::spawn(port.serve(listener));
     let node_loop = NodeLoop {

@@ -53,6 +53,7 @@ pub struct Metrics {
     pub leader_changes: AtomicU64,
     pub requests: AtomicU64,
     pub peer_messages_refused: AtomicU64,
+    pub auth_failures: AtomicU64,
     pub fsync_seconds: Histogram,
     pub request_seconds: Histogram,
 }
@@ -74,6 +75,7 @@ impl Metrics {
         let counters = [
             ("raftkv_leader_changes_total", "Times the known leader changed.", &self.leader_changes),
             ("raftkv_requests_total", "Data commands (reads and writes) clients sent to this node.", &self.requests),
+            ("raftkv_auth_failures_total", "Client AUTH and HELLO AUTH attempts with a wrong user or password.", &self.auth_failures),
             ("raftkv_peer_messages_refused_total", "Well-formed peer messages refused by the node (a snapshot that does not decode).", &self.peer_messages_refused),
         ];
         for (name, help, value) in counters {
