@@ -12,6 +12,9 @@ pub enum Op {
     Append { key: Vec<u8>, value: Vec<u8> },
     /// Removes every listed key at once (Redis's DEL is atomic over its keys).
     Delete { keys: Vec<Vec<u8>> },
+    /// Names the cluster, once: the first leader proposes a random id, and the first one applied
+    /// is the cluster's for ever (later ones change nothing).
+    ClusterId { id: u64 },
 }
 
 impl Op {
@@ -50,6 +53,7 @@ pub enum OpRef<'a> {
     Put { key: &'a [u8], value: &'a [u8] },
     Append { key: &'a [u8], value: &'a [u8] },
     Delete { keys: Vec<&'a [u8]> },
+    ClusterId { id: u64 },
 }
 
 impl OpRef<'_> {
@@ -63,6 +67,7 @@ impl OpRef<'_> {
             OpRef::Put { key, value } => Op::Put { key: key.to_vec(), value: value.to_vec() },
             OpRef::Append { key, value } => Op::Append { key: key.to_vec(), value: value.to_vec() },
             OpRef::Delete { keys } => Op::Delete { keys: keys.iter().map(|key| key.to_vec()).collect() },
+            OpRef::ClusterId { id } => Op::ClusterId { id: *id },
         }
     }
 }
@@ -107,6 +112,10 @@ impl<'a> CommandRef<'a> {
                     put_bytes(out, key);
                 }
             }
+            OpRef::ClusterId { id } => {
+                out.put_u8(4);
+                put_varint(out, *id);
+            }
         }
     }
 
@@ -116,6 +125,7 @@ impl<'a> CommandRef<'a> {
             OpRef::Get { key } => key.len() + 10,
             OpRef::Put { key, value } | OpRef::Append { key, value } => key.len() + value.len() + 20,
             OpRef::Delete { keys } => keys.iter().map(|key| key.len() + 10).sum::<usize>() + 10,
+            OpRef::ClusterId { .. } => 10,
         };
         parts + 21
     }
@@ -139,6 +149,7 @@ impl<'a> CommandRef<'a> {
                 }
                 OpRef::Delete { keys }
             }
+            4 => OpRef::ClusterId { id: reader.varint()? },
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         };
         reader.finish()?;
@@ -157,6 +168,7 @@ impl Op {
             Op::Put { key, value } => OpRef::Put { key, value },
             Op::Append { key, value } => OpRef::Append { key, value },
             Op::Delete { keys } => OpRef::Delete { keys: keys.iter().map(Vec::as_slice).collect() },
+            Op::ClusterId { id } => OpRef::ClusterId { id: *id },
         }
     }
 }

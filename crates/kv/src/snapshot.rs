@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! "RKVS" | version (1 byte) | applied index | n keys | (key, value)* | n sessions |
-//!        (client id, seq, reply, last index)* | CRC-32C of everything before it (4 bytes, LE)
+//!        (client id, seq, reply, last index)* | cluster id | CRC-32C of everything before it
+//!        (4 bytes, LE)
 //! ```
-//! Numbers and lengths are LEB128 varints. Version 1, without a session's last index, is still
-//! read: its sessions count as older than any write to come.
+//! Numbers and lengths are LEB128 varints. Older versions are still read: version 2 has no cluster
+//! id (0: not named yet), version 1 neither, nor a session's last index (its sessions count as
+//! older than any write to come).
 
 use raft::codec::{put_varint, DecodeError, Reader};
 
@@ -15,15 +17,17 @@ use crate::crc32c::crc32c;
 use crate::store::{Session, Store, Value};
 
 const MAGIC: &[u8; 4] = b"RKVS";
-const VERSION: u8 = 2;
-/// Sessions without their last index.
+const VERSION: u8 = 3;
+/// Without the cluster id.
+const VERSION_2: u8 = 2;
+/// Sessions without their last index, and no cluster id.
 const VERSION_1: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
     #[error("not a raftkv snapshot (bad magic)")]
     BadMagic,
-    #[error("snapshot version {0} is not supported (this build reads versions {VERSION_1} and {VERSION})")]
+    #[error("snapshot version {0} is not supported (this build reads versions {VERSION_1} to {VERSION})")]
     UnsupportedVersion(u8),
     #[error("snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     Checksum { stored: u32, computed: u32 },
@@ -54,6 +58,7 @@ impl Store {
             session.reply.encode(&mut out);
             put_varint(&mut out, session.last_index);
         }
+        put_varint(&mut out, self.cluster_id);
         let checksum = crc32c(&out);
         out.extend_from_slice(&checksum.to_le_bytes());
         out
@@ -64,7 +69,7 @@ impl Store {
             return Err(SnapshotError::BadMagic);
         }
         let version = bytes[4];
-        if version != VERSION && version != VERSION_1 {
+        if ![VERSION, VERSION_2, VERSION_1].contains(&version) {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let (body, tail) = bytes.split_at(bytes.len() - 4);
@@ -86,6 +91,9 @@ impl Store {
             let reply = Reply::decode(&mut reader)?;
             let last_index = if version == VERSION_1 { 0 } else { reader.varint()? };
             store.remember(client_id, Session { seq, reply, last_index });
+        }
+        if version == VERSION {
+            store.cluster_id = reader.varint()?;
         }
         reader.finish()?;
         Ok(store)

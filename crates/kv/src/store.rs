@@ -79,6 +79,8 @@ pub struct Store {
     pub(crate) session_order: BTreeSet<(u64, u64)>,
     /// `MAX_SESSIONS`, or less in tests.
     pub(crate) session_limit: usize,
+    /// The cluster's id: 0 until the first `Op::ClusterId` is applied, then that one's for ever.
+    pub(crate) cluster_id: u64,
     /// The log index of the last command applied (or of the snapshot restored).
     pub(crate) applied_index: u64,
 }
@@ -90,6 +92,7 @@ impl Default for Store {
             sessions: BTreeMap::new(),
             session_order: BTreeSet::new(),
             session_limit: MAX_SESSIONS,
+            cluster_id: 0,
             applied_index: 0,
         }
     }
@@ -108,6 +111,11 @@ impl Store {
 
     pub fn sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// The cluster's id (0: not named yet).
+    pub fn cluster_id(&self) -> u64 {
+        self.cluster_id
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -187,6 +195,12 @@ impl Store {
                 Reply::Length(stored.append(value))
             }
             OpRef::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.data.remove(**key).is_some()).count() as u64),
+            OpRef::ClusterId { id } => {
+                if self.cluster_id == 0 {
+                    self.cluster_id = *id;
+                }
+                Reply::Done
+            }
         }
     }
 }
@@ -279,6 +293,16 @@ mod tests {
         assert_eq!(store.get(b"k").map(<[u8]>::len), Some(101));
         assert_ne!(value(&store), value(&snapshot));
         assert_eq!(value(&snapshot), before);
+    }
+
+    #[test]
+    fn the_first_cluster_id_applied_stays() {
+        let mut store = Store::new();
+        assert_eq!(store.cluster_id(), 0);
+        apply(&mut store, 1, write(0, 0, Op::ClusterId { id: 77 }));
+        apply(&mut store, 2, write(0, 0, Op::ClusterId { id: 99 }));
+        assert_eq!(store.cluster_id(), 77);
+        assert_eq!(Command::decode(&write(0, 0, Op::ClusterId { id: 5 }).encode()), Ok(write(0, 0, Op::ClusterId { id: 5 })));
     }
 
     #[test]

@@ -91,11 +91,11 @@ fn attack(rng: &mut Rng, address: &str, to: u64) {
     match rng.below(3) {
         0 => bytes.extend((0..rng.below(2000)).map(|_| rng.next() as u8)),
         1 => {
-            bytes.extend(encode(&Wire::Hello { from: NodeId(from) }));
+            bytes.extend(encode(&Wire::Hello { from: NodeId(from), cluster: 0 }));
             bytes.extend((0..rng.below(500)).map(|_| rng.next() as u8));
         }
         _ => {
-            bytes.extend(encode(&Wire::Hello { from: NodeId(from) }));
+            bytes.extend(encode(&Wire::Hello { from: NodeId(from), cluster: 0 }));
             for _ in 0..1 + rng.below(20) {
                 let mut frame = encode(&Wire::Frame(Frame::Raft(refused_message(rng, from, to))));
                 if rng.below(4) == 0 {
@@ -155,4 +155,37 @@ fn a_hostile_peer_neither_crashes_nor_wedges_the_cluster() {
         }
     }
     assert!(cluster.crashed().is_empty(), "seed {seed}: a node crashed");
+}
+
+/// A node of another cluster dialing in (its Hello names another cluster id) is refused before
+/// any of its frames is read, with a log line naming both ids; the cluster goes on.
+#[test]
+fn a_node_of_another_cluster_is_refused() {
+    let cluster = Cluster::start_without_proxies("foreign-cluster", 3);
+    cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
+    let log = |id: u64| std::fs::read_to_string(&cluster.node(id).log_path).unwrap_or_default();
+    let started = Instant::now();
+    while !log(1).contains("the cluster is named") {
+        assert!(started.elapsed() < Duration::from_secs(20), "node 1 never learned its cluster's id");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A Hello as node 2 of a cluster with another id, then a vote request at a high term: had
+    // the vote been read, the cluster's term would jump.
+    let mut stream = TcpStream::connect(&cluster.node(1).peer_addr).expect("connect");
+    let mut bytes = encode(&Wire::Hello { from: NodeId(2), cluster: 0x5eed });
+    let vote = Message { from: NodeId(2), to: NodeId(1), term: Term(1000), body: MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(1000), last_log_term: Term(999) } };
+    bytes.extend(encode(&Wire::Frame(Frame::Raft(vote))));
+    stream.write_all(&bytes).expect("the foreign hello");
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    assert_eq!(stream.read(&mut [0u8; 16]).unwrap_or(0), 0, "the connection is closed");
+    let started = Instant::now();
+    while !log(1).contains("a node of another cluster") {
+        assert!(started.elapsed() < Duration::from_secs(10), "no log line names the refusal");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut client = cluster.client(Duration::from_secs(10));
+    client.set(b"after", b"1").expect("the cluster goes on");
+    let info = client::Client::info(&cluster.client_addr(1), Duration::from_secs(5)).expect("INFO");
+    let term: u64 = info.lines().find_map(|line| line.trim_end().strip_prefix("term:")?.parse().ok()).expect("a term");
+    assert!(term < 1000, "the foreign vote request was read: term {term}");
 }

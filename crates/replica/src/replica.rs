@@ -36,6 +36,9 @@ pub struct Options {
     pub read_round_per_read: bool,
     /// fsync a change of the commit index alone too (Raft does not need it durable).
     pub fsync_commit_index: bool,
+    /// The id this node proposes for its cluster when it leads one that has none yet (random,
+    /// non-zero; 0: never propose). The first applied is the cluster's for ever.
+    pub cluster_id_proposal: u64,
     /// Never set outside the simulator's mutation tests.
     #[doc(hidden)]
     pub mutation: Mutation,
@@ -71,6 +74,7 @@ impl Default for Options {
             serial_fsync: false,
             read_round_per_read: false,
             fsync_commit_index: false,
+            cluster_id_proposal: 0,
             mutation: Mutation::None,
         }
     }
@@ -536,6 +540,12 @@ impl Replica {
     fn leadership_changed(&mut self, status: Status) {
         let lost = self.pending.term_changed(status.term.0, status.is_leader());
         self.resolve(lost);
+        if status.is_leader() && self.store.cluster_id() == 0 && self.options.cluster_id_proposal != 0 {
+            // A cluster without a name yet: this leader names it. (An earlier leader's proposal
+            // not applied here yet only means a second one, which changes nothing.)
+            let op = kv::Op::ClusterId { id: self.options.cluster_id_proposal };
+            let _ = self.node.propose(kv::Command { client_id: 0, seq: 0, op }.encode());
+        }
         let stale: Vec<u64> =
             self.forwards.iter().filter(|(_, forwarded)| Some(forwarded.to) != status.leader).map(|(&id, _)| id).collect();
         let mut reads_again = Vec::new();

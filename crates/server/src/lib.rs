@@ -188,6 +188,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         request_timeout_ticks: ticks(config.request_timeout, config.tick),
         snapshot_every: config.snapshot_every,
         forward_id_base: random_seed(),
+        cluster_id_proposal: random_seed().max(1),
         serial_fsync: config.tuning.serial_fsync,
         read_round_per_read: config.tuning.read_round_per_read,
         fsync_commit_index: config.tuning.fsync_commit_index,
@@ -199,6 +200,11 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let peers = config.peers.iter().filter(|(&id, _)| id != config.id).map(|(&id, address)| (NodeId(id), address.clone())).collect();
     let transport_config = transport::Config::new(me, config.listen_peer.clone(), peers);
     let transport = transport::Transport::start(transport_config, peer_sender).await?;
+    let cluster_id = replica.store().cluster_id();
+    transport.set_cluster_id(cluster_id);
+    if cluster_id != 0 {
+        tracing::info!(cluster = %format!("{cluster_id:#018x}"), "member of cluster");
+    }
     let listener = TcpListener::bind(&config.listen_client)
         .await
         .map_err(|source| ServerError::ClientListen { address: config.listen_client.clone(), source })?;
@@ -251,6 +257,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         max_batch: config.tuning.max_batch,
         connections: Default::default(),
         last_status: status,
+        cluster_id,
     };
     node_loop.run(loop_receiver, peer_receiver).await
 }

@@ -44,6 +44,8 @@ pub struct NodeLoop {
     pub max_batch: usize,
     pub connections: HashMap<ConnId, mpsc::UnboundedSender<Answer>>,
     pub last_status: Status,
+    /// The cluster's id as last given to the transport (0: not named yet).
+    pub cluster_id: u64,
 }
 
 impl NodeLoop {
@@ -178,6 +180,12 @@ impl NodeLoop {
         }
         self.last_status = status;
         self.status.send_replace(status);
+        let cluster_id = self.replica.store().cluster_id();
+        if cluster_id != self.cluster_id {
+            tracing::info!(cluster = %format!("{cluster_id:#018x}"), "the cluster is named; peers of other clusters are refused from now on");
+            self.transport.set_cluster_id(cluster_id);
+            self.cluster_id = cluster_id;
+        }
         let metrics = &self.metrics;
         metrics.term.store(status.term.0, Ordering::Relaxed);
         metrics.is_leader.store(u64::from(status.is_leader()), Ordering::Relaxed);

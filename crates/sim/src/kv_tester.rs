@@ -331,6 +331,10 @@ impl KvTester {
     }
 
     pub fn cleanup(&self) {
+        // The first leader named the cluster; every node that applied a name has that one.
+        let mut ids: Vec<u64> = self.servers.borrow().iter().flatten().map(KvServer::cluster_id).filter(|&id| id != 0).collect();
+        ids.dedup();
+        self.verdict("one cluster id", ids.len() == 1, || format!("cluster ids applied by the servers: {ids:?}"));
         for server in self.servers.borrow().iter().flatten() {
             server.kill("end of the test");
         }

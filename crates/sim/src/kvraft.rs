@@ -96,6 +96,7 @@ impl KvServer {
         let options = Options {
             request_timeout_ticks: REQUEST_TIMEOUT_TICKS,
             forward_id_base: rng.u64() << 16,
+            cluster_id_proposal: rng.u64().max(1),
             ..snapshot_options(max_raft_state)
         };
         let replica = Replica::new(config, persister.restored(), store, options)
@@ -127,6 +128,11 @@ impl KvServer {
     pub fn state(&self) -> (u64, bool) {
         let status = self.0.borrow().replica.status();
         (status.term.0, status.is_leader())
+    }
+
+    /// The cluster id this node's store has applied (0: none yet).
+    pub fn cluster_id(&self) -> u64 {
+        self.0.borrow().replica.store().cluster_id()
     }
 
     /// Stops the node at once; its waiting callers get no answer (their calls fail).

@@ -55,6 +55,8 @@ pub(crate) struct KnownPeer {
 
 pub(crate) struct Shared {
     pub me: NodeId,
+    /// This node's cluster id (0 while it is not known yet).
+    pub cluster: Arc<std::sync::atomic::AtomicU64>,
     pub max_frame_bytes: usize,
     pub peers: BTreeMap<NodeId, KnownPeer>,
     pub counters: Arc<Counters>,
@@ -96,6 +98,8 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut 
 enum Close {
     #[error("{0}")]
     Frame(#[from] FrameError),
+    #[error("a node of another cluster: Hello from {from} of cluster {theirs:#018x}, this node's cluster is {ours:#018x}")]
+    ForeignCluster { from: NodeId, theirs: u64, ours: u64 },
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("connection closed in the middle of a frame ({0} bytes buffered)")]
@@ -114,7 +118,7 @@ enum Close {
 
 impl Close {
     fn is_rejection(&self) -> bool {
-        matches!(self, Close::HelloTimeout | Close::NotHello | Close::UnknownPeer(_))
+        matches!(self, Close::HelloTimeout | Close::NotHello | Close::UnknownPeer(_) | Close::ForeignCluster { .. })
     }
 }
 
@@ -184,7 +188,11 @@ impl Connection<'_> {
     /// Acts on one frame; `Some` ends the connection quietly.
     async fn handle(&mut self, wire: Wire) -> Result<Option<End>, Close> {
         let frame = match (wire, self.from) {
-            (Wire::Hello { from }, None) => {
+            (Wire::Hello { from, cluster }, None) => {
+                let ours = self.shared.cluster.load(std::sync::atomic::Ordering::Relaxed);
+                if cluster != 0 && ours != 0 && cluster != ours {
+                    return Err(Close::ForeignCluster { from, theirs: cluster, ours });
+                }
                 self.hello(from)?;
                 return Ok(None);
             }

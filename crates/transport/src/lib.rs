@@ -150,6 +150,8 @@ struct Inner {
     /// wakes them all the same way. The tasks hold no reference to `Inner`, so that drop happens.
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// This node's cluster id, in every Hello; a Hello naming another one is refused.
+    cluster: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct Peer {
@@ -181,8 +183,10 @@ impl Transport {
             .map_err(|source| TransportError::Bind { addr: config.listen.clone(), source })?;
         let (shutdown, _) = watch::channel(false);
         let counters = Arc::new(Counters::default());
+        let cluster = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let settings = outbound::Settings {
             me: config.me,
+            cluster: cluster.clone(),
             max_frame_bytes: config.max_frame_bytes,
             connect_timeout: config.connect_timeout,
             write_timeout: config.write_timeout,
@@ -206,6 +210,7 @@ impl Transport {
         }
         let shared = inbound::Shared {
             me: config.me,
+            cluster: cluster.clone(),
             max_frame_bytes: config.max_frame_bytes,
             peers: known,
             counters: counters.clone(),
@@ -214,7 +219,7 @@ impl Transport {
         tasks.push(tokio::spawn(inbound::accept_loop(listener, Arc::new(shared), shutdown.subscribe())));
         tracing::info!(me = %config.me, listen = %local_addr, peers = peers.len(), "peer transport started");
         Ok(Transport {
-            inner: Arc::new(Inner { me: config.me, local_addr, peers, counters, shutdown, tasks: Mutex::new(tasks) }),
+            inner: Arc::new(Inner { me: config.me, local_addr, peers, counters, shutdown, tasks: Mutex::new(tasks), cluster }),
         })
     }
 
@@ -260,6 +265,12 @@ impl Transport {
     }
 
     /// The address the listener is bound to (useful when it was given port 0).
+    /// Sets the cluster id this node sends in its Hellos and expects in its peers' (0: not known
+    /// yet; then any is accepted). Connections made from now on carry it.
+    pub fn set_cluster_id(&self, id: u64) {
+        self.inner.cluster.store(id, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
     }

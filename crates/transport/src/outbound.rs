@@ -10,6 +10,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use raft::NodeId;
@@ -40,6 +41,8 @@ const KEEP_BUFFER_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub(crate) struct Settings {
     pub me: NodeId,
+    /// This node's cluster id, sent in every Hello (0 while it is not known yet).
+    pub cluster: Arc<AtomicU64>,
     pub max_frame_bytes: usize,
     pub connect_timeout: Duration,
     pub write_timeout: Duration,
@@ -147,7 +150,8 @@ impl Task {
         stream.set_nodelay(true)?;
         crate::keep_alive(&stream);
         let mut hello = Vec::new();
-        frame::encode(&Wire::Hello { from: self.settings.me }, self.settings.max_frame_bytes, &mut hello)
+        let cluster = self.settings.cluster.load(Ordering::Relaxed);
+        frame::encode(&Wire::Hello { from: self.settings.me, cluster }, self.settings.max_frame_bytes, &mut hello)
             .map_err(std::io::Error::other)?;
         stream.write_all(&hello).await?;
         Ok(stream)

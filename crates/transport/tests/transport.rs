@@ -224,7 +224,7 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
         nodes.push(start(config, Some(listener)).await);
     }
     let target = nodes[0].transport.local_addr();
-    let hello_3 = encode(Wire::Hello { from: NodeId(3) });
+    let hello_3 = encode(Wire::Hello { from: NodeId(3), cluster: 0 });
     let mut oversized = hello_3.clone();
     oversized.extend_from_slice(&4097u32.to_le_bytes());
     let mut truncated = hello_3.clone();
@@ -237,8 +237,8 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
         ("an HTTP request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), false),
         ("random bytes", (0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect(), false),
         ("a Raft frame before any Hello", encode(Wire::Frame(vote(3, 1, 1))), false),
-        ("a Hello from a stranger", encode(Wire::Hello { from: NodeId(9) }), false),
-        ("a Hello from the node itself", encode(Wire::Hello { from: NodeId(1) }), false),
+        ("a Hello from a stranger", encode(Wire::Hello { from: NodeId(9), cluster: 0 }), false),
+        ("a Hello from the node itself", encode(Wire::Hello { from: NodeId(1), cluster: 0 }), false),
         ("an oversized frame", oversized, false),
         // Within the frame limit, but no Hello is that long: refused before its body is awaited.
         ("a long frame announced before any Hello", 4000u32.to_le_bytes().to_vec(), false),
@@ -418,4 +418,35 @@ async fn start_reports_bad_configs_and_busy_ports() {
 
     let ok = Transport::start(Config { listen: "127.0.0.1:0".into(), ..config }, sender).await.unwrap();
     assert_ne!(ok.local_addr().port(), 0);
+}
+
+/// A node of another cluster (its Hello names another cluster id) is refused before any of its
+/// frames is read, and counted; a Hello naming this cluster, or none yet (0), is taken.
+#[tokio::test]
+async fn a_node_of_another_cluster_is_refused_at_its_hello() {
+    let mut nodes = cluster(2, |_| {}).await;
+    nodes[0].transport.set_cluster_id(5);
+    let target = nodes[0].transport.local_addr();
+    let mut foreign = encode(Wire::Hello { from: NodeId(2), cluster: 6 });
+    foreign.extend_from_slice(&encode(Wire::Frame(vote(2, 1, 99))));
+    let mut stream = TcpStream::connect(target).await.unwrap();
+    stream.write_all(&foreign).await.unwrap();
+    assert!(closed_by_peer(&mut stream).await, "a Hello of another cluster left open");
+    eventually("the refusal was counted", || nodes[0].transport.stats().inbound_rejected == 1).await;
+    // Its frame never arrived; the real node 2 (cluster not known yet: 0) still gets through, and
+    // once it knows the cluster (5), so does it.
+    let (first, second) = nodes.split_at_mut(1);
+    let received = send_until_received(&second[0].transport, &mut first[0], || vote(2, 1, 3)).await;
+    assert_eq!(received, Inbound { from: NodeId(2), frame: vote(2, 1, 3) });
+    let mut same = encode(Wire::Hello { from: NodeId(2), cluster: 5 });
+    same.extend_from_slice(&encode(Wire::Frame(vote(2, 1, 4))));
+    let mut stream = TcpStream::connect(target).await.unwrap();
+    stream.write_all(&same).await.unwrap();
+    loop {
+        let received = nodes[0].recv().await;
+        if received.frame == vote(2, 1, 4) {
+            break;
+        }
+    }
+    assert_eq!(nodes[0].transport.stats().inbound_rejected, 1);
 }

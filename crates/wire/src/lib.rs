@@ -13,7 +13,9 @@
 //!       `length` counts every byte after itself (version + kind + payload) and is at most
 //!       the configured limit (64 MiB by default).
 //!
-//!  kind 1  Hello         varint node id of the dialer; the first frame on every connection
+//!  kind 1  Hello         varint node id of the dialer, varint cluster id (0: not known yet; may be
+//!                        absent, as from a build before cluster ids); the first frame on every
+//!                        connection
 //!  kind 2  Raft          raft::codec::encode_message
 //!  kind 3  Forward       varint request id, then opaque bytes up to the end of the frame
 //!  kind 4  ForwardReply  varint request id, then opaque bytes up to the end of the frame
@@ -79,7 +81,8 @@ pub enum Frame {
 /// Everything that travels on a connection: the Hello that opens it, then frames.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Wire {
-    Hello { from: NodeId },
+    /// `cluster`: the id of the dialer's cluster, 0 while it does not know it yet.
+    Hello { from: NodeId, cluster: u64 },
     Frame(Frame),
 }
 
@@ -112,7 +115,10 @@ pub fn encode(wire: &Wire, max_frame_bytes: usize, out: &mut Vec<u8>) -> Result<
     out.push(VERSION);
     out.push(wire.kind());
     match wire {
-        Wire::Hello { from } => put_varint(out, from.0),
+        Wire::Hello { from, cluster } => {
+            put_varint(out, from.0);
+            put_varint(out, *cluster);
+        }
         Wire::Frame(Frame::Raft(message)) => encode_message(message, out),
         Wire::Frame(Frame::Forward { request_id, payload } | Frame::ForwardReply { request_id, payload }) => {
             put_varint(out, *request_id);
@@ -212,10 +218,11 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Wire, DecodeError> {
     match kind {
         KIND_HELLO => {
             let (from, rest) = take_varint(payload)?;
+            let (cluster, rest) = if rest.is_empty() { (0, rest) } else { take_varint(rest)? };
             if !rest.is_empty() {
                 return Err(DecodeError::TrailingBytes(rest.len()));
             }
-            Ok(Wire::Hello { from: NodeId(from) })
+            Ok(Wire::Hello { from: NodeId(from), cluster })
         }
         KIND_RAFT => Ok(Wire::Frame(Frame::Raft(decode_message(payload)?))),
         _ => {
@@ -257,8 +264,8 @@ mod tests {
             data: vec![index as u8; index as usize * 10].into(),
         };
         vec![
-            Wire::Hello { from: NodeId(1) },
-            Wire::Hello { from: NodeId(u64::MAX) },
+            Wire::Hello { from: NodeId(1), cluster: 0 },
+            Wire::Hello { from: NodeId(u64::MAX), cluster: u64::MAX },
             Wire::Frame(Frame::Raft(message(MessageBody::VoteRequest {
                 pre_vote: true,
                 last_log_index: LogIndex(300),
@@ -402,14 +409,14 @@ mod tests {
 
     #[test]
     fn bad_version_kind_and_length_are_rejected() {
-        let mut bytes = encoded(&Wire::Hello { from: NodeId(3) });
+        let mut bytes = encoded(&Wire::Hello { from: NodeId(3), cluster: 7 });
         bytes[LENGTH_BYTES] = 2;
         assert_eq!(decode(&bytes, MAX), Err(FrameError::BadVersion(2)));
         // Rejected as soon as the byte is there, without waiting for the rest of the frame.
         assert_eq!(decode(&bytes[..LENGTH_BYTES + 1], MAX), Err(FrameError::BadVersion(2)));
 
         for kind in [0, 5, 0xff] {
-            let mut bytes = encoded(&Wire::Hello { from: NodeId(3) });
+            let mut bytes = encoded(&Wire::Hello { from: NodeId(3), cluster: 7 });
             bytes[LENGTH_BYTES + 1] = kind;
             assert_eq!(decode(&bytes, MAX), Err(FrameError::UnknownKind(kind)));
         }
@@ -420,9 +427,9 @@ mod tests {
 
     #[test]
     fn malformed_payloads_are_errors() {
-        // A Hello with a byte after its id, one whose varint never ends, a Raft frame of garbage.
+        // A Hello with a byte after its cluster id, one whose varint never ends, a Raft frame of garbage.
         let cases: [&[u8]; 4] = [
-            &[4, 0, 0, 0, VERSION, KIND_HELLO, 1, 9],
+            &[5, 0, 0, 0, VERSION, KIND_HELLO, 1, 9, 9],
             &[3, 0, 0, 0, VERSION, KIND_HELLO, 0x80],
             &[12, 0, 0, 0, VERSION, KIND_HELLO, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
             &[5, 0, 0, 0, VERSION, KIND_RAFT, 1, 2, 3],
