@@ -128,6 +128,15 @@ struct ServerArgs {
     /// one gets `-ERR` before anything is proposed. At most 32 MiB (half the peer frame limit).
     #[arg(long, default_value_t = server::DEFAULT_MAX_VALUE_BYTES, value_parser = parse_max_value_bytes)]
     max_value_bytes: usize,
+    /// TLS on the client port: this node's certificate chain (PEM). With --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Clients must present a certificate signed by this CA (PEM). Needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     /// A file whose first line is the default user's password: clients must then `AUTH password`
     /// (or `HELLO 3 AUTH default password`) first. Secrets come from files, never from flags.
     #[arg(long)]
@@ -284,6 +293,9 @@ fn serve(args: ServerArgs) -> Result<()> {
     config.listen_http = args.listen_http;
     config.snapshot_every = args.snapshot_every;
     config.max_value_bytes = args.max_value_bytes;
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls = Some(server::TlsFiles { cert, key, client_ca: args.tls_client_ca });
+    }
     config.users = std::sync::Arc::new(read_users(args.password_file.as_deref(), args.users_file.as_deref())?);
     if !config.users.required() {
         tracing::warn!("no --password-file or --users-file: any client that reaches the client port can read and write every key");

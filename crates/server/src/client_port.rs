@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raft::Status;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::metrics::Metrics;
@@ -31,7 +31,12 @@ pub struct ClientPort {
     pub next_conn: std::sync::atomic::AtomicU64,
     /// Who may connect (none: anyone, as the default user).
     pub users: Arc<replica::users::Users>,
+    /// TLS: every connection starts with a handshake (None: plaintext).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
+
+/// A TLS handshake must be over within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Room made for each read from a client: a whole pipeline of small requests at once.
 const READ_BYTES: usize = 16 * 1024;
@@ -83,7 +88,21 @@ impl ClientPort {
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
                 transport::keep_alive(&stream);
-                if let Err(error) = port.connection(stream, peer).await {
+                let ended = match &port.tls {
+                    None => port.connection(stream, peer).await,
+                    Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => port.connection(stream, peer).await,
+                        Ok(Err(error)) => {
+                            tracing::warn!(%peer, %error, "TLS handshake with a client failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "TLS handshake with a client timed out");
+                            Ok(())
+                        }
+                    },
+                };
+                if let Err(error) = ended {
                     tracing::debug!(%peer, %error, "client connection ended");
                 }
                 drop(permit);
@@ -91,7 +110,7 @@ impl ClientPort {
         }
     }
 
-    async fn connection(&self, mut stream: TcpStream, peer: std::net::SocketAddr) -> std::io::Result<()> {
+    async fn connection<S: AsyncRead + AsyncWrite + Unpin>(&self, mut stream: S, peer: std::net::SocketAddr) -> std::io::Result<()> {
         let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (sender, mut answers) = mpsc::unbounded_channel();
         if self.node.send(LoopInput::Connected { conn, answers: sender }).is_err() {
@@ -156,7 +175,7 @@ impl ClientPort {
     /// stopped). Output is written whenever it passes `FLUSH_BYTES`, and a write that the client
     /// does not take within `WRITE_TIMEOUT` ends the connection. Returns false if an answer did
     /// not come.
-    async fn answer_round(&self, round: Vec<Pending>, answers: &mut mpsc::UnboundedReceiver<Answer>, stream: &mut TcpStream) -> std::io::Result<bool> {
+    async fn answer_round<S: AsyncWrite + Unpin>(&self, round: Vec<Pending>, answers: &mut mpsc::UnboundedReceiver<Answer>, stream: &mut S) -> std::io::Result<bool> {
         let bound = self.request_timeout + Duration::from_secs(1);
         let mut complete = true;
         let mut out = Vec::new();
@@ -186,7 +205,7 @@ impl ClientPort {
 }
 
 /// Writes all of `bytes`, or fails if the client does not take them within `WRITE_TIMEOUT`.
-async fn write_within(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+async fn write_within<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> std::io::Result<()> {
     match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
         Ok(written) => written,
         Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading its replies")),

@@ -18,6 +18,7 @@ mod descriptors;
 mod disk;
 mod metrics;
 mod node_loop;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use crate::client_port::ClientPort;
 use crate::node_loop::NodeLoop;
 
 pub use replica::users::Users;
+pub use tls::{TlsError, TlsFiles};
 
 /// Everything a node needs to start. See the README for what each flag means.
 #[derive(Clone, Debug)]
@@ -58,6 +60,8 @@ pub struct ServerConfig {
     pub max_value_bytes: usize,
     /// Who may use the client port (see `replica::users`); none: anyone, as the default user.
     pub users: Arc<replica::users::Users>,
+    /// TLS on the client port; None: plaintext.
+    pub tls: Option<TlsFiles>,
     pub tuning: Tuning,
 }
 
@@ -125,6 +129,7 @@ impl ServerConfig {
             max_connections: 10_000,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             users: Arc::default(),
+            tls: None,
             tuning: Tuning::default(),
         }
     }
@@ -143,6 +148,8 @@ pub enum ServerError {
     Snapshot(#[from] kv::SnapshotError),
     #[error("peer transport")]
     Transport(#[from] transport::TransportError),
+    #[error("client TLS")]
+    Tls(#[from] TlsError),
     #[error("cannot listen for clients on {address}")]
     ClientListen { address: String, source: std::io::Error },
     #[error("cannot listen for HTTP on {address}")]
@@ -231,6 +238,10 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
             config.max_connections
         );
     }
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    if tls.is_none() {
+        tracing::warn!("no --tls-cert: the client port speaks plaintext");
+    }
     let port = Arc::new(ClientPort {
         node: loop_sender.clone(),
         status: status_receiver,
@@ -243,6 +254,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         untagged_seq: Arc::new(std::sync::atomic::AtomicU64::new(random_seed() << 32)),
         next_conn: std::sync::atomic::AtomicU64::new(1),
         users: config.users.clone(),
+        tls,
     });
     tokio::spawn(port.serve(listener));
     let node_loop = NodeLoop {

@@ -1,0 +1,147 @@
+//! TLS on the client port, with the real binary: `--tls-cert`/`--tls-key` (and `--tls-client-ca`
+//! for client certificates), certificates made here with rcgen. redis-cli `--tls` and redis-py
+//! `ssl=True` work; a plaintext client gets nothing; with a client CA, a client without a
+//! certificate is refused. (Before, the client port spoke plaintext only.)
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
+use support::{free_port, run_bounded, RAFTKV};
+
+/// A distinguished name of its common name alone (issuer and subject must differ).
+fn named(common_name: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, common_name);
+    name
+}
+
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate, all as PEM files.
+    fn new(dir: PathBuf) -> Pki {
+        std::fs::create_dir_all(&dir).expect("a directory for the certificates");
+        let ca_key = KeyPair::generate().expect("a key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name = named("raftkv test CA");
+        let ca = ca_params.self_signed(&ca_key).expect("the CA");
+        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
+        for (name, subject) in [("server", "127.0.0.1"), ("client", "a-client")] {
+            let key = KeyPair::generate().expect("a key");
+            let mut params = CertificateParams::new(vec![subject.to_string()]).expect("params");
+            params.distinguished_name = named(subject);
+            let certificate = params.signed_by(&key, &ca, &ca_key).expect("signed");
+            std::fs::write(dir.join(format!("{name}.pem")), certificate.pem()).expect("write");
+            std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem()).expect("write");
+        }
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+}
+
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(name: &str, port: u16, tls_flags: &[String]) -> Node {
+    let data = support::target_dir().join(format!("test-tls-{name}"));
+    let _ = std::fs::remove_dir_all(&data);
+    let log = std::fs::File::create(support::target_dir().join(format!("test-tls-{name}.log"))).expect("a log");
+    let child = Command::new(RAFTKV)
+        .args(["server", "--id", "1", "--peers", &format!("1=127.0.0.1:{}", free_port()), "--listen-client", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(&data)
+        .args(tls_flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("starting the node");
+    Node(child)
+}
+
+fn redis_cli(port: u16, extra: &[&str], words: &[&str]) -> (bool, String) {
+    let mut command = Command::new("redis-cli");
+    command.args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(extra).args(words);
+    let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(10)).unwrap_or_else(|error| panic!("{error}"));
+    (success, format!("{}{}", stdout.trim(), stderr.trim()))
+}
+
+/// Retries `PING` over TLS until the node answers PONG.
+fn wait_for_pong(port: u16, extra: &[&str]) {
+    let started = Instant::now();
+    loop {
+        if redis_cli(port, extra, &["PING"]).1 == "PONG" {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the node never answered over TLS");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("RAFTKV_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python"))
+}
+
+#[test]
+fn the_client_port_speaks_tls_to_redis_cli_and_redis_py() {
+    let pki = Pki::new(support::target_dir().join("test-tls-pki"));
+    let port = free_port();
+    let flags = vec!["--tls-cert".into(), pki.path("server.pem"), "--tls-key".into(), pki.path("server-key.pem")];
+    let _node = start("server-only", port, &flags);
+    let ca = pki.path("ca.pem");
+    let tls = ["--tls", "--cacert", ca.as_str()];
+    wait_for_pong(port, &tls);
+    assert_eq!(redis_cli(port, &tls, &["SET", "k", "v"]).1, "OK");
+    assert_eq!(redis_cli(port, &tls, &["GET", "k"]).1, "v");
+    // A plaintext client gets no answer: its bytes are not a TLS handshake.
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    plain.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    plain.write_all(b"*1\r\n$4\r\nPING\r\n").expect("write");
+    let mut reply = [0u8; 64];
+    let read = plain.read(&mut reply).unwrap_or(0);
+    assert!(!reply[..read].starts_with(b"+PONG"), "a plaintext PING was answered");
+    let python = python();
+    assert!(python.exists(), "{} is missing: run scripts/test.sh", python.display());
+    let mut command = Command::new(&python);
+    command.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/redis_py_tls.py")).args([port.to_string(), ca.clone()]);
+    let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(30)).unwrap_or_else(|error| panic!("{error}"));
+    assert!(success, "redis-py over TLS failed: {stdout} {stderr}");
+}
+
+#[test]
+fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
+    let pki = Pki::new(support::target_dir().join("test-tls-pki-mutual"));
+    let port = free_port();
+    let flags = vec!["--tls-cert".into(), pki.path("server.pem"), "--tls-key".into(), pki.path("server-key.pem"), "--tls-client-ca".into(), pki.path("ca.pem")];
+    let _node = start("mutual", port, &flags);
+    let (ca, cert, key) = (pki.path("ca.pem"), pki.path("client.pem"), pki.path("client-key.pem"));
+    let with_certificate = ["--tls", "--cacert", ca.as_str(), "--cert", cert.as_str(), "--key", key.as_str()];
+    wait_for_pong(port, &with_certificate);
+    assert_eq!(redis_cli(port, &with_certificate, &["SET", "m", "1"]).1, "OK");
+    let (_, without) = redis_cli(port, &["--tls", "--cacert", ca.as_str()], &["PING"]);
+    assert_ne!(without, "PONG", "a client without a certificate was answered");
+    let mut command = Command::new(python());
+    command.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/redis_py_tls.py")).args([port.to_string(), ca.clone(), cert.clone(), key.clone()]);
+    let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(30)).unwrap_or_else(|error| panic!("{error}"));
+    assert!(success, "redis-py with a client certificate failed: {stdout} {stderr}");
+}
