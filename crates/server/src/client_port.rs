@@ -206,7 +206,12 @@ impl ClientPort {
 
 /// Writes all of `bytes`, or fails if the client does not take them within `WRITE_TIMEOUT`.
 async fn write_within<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> std::io::Result<()> {
-    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
+    // Flushed too: a TLS stream may hold the last records back until then.
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
         Ok(written) => written,
         Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading its replies")),
     }
