@@ -213,14 +213,7 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(words: &[&str]) -> resp::ArgBuf {
-        let mut wire = Vec::new();
-        resp::encode_array_of_bulks(words, &mut wire);
-        let mut args = resp::ArgBuf::new();
-        resp::parse_command_into(&wire, &resp::Limits::default(), &mut args).expect("valid").expect("whole");
-        args
-    }
+    use crate::request::args;
 
     fn text(out: &[u8]) -> String {
         String::from_utf8_lossy(out).into_owned()

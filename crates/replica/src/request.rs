@@ -256,17 +256,19 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
     Ok(Request::Write(writes.encode(client_id, seq, op)))
 }
 
+/// A command's arguments as the parser gives them, for tests.
+#[cfg(test)]
+pub(crate) fn args(words: &[&str]) -> resp::ArgBuf {
+    let mut wire = Vec::new();
+    resp::encode_array_of_bulks(words, &mut wire);
+    let mut args = resp::ArgBuf::new();
+    resp::parse_command_into(&wire, &resp::Limits::default(), &mut args).expect("valid").expect("whole");
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(words: &[&str]) -> resp::ArgBuf {
-        let mut wire = Vec::new();
-        resp::encode_array_of_bulks(words, &mut wire);
-        let mut args = resp::ArgBuf::new();
-        resp::parse_command_into(&wire, &resp::Limits::default(), &mut args).expect("valid").expect("whole");
-        args
-    }
 
     fn to_request(args: &resp::ArgBuf) -> Result<Request, CommandError> {
         super::to_request(args, &mut WriteEncoder::new(Arc::new(AtomicU64::new(100))))
