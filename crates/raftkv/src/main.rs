@@ -1,6 +1,7 @@
 //! `raftkv`: the command line. Flags only; the work is in the `server` and `client` crates.
 
 mod bench;
+mod certs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +37,18 @@ enum Command {
         /// Where the nodes keep their data (one directory per node inside).
         #[arg(long, default_value = "raftkv-cluster")]
         data_dir: PathBuf,
+    },
+    /// Make a certificate authority and certificates for a cluster's nodes and a client (PEM
+    /// files in DIR), for `--tls-cert`/`--tls-key`/`--tls-client-ca` and clients' `--cacert`.
+    Certs {
+        /// Where to write them.
+        dir: PathBuf,
+        /// Nodes 1..=N get a certificate each (`node-<id>.pem`).
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Host names or IP addresses the node certificates are valid for (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+        hosts: Vec<String>,
     },
     /// Read a key.
     Get {
@@ -241,6 +254,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Server(args) => serve(args),
         Command::Cluster { nodes, client_port, peer_port, data_dir } => cluster(nodes, client_port, peer_port, data_dir),
+        Command::Certs { dir, nodes, hosts } => {
+            certs::make(&dir, nodes, &hosts)?;
+            println!("wrote a CA and certificates for nodes 1..={nodes} and a client in {}", dir.display());
+            Ok(())
+        }
         Command::Get { key, endpoints } => {
             match client::Client::new(endpoints.endpoints)?.get(key.as_bytes())? {
                 Some(value) => println!("{}", String::from_utf8_lossy(&value)),

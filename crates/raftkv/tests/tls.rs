@@ -1,5 +1,5 @@
 //! TLS on the client port, with the real binary: `--tls-cert`/`--tls-key` (and `--tls-client-ca`
-//! for client certificates), certificates made here with rcgen. redis-cli `--tls` and redis-py
+//! for client certificates), certificates made by `raftkv certs`. redis-cli `--tls` and redis-py
 //! `ssl=True` work; a plaintext client gets nothing; with a client CA, a client without a
 //! certificate is refused. (Before, the client port spoke plaintext only.)
 
@@ -11,38 +11,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair};
 use support::{free_port, run_bounded, RAFTKV};
 
-/// A distinguished name of its common name alone (issuer and subject must differ).
-fn named(common_name: &str) -> DistinguishedName {
-    let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, common_name);
-    name
-}
-
+/// Certificates made by `raftkv certs`: a CA, node 1's certificate (for 127.0.0.1) and a client's.
 struct Pki {
     dir: PathBuf,
 }
 
 impl Pki {
-    /// A CA, a server certificate for 127.0.0.1 and a client certificate, all as PEM files.
     fn new(dir: PathBuf) -> Pki {
-        std::fs::create_dir_all(&dir).expect("a directory for the certificates");
-        let ca_key = KeyPair::generate().expect("a key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name = named("raftkv test CA");
-        let ca = ca_params.self_signed(&ca_key).expect("the CA");
-        std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
-        for (name, subject) in [("server", "127.0.0.1"), ("client", "a-client")] {
-            let key = KeyPair::generate().expect("a key");
-            let mut params = CertificateParams::new(vec![subject.to_string()]).expect("params");
-            params.distinguished_name = named(subject);
-            let certificate = params.signed_by(&key, &ca, &ca_key).expect("signed");
-            std::fs::write(dir.join(format!("{name}.pem")), certificate.pem()).expect("write");
-            std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem()).expect("write");
-        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut command = Command::new(RAFTKV);
+        command.arg("certs").arg(&dir).args(["--nodes", "1", "--hosts", "127.0.0.1"]);
+        let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(30)).unwrap_or_else(|error| panic!("{error}"));
+        assert!(success, "raftkv certs failed: {stdout} {stderr}");
         Pki { dir }
     }
 
@@ -106,7 +88,7 @@ fn python() -> PathBuf {
 fn the_client_port_speaks_tls_to_redis_cli_and_redis_py() {
     let pki = Pki::new(support::target_dir().join("test-tls-pki"));
     let port = free_port();
-    let flags = vec!["--tls-cert".into(), pki.path("server.pem"), "--tls-key".into(), pki.path("server-key.pem")];
+    let flags = vec!["--tls-cert".into(), pki.path("node-1.pem"), "--tls-key".into(), pki.path("node-1-key.pem")];
     let _node = start("server-only", port, &flags);
     let ca = pki.path("ca.pem");
     let tls = ["--tls", "--cacert", ca.as_str()];
@@ -132,7 +114,7 @@ fn the_client_port_speaks_tls_to_redis_cli_and_redis_py() {
 fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
     let pki = Pki::new(support::target_dir().join("test-tls-pki-mutual"));
     let port = free_port();
-    let flags = vec!["--tls-cert".into(), pki.path("server.pem"), "--tls-key".into(), pki.path("server-key.pem"), "--tls-client-ca".into(), pki.path("ca.pem")];
+    let flags = vec!["--tls-cert".into(), pki.path("node-1.pem"), "--tls-key".into(), pki.path("node-1-key.pem"), "--tls-client-ca".into(), pki.path("ca.pem")];
     let _node = start("mutual", port, &flags);
     let (ca, cert, key) = (pki.path("ca.pem"), pki.path("client.pem"), pki.path("client-key.pem"));
     let with_certificate = ["--tls", "--cacert", ca.as_str(), "--cert", cert.as_str(), "--key", key.as_str()];
