@@ -150,6 +150,10 @@ struct ServerArgs {
     /// Clients must present a certificate signed by this CA (PEM). Needs --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Mutual TLS on peer links, from a directory as `raftkv certs` writes it: `ca.pem`, and
+    /// `node-<id>.pem` and `node-<id>-key.pem` for this node. Every node of the cluster needs it.
+    #[arg(long)]
+    peer_tls_dir: Option<PathBuf>,
     /// A file whose first line is the default user's password: clients must then `AUTH password`
     /// (or `HELLO 3 AUTH default password`) first. Secrets come from files, never from flags.
     #[arg(long)]
@@ -311,6 +315,7 @@ fn serve(args: ServerArgs) -> Result<()> {
     config.listen_http = args.listen_http;
     config.snapshot_every = args.snapshot_every;
     config.max_value_bytes = args.max_value_bytes;
+    config.peer_tls_dir = args.peer_tls_dir;
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         config.tls = Some(server::TlsFiles { cert, key, client_ca: args.tls_client_ca });
     }

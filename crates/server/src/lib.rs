@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub users: Arc<replica::users::Users>,
     /// TLS on the client port; None: plaintext.
     pub tls: Option<TlsFiles>,
+    /// Mutual TLS on peer links, from a directory as `raftkv certs` writes it; None: plaintext.
+    pub peer_tls_dir: Option<PathBuf>,
     pub tuning: Tuning,
 }
 
@@ -130,6 +132,7 @@ impl ServerConfig {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             users: Arc::default(),
             tls: None,
+            peer_tls_dir: None,
             tuning: Tuning::default(),
         }
     }
@@ -150,6 +153,8 @@ pub enum ServerError {
     Transport(#[from] transport::TransportError),
     #[error("client TLS")]
     Tls(#[from] TlsError),
+    #[error("peer TLS")]
+    PeerTls(#[from] transport::PeerTlsError),
     #[error("cannot listen for clients on {address}")]
     ClientListen { address: String, source: std::io::Error },
     #[error("cannot listen for HTTP on {address}")]
@@ -205,7 +210,11 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
 
     let (peer_sender, peer_receiver) = mpsc::channel(16 * 1024);
     let peers = config.peers.iter().filter(|(&id, _)| id != config.id).map(|(&id, address)| (NodeId(id), address.clone())).collect();
-    let transport_config = transport::Config::new(me, config.listen_peer.clone(), peers);
+    let mut transport_config = transport::Config::new(me, config.listen_peer.clone(), peers);
+    match &config.peer_tls_dir {
+        Some(dir) => transport_config.tls = Some(transport::PeerTls::from_dir(dir, me)?),
+        None => tracing::warn!("no --peer-tls-dir: peer links are plaintext and unauthenticated; keep the peer port on a private network"),
+    }
     let transport = transport::Transport::start(transport_config, peer_sender).await?;
     let cluster_id = replica.store().cluster_id();
     transport.set_cluster_id(cluster_id);

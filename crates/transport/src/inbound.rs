@@ -24,6 +24,8 @@ use tracing::{debug, warn};
 use crate::FrameError;
 use crate::frame::{self, Frame, Wire};
 use crate::stats::{bump, Counters, PeerCounters};
+use crate::tls::PeerStream;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 
 /// One frame received from a peer. `from` is the id the connection's Hello named.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +56,8 @@ pub(crate) struct KnownPeer {
 }
 
 pub(crate) struct Shared {
+    /// Mutual TLS with the peers (None: plaintext).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     pub me: NodeId,
     /// This node's cluster id (0 while it is not known yet).
     pub cluster: Arc<std::sync::atomic::AtomicU64>,
@@ -100,6 +104,12 @@ enum Close {
     Frame(#[from] FrameError),
     #[error("a node of another cluster: Hello from {from} of cluster {theirs:#018x}, this node's cluster is {ours:#018x}")]
     ForeignCluster { from: NodeId, theirs: u64, ours: u64 },
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    #[error("no TLS handshake within {HELLO_TIMEOUT:?}")]
+    HandshakeTimeout,
+    #[error("Hello from {0}, whose certificate does not name it (node-{n})", n = .0 .0)]
+    CertificateMismatch(NodeId),
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("connection closed in the middle of a frame ({0} bytes buffered)")]
@@ -118,7 +128,16 @@ enum Close {
 
 impl Close {
     fn is_rejection(&self) -> bool {
-        matches!(self, Close::HelloTimeout | Close::NotHello | Close::UnknownPeer(_) | Close::ForeignCluster { .. })
+        matches!(
+            self,
+            Close::HelloTimeout
+                | Close::NotHello
+                | Close::UnknownPeer(_)
+                | Close::ForeignCluster { .. }
+                | Close::Handshake(_)
+                | Close::HandshakeTimeout
+                | Close::CertificateMismatch(_)
+        )
     }
 }
 
@@ -130,8 +149,15 @@ enum End {
 }
 
 async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
-    let mut connection = Connection { shared: &shared, from: None, generation: None };
-    match connection.read_frames(stream).await {
+    let mut connection = Connection { shared: &shared, from: None, generation: None, certificate: None };
+    let ended = match secure(stream, &shared).await {
+        Ok((stream, certificate)) => {
+            connection.certificate = certificate;
+            connection.read_frames(stream).await
+        }
+        Err(reason) => Err(reason),
+    };
+    match ended {
         Ok(End::Eof) => debug!(peer = %addr, from = ?connection.from, "peer closed its connection"),
         Ok(End::Superseded) => debug!(peer = %addr, from = ?connection.from, "peer connection replaced by a newer one"),
         Ok(End::ReceiverGone) => debug!(peer = %addr, "inbound channel closed; dropping peer connection"),
@@ -145,12 +171,15 @@ async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
 struct Connection<'a> {
     shared: &'a Shared,
     from: Option<NodeId>,
+    /// With TLS: the peer's certificate (verified against the cluster CA), which must name the
+    /// node its Hello claims.
+    certificate: Option<CertificateDer<'static>>,
     /// This connection's generation, and a watch on the peer's latest one.
     generation: Option<(u64, watch::Receiver<u64>)>,
 }
 
 impl Connection<'_> {
-    async fn read_frames(&mut self, mut stream: TcpStream) -> Result<End, Close> {
+    async fn read_frames(&mut self, mut stream: PeerStream) -> Result<End, Close> {
         let hello_deadline = Instant::now() + HELLO_TIMEOUT;
         let mut buffer = BytesMut::with_capacity(READ_CHUNK);
         loop {
@@ -189,6 +218,9 @@ impl Connection<'_> {
     async fn handle(&mut self, wire: Wire) -> Result<Option<End>, Close> {
         let frame = match (wire, self.from) {
             (Wire::Hello { from, cluster }, None) => {
+                if self.shared.tls.is_some() && !self.certificate.as_ref().is_some_and(|certificate| crate::tls::names_node(certificate, from)) {
+                    return Err(Close::CertificateMismatch(from));
+                }
                 let ours = self.shared.cluster.load(std::sync::atomic::Ordering::Relaxed);
                 if cluster != 0 && ours != 0 && cluster != ours {
                     return Err(Close::ForeignCluster { from, theirs: cluster, ours });
@@ -228,6 +260,19 @@ impl Connection<'_> {
         debug!(from = %from, "accepted peer connection");
         Ok(())
     }
+}
+
+/// The connection as this node reads it: with TLS, after the handshake (in which the peer proved
+/// it holds a certificate of the cluster's CA), with that certificate.
+async fn secure(stream: TcpStream, shared: &Shared) -> Result<(PeerStream, Option<CertificateDer<'static>>), Close> {
+    let Some(acceptor) = &shared.tls else { return Ok((Box::new(stream), None)) };
+    let stream = match timeout_at(Instant::now() + HELLO_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(Close::Handshake(error)),
+        Err(_) => return Err(Close::HandshakeTimeout),
+    };
+    let certificate = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).map(|certificate| certificate.clone().into_owned());
+    Ok((Box::new(stream), certificate))
 }
 
 /// Readies `buffer` (holding at most a partial frame) for the next read. It grows in chunks as

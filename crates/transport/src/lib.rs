@@ -36,6 +36,7 @@ pub mod error;
 mod inbound;
 mod outbound;
 mod stats;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,6 +58,7 @@ pub use wire::FrameError;
 pub use frame::{Frame, DEFAULT_MAX_FRAME_BYTES};
 pub use inbound::Inbound;
 pub use stats::{PeerStats, Stats};
+pub use tls::{PeerTls, PeerTlsError};
 
 use stats::{bump, Counters, PeerCounters};
 
@@ -80,7 +82,7 @@ pub fn keep_alive(stream: &tokio::net::TcpStream) {
 /// The default bound on each peer's send queue, in frames.
 pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// This node's id; it goes in the Hello of every connection it opens.
     pub me: NodeId,
@@ -97,6 +99,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// How long one batch write may stall before the connection is given up as dead.
     pub write_timeout: Duration,
+    /// Mutual TLS with the peers (None: plaintext).
+    pub tls: Option<PeerTls>,
 }
 
 impl Config {
@@ -110,6 +114,7 @@ impl Config {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             connect_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 
@@ -185,6 +190,7 @@ impl Transport {
         let counters = Arc::new(Counters::default());
         let cluster = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let settings = outbound::Settings {
+            tls: config.tls.as_ref().map(|tls| tls.connector.clone()),
             me: config.me,
             cluster: cluster.clone(),
             max_frame_bytes: config.max_frame_bytes,
@@ -209,6 +215,7 @@ impl Transport {
             known.insert(id, inbound::KnownPeer { counters: peer_counters, generation: watch::channel(0).0 });
         }
         let shared = inbound::Shared {
+            tls: config.tls.as_ref().map(|tls| tls.acceptor.clone()),
             me: config.me,
             cluster: cluster.clone(),
             max_frame_bytes: config.max_frame_bytes,

@@ -14,8 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use raft::NodeId;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -24,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::frame::{self, Frame, Wire};
 use crate::stats::{add, bump, PeerCounters};
+use crate::tls::PeerStream;
 
 /// The first pause after a failure; it doubles on each failure in a row up to `BACKOFF_MAX`, and
 /// starts over once a connection is established.
@@ -40,6 +40,8 @@ const KEEP_BUFFER_BYTES: usize = 1024 * 1024;
 /// What an outbound task needs to know besides its peer.
 #[derive(Clone)]
 pub(crate) struct Settings {
+    /// Mutual TLS with the peers (None: plaintext).
+    pub tls: Option<tokio_rustls::TlsConnector>,
     pub me: NodeId,
     /// This node's cluster id, sent in every Hello (0 while it is not known yet).
     pub cluster: Arc<AtomicU64>,
@@ -144,22 +146,28 @@ impl Task {
         add(&self.counters.dropped_unsent, discarded);
     }
 
-    async fn connect(&self) -> std::io::Result<TcpStream> {
-        let mut stream = TcpStream::connect(&self.addr).await?;
+    async fn connect(&self) -> std::io::Result<PeerStream> {
+        let stream = TcpStream::connect(&self.addr).await?;
         // Raft messages are small and latency-bound; batching happens in `pump`, not in Nagle.
         stream.set_nodelay(true)?;
         crate::keep_alive(&stream);
+        let mut stream: PeerStream = match &self.settings.tls {
+            // The peer must prove it is node `peer` of the cluster's CA.
+            Some(connector) => Box::new(connector.connect(crate::tls::node_name(self.peer), stream).await?),
+            None => Box::new(stream),
+        };
         let mut hello = Vec::new();
         let cluster = self.settings.cluster.load(Ordering::Relaxed);
         frame::encode(&Wire::Hello { from: self.settings.me, cluster }, self.settings.max_frame_bytes, &mut hello)
             .map_err(std::io::Error::other)?;
         stream.write_all(&hello).await?;
+        stream.flush().await?;
         Ok(stream)
     }
 
     /// Writes queued frames until the connection breaks (`Some(reason)`) or the queue closes (`None`).
-    async fn pump(&mut self, stream: TcpStream) -> Option<String> {
-        let (mut reader, mut writer) = stream.into_split();
+    async fn pump(&mut self, stream: PeerStream) -> Option<String> {
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let mut batch = Vec::new();
         loop {
             let first = tokio::select! {
@@ -203,8 +211,13 @@ impl Task {
 
     /// A peer that stops reading (or a link that silently drops packets) eventually stalls
     /// `write_all`; the timeout turns that into a reconnect instead of a task stuck forever.
-    async fn write(&self, writer: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<(), String> {
-        match timeout(self.settings.write_timeout, writer.write_all(bytes)).await {
+    async fn write(&self, writer: &mut WriteHalf<PeerStream>, bytes: &[u8]) -> Result<(), String> {
+        // Flushed too: a TLS stream may hold the last records back until then.
+        let write = async {
+            writer.write_all(bytes).await?;
+            writer.flush().await
+        };
+        match timeout(self.settings.write_timeout, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err(format!("write stalled for {:?}", self.settings.write_timeout)),
@@ -214,7 +227,7 @@ impl Task {
 
 /// Peers never write on a connection they accepted, so any read result means it is over. Watching
 /// for it notices a restarted peer at once, instead of losing the next frame to a dead socket.
-async fn closed(reader: &mut OwnedReadHalf) -> String {
+async fn closed(reader: &mut ReadHalf<PeerStream>) -> String {
     let mut byte = [0u8; 1];
     match reader.read(&mut byte).await {
         Ok(0) => "peer closed the connection".to_string(),
