@@ -12,6 +12,27 @@ use crate::admin;
 use crate::request::{command_name, to_request, Request, WriteEncoder};
 use crate::users::{Role, Users};
 
+/// What a connection may tell its client about the node (INFO, HELLO): the Raft status, and
+/// figures the shell keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeView {
+    pub status: Status,
+    /// Keys in the store.
+    pub keys: u64,
+    /// Client connections open on this node.
+    pub clients: u64,
+    /// Resident memory of the process, in bytes (0: unknown).
+    pub used_memory: u64,
+    pub uptime_seconds: u64,
+}
+
+impl NodeView {
+    /// A view of `status` alone (the other figures 0).
+    pub fn of(status: Status) -> NodeView {
+        NodeView { status, keys: 0, clients: 0, used_memory: 0, uptime_seconds: 0 }
+    }
+}
+
 /// What one command of a client becomes, in its order among the connection's commands.
 #[derive(Debug)]
 pub enum Step {
@@ -143,8 +164,8 @@ impl Session {
         self.resume.scanned()
     }
 
-    /// Every whole command received so far, as steps in order. `status` is the node's, for INFO.
-    pub fn parse(&mut self, status: &Status) -> Vec<Step> {
+    /// Every whole command received so far, as steps in order. `node` is for INFO and HELLO.
+    pub fn parse(&mut self, node: &NodeView) -> Vec<Step> {
         let mut steps = Vec::new();
         let mut consumed = 0;
         while !self.closing {
@@ -152,7 +173,7 @@ impl Session {
                 Ok(Some(used)) => {
                     consumed += used;
                     if !self.args.is_empty() {
-                        steps.push(self.command(status));
+                        steps.push(self.command(node));
                     }
                 }
                 Ok(None) => break,
@@ -168,7 +189,7 @@ impl Session {
         steps
     }
 
-    fn command(&mut self, status: &Status) -> Step {
+    fn command(&mut self, node: &NodeView) -> Step {
         let args = &self.args;
         let mut out = Vec::new();
         // The limit on one argument bounds what the parser buffers; this one bounds what a command
@@ -195,8 +216,8 @@ impl Session {
                 2 => resp::encode_bulk(&args[1], &mut out),
                 _ => resp::encode_error("ERR wrong number of arguments for 'ping' command", &mut out),
             },
-            "INFO" => resp::encode_bulk(info(status).as_bytes(), &mut out),
-            "HELLO" => self.hello(status, &mut out),
+            "INFO" => resp::encode_bulk(info(node, args).as_bytes(), &mut out),
+            "HELLO" => self.hello(&node.status, &mut out),
             "ECHO" => admin::echo(args, &mut out),
             "SELECT" => admin::select(args, &mut out),
             "COMMAND" => admin::command(args, self.resp3, &mut out),
@@ -304,23 +325,64 @@ enum Field {
     Empty,
 }
 
-/// INFO's text: the node's replication state.
-fn info(status: &Status) -> String {
+/// The Redis version whose protocol and commands raftkv follows, as INFO's `redis_version` (what
+/// compatible servers report; `raftkv_version` is raftkv's own).
+const REDIS_VERSION: &str = "7.2.0";
+
+/// INFO's text: Redis's sections (`# Server`, `# Clients`, `# Memory`, `# Replication` — with the
+/// node's Raft state: `role:leader|follower|candidate`, ids, term and indexes — and `# Keyspace`),
+/// all of them or those named (`INFO server keyspace`; `default`, `all` and `everything` mean all).
+fn info(node: &NodeView, args: &resp::ArgBuf) -> String {
+    let status = &node.status;
     let role = match status.role {
         raft::Role::Leader => "leader",
         raft::Role::Follower => "follower",
         raft::Role::PreCandidate | raft::Role::Candidate => "candidate",
     };
-    format!(
-        "# Replication\r\nrole:{role}\r\nnode_id:{}\r\nleader_id:{}\r\nterm:{}\r\ncommit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\nsnapshot_index:{}\r\n",
-        status.id.0,
-        status.leader.map_or(0, |leader| leader.0),
-        status.term.0,
-        status.commit.0,
-        status.applied.0,
-        status.last_index.0,
-        status.snapshot_index.0,
-    )
+    let sections: [(&str, String); 5] = [
+        (
+            "server",
+            format!(
+                "redis_version:{REDIS_VERSION}\r\nraftkv_version:{}\r\nredis_mode:standalone\r\narch_bits:64\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n",
+                env!("CARGO_PKG_VERSION"),
+                node.uptime_seconds,
+                node.uptime_seconds / 86_400
+            ),
+        ),
+        ("clients", format!("connected_clients:{}\r\n", node.clients)),
+        (
+            "memory",
+            format!("used_memory:{}\r\nused_memory_human:{:.2}M\r\n", node.used_memory, node.used_memory as f64 / (1 << 20) as f64),
+        ),
+        (
+            "replication",
+            format!(
+                "role:{role}\r\nnode_id:{}\r\nleader_id:{}\r\nterm:{}\r\ncommit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\nsnapshot_index:{}\r\n",
+                status.id.0,
+                status.leader.map_or(0, |leader| leader.0),
+                status.term.0,
+                status.commit.0,
+                status.applied.0,
+                status.last_index.0,
+                status.snapshot_index.0,
+            ),
+        ),
+        // Redis lists only databases that hold keys.
+        ("keyspace", if node.keys > 0 { format!("db0:keys={},expires=0,avg_ttl=0\r\n", node.keys) } else { String::new() }),
+    ];
+    let everything = args.len() == 1 || args.iter().skip(1).any(|name| [&b"default"[..], b"all", b"everything"].iter().any(|all| name.eq_ignore_ascii_case(all)));
+    let mut text = String::new();
+    for (name, body) in sections {
+        if everything || args.iter().skip(1).any(|asked| asked.eq_ignore_ascii_case(name.as_bytes())) {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            let mut title = name.to_string();
+            title[..1].make_ascii_uppercase();
+            text.push_str(&format!("# {title}\r\n{body}"));
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -340,7 +402,7 @@ mod tests {
 
     fn feed(session: &mut Session, bytes: &[u8]) -> Vec<Step> {
         session.read_space().extend_from_slice(bytes);
-        session.parse(&status())
+        session.parse(&NodeView::of(status()))
     }
 
     fn reply(step: &Step) -> &[u8] {
@@ -492,11 +554,20 @@ mod tests {
     }
 
     #[test]
-    fn info_names_the_role_and_the_indexes() {
+    fn info_has_redis_sections_and_the_raft_state() {
         let mut s = session();
         let steps = feed(&mut s, b"*1\r\n$4\r\nINFO\r\n");
         let text = String::from_utf8_lossy(reply(&steps[0])).into_owned();
         assert!(text.contains("# Replication\r\nrole:follower\r\nnode_id:1\r\n"), "{text}");
         assert!(text.contains("applied_index:0\r\n"), "{text}");
+        assert!(text.contains("# Server\r\nredis_version:7.2.0\r\nraftkv_version:"), "{text}");
+        assert!(text.contains("# Clients\r\nconnected_clients:0\r\n") && text.contains("# Memory\r\nused_memory:0\r\n"), "{text}");
+        assert!(text.ends_with("# Keyspace\r\n\r\n"), "no keys, no db0 line (then the bulk's own CRLF): {text}");
+        let view = NodeView { keys: 3, clients: 2, used_memory: 1 << 20, uptime_seconds: 90_000, ..NodeView::of(status()) };
+        s.read_space().extend_from_slice(b"*3\r\n$4\r\nINFO\r\n$8\r\nKEYSPACE\r\n$6\r\nserver\r\n");
+        let steps = s.parse(&view);
+        let text = String::from_utf8_lossy(reply(&steps[0])).into_owned();
+        assert!(text.contains("uptime_in_days:1\r\n") && text.contains("# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n"), "{text}");
+        assert!(!text.contains("# Replication"), "only the sections asked for: {text}");
     }
 }

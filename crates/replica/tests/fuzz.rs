@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use raft::{HardState, NodeId, Restored};
 use replica::request::{Request, Write};
-use replica::session::{Session, Step};
+use replica::session::{NodeView, Session, Step};
 use replica::{ConnId, Options, Output, Replica};
 use wire::{Frame, Wire};
 
@@ -210,7 +210,7 @@ fn run(seed: u64) -> (u64, u64, u64) {
                 mutate(&mut rng, &mut bytes, &cluster.seen);
             }
             cluster.sessions[i].read_space().extend_from_slice(&bytes);
-            for step in cluster.sessions[i].parse(&status) {
+            for step in cluster.sessions[i].parse(&NodeView::of(status)) {
                 if let Step::Request { request, .. } = step {
                     cluster.nodes[i].client(ConnId(100 + i as u64), request);
                     cluster.drain(i, seed);

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raft::Status;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -16,12 +15,14 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::metrics::Metrics;
 use crate::node_loop::LoopInput;
 use replica::request::Answer;
-use replica::session::{Session, Step};
+use replica::session::{NodeView, Session, Step};
 use replica::ConnId;
 
 pub struct ClientPort {
     pub node: mpsc::UnboundedSender<LoopInput>,
-    pub status: watch::Receiver<Status>,
+    pub view: watch::Receiver<NodeView>,
+    /// The most client connections at once (what `connections` started with).
+    pub max_clients: usize,
     pub metrics: Arc<Metrics>,
     pub limits: resp::Limits,
     pub request_timeout: Duration,
@@ -128,8 +129,8 @@ impl ClientPort {
             if stream.read_buf(space).await? == 0 {
                 return Ok(());
             }
-            let status = *self.status.borrow();
-            let mut steps = session.parse(&status).into_iter().peekable();
+            let view = NodeView { clients: (self.max_clients - self.connections.available_permits()) as u64, ..*self.view.borrow() };
+            let mut steps = session.parse(&view).into_iter().peekable();
             let failures = session.take_auth_failures();
             if failures > 0 {
                 tracing::warn!(%peer, failures, "client authentication failed");

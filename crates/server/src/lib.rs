@@ -227,7 +227,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     tracing::info!(id = config.id, client = %config.listen_client, peer = %config.listen_peer, "raftkv node started");
 
     let status = replica.status();
-    let (status_sender, status_receiver) = watch::channel(status);
+    let (view_sender, view_receiver) = watch::channel(replica::session::NodeView::of(status));
     let (loop_sender, loop_receiver) = mpsc::unbounded_channel();
     let metrics = Arc::new(metrics::Metrics::default());
     metrics.applied_index.store(replica.store().applied_index(), std::sync::atomic::Ordering::Relaxed);
@@ -253,7 +253,8 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     }
     let port = Arc::new(ClientPort {
         node: loop_sender.clone(),
-        status: status_receiver,
+        view: view_receiver,
+        max_clients,
         metrics: metrics.clone(),
         limits: resp::Limits { max_bulk_bytes: config.max_value_bytes, ..resp::Limits::default() },
         request_timeout: config.request_timeout,
@@ -272,7 +273,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         disk,
         stager,
         inputs: loop_sender,
-        status: status_sender,
+        view: view_sender,
+        memory: (0, None),
+        started: std::time::Instant::now(),
         metrics,
         tick: config.tick,
         max_batch: config.tuning.max_batch,

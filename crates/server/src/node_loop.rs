@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use raft::Status;
 use replica::request::{Answer, Request};
+use replica::session::NodeView;
 use replica::{ConnId, Output, Replica};
 use tokio::sync::{mpsc, watch};
 use transport::{Full, Inbound, Transport};
@@ -37,7 +38,11 @@ pub struct NodeLoop {
     pub stager: storage::SnapshotStager<storage::StdDisk>,
     /// Where the loop's own completions come back (snapshots encoded in the background).
     pub inputs: mpsc::UnboundedSender<LoopInput>,
-    pub status: watch::Sender<Status>,
+    /// What connections may tell clients (INFO, HELLO); connected clients are filled in by the port.
+    pub view: watch::Sender<NodeView>,
+    /// Resident memory as last read (refreshed at most once a second), and when.
+    pub memory: (u64, Option<Instant>),
+    pub started: Instant,
     pub metrics: Arc<Metrics>,
     pub tick: Duration,
     /// Client requests taken into one batch at most (one Ready, one save).
@@ -179,7 +184,17 @@ impl NodeLoop {
             }
         }
         self.last_status = status;
-        self.status.send_replace(status);
+        let now = Instant::now();
+        if self.memory.1.is_none_or(|read| now.duration_since(read) >= Duration::from_secs(1)) {
+            self.memory = (resident_bytes().unwrap_or(0), Some(now));
+        }
+        self.view.send_replace(NodeView {
+            status,
+            keys: self.replica.store().len() as u64,
+            clients: 0,
+            used_memory: self.memory.0,
+            uptime_seconds: now.duration_since(self.started).as_secs(),
+        });
         let cluster_id = self.replica.store().cluster_id();
         if cluster_id != self.cluster_id {
             tracing::info!(cluster = %format!("{cluster_id:#018x}"), "the cluster is named; peers of other clusters are refused from now on");
@@ -194,6 +209,13 @@ impl NodeLoop {
         metrics.applied_index.store(self.replica.store().applied_index(), Ordering::Relaxed);
         metrics.last_log_index.store(status.last_index.0, Ordering::Relaxed);
     }
+}
+
+/// The process's resident memory, from /proc (Linux); None elsewhere or on an error.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 /// Ticks owed to the node by a monotonic clock. Unlike an interval timer, it counts the time a

@@ -871,7 +871,7 @@ fn words_of(sent: &Sent) -> Vec<String> {
 fn encode(words: &[String], session: &mut Session, status: &raft::Status) -> replica::request::Request {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     resp::encode_array_of_bulks(&words, session.read_space());
-    match session.parse(status).pop() {
+    match session.parse(&replica::session::NodeView::of(*status)).pop() {
         Some(Step::Request { request, .. }) => request,
         other => panic!("{words:?} is not a request for the node: {other:?}"),
     }
