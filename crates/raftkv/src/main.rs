@@ -150,6 +150,9 @@ struct ServerArgs {
     /// Clients must present a certificate signed by this CA (PEM). Needs --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Serve --listen-http over HTTPS, with the client port's certificate (needs --tls-cert).
+    #[arg(long, requires = "tls_cert")]
+    http_tls: bool,
     /// Mutual TLS on peer links, from a directory as `raftkv certs` writes it: `ca.pem`, and
     /// `node-<id>.pem` and `node-<id>-key.pem` for this node. Every node of the cluster needs it.
     #[arg(long)]
@@ -316,6 +319,7 @@ fn serve(args: ServerArgs) -> Result<()> {
     config.snapshot_every = args.snapshot_every;
     config.max_value_bytes = args.max_value_bytes;
     config.peer_tls_dir = args.peer_tls_dir;
+    config.http_tls = args.http_tls;
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         config.tls = Some(server::TlsFiles { cert, key, client_ca: args.tls_client_ca });
     }

@@ -87,8 +87,16 @@ fn python() -> PathBuf {
 #[test]
 fn the_client_port_speaks_tls_to_redis_cli_and_redis_py() {
     let pki = Pki::new(support::target_dir().join("test-tls-pki"));
-    let port = free_port();
-    let flags = vec!["--tls-cert".into(), pki.path("node-1.pem"), "--tls-key".into(), pki.path("node-1-key.pem")];
+    let (port, http) = (free_port(), free_port());
+    let flags = vec![
+        "--tls-cert".into(),
+        pki.path("node-1.pem"),
+        "--tls-key".into(),
+        pki.path("node-1-key.pem"),
+        "--listen-http".into(),
+        format!("127.0.0.1:{http}"),
+        "--http-tls".into(),
+    ];
     let _node = start("server-only", port, &flags);
     let ca = pki.path("ca.pem");
     let tls = ["--tls", "--cacert", ca.as_str()];
@@ -108,6 +116,14 @@ fn the_client_port_speaks_tls_to_redis_cli_and_redis_py() {
     command.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/redis_py_tls.py")).args([port.to_string(), ca.clone()]);
     let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(30)).unwrap_or_else(|error| panic!("{error}"));
     assert!(success, "redis-py over TLS failed: {stdout} {stderr}");
+    // /metrics over HTTPS, with the same certificate.
+    let fetch = format!(
+        "import ssl, urllib.request; context = ssl.create_default_context(cafile={ca:?}); print(urllib.request.urlopen('https://127.0.0.1:{http}/metrics', context=context, timeout=10).read().decode())"
+    );
+    let mut command = Command::new(&python);
+    command.args(["-c", &fetch]);
+    let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(30)).unwrap_or_else(|error| panic!("{error}"));
+    assert!(success && stdout.contains("raftkv_term"), "/metrics over HTTPS failed: {stdout} {stderr}");
 }
 
 #[test]

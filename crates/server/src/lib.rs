@@ -64,6 +64,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Mutual TLS on peer links, from a directory as `raftkv certs` writes it; None: plaintext.
     pub peer_tls_dir: Option<PathBuf>,
+    /// Serve `/metrics` and `/health` over HTTPS, with the client port's certificate.
+    pub http_tls: bool,
     pub tuning: Tuning,
 }
 
@@ -133,6 +135,7 @@ impl ServerConfig {
             users: Arc::default(),
             tls: None,
             peer_tls_dir: None,
+            http_tls: false,
             tuning: Tuning::default(),
         }
     }
@@ -231,9 +234,14 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let (loop_sender, loop_receiver) = mpsc::unbounded_channel();
     let metrics = Arc::new(metrics::Metrics::default());
     metrics.applied_index.store(replica.store().applied_index(), std::sync::atomic::Ordering::Relaxed);
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    if tls.is_none() {
+        tracing::warn!("no --tls-cert: the client port speaks plaintext");
+    }
     if let Some(address) = &config.listen_http {
         let http = TcpListener::bind(address).await.map_err(|source| ServerError::HttpListen { address: address.clone(), source })?;
-        tokio::spawn(metrics::serve(http, metrics.clone(), transport.clone()));
+        let http_tls = if config.http_tls { tls.clone() } else { None };
+        tokio::spawn(metrics::serve(http, metrics.clone(), transport.clone(), http_tls));
     }
     let stager = storage.snapshot_stager();
     let disk = disk::spawn(storage, loop_sender.clone(), metrics.clone()).map_err(ServerError::DiskThread)?;
@@ -246,10 +254,6 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
             "client connections limited to {max_clients} (of {} asked) by the open-files limit; raise it (ulimit -n) for more",
             config.max_connections
         );
-    }
-    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    if tls.is_none() {
-        tracing::warn!("no --tls-cert: the client port speaks plaintext");
     }
     let port = Arc::new(ClientPort {
         node: loop_sender.clone(),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -93,10 +93,11 @@ const MAX_REQUEST_HEAD: usize = 8192;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves `/metrics` and `/health` until the process ends. `/health` is 200 when a leader is
-/// known, 503 otherwise. `transport` adds the peer links' counters to `/metrics`.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, transport: transport::Transport) {
+/// known, 503 otherwise. `transport` adds the peer links' counters to `/metrics`. With `tls`, over
+/// HTTPS only.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, transport: transport::Transport, tls: Option<tokio_rustls::TlsAcceptor>) {
     loop {
-        let mut stream = match listener.accept().await {
+        let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(error) => {
                 // Out of descriptors, say: wait instead of spinning on the error.
@@ -105,28 +106,41 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, transport: tran
                 continue;
             }
         };
-        let (metrics, transport) = (metrics.clone(), transport.clone());
+        let (metrics, transport, tls) = (metrics.clone(), transport.clone(), tls.clone());
         tokio::spawn(async move {
-            let Ok(head) = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await else { return };
-            let (status, body) = match head.as_deref().map(request_path) {
-                None => ("431 Request Header Fields Too Large", "request head too large\n".to_string()),
-                Some("/metrics") => ("200 OK", metrics.render() + &render_transport(&transport.stats())),
-                Some("/health") if metrics.leader_id.load(Ordering::Relaxed) != 0 => ("200 OK", "ok: a leader is known\n".to_string()),
-                Some("/health") => ("503 Service Unavailable", "no leader known\n".to_string()),
-                Some(_) => ("404 Not Found", "try /metrics or /health\n".to_string()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
+            match tls {
+                None => answer(stream, &metrics, &transport).await,
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) = tokio::time::timeout(REQUEST_TIMEOUT, acceptor.accept(stream)).await {
+                        answer(stream, &metrics, &transport).await;
+                    }
+                }
+            }
         });
     }
 }
 
+/// Reads one request and answers it.
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, metrics: &Metrics, transport: &transport::Transport) {
+    let Ok(head) = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await else { return };
+    let (status, body) = match head.as_deref().map(request_path) {
+        None => ("431 Request Header Fields Too Large", "request head too large\n".to_string()),
+        Some("/metrics") => ("200 OK", metrics.render() + &render_transport(&transport.stats())),
+        Some("/health") if metrics.leader_id.load(Ordering::Relaxed) != 0 => ("200 OK", "ok: a leader is known\n".to_string()),
+        Some("/health") => ("503 Service Unavailable", "no leader known\n".to_string()),
+        Some(_) => ("404 Not Found", "try /metrics or /health\n".to_string()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
 /// Reads until the blank line that ends a request head, however the client's writes split it;
 /// None if it is longer than `MAX_REQUEST_HEAD` (or the connection ends first: what came is used).
-async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
     let mut head = Vec::with_capacity(1024);
     loop {
         if head.windows(4).any(|window| window == b"\r\n\r\n") {
