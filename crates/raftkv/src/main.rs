@@ -204,15 +204,6 @@ struct TuningArgs {
     wal_preallocate: u64,
 }
 
-/// The users from the password and users files.
-fn read_users(password_file: Option<&std::path::Path>, users_file: Option<&std::path::Path>) -> Result<server::Users> {
-    let read = |path: Option<&std::path::Path>| -> Result<Option<String>> {
-        path.map(|path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))).transpose()
-    };
-    let (password, users) = (read(password_file)?, read(users_file)?);
-    server::Users::parse(password.as_deref(), users.as_deref()).context("the password or users file")
-}
-
 fn parse_max_value_bytes(text: &str) -> std::result::Result<usize, String> {
     let bytes: usize = text.parse().map_err(|error| format!("{error}"))?;
     if (1..=server::MAX_VALUE_BYTES_LIMIT).contains(&bytes) {
@@ -320,13 +311,11 @@ fn serve(args: ServerArgs) -> Result<()> {
     config.max_value_bytes = args.max_value_bytes;
     config.peer_tls_dir = args.peer_tls_dir;
     config.http_tls = args.http_tls;
-    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
-        config.tls = Some(server::TlsFiles { cert, key, client_ca: args.tls_client_ca });
-    }
-    config.users = std::sync::Arc::new(read_users(args.password_file.as_deref(), args.users_file.as_deref())?);
-    if !config.users.required() {
-        tracing::warn!("no --password-file or --users-file: any client that reaches the client port can read and write every key");
-    }
+    config.secrets = server::SecretFiles {
+        password_file: args.password_file,
+        users_file: args.users_file,
+        tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| server::TlsFiles { cert, key, client_ca: args.tls_client_ca }),
+    };
     config.max_connections = usize::try_from(args.max_clients).unwrap_or(usize::MAX);
     let tuning = args.tuning;
     config.tuning = server::Tuning {

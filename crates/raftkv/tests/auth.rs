@@ -34,3 +34,73 @@ fn clients_authenticate_and_roles_hold_on_every_node() {
     let logs: String = cluster.ids().into_iter().map(|id| std::fs::read_to_string(&cluster.node(id).log_path).unwrap_or_default()).collect();
     assert!(logs.contains("client authentication failed"), "failed authentications are logged");
 }
+
+/// One command on a fresh connection, its reply's first line.
+fn ask(address: &str, words: &[&[&str]]) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut wire = Vec::new();
+    for command in words {
+        resp::encode_array_of_bulks(command, &mut wire);
+    }
+    stream.write_all(&wire).expect("write");
+    let mut reader = BufReader::new(stream);
+    words
+        .iter()
+        .map(|_| {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("a reply");
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// A new password takes effect on SIGHUP, without a restart; a broken file keeps the old one.
+#[test]
+fn the_password_file_is_reloaded_on_sighup() {
+    let dir = support::target_dir().join("test-auth-reload");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let password = dir.join("password");
+    std::fs::write(&password, "first\n").expect("the password file");
+    let port = support::free_port();
+    let address = format!("127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.join("node.log")).expect("a log");
+    let mut node = Command::new(support::RAFTKV)
+        .args(["server", "--id", "1", "--peers", &format!("1=127.0.0.1:{}", support::free_port()), "--listen-client", &address])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--password-file")
+        .arg(&password)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(log.try_clone().expect("log")))
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .expect("starting the node");
+    let hangup = |pid: u32| {
+        let status = Command::new("kill").args(["-HUP", &pid.to_string()]).status().expect("kill");
+        assert!(status.success());
+    };
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(&address).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the node did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ask(&address, &[&["AUTH", "first"], &["PING"]]), ["+OK", "+PONG"]);
+    std::fs::write(&password, "second\n").expect("the new password");
+    hangup(node.id());
+    let started = std::time::Instant::now();
+    while ask(&address, &[&["AUTH", "second"]]) != ["+OK"] {
+        assert!(started.elapsed() < Duration::from_secs(10), "the new password never took effect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ask(&address, &[&["AUTH", "first"]])[0].starts_with("-WRONGPASS"), "the old password still works");
+    // An empty file is refused: the password in force stays.
+    std::fs::write(&password, "\n").expect("a broken file");
+    hangup(node.id());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(ask(&address, &[&["AUTH", "second"]]), ["+OK"], "a broken file replaced the password");
+    let _ = node.kill();
+    let _ = node.wait();
+}

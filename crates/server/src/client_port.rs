@@ -30,10 +30,9 @@ pub struct ClientPort {
     /// The node's counter for untagged writes (see `request::WriteEncoder`).
     pub untagged_seq: Arc<std::sync::atomic::AtomicU64>,
     pub next_conn: std::sync::atomic::AtomicU64,
-    /// Who may connect (none: anyone, as the default user).
-    pub users: Arc<replica::users::Users>,
-    /// TLS: every connection starts with a handshake (None: plaintext).
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Who may connect, and TLS (every connection then starts with a handshake); each connection
+    /// takes what is in force when it is accepted.
+    pub secrets: Arc<crate::secrets::Secrets>,
 }
 
 /// A TLS handshake must be over within this.
@@ -89,10 +88,11 @@ impl ClientPort {
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
                 transport::keep_alive(&stream);
-                let ended = match &port.tls {
-                    None => port.connection(stream, peer).await,
+                let secrets = port.secrets.current();
+                let ended = match &secrets.tls {
+                    None => port.connection(stream, peer, secrets.users).await,
                     Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => port.connection(stream, peer).await,
+                        Ok(Ok(stream)) => port.connection(stream, peer, secrets.users.clone()).await,
                         Ok(Err(error)) => {
                             tracing::warn!(%peer, %error, "TLS handshake with a client failed");
                             Ok(())
@@ -111,7 +111,12 @@ impl ClientPort {
         }
     }
 
-    async fn connection<S: AsyncRead + AsyncWrite + Unpin>(&self, mut stream: S, peer: std::net::SocketAddr) -> std::io::Result<()> {
+    async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+        peer: std::net::SocketAddr,
+        users: Arc<replica::users::Users>,
+    ) -> std::io::Result<()> {
         let conn = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         let (sender, mut answers) = mpsc::unbounded_channel();
         if self.node.send(LoopInput::Connected { conn, answers: sender }).is_err() {
@@ -121,7 +126,7 @@ impl ClientPort {
         let _registered = Registered { conn, node: self.node.clone() };
         let mut session = Session::new(self.limits.clone(), self.untagged_seq.clone());
         session.set_id(conn.0);
-        session.set_users(self.users.clone());
+        session.set_users(users);
         loop {
             // Straight into the unparsed bytes' buffer: no second copy, no per-connection scratch.
             let space = session.read_space();

@@ -18,6 +18,7 @@ mod descriptors;
 mod disk;
 mod metrics;
 mod node_loop;
+mod secrets;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ use crate::client_port::ClientPort;
 use crate::node_loop::NodeLoop;
 
 pub use replica::users::Users;
+pub use secrets::{SecretFiles, SecretsError};
 pub use tls::{TlsError, TlsFiles};
 
 /// Everything a node needs to start. See the README for what each flag means.
@@ -58,10 +60,8 @@ pub struct ServerConfig {
     /// by one; a larger command is refused before anything is proposed. At most
     /// `MAX_VALUE_BYTES_LIMIT`, so that every log entry fits in a peer frame.
     pub max_value_bytes: usize,
-    /// Who may use the client port (see `replica::users`); none: anyone, as the default user.
-    pub users: Arc<replica::users::Users>,
-    /// TLS on the client port; None: plaintext.
-    pub tls: Option<TlsFiles>,
+    /// Who may use the client port and its TLS certificate, from files (reloaded on SIGHUP).
+    pub secrets: SecretFiles,
     /// Mutual TLS on peer links, from a directory as `raftkv certs` writes it; None: plaintext.
     pub peer_tls_dir: Option<PathBuf>,
     /// Serve `/metrics` and `/health` over HTTPS, with the client port's certificate.
@@ -132,8 +132,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(5),
             max_connections: 10_000,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
-            users: Arc::default(),
-            tls: None,
+            secrets: SecretFiles::default(),
             peer_tls_dir: None,
             http_tls: false,
             tuning: Tuning::default(),
@@ -154,8 +153,8 @@ pub enum ServerError {
     Snapshot(#[from] kv::SnapshotError),
     #[error("peer transport")]
     Transport(#[from] transport::TransportError),
-    #[error("client TLS")]
-    Tls(#[from] TlsError),
+    #[error("the client port's secrets")]
+    Secrets(#[from] SecretsError),
     #[error("peer TLS")]
     PeerTls(#[from] transport::PeerTlsError),
     #[error("cannot listen for clients on {address}")]
@@ -234,13 +233,18 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let (loop_sender, loop_receiver) = mpsc::unbounded_channel();
     let metrics = Arc::new(metrics::Metrics::default());
     metrics.applied_index.store(replica.store().applied_index(), std::sync::atomic::Ordering::Relaxed);
-    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    if tls.is_none() {
+    let secrets = Arc::new(secrets::Secrets::load(config.secrets.clone())?);
+    let current = secrets.current();
+    if current.tls.is_none() {
         tracing::warn!("no --tls-cert: the client port speaks plaintext");
     }
+    if !current.users.required() {
+        tracing::warn!("no --password-file or --users-file: any client that reaches the client port can read and write every key");
+    }
+    tokio::spawn(reload_on_hangup(secrets.clone()));
     if let Some(address) = &config.listen_http {
         let http = TcpListener::bind(address).await.map_err(|source| ServerError::HttpListen { address: address.clone(), source })?;
-        let http_tls = if config.http_tls { tls.clone() } else { None };
+        let http_tls = config.http_tls.then(|| secrets.clone());
         tokio::spawn(metrics::serve(http, metrics.clone(), transport.clone(), http_tls));
     }
     let stager = storage.snapshot_stager();
@@ -267,8 +271,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         // is never answered with another untagged write's result.
         untagged_seq: Arc::new(std::sync::atomic::AtomicU64::new(random_seed() << 32)),
         next_conn: std::sync::atomic::AtomicU64::new(1),
-        users: config.users.clone(),
-        tls,
+        secrets,
     });
     tokio::spawn(port.serve(listener));
     let node_loop = NodeLoop {
@@ -288,6 +291,21 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         cluster_id,
     };
     node_loop.run(loop_receiver, peer_receiver).await
+}
+
+/// Reads the client port's secrets again on every SIGHUP (certificate rotation, new passwords);
+/// a reload that fails keeps the previous ones.
+async fn reload_on_hangup(secrets: Arc<secrets::Secrets>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot watch for SIGHUP: the secrets will not be reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match secrets.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the users and the TLS certificate"),
+            Err(error) => tracing::warn!("SIGHUP: kept the previous users and certificate: {error}"),
+        }
+    }
 }
 
 /// A duration in whole ticks, at least one.

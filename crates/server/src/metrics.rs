@@ -95,7 +95,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Serves `/metrics` and `/health` until the process ends. `/health` is 200 when a leader is
 /// known, 503 otherwise. `transport` adds the peer links' counters to `/metrics`. With `tls`, over
 /// HTTPS only.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, transport: transport::Transport, tls: Option<tokio_rustls::TlsAcceptor>) {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, transport: transport::Transport, tls: Option<Arc<crate::secrets::Secrets>>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -106,7 +106,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, transport: tran
                 continue;
             }
         };
-        let (metrics, transport, tls) = (metrics.clone(), transport.clone(), tls.clone());
+        let (metrics, transport, tls) = (metrics.clone(), transport.clone(), tls.as_ref().and_then(|secrets| secrets.current().tls));
         tokio::spawn(async move {
             match tls {
                 None => answer(stream, &metrics, &transport).await,
