@@ -143,3 +143,36 @@ fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
     let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(30)).unwrap_or_else(|error| panic!("{error}"));
     assert!(success, "redis-py with a client certificate failed: {stdout} {stderr}");
 }
+
+/// A 3-node cluster with TLS on every client port (the proxied peer links stay as they are):
+/// redis-cli `--tls` and redis-py `ssl=True` against a follower, whose requests are forwarded to
+/// the leader.
+#[test]
+fn a_follower_answers_over_tls() {
+    let pki = Pki::new(support::target_dir().join("test-tls-pki-cluster"));
+    let (cert, key, ca) = (pki.path("node-1.pem"), pki.path("node-1-key.pem"), pki.path("ca.pem"));
+    let cluster = support::Cluster::start_with_flags("tls-cluster", 3, &["--tls-cert", &cert, "--tls-key", &key]);
+    let tls = ["--tls", "--cacert", ca.as_str()];
+    let role = |id: u64| {
+        let (_, info) = redis_cli(cluster.client_port(id), &tls, &["INFO", "replication"]);
+        info.lines().find_map(|line| line.trim().strip_prefix("role:").map(str::to_string)).unwrap_or_default()
+    };
+    let started = Instant::now();
+    let follower = loop {
+        let roles: Vec<(u64, String)> = cluster.ids().into_iter().map(|id| (id, role(id))).collect();
+        if roles.iter().any(|(_, role)| role == "leader") {
+            if let Some((id, _)) = roles.iter().find(|(_, role)| role == "follower") {
+                break *id;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no leader and follower over TLS: {roles:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let port = cluster.client_port(follower);
+    assert_eq!(redis_cli(port, &tls, &["SET", "via-follower", "1"]).1, "OK");
+    assert_eq!(redis_cli(port, &tls, &["GET", "via-follower"]).1, "1");
+    let mut command = Command::new(python());
+    command.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/redis_py_tls.py")).args([port.to_string(), ca.clone()]);
+    let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(30)).unwrap_or_else(|error| panic!("{error}"));
+    assert!(success, "redis-py over TLS against a follower failed: {stdout} {stderr}");
+}
