@@ -42,6 +42,30 @@ pub struct Client {
     pub deadline: Duration,
     /// How long one attempt waits for a reply.
     pub attempt_timeout: Duration,
+    /// Sent as `AUTH` on every new connection (a node with `--password-file` or `--users-file`).
+    credentials: Option<Credentials>,
+}
+
+/// A user and password for nodes that require authentication (user None: the default user).
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub user: Option<String>,
+    pub password: String,
+}
+
+impl Credentials {
+    /// Authenticates a fresh connection: Ok(None) if taken, Ok(Some(error)) with the node's refusal.
+    fn authenticate(&self, connection: &mut TcpStream) -> std::io::Result<Option<String>> {
+        let mut args: Vec<&[u8]> = vec![b"AUTH"];
+        if let Some(user) = &self.user {
+            args.push(user.as_bytes());
+        }
+        args.push(self.password.as_bytes());
+        Ok(match exchange(connection, &args)? {
+            Value::Error(message) => Some(message),
+            _ => None,
+        })
+    }
 }
 
 impl Client {
@@ -57,7 +81,14 @@ impl Client {
             seq: 0,
             deadline: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(6),
+            credentials: None,
         })
+    }
+
+    /// Authenticates every connection with these credentials.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Client {
+        self.credentials = credentials;
+        self
     }
 
     pub fn client_id(&self) -> u64 {
@@ -94,7 +125,17 @@ impl Client {
 
     /// The INFO text of one endpoint (no retries elsewhere: it is about that node).
     pub fn info(endpoint: &str, timeout: Duration) -> Result<String, ClientError> {
+        Client::info_as(endpoint, timeout, None)
+    }
+
+    /// `info`, authenticated with `credentials` first if given.
+    pub fn info_as(endpoint: &str, timeout: Duration, credentials: Option<&Credentials>) -> Result<String, ClientError> {
         let mut connection = connect(endpoint, timeout).map_err(|error| unavailable(1, Duration::ZERO, error))?;
+        if let Some(credentials) = credentials {
+            if let Some(refusal) = credentials.authenticate(&mut connection).map_err(|error| unavailable(1, Duration::ZERO, error))? {
+                return Err(ClientError::Refused(refusal));
+            }
+        }
         match exchange(&mut connection, &[b"INFO"]).map_err(|error| unavailable(1, Duration::ZERO, error))? {
             Value::Bulk(Some(text)) => Ok(String::from_utf8_lossy(&text).into_owned()),
             other => Err(ClientError::UnexpectedReply(other)),
@@ -148,7 +189,14 @@ impl Client {
 
     fn attempt(&mut self, args: &[&[u8]]) -> std::io::Result<Value> {
         if self.connection.is_none() {
-            self.connection = Some(connect(&self.endpoints[self.current], self.attempt_timeout)?);
+            let mut connection = connect(&self.endpoints[self.current], self.attempt_timeout)?;
+            if let Some(credentials) = &self.credentials {
+                if let Some(refusal) = credentials.authenticate(&mut connection)? {
+                    // Not transient: the caller gets the node's refusal (WRONGPASS, ...).
+                    return Ok(Value::Error(refusal));
+                }
+            }
+            self.connection = Some(connection);
         }
         let connection = self.connection.as_mut().expect("connected above");
         exchange(connection, args)

@@ -111,6 +111,26 @@ struct Endpoints {
     /// Client addresses of the nodes, comma-separated (any node will do; followers forward).
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7379")]
     endpoints: Vec<String>,
+    /// For nodes that require authentication: a file whose first line is the password.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// The user to authenticate as (default: the default user).
+    #[arg(long, requires = "password_file")]
+    user: Option<String>,
+}
+
+impl Endpoints {
+    fn credentials(&self) -> Result<Option<client::Credentials>> {
+        let Some(path) = &self.password_file else { return Ok(None) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let password = text.lines().next().unwrap_or("").to_string();
+        Ok(Some(client::Credentials { user: self.user.clone(), password }))
+    }
+
+    /// A client of these endpoints, authenticating if asked.
+    fn client(&self) -> Result<client::Client> {
+        Ok(client::Client::new(self.endpoints.clone())?.with_credentials(self.credentials()?))
+    }
 }
 
 #[derive(clap::Args)]
@@ -258,27 +278,27 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Get { key, endpoints } => {
-            match client::Client::new(endpoints.endpoints)?.get(key.as_bytes())? {
+            match endpoints.client()?.get(key.as_bytes())? {
                 Some(value) => println!("{}", String::from_utf8_lossy(&value)),
                 None => println!("(nil)"),
             }
             Ok(())
         }
         Command::Put { key, value, endpoints } => {
-            client::Client::new(endpoints.endpoints)?.set(key.as_bytes(), value.as_bytes())?;
+            endpoints.client()?.set(key.as_bytes(), value.as_bytes())?;
             println!("OK");
             Ok(())
         }
         Command::Append { key, value, endpoints } => {
-            println!("{}", client::Client::new(endpoints.endpoints)?.append(key.as_bytes(), value.as_bytes())?);
+            println!("{}", endpoints.client()?.append(key.as_bytes(), value.as_bytes())?);
             Ok(())
         }
         Command::Del { keys, endpoints } => {
             let keys: Vec<&[u8]> = keys.iter().map(|key| key.as_bytes()).collect();
-            println!("{}", client::Client::new(endpoints.endpoints)?.del(&keys)?);
+            println!("{}", endpoints.client()?.del(&keys)?);
             Ok(())
         }
-        Command::Status { endpoints } => status(&endpoints.endpoints),
+        Command::Status { endpoints } => status(&endpoints.endpoints, endpoints.credentials()?.as_ref()),
         Command::Bench { endpoints, clients, duration, workload, value_size, keys } => bench::run(bench::Options {
             endpoints: endpoints.endpoints,
             clients,
@@ -401,11 +421,11 @@ async fn futures_select_all<F: std::future::Future + Unpin>(mut futures: Vec<F>)
     .await
 }
 
-fn status(endpoints: &[String]) -> Result<()> {
+fn status(endpoints: &[String], credentials: Option<&client::Credentials>) -> Result<()> {
     println!("{:<22} {:>4} {:<10} {:>6} {:>7} {:>10} {:>10}", "endpoint", "id", "role", "term", "leader", "commit", "applied");
     let mut reachable = 0;
     for endpoint in endpoints {
-        match client::Client::info(endpoint, Duration::from_secs(2)) {
+        match client::Client::info_as(endpoint, Duration::from_secs(2), credentials) {
             Ok(info) => {
                 reachable += 1;
                 let field = |name: &str| {

@@ -104,3 +104,55 @@ fn the_password_file_is_reloaded_on_sighup() {
     let _ = node.kill();
     let _ = node.wait();
 }
+
+/// The project's own CLI authenticates with `--password-file` (and `--user`): put, get and status
+/// work; without it the node's NOAUTH comes back as the error.
+#[test]
+fn the_cli_authenticates() {
+    let dir = support::target_dir().join("test-auth-cli");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let (password, users) = (dir.join("password"), dir.join("users"));
+    std::fs::write(&password, "cli-secret\n").expect("the password file");
+    std::fs::write(&users, "reader readonly reader-secret\n").expect("the users file");
+    std::fs::write(dir.join("reader-password"), "reader-secret\n").expect("the reader's password");
+    let address = format!("127.0.0.1:{}", support::free_port());
+    let log = std::fs::File::create(dir.join("node.log")).expect("a log");
+    let mut node = Command::new(support::RAFTKV)
+        .args(["server", "--id", "1", "--peers", &format!("1=127.0.0.1:{}", support::free_port()), "--listen-client", &address])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--password-file")
+        .arg(&password)
+        .arg("--users-file")
+        .arg(&users)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(log.try_clone().expect("log")))
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .expect("starting the node");
+    let cli = |args: &[&str]| {
+        let mut command = Command::new(support::RAFTKV);
+        command.args(args).args(["--endpoints", &address]);
+        run_bounded(&mut command, Duration::from_secs(60)).unwrap_or_else(|error| panic!("{error}"))
+    };
+    let password = password.to_string_lossy().into_owned();
+    let started = std::time::Instant::now();
+    while !cli(&["put", "k", "v", "--password-file", &password]).0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "raftkv put with the password never succeeded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (success, stdout, _) = cli(&["get", "k", "--password-file", &password]);
+    assert!(success && stdout.trim() == "v", "get: {stdout}");
+    let (success, stdout, _) = cli(&["status", "--password-file", &password]);
+    assert!(success && stdout.contains("leader"), "status: {stdout}");
+    let (success, _, stderr) = cli(&["get", "k"]);
+    assert!(!success && stderr.contains("NOAUTH"), "without a password: {stderr}");
+    let reader = dir.join("reader-password").to_string_lossy().into_owned();
+    let (success, stdout, _) = cli(&["get", "k", "--user", "reader", "--password-file", &reader]);
+    assert!(success && stdout.trim() == "v", "the reader's get: {stdout}");
+    let (success, _, stderr) = cli(&["put", "k", "w", "--user", "reader", "--password-file", &reader]);
+    assert!(!success && stderr.contains("NOPERM"), "the reader's put: {stderr}");
+    let _ = node.kill();
+    let _ = node.wait();
+}
