@@ -156,7 +156,7 @@ pub enum ServerError {
     #[error("the client port's secrets")]
     Secrets(#[from] SecretsError),
     #[error("peer TLS")]
-    PeerTls(#[from] transport::PeerTlsError),
+    PeerTls(#[source] TlsError),
     #[error("cannot listen for clients on {address}")]
     ClientListen { address: String, source: std::io::Error },
     #[error("cannot listen for HTTP on {address}")]
@@ -214,7 +214,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let peers = config.peers.iter().filter(|(&id, _)| id != config.id).map(|(&id, address)| (NodeId(id), address.clone())).collect();
     let mut transport_config = transport::Config::new(me, config.listen_peer.clone(), peers);
     match &config.peer_tls_dir {
-        Some(dir) => transport_config.tls = Some(transport::PeerTls::from_dir(dir, me)?),
+        Some(dir) => transport_config.tls = Some(transport::PeerTls::from_dir(dir, me).map_err(ServerError::PeerTls)?),
         None => tracing::warn!("no --peer-tls-dir: peer links are plaintext and unauthenticated; keep the peer port on a private network"),
     }
     let transport = transport::Transport::start(transport_config, peer_sender).await?;

@@ -58,7 +58,7 @@ pub use wire::FrameError;
 pub use frame::{Frame, DEFAULT_MAX_FRAME_BYTES};
 pub use inbound::Inbound;
 pub use stats::{PeerStats, Stats};
-pub use tls::{PeerTls, PeerTlsError};
+pub use tls::{certificates, private_key, roots, PeerTls, TlsError};
 
 use stats::{bump, Counters, PeerCounters};
 

@@ -34,8 +34,9 @@ impl std::fmt::Debug for PeerTls {
     }
 }
 
+/// Why TLS material could not be loaded (peer links here, the client port in `server`).
 #[derive(Debug, thiserror::Error)]
-pub enum PeerTlsError {
+pub enum TlsError {
     #[error("reading {path}: {source}")]
     Pem {
         path: PathBuf,
@@ -46,17 +47,32 @@ pub enum PeerTlsError {
     NoCertificate { path: PathBuf },
     #[error("the TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
-    #[error("the cluster CA: {0}")]
+    #[error("the CA: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, PeerTlsError> {
-    let pem = |source| PeerTlsError::Pem { path: path.to_path_buf(), source };
+/// The certificates of a PEM file (at least one).
+pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = |source| TlsError::Pem { path: path.to_path_buf(), source };
     let certificates = CertificateDer::pem_file_iter(path).map_err(pem)?.collect::<Result<Vec<_>, _>>().map_err(pem)?;
     if certificates.is_empty() {
-        return Err(PeerTlsError::NoCertificate { path: path.to_path_buf() });
+        return Err(TlsError::NoCertificate { path: path.to_path_buf() });
     }
     Ok(certificates)
+}
+
+/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
+pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsError::Pem { path: path.to_path_buf(), source })
+}
+
+/// The certificates of a CA's PEM file, as the roots a verifier trusts.
+pub fn roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates(path)? {
+        roots.add(certificate)?;
+    }
+    Ok(Arc::new(roots))
 }
 
 /// The name a node's certificate carries: `node-<id>`.
@@ -72,17 +88,10 @@ pub(crate) fn names_node(certificate: &CertificateDer<'_>, id: NodeId) -> bool {
 impl PeerTls {
     /// From a directory as `raftkv certs` writes it: `ca.pem`, and `node-<id>.pem` and
     /// `node-<id>-key.pem` for this node.
-    pub fn from_dir(dir: &Path, me: NodeId) -> Result<PeerTls, PeerTlsError> {
-        let roots = {
-            let mut roots = RootCertStore::empty();
-            for certificate in certificates(&dir.join("ca.pem"))? {
-                roots.add(certificate)?;
-            }
-            Arc::new(roots)
-        };
+    pub fn from_dir(dir: &Path, me: NodeId) -> Result<PeerTls, TlsError> {
+        let roots = roots(&dir.join("ca.pem"))?;
         let chain = certificates(&dir.join(format!("node-{}.pem", me.0)))?;
-        let key_path = dir.join(format!("node-{}-key.pem", me.0));
-        let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|source| PeerTlsError::Pem { path: key_path.clone(), source })?;
+        let key = private_key(&dir.join(format!("node-{}-key.pem", me.0)))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
         let server = rustls::ServerConfig::builder_with_provider(provider.clone())
