@@ -64,20 +64,10 @@ fn the_password_file_is_reloaded_on_sighup() {
     std::fs::create_dir_all(&dir).expect("a directory");
     let password = dir.join("password");
     std::fs::write(&password, "first\n").expect("the password file");
-    let port = support::free_port();
-    let address = format!("127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.join("node.log")).expect("a log");
-    let mut node = Command::new(support::RAFTKV)
-        .args(["server", "--id", "1", "--peers", &format!("1=127.0.0.1:{}", support::free_port()), "--listen-client", &address])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--password-file")
-        .arg(&password)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::from(log.try_clone().expect("log")))
-        .stderr(std::process::Stdio::from(log))
-        .spawn()
-        .expect("starting the node");
+    let password_flag = password.to_string_lossy().into_owned();
+    let node = Cluster::start_with_flags("auth-reload", 1, &["--password-file", &password_flag]);
+    let address = node.client_addr(1);
+    let pid = node.node(1).child.as_ref().expect("running").id();
     let hangup = |pid: u32| {
         let status = Command::new("kill").args(["-HUP", &pid.to_string()]).status().expect("kill");
         assert!(status.success());
@@ -89,7 +79,7 @@ fn the_password_file_is_reloaded_on_sighup() {
     }
     assert_eq!(ask(&address, &[&["AUTH", "first"], &["PING"]]), ["+OK", "+PONG"]);
     std::fs::write(&password, "second\n").expect("the new password");
-    hangup(node.id());
+    hangup(pid);
     let started = std::time::Instant::now();
     while ask(&address, &[&["AUTH", "second"]]) != ["+OK"] {
         assert!(started.elapsed() < Duration::from_secs(10), "the new password never took effect");
@@ -98,11 +88,9 @@ fn the_password_file_is_reloaded_on_sighup() {
     assert!(ask(&address, &[&["AUTH", "first"]])[0].starts_with("-WRONGPASS"), "the old password still works");
     // An empty file is refused: the password in force stays.
     std::fs::write(&password, "\n").expect("a broken file");
-    hangup(node.id());
+    hangup(pid);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(ask(&address, &[&["AUTH", "second"]]), ["+OK"], "a broken file replaced the password");
-    let _ = node.kill();
-    let _ = node.wait();
 }
 
 /// The project's own CLI authenticates with `--password-file` (and `--user`): put, get and status
@@ -116,27 +104,14 @@ fn the_cli_authenticates() {
     std::fs::write(&password, "cli-secret\n").expect("the password file");
     std::fs::write(&users, "reader readonly reader-secret\n").expect("the users file");
     std::fs::write(dir.join("reader-password"), "reader-secret\n").expect("the reader's password");
-    let address = format!("127.0.0.1:{}", support::free_port());
-    let log = std::fs::File::create(dir.join("node.log")).expect("a log");
-    let mut node = Command::new(support::RAFTKV)
-        .args(["server", "--id", "1", "--peers", &format!("1=127.0.0.1:{}", support::free_port()), "--listen-client", &address])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--password-file")
-        .arg(&password)
-        .arg("--users-file")
-        .arg(&users)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::from(log.try_clone().expect("log")))
-        .stderr(std::process::Stdio::from(log))
-        .spawn()
-        .expect("starting the node");
+    let (password, users) = (password.to_string_lossy().into_owned(), users.to_string_lossy().into_owned());
+    let node = Cluster::start_with_flags("auth-cli", 1, &["--password-file", &password, "--users-file", &users]);
+    let address = node.client_addr(1);
     let cli = |args: &[&str]| {
         let mut command = Command::new(support::RAFTKV);
         command.args(args).args(["--endpoints", &address]);
         run_bounded(&mut command, Duration::from_secs(60)).unwrap_or_else(|error| panic!("{error}"))
     };
-    let password = password.to_string_lossy().into_owned();
     let started = std::time::Instant::now();
     while !cli(&["put", "k", "v", "--password-file", &password]).0 {
         assert!(started.elapsed() < Duration::from_secs(30), "raftkv put with the password never succeeded");
@@ -153,6 +128,4 @@ fn the_cli_authenticates() {
     assert!(success && stdout.trim() == "v", "the reader's get: {stdout}");
     let (success, _, stderr) = cli(&["put", "k", "w", "--user", "reader", "--password-file", &reader]);
     assert!(!success && stderr.contains("NOPERM"), "the reader's put: {stderr}");
-    let _ = node.kill();
-    let _ = node.wait();
 }

@@ -8,7 +8,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{free_port, run_bounded, RAFTKV};
@@ -33,30 +33,12 @@ impl Pki {
     }
 }
 
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(name: &str, port: u16, tls_flags: &[String]) -> Node {
-    let data = support::target_dir().join(format!("test-tls-{name}"));
-    let _ = std::fs::remove_dir_all(&data);
-    let log = std::fs::File::create(support::target_dir().join(format!("test-tls-{name}.log"))).expect("a log");
-    let child = Command::new(RAFTKV)
-        .args(["server", "--id", "1", "--peers", &format!("1=127.0.0.1:{}", free_port()), "--listen-client", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(&data)
-        .args(tls_flags)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone().expect("log")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("starting the node");
-    Node(child)
+/// A single node with `flags`, from the harness; its client port.
+fn start(name: &str, flags: &[String]) -> (support::Cluster, u16) {
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let node = support::Cluster::start_with_flags(name, 1, &flags);
+    let port = node.client_port(1);
+    (node, port)
 }
 
 fn redis_cli(port: u16, extra: &[&str], words: &[&str]) -> (bool, String) {
@@ -87,7 +69,7 @@ fn python() -> PathBuf {
 #[test]
 fn the_client_port_speaks_tls_to_redis_cli_and_redis_py() {
     let pki = Pki::new(support::target_dir().join("test-tls-pki"));
-    let (port, http) = (free_port(), free_port());
+    let http = free_port();
     let flags = vec![
         "--tls-cert".into(),
         pki.path("node-1.pem"),
@@ -97,7 +79,7 @@ fn the_client_port_speaks_tls_to_redis_cli_and_redis_py() {
         format!("127.0.0.1:{http}"),
         "--http-tls".into(),
     ];
-    let _node = start("server-only", port, &flags);
+    let (_node, port) = start("tls-server-only", &flags);
     let ca = pki.path("ca.pem");
     let tls = ["--tls", "--cacert", ca.as_str()];
     wait_for_pong(port, &tls);
@@ -129,9 +111,8 @@ fn the_client_port_speaks_tls_to_redis_cli_and_redis_py() {
 #[test]
 fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
     let pki = Pki::new(support::target_dir().join("test-tls-pki-mutual"));
-    let port = free_port();
     let flags = vec!["--tls-cert".into(), pki.path("node-1.pem"), "--tls-key".into(), pki.path("node-1-key.pem"), "--tls-client-ca".into(), pki.path("ca.pem")];
-    let _node = start("mutual", port, &flags);
+    let (_node, port) = start("tls-mutual", &flags);
     let (ca, cert, key) = (pki.path("ca.pem"), pki.path("client.pem"), pki.path("client-key.pem"));
     let with_certificate = ["--tls", "--cacert", ca.as_str(), "--cert", cert.as_str(), "--key", key.as_str()];
     wait_for_pong(port, &with_certificate);
