@@ -1,8 +1,11 @@
 //! A follower's forward window: requests beyond it wait their turn, and a place freed by a refused
 //! frame goes to the next one at once (before, the waiting ones stayed parked until they timed out).
 
+mod common;
+
 use raft::{HardState, LogIndex, Message, MessageBody, NodeId, Restored, Term};
 use replica::request::{Answer, Request};
+use common::take_saves_done;
 use replica::{ConnId, Options, Output, Replica};
 use wire::Frame;
 
@@ -23,23 +26,6 @@ fn follower_of_node_2(window: usize) -> Replica {
     take_saves_done(&mut replica);
     assert_eq!(replica.status().leader, Some(NodeId(2)));
     replica
-}
-
-/// Takes the outputs, completing every save at once; returns the rest.
-fn take_saves_done(replica: &mut Replica) -> Vec<Output> {
-    let mut rest = Vec::new();
-    loop {
-        let outputs = replica.take_outputs();
-        if outputs.is_empty() {
-            return rest;
-        }
-        for output in outputs {
-            match output {
-                Output::Save { id, .. } => replica.persisted(id),
-                other => rest.push(other),
-            }
-        }
-    }
 }
 
 fn forwards(outputs: &[Output]) -> Vec<Frame> {

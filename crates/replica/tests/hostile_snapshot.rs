@@ -2,7 +2,10 @@
 //! and the node goes on (before, it was installed and persisted, then the node stopped for good
 //! with "the snapshot from the leader is unusable", and refused to start again).
 
+mod common;
+
 use raft::{HardState, LogIndex, Message, MessageBody, NodeId, Restored, Snapshot, SnapshotMeta, Term};
+use common::take_saves_done;
 use replica::{Options, Output, Replica};
 use wire::Frame;
 
@@ -16,23 +19,6 @@ fn from_leader(term: u64, body: MessageBody) -> Frame {
     Frame::Raft(Message { from: NodeId(2), to: NodeId(1), term: Term(term), body })
 }
 
-/// Takes the outputs, completing every save at once; returns the rest.
-fn run(replica: &mut Replica) -> Vec<Output> {
-    let mut rest = Vec::new();
-    loop {
-        let outputs = replica.take_outputs();
-        if outputs.is_empty() {
-            return rest;
-        }
-        for output in outputs {
-            match output {
-                Output::Save { id, .. } => replica.persisted(id),
-                other => rest.push(other),
-            }
-        }
-    }
-}
-
 fn snapshot(index: u64, data: Vec<u8>) -> MessageBody {
     MessageBody::SnapshotRequest { snapshot: Snapshot { meta: SnapshotMeta { index: LogIndex(index), term: Term(1) }, data: data.into() } }
 }
@@ -41,7 +27,7 @@ fn snapshot(index: u64, data: Vec<u8>) -> MessageBody {
 fn an_undecodable_snapshot_from_the_leader_is_refused_and_the_node_goes_on() {
     let mut replica = follower();
     replica.peer_frame(NodeId(2), from_leader(1, snapshot(10, b"not a snapshot".to_vec())));
-    let outputs = run(&mut replica);
+    let outputs = take_saves_done(&mut replica);
     assert!(!outputs.iter().any(|output| matches!(output, Output::Fatal(_))), "{outputs:?}");
     assert!(
         outputs.iter().any(|output| matches!(output, Output::Refused(reason) if reason.contains("snapshot"))),
@@ -52,7 +38,7 @@ fn an_undecodable_snapshot_from_the_leader_is_refused_and_the_node_goes_on() {
     let mut store = kv::Store::new();
     store.skip(10);
     replica.peer_frame(NodeId(2), from_leader(1, snapshot(10, store.encode_snapshot())));
-    let outputs = run(&mut replica);
+    let outputs = take_saves_done(&mut replica);
     assert!(!outputs.iter().any(|output| matches!(output, Output::Fatal(_) | Output::Refused(_))), "{outputs:?}");
     assert_eq!(replica.status().snapshot_index, LogIndex(10));
     assert_eq!(replica.store().applied_index(), 10);
