@@ -17,6 +17,20 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// Uniform in [0, n); 0 when n is 0 (without drawing).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+
+    /// True with probability numerator / denominator.
+    pub fn chance(&mut self, numerator: u64, denominator: u64) -> bool {
+        self.below(denominator) < numerator
+    }
+
     /// Uniform in [low, high); `high` must exceed `low`.
     pub fn range(&mut self, low: u32, high: u32) -> u32 {
         low + (self.next_u64() % u64::from(high - low)) as u32

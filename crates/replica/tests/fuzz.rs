@@ -13,28 +13,11 @@ use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use raft::{HardState, NodeId, Restored};
+use raft::{HardState, NodeId, Restored, Rng};
 use replica::request::{Request, Write};
 use replica::session::{NodeView, Session, Step};
 use replica::{ConnId, Options, Output, Replica};
 use wire::{Frame, Wire};
-
-/// The core's seeded generator, with what the test needs on top.
-struct Rng(raft::Rng);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-}
 
 /// Numbers a forger would try: edges of every range, and near-plausible ones.
 fn interesting(rng: &mut Rng, plausible: u64) -> u64 {
@@ -88,14 +71,14 @@ fn rewrite(rng: &mut Rng, message: &mut raft::Message) {
 fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, pool: &[Vec<u8>]) {
     for _ in 0..1 + rng.below(3) {
         if bytes.is_empty() {
-            bytes.push(rng.next() as u8);
+            bytes.push(rng.next_u64() as u8);
         }
         let at = rng.below(bytes.len() as u64) as usize;
         match rng.below(6) {
             0 => bytes[at] ^= 1 << rng.below(8),
-            1 => bytes[at] = rng.next() as u8,
+            1 => bytes[at] = rng.next_u64() as u8,
             2 => bytes.truncate(at),
-            3 => bytes.insert(at, rng.next() as u8),
+            3 => bytes.insert(at, rng.next_u64() as u8),
             // A run of 0xff: varints that overflow, lengths far too long.
             4 => bytes.splice(at..at, std::iter::repeat_n(0xff, 1 + rng.below(10) as usize)).for_each(drop),
             _ => {
@@ -166,7 +149,7 @@ impl Cluster {
 }
 
 fn run(seed: u64) -> (u64, u64, u64) {
-    let mut rng = Rng(raft::Rng::new(seed));
+    let mut rng = Rng::new(seed);
     let n = 3;
     let mut cluster = Cluster {
         nodes: (0..n).map(|i| node(i, n, seed.wrapping_add(i as u64))).collect(),
@@ -187,11 +170,11 @@ fn run(seed: u64) -> (u64, u64, u64) {
             }
         }
         // A tagged write or a read from a client of a random node.
-        if rng.chance(300) {
+        if rng.chance(300, 1000) {
             let i = rng.below(n as u64) as usize;
             let conn = ConnId(rng.below(4));
             let key = format!("k{}", rng.below(8)).into_bytes();
-            let request = if rng.chance(500) {
+            let request = if rng.chance(500, 1000) {
                 let (client_id, seq) = (1 + rng.below(3), step + 1);
                 let op = kv::Op::Append { key, value: step.to_string().into_bytes() };
                 Request::Write(Write { tag: (client_id, seq), data: kv::Command { client_id, seq, op }.encode().into() })
@@ -202,11 +185,11 @@ fn run(seed: u64) -> (u64, u64, u64) {
             cluster.drain(i, seed);
         }
         // RESP from a client, mutated now and then.
-        if rng.chance(100) {
+        if rng.chance(100, 1000) {
             let i = rng.below(n as u64) as usize;
             let mut bytes = Vec::new();
             resp::encode_array_of_bulks(&["SET", "r", "value"], &mut bytes);
-            if rng.chance(700) {
+            if rng.chance(700, 1000) {
                 mutate(&mut rng, &mut bytes, &cluster.seen);
             }
             cluster.sessions[i].read_space().extend_from_slice(&bytes);
@@ -221,11 +204,11 @@ fn run(seed: u64) -> (u64, u64, u64) {
             }
         }
         // A forged frame: a copy of one seen, mutated, through the real decoder.
-        if rng.chance(150) && !cluster.seen.is_empty() {
+        if rng.chance(150, 1000) && !cluster.seen.is_empty() {
             let mut bytes = cluster.seen[rng.below(cluster.seen.len() as u64) as usize].clone();
             // Half the time a number rewritten in a well-formed frame, else bytes mutated.
             let structured = match wire::decode(&bytes, wire::DEFAULT_MAX_FRAME_BYTES) {
-                Ok(Some((Wire::Frame(Frame::Raft(mut message)), _))) if rng.chance(500) => {
+                Ok(Some((Wire::Frame(Frame::Raft(mut message)), _))) if rng.chance(500, 1000) => {
                     rewrite(&mut rng, &mut message);
                     bytes.clear();
                     wire::encode(&Wire::Frame(Frame::Raft(message)), wire::DEFAULT_MAX_FRAME_BYTES, &mut bytes).is_ok()
@@ -246,7 +229,7 @@ fn run(seed: u64) -> (u64, u64, u64) {
         // Deliver a few frames, now and then one lost.
         for _ in 0..1 + rng.below(4) {
             let Some((from, to, frame)) = cluster.queue.pop_front() else { break };
-            if rng.chance(20) {
+            if rng.chance(20, 1000) {
                 continue;
             }
             cluster.nodes[to].peer_frame(NodeId(from as u64 + 1), frame);

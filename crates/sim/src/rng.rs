@@ -19,16 +19,12 @@ impl SimRng {
 
     /// Uniform in [0, n); 0 when n is 0.
     pub fn below(&self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.u64() % n
-        }
+        self.0.borrow_mut().below(n)
     }
 
     /// True with probability numerator / denominator.
     pub fn chance(&self, numerator: u64, denominator: u64) -> bool {
-        self.below(denominator) < numerator
+        self.0.borrow_mut().chance(numerator, denominator)
     }
 
     pub fn millis_below(&self, n: u64) -> Duration {
