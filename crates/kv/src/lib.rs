@@ -15,7 +15,6 @@
 //! rule survives restarts and InstallSnapshot.
 
 pub mod command;
-pub mod crc32c;
 pub mod pending;
 pub mod snapshot;
 pub mod store;

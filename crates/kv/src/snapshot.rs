@@ -13,7 +13,7 @@
 use raft::codec::{put_varint, DecodeError, Reader};
 
 use crate::command::Reply;
-use crate::crc32c::crc32c;
+use raft::crc32c::crc32c;
 use crate::store::{Session, Store, Value};
 
 const MAGIC: &[u8; 4] = b"RKVS";

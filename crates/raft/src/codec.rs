@@ -2,12 +2,11 @@
 //! The lab's byte limits were tuned for Go's gob; this is smaller, so the same limits mean as much.
 //! Decoding never panics: whatever a peer or a disk hands us is either a value or a `DecodeError`.
 
-use std::sync::Arc;
 
 use bytes::{BufMut, Bytes};
 
 use crate::message::{AppendResponse, Message, MessageBody};
-use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, Snapshot, SnapshotMeta, Term};
+use crate::types::{Entry, EntryKind, HardState, LogIndex, NodeId, SnapshotMeta, Term};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -216,11 +215,19 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
             put_varint(out, conflict_term.map_or(0, |term| term.0 + 1));
             put_varint(out, *read_round);
         }
-        MessageBody::SnapshotRequest { snapshot } => {
+        MessageBody::SnapshotRequest { meta, total, checksum, offset, data } => {
             out.push(5);
-            put_varint(out, snapshot.meta.index.0);
-            put_varint(out, snapshot.meta.term.0);
-            put_bytes(out, &snapshot.data);
+            put_varint(out, meta.index.0);
+            put_varint(out, meta.term.0);
+            put_varint(out, *total);
+            put_varint(out, u64::from(*checksum));
+            put_varint(out, *offset);
+            put_bytes(out, data);
+        }
+        MessageBody::SnapshotResponse { index, received } => {
+            out.push(6);
+            put_varint(out, index.0);
+            put_varint(out, *received);
         }
     }
 }
@@ -274,9 +281,13 @@ fn decode_message_from(input: &[u8], payloads: Payloads<'_>) -> Result<Message, 
         },
         5 => {
             let meta = SnapshotMeta { index: LogIndex(reader.varint()?), term: Term(reader.varint()?) };
-            let data: Arc<[u8]> = reader.bytes()?.into();
-            MessageBody::SnapshotRequest { snapshot: Snapshot { meta, data } }
+            let total = reader.varint()?;
+            let checksum = u32::try_from(reader.varint()?).map_err(|_| DecodeError::OutOfRange("snapshot checksum"))?;
+            let offset = reader.varint()?;
+            let data = payloads.bytes(reader.bytes()?);
+            MessageBody::SnapshotRequest { meta, total, checksum, offset, data }
         }
+        6 => MessageBody::SnapshotResponse { index: LogIndex(reader.varint()?), received: reader.varint()? },
         tag => return Err(DecodeError::BadTag { tag, at }),
     };
     reader.finish()?;
@@ -340,9 +351,17 @@ fn check_ranges(message: &Message) -> Result<(), DecodeError> {
                 }
             }
         }
-        MessageBody::SnapshotRequest { snapshot } => {
-            below_max(snapshot.meta.index.0, "snapshot index")?;
-            at_most_message_term(snapshot.meta.term, term, "snapshot term above the message's term")
+        MessageBody::SnapshotRequest { meta, total, offset, data, .. } => {
+            below_max(meta.index.0, "snapshot index")?;
+            below_max(*total, "snapshot length")?;
+            if offset.checked_add(data.len() as u64).is_none_or(|end| end > *total) {
+                return Err(DecodeError::OutOfRange("snapshot chunk beyond the snapshot's length"));
+            }
+            at_most_message_term(meta.term, term, "snapshot term above the message's term")
+        }
+        MessageBody::SnapshotResponse { index, received } => {
+            below_max(index.0, "snapshot index")?;
+            below_max(*received, "snapshot bytes received")
         }
     }
 }
@@ -406,8 +425,13 @@ mod tests {
                 read_round: 0,
             },
             MessageBody::SnapshotRequest {
-                snapshot: Snapshot { meta: SnapshotMeta { index: LogIndex(10), term: Term(3) }, data: vec![1, 2, 3].into() },
+                meta: SnapshotMeta { index: LogIndex(10), term: Term(3) },
+                total: 7,
+                checksum: 0xdead_beef,
+                offset: 4,
+                data: vec![1, 2, 3].into(),
             },
+            MessageBody::SnapshotResponse { index: LogIndex(10), received: 4 },
         ];
         bodies.into_iter().map(|body| Message { from: NodeId(1), to: NodeId(2), term: Term(3), body }).collect()
     }

@@ -32,8 +32,15 @@ pub struct Config {
     pub append_bytes_max: usize,
     /// Appends in flight per follower while streaming.
     pub inflight_appends_max: usize,
-    /// Heartbeats a snapshot may stay unanswered before it is sent again.
+    /// Heartbeats a snapshot transfer may go unacknowledged before its unacknowledged chunks are
+    /// sent again.
     pub snapshot_resend_heartbeats: u32,
+    /// Bytes of snapshot in one SnapshotRequest, and chunks in flight per follower.
+    pub snapshot_chunk_bytes: usize,
+    pub snapshot_chunks_inflight: usize,
+    /// Hold a complete snapshot received from the leader until the driver has checked its contents
+    /// (`Node::take_received_snapshot`, then `Node::install_snapshot`), instead of installing it at once.
+    pub hold_received_snapshots: bool,
     /// Seed of the node's private random generator (election timeouts). Mixed with the id, so one
     /// cluster seed gives every node its own sequence.
     pub seed: u64,
@@ -49,7 +56,7 @@ pub enum ConfigError {
     ZeroId,
     #[error("heartbeat ({heartbeat_ticks} ticks) must be positive and shorter than the election timeout ({election_timeout_ticks} ticks)")]
     BadTimers { election_timeout_ticks: u32, heartbeat_ticks: u32 },
-    #[error("at least one append must be allowed in flight")]
+    #[error("at least one append and one snapshot chunk (of at least a byte) must be allowed in flight")]
     ZeroInflight,
     #[error("lease reads rely on check_quorum (followers refusing votes while they hear a leader), which is off")]
     LeaseReadsWithoutCheckQuorum,
@@ -70,6 +77,9 @@ impl Config {
             append_bytes_max: 1 << 20,
             inflight_appends_max: 64,
             snapshot_resend_heartbeats: 5,
+            snapshot_chunk_bytes: 1 << 20,
+            snapshot_chunks_inflight: 4,
+            hold_received_snapshots: false,
             seed: 0,
         }
     }
@@ -92,7 +102,7 @@ impl Config {
                 heartbeat_ticks: self.heartbeat_ticks,
             });
         }
-        if self.inflight_appends_max == 0 {
+        if self.inflight_appends_max == 0 || self.snapshot_chunks_inflight == 0 || self.snapshot_chunk_bytes == 0 {
             return Err(ConfigError::ZeroInflight);
         }
         if self.lease_reads && !self.check_quorum {

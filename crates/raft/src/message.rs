@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use crate::types::{Entry, LogIndex, NodeId, Snapshot, Term};
+use bytes::Bytes;
+
+use crate::types::{Entry, LogIndex, NodeId, SnapshotMeta, Term};
 
 /// One message between two nodes. `term` is the sender's term, except in a granted pre-vote
 /// response, where it echoes the term the pre-candidate proposed (§9.6 of the thesis).
@@ -31,8 +33,13 @@ pub enum MessageBody {
         read_round: u64,
     },
     AppendResponse { response: AppendResponse, read_round: u64 },
-    /// InstallSnapshot (§7), sent whole: the lab's snapshots are small, and chunking can come later.
-    SnapshotRequest { snapshot: Snapshot },
+    /// InstallSnapshot (§7), one chunk at a time: bytes `offset..offset + data.len()` of the
+    /// snapshot `meta`, which is `total` bytes long with CRC-32C `checksum`. (meta, total, checksum)
+    /// name the bytes, so a transfer cut by a lost chunk or a leader change resumes where it stopped.
+    SnapshotRequest { meta: SnapshotMeta, total: u64, checksum: u32, offset: u64, data: Bytes },
+    /// The follower holds the first `received` bytes of the snapshot at `index` (0: send it from
+    /// the start). A complete snapshot is answered with an `AppendResponse` once it is installed.
+    SnapshotResponse { index: LogIndex, received: u64 },
 }
 
 /// The answer to an AppendRequest or a SnapshotRequest.
@@ -47,12 +54,20 @@ pub enum AppendResponse {
     Rejected { rejected_prev_index: LogIndex, conflict_index: LogIndex, conflict_term: Option<Term> },
 }
 
+impl MessageBody {
+    /// A snapshot small enough to travel as one chunk: what tests and tools send by hand.
+    pub fn whole_snapshot(meta: SnapshotMeta, data: &[u8]) -> MessageBody {
+        let checksum = crate::crc32c::crc32c(data);
+        MessageBody::SnapshotRequest { meta, total: data.len() as u64, checksum, offset: 0, data: Bytes::copy_from_slice(data) }
+    }
+}
+
 impl Message {
     /// Whether this message answers a request. Responses promise durable state (a vote, appended
     /// entries), so the driver sends them only after persisting; the simulator also treats them as
     /// RPC replies.
     pub fn is_response(&self) -> bool {
-        matches!(self.body, MessageBody::VoteResponse { .. } | MessageBody::AppendResponse { .. })
+        matches!(self.body, MessageBody::VoteResponse { .. } | MessageBody::AppendResponse { .. } | MessageBody::SnapshotResponse { .. })
     }
 }
 
@@ -92,13 +107,13 @@ impl fmt::Display for Message {
                     None => Ok(()),
                 }
             }
-            MessageBody::SnapshotRequest { snapshot } => write!(
-                f,
-                "SnapshotRequest last={}/{} bytes={}",
-                snapshot.meta.index,
-                snapshot.meta.term,
-                snapshot.data.len()
-            ),
+            MessageBody::SnapshotRequest { meta, total, offset, data, .. } => {
+                let end = *offset + data.len() as u64;
+                write!(f, "SnapshotRequest last={}/{} bytes={offset}..{end} of {total}", meta.index, meta.term)
+            }
+            MessageBody::SnapshotResponse { index, received } => {
+                write!(f, "SnapshotResponse last={index} received={received}")
+            }
         }
     }
 }

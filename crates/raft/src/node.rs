@@ -61,6 +61,12 @@ pub struct Node {
     pub(crate) snapshot_unpersisted: bool,
     /// A snapshot came from the leader and the next Ready must hand it to the state machine.
     pub(crate) snapshot_unapplied: bool,
+    /// The checksum of `snapshot`, once it was sent.
+    pub(crate) snapshot_checksum: Option<(SnapshotMeta, u32)>,
+    /// The snapshot the leader is sending this follower, as far as it arrived.
+    pub(crate) incoming: Option<crate::snapshot_transfer::IncomingSnapshot>,
+    /// A complete snapshot from the leader awaiting the driver's check (`Config::hold_received_snapshots`).
+    pub(crate) received_snapshot: Option<Snapshot>,
     pub(crate) rng: Rng,
     /// Ticks since the last sign of a leader (follower), the start of the campaign (candidate), or
     /// the last check-quorum round (leader).
@@ -108,6 +114,9 @@ impl Node {
             snapshot,
             snapshot_unpersisted: false,
             snapshot_unapplied: false,
+            snapshot_checksum: None,
+            incoming: None,
+            received_snapshot: None,
             rng: Rng::new(config.seed ^ config.id.0.wrapping_mul(0x2545_f491_4f6c_dd1d)),
             election_elapsed: 0,
             election_timeout: 0,
@@ -204,7 +213,10 @@ impl Node {
             MessageBody::AppendResponse { response, read_round } => {
                 self.on_append_response(message.from, response, read_round)
             }
-            MessageBody::SnapshotRequest { snapshot } => self.on_snapshot_request(message.from, snapshot),
+            MessageBody::SnapshotRequest { meta, total, checksum, offset, data } => {
+                self.on_snapshot_request(message.from, meta, total, checksum, offset, data)
+            }
+            MessageBody::SnapshotResponse { index, received } => self.on_snapshot_response(message.from, index, received),
         }
     }
 
@@ -229,7 +241,7 @@ impl Node {
                 },
                 read_round: 0,
             },
-            MessageBody::VoteResponse { .. } | MessageBody::AppendResponse { .. } => return,
+            MessageBody::VoteResponse { .. } | MessageBody::AppendResponse { .. } | MessageBody::SnapshotResponse { .. } => return,
         };
         self.send_now.push(Message { from: self.id, to: message.from, term: self.term, body });
     }

@@ -13,9 +13,10 @@ pub enum ReplicationState {
     /// The logs match up to `match_index`; appends stream optimistically. `inflight` holds the last
     /// index of each unacknowledged append, oldest first, bounded by the config.
     Replicate { inflight: VecDeque<LogIndex> },
-    /// The entries the follower needs are compacted; a snapshot covering `index` is on its way.
-    /// `ticks` counts heartbeats since it was sent, so a lost snapshot is sent again.
-    Snapshot { index: LogIndex, ticks: u32 },
+    /// The entries the follower needs are compacted; the snapshot covering `index` is on its way
+    /// in chunks. Bytes `acked..sent` are in flight; `finished` once the last chunk was sent.
+    /// `ticks` counts heartbeats without an acknowledgement, so a lost chunk is sent again.
+    Snapshot { index: LogIndex, ticks: u32, sent: u64, acked: u64, finished: bool },
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +75,54 @@ impl Progress {
             }
         }
         advanced
+    }
+
+    /// Starts sending the snapshot at `index` unless that transfer is already under way.
+    pub fn begin_snapshot(&mut self, index: LogIndex) {
+        if !matches!(self.state, ReplicationState::Snapshot { index: current, .. } if current == index) {
+            self.state = ReplicationState::Snapshot { index, ticks: 0, sent: 0, acked: 0, finished: false };
+        }
+    }
+
+    /// The chunks of a `total`-byte snapshot to send now, as byte ranges of at most `chunk` bytes,
+    /// keeping at most `window` bytes unacknowledged. Always at least one chunk, even for an empty
+    /// snapshot, so that it too is delivered.
+    pub fn next_snapshot_chunks(&mut self, total: u64, chunk: u64, window: u64) -> Vec<(u64, u64)> {
+        let mut chunks = Vec::new();
+        if let ReplicationState::Snapshot { sent, acked, finished, .. } = &mut self.state {
+            while !*finished && *sent - *acked < window {
+                let end = sent.saturating_add(chunk).min(total);
+                chunks.push((*sent, end));
+                *finished = end == total;
+                *sent = end;
+            }
+        }
+        chunks
+    }
+
+    /// The follower holds the first `received` bytes of the snapshot at `index`. Within what was
+    /// sent, the window moves on; anything else (it lost what it had, or it already held more,
+    /// from an earlier leader's transfer of the same bytes) restarts the sending from there.
+    pub fn on_snapshot_ack(&mut self, index: LogIndex, received: u64, total: u64) -> bool {
+        match &mut self.state {
+            ReplicationState::Snapshot { index: current, ticks, sent, acked, finished } if *current == index && received <= total => {
+                if (*acked..=*sent).contains(&received) {
+                    *acked = received;
+                } else {
+                    (*sent, *acked, *finished) = (received, received, false);
+                }
+                *ticks = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Nothing was acknowledged for a while: send again from the last acknowledged byte.
+    pub fn resend_snapshot(&mut self) {
+        if let ReplicationState::Snapshot { ticks, sent, acked, finished, .. } = &mut self.state {
+            (*ticks, *sent, *finished) = (0, *acked, false);
+        }
     }
 
     /// Whether another append may be sent now.
@@ -149,5 +198,25 @@ mod tests {
         progress.on_heartbeat();
         assert!(matches!(progress.state, ReplicationState::Probe { .. }));
         assert_eq!(progress.next_index, LogIndex(1));
+    }
+
+    #[test]
+    fn snapshot_chunks_move_with_the_window_and_restart_where_the_follower_stands() {
+        let mut progress = Progress::new(LogIndex(0));
+        progress.begin_snapshot(LogIndex(9));
+        assert_eq!(progress.next_snapshot_chunks(25, 10, 20), vec![(0, 10), (10, 20)]);
+        assert_eq!(progress.next_snapshot_chunks(25, 10, 20), vec![], "the window is full");
+        assert!(progress.on_snapshot_ack(LogIndex(9), 10, 25));
+        assert_eq!(progress.next_snapshot_chunks(25, 10, 20), vec![(20, 25)]);
+        assert_eq!(progress.next_snapshot_chunks(25, 10, 20), vec![], "the last chunk was sent");
+        assert!(!progress.on_snapshot_ack(LogIndex(8), 0, 25), "an answer about another snapshot");
+        assert!(progress.on_snapshot_ack(LogIndex(9), 0, 25), "the follower lost what it had");
+        assert_eq!(progress.next_snapshot_chunks(25, 10, 20), vec![(0, 10), (10, 20)]);
+        progress.resend_snapshot();
+        assert_eq!(progress.next_snapshot_chunks(25, 10, 20), vec![(0, 10), (10, 20)], "resent from the last acknowledged byte");
+        progress.begin_snapshot(LogIndex(9));
+        assert_eq!(progress.next_snapshot_chunks(25, 10, 20), vec![], "the same transfer goes on");
+        progress.begin_snapshot(LogIndex(12));
+        assert_eq!(progress.next_snapshot_chunks(0, 10, 20), vec![(0, 0)], "an empty snapshot is one empty chunk");
     }
 }

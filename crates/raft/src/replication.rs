@@ -1,11 +1,11 @@
-//! Log replication (§5.3), commitment (§5.4.2) and snapshot installation (§7), on both sides:
-//! the leader's sending and the follower's handling.
+//! Log replication (§5.3) and commitment (§5.4.2), on both sides: the leader's sending and the
+//! follower's handling. Snapshots travel by `snapshot_transfer.rs`.
 
 use crate::message::{AppendResponse, MessageBody};
 use crate::node::Node;
 use crate::progress::ReplicationState;
 use crate::quorum::committed_index;
-use crate::types::{Entry, LogIndex, NodeId, Role, Snapshot, Term};
+use crate::types::{Entry, LogIndex, NodeId, Role, Term};
 
 impl Node {
     /// Sends `peer` the next entries it lacks, if its flow control allows; a snapshot if those
@@ -35,14 +35,6 @@ impl Node {
         }
     }
 
-    fn send_snapshot(&mut self, peer: NodeId) {
-        let Some(snapshot) = self.snapshot.clone() else { return };
-        if let Some(progress) = self.progress.get_mut(&peer) {
-            progress.state = ReplicationState::Snapshot { index: snapshot.meta.index, ticks: 0 };
-        }
-        self.send(peer, MessageBody::SnapshotRequest { snapshot });
-    }
-
     /// Every heartbeat interval: keep followers' timers from running out, carry the commit index, and
     /// resend what flow control believes lost.
     pub(crate) fn broadcast_heartbeat(&mut self) {
@@ -61,8 +53,13 @@ impl Node {
                     self.send_heartbeat(peer, match_index);
                     self.send_append(peer);
                 }
-                ReplicationState::Snapshot { ticks, .. } if ticks >= resend_after => self.send_snapshot(peer),
-                ReplicationState::Snapshot { index, .. } => self.send_heartbeat(peer, index),
+                ReplicationState::Snapshot { index, ticks, .. } => {
+                    if ticks >= resend_after {
+                        progress.resend_snapshot();
+                    }
+                    self.send_heartbeat(peer, index);
+                    self.send_snapshot(peer);
+                }
             }
         }
     }
@@ -123,30 +120,9 @@ impl Node {
         self.accept(from, last_new, read_round);
     }
 
-    pub(crate) fn on_snapshot_request(&mut self, from: NodeId, snapshot: Snapshot) {
-        if !self.accept_leader(from) {
-            return;
-        }
-        let meta = snapshot.meta;
-        if meta.index <= self.log.commit {
-            self.accept(from, self.log.commit, 0);
-            return;
-        }
-        if self.log.term_at(meta.index) == Some(meta.term) {
-            // We hold the snapshot's last entry, so our log matches up to it (§7: keep what follows).
-            self.log.commit_to(meta.index);
-        } else {
-            self.log.reset_to_snapshot(meta);
-            self.snapshot = Some(snapshot);
-            self.snapshot_unpersisted = true;
-            self.snapshot_unapplied = true;
-        }
-        self.accept(from, meta.index, 0);
-    }
-
     /// A request from the leader of our term: follow it and restart the election timer.
     /// Returns false if this node is itself leader of the term, which a correct peer never causes.
-    fn accept_leader(&mut self, from: NodeId) -> bool {
+    pub(crate) fn accept_leader(&mut self, from: NodeId) -> bool {
         match self.role {
             Role::Leader => return false,
             Role::PreCandidate | Role::Candidate => self.become_follower(self.term, Some(from)),
@@ -158,7 +134,7 @@ impl Node {
         true
     }
 
-    fn accept(&mut self, to: NodeId, match_index: LogIndex, read_round: u64) {
+    pub(crate) fn accept(&mut self, to: NodeId, match_index: LogIndex, read_round: u64) {
         let response = AppendResponse::Accepted { match_index };
         self.respond(to, self.term, MessageBody::AppendResponse { response, read_round });
     }

@@ -5,7 +5,7 @@
 mod support;
 
 use raft::codec::{decode_message, encode_message, DecodeError};
-use raft::{AppendResponse, Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, Snapshot, SnapshotMeta, Term};
+use raft::{AppendResponse, Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, SnapshotMeta, Term};
 use support::Cluster;
 
 fn message(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
@@ -67,8 +67,13 @@ fn numbers_that_could_overflow_are_refused_with_a_reason() {
         leader_commit: LogIndex(commit),
         read_round: 0,
     };
-    let snapshot = |index, term| MessageBody::SnapshotRequest {
-        snapshot: Snapshot { meta: SnapshotMeta { index: LogIndex(index), term: Term(term) }, data: b"s".to_vec().into() },
+    let snapshot = |index, term| support::whole_snapshot(index, term, b"s");
+    let chunk = |offset, total| MessageBody::SnapshotRequest {
+        meta: SnapshotMeta { index: LogIndex(5), term: Term(3) },
+        total,
+        checksum: 0,
+        offset,
+        data: b"chunk".to_vec().into(),
     };
     let refused = [
         ("term", message(2, 1, huge, heartbeat(0, 0))),
@@ -81,6 +86,10 @@ fn numbers_that_could_overflow_are_refused_with_a_reason() {
         ("vote request's last term above its own", message(2, 1, 3, MessageBody::VoteRequest { pre_vote: true, last_log_index: LogIndex(1), last_log_term: Term(4) })),
         ("snapshot index", message(2, 1, 3, snapshot(huge, 1))),
         ("snapshot term above the message's", message(2, 1, 3, snapshot(5, 4))),
+        ("snapshot chunk past the snapshot's end", message(2, 1, 3, chunk(10, 12))),
+        ("snapshot chunk offset wrapping", message(2, 1, 3, chunk(u64::MAX - 2, huge))),
+        ("snapshot length", message(2, 1, 3, chunk(0, huge))),
+        ("snapshot bytes received", message(2, 1, 3, MessageBody::SnapshotResponse { index: LogIndex(1), received: huge })),
         ("match index", message(2, 1, 3, MessageBody::AppendResponse { response: AppendResponse::Accepted { match_index: LogIndex(huge) }, read_round: 0 })),
         ("read round", message(2, 1, 3, MessageBody::AppendResponse { response: AppendResponse::Accepted { match_index: LogIndex(1) }, read_round: huge })),
     ];
@@ -91,7 +100,7 @@ fn numbers_that_could_overflow_are_refused_with_a_reason() {
         }
     }
     // The ordinary ones still pass.
-    for message in [message(2, 1, 3, append(1, 1, &[1, 3, 3], 2)), message(2, 1, 3, snapshot(5, 3)), message(2, 1, (1 << 62) - 1, heartbeat(0, 0))] {
+    for message in [message(2, 1, 3, append(1, 1, &[1, 3, 3], 2)), message(2, 1, 3, snapshot(5, 3)), message(2, 1, 3, chunk(7, 12)), message(2, 1, (1 << 62) - 1, heartbeat(0, 0))] {
         assert_eq!(round_trip(&message).as_ref(), Ok(&message));
     }
 }

@@ -183,8 +183,7 @@ fn a_stale_snapshot_is_ignored() {
     let commit_two = MessageBody::AppendRequest { prev_log_index: LogIndex(3), prev_log_term: Term(2), entries: Vec::new(), leader_commit: LogIndex(3), read_round: 0 };
     cluster.node_mut(1).step(message(2, 1, 2, commit_two));
     assert_eq!(cluster.node(1).status().commit, LogIndex(3));
-    let snapshot = raft::Snapshot { meta: raft::SnapshotMeta { index: LogIndex(2), term: Term(1) }, data: vec![7].into() };
-    cluster.node_mut(1).step(message(2, 1, 2, MessageBody::SnapshotRequest { snapshot }));
+    cluster.node_mut(1).step(message(2, 1, 2, support::whole_snapshot(2, 1, &[7])));
     assert_eq!(cluster.node(1).status().snapshot_index, LogIndex(0));
     assert_eq!(cluster.node(1).log().last_index(), LogIndex(3));
 }

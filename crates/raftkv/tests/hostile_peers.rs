@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use raft::{AppendResponse, Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, Snapshot, Rng, SnapshotMeta, Term};
+use raft::{AppendResponse, Entry, EntryKind, LogIndex, Message, MessageBody, NodeId, Rng, SnapshotMeta, Term};
 use support::Cluster;
 use wire::{Frame, Wire};
 
@@ -54,8 +54,9 @@ fn refused_message(rng: &mut Rng, from: u64, to: u64) -> Message {
         // A snapshot at term 0 (stale for everyone) whose data does not decode: refused by the
         // node before its term is even looked at.
         _ => {
-            let snapshot = Snapshot { meta: SnapshotMeta { index: LogIndex(1_000_000), term: Term(0) }, data: vec![rng.next_u64() as u8; rng.below(64) as usize].into() };
-            return Message { from: NodeId(from), to: NodeId(to), term: Term(0), body: MessageBody::SnapshotRequest { snapshot } };
+            let meta = SnapshotMeta { index: LogIndex(1_000_000), term: Term(0) };
+            let body = MessageBody::whole_snapshot(meta, &vec![rng.next_u64() as u8; rng.below(64) as usize]);
+            return Message { from: NodeId(from), to: NodeId(to), term: Term(0), body };
         }
     };
     Message { from: NodeId(from), to: NodeId(to), term, body }

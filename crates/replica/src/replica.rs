@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use kv::{CommandRef, Outcome, Pending, Reply, Store};
-use raft::{Apply, Config, EntryKind, HardState, InitError, LogIndex, MessageBody, Node, NodeId, Persist, Ready, Restored, Role, Status};
+use raft::{Apply, Config, EntryKind, HardState, InitError, LogIndex, Node, NodeId, Persist, Ready, Restored, Role, Status};
 use wire::Frame;
 
 use crate::connections::{ConnId, Connections, Slot};
@@ -207,7 +207,9 @@ pub struct Replica {
 impl Replica {
     /// A node from what its storage recovered; `store` is the state machine of the recovered
     /// snapshot (or empty).
-    pub fn new(config: Config, restored: Restored, store: Store, options: Options) -> Result<Replica, InitError> {
+    pub fn new(mut config: Config, restored: Restored, store: Store, options: Options) -> Result<Replica, InitError> {
+        // A snapshot from the leader is decoded and checked before the core installs it.
+        config.hold_received_snapshots = true;
         let saved_hard_state = restored.hard_state;
         let snapshot_bytes = restored.snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len() as u64);
         let node = Node::new(config, restored)?;
@@ -267,12 +269,13 @@ impl Replica {
         }
         match frame {
             Frame::Raft(message) => {
-                if let MessageBody::SnapshotRequest { snapshot } = &message.body {
-                    if !self.validate_snapshot(from, snapshot) {
-                        return;
+                self.node.step(message);
+                // A snapshot the leader finished sending is checked before the core takes it.
+                if let Some(snapshot) = self.node.take_received_snapshot() {
+                    if self.validate_snapshot(from, &snapshot) {
+                        self.node.install_snapshot(snapshot);
                     }
                 }
-                self.node.step(message)
             }
             Frame::Forward { request_id, payload } => {
                 let served_twice = self.options.mutation == Mutation::DuplicateForwardsServed;

@@ -59,10 +59,18 @@ fn rewrite(rng: &mut Rng, message: &mut raft::Message) {
             (AppendResponse::Rejected { rejected_prev_index, .. }, 2) => *rejected_prev_index = LogIndex(interesting(rng, rejected_prev_index.0)),
             _ => *read_round = interesting(rng, *read_round),
         },
-        (MessageBody::SnapshotRequest { snapshot }, _) => {
-            snapshot.meta.index = LogIndex(interesting(rng, snapshot.meta.index.0));
-            snapshot.meta.term = Term(interesting(rng, snapshot.meta.term.0));
-        }
+        (MessageBody::SnapshotRequest { meta, total, offset, .. }, k) => match k {
+            1 => *total = interesting(rng, *total),
+            2 => *offset = interesting(rng, *offset),
+            _ => {
+                meta.index = LogIndex(interesting(rng, meta.index.0));
+                meta.term = Term(interesting(rng, meta.term.0));
+            }
+        },
+        (MessageBody::SnapshotResponse { index, received }, k) => match k {
+            1 => *index = LogIndex(interesting(rng, index.0)),
+            _ => *received = interesting(rng, *received),
+        },
         (MessageBody::VoteResponse { granted, .. }, _) => *granted = !*granted,
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use raft::{HardState, LogIndex, Message, MessageBody, NodeId, Restored, Snapshot, SnapshotMeta, Term};
+use raft::{HardState, LogIndex, Message, MessageBody, NodeId, Restored, SnapshotMeta, Term};
 use common::take_saves_done;
 use replica::{Options, Output, Replica};
 use wire::Frame;
@@ -20,7 +20,7 @@ fn from_leader(term: u64, body: MessageBody) -> Frame {
 }
 
 fn snapshot(index: u64, data: Vec<u8>) -> MessageBody {
-    MessageBody::SnapshotRequest { snapshot: Snapshot { meta: SnapshotMeta { index: LogIndex(index), term: Term(1) }, data: data.into() } }
+    MessageBody::whole_snapshot(SnapshotMeta { index: LogIndex(index), term: Term(1) }, &data)
 }
 
 #[test]

@@ -579,7 +579,7 @@ fn whole_records(bytes: &[u8]) -> (Vec<(u64, u64)>, u64) {
         let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
         match bytes.get(position + 8..position + 8 + len) {
-            Some(payload) if len > 0 && kv::crc32c::crc32c(payload) == crc => {
+            Some(payload) if len > 0 && raft::crc32c::crc32c(payload) == crc => {
                 records.push((position as u64, (position + 8 + len) as u64));
                 position += 8 + len;
             }

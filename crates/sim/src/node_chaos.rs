@@ -118,6 +118,8 @@ pub struct Summary {
     pub params: Params,
     pub answered: u64,
     pub errors: u64,
+    /// Snapshot chunks that left a leader (each in its own frame).
+    pub snapshot_chunks: u64,
     pub operations: usize,
     /// The checker ran out of its budget (the history was neither proven nor refuted).
     pub undecided: bool,
@@ -192,6 +194,7 @@ struct World {
     leaders: BTreeMap<u64, usize>,
     answered: u64,
     errors: u64,
+    snapshot_chunks: u64,
     sent: usize,
     /// Every tagged append's (key, token): none may be in the final store more than once.
     issued_tags: Vec<(String, String)>,
@@ -251,6 +254,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         leaders: BTreeMap::new(),
         answered: 0,
         errors: 0,
+        snapshot_chunks: 0,
         sent: 0,
         append_lengths: BTreeMap::new(),
         acknowledged_tags: Vec::new(),
@@ -267,6 +271,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
             params,
             answered: w.answered,
             errors: w.errors,
+            snapshot_chunks: w.snapshot_chunks,
             operations: w.history.len(),
             undecided: w.undecided,
             virtual_time: sim.now(),
@@ -424,6 +429,9 @@ fn start(world: &Shared, i: usize) {
     config.election_timeout_ticks = 50;
     config.heartbeat_ticks = 10;
     config.seed = w.rng.u64();
+    // Snapshots of a few kilobytes travel in several chunks (64 B to 8 KiB, by the node's seed),
+    // so that lost, duplicated and reordered chunks and leader changes mid-transfer happen.
+    config.snapshot_chunk_bytes = 64 << (config.seed % 8);
     let options = Options {
         request_timeout_ticks: REQUEST_TIMEOUT_TICKS,
         snapshot_every: w.params.snapshot_every,
@@ -594,6 +602,9 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     let encoded = wire::encode(&Wire::Frame(frame.clone()), wire::DEFAULT_MAX_FRAME_BYTES, &mut bytes);
     let mut w = world.borrow_mut();
     let now = w.sim.now();
+    if matches!(&frame, Frame::Raft(message) if matches!(message.body, raft::MessageBody::SnapshotRequest { .. })) {
+        w.snapshot_chunks += 1;
+    }
     if encoded.is_err() {
         w.trace.record(now, format_args!("{from}->{to} frame over the limit, dropped"));
         return;

@@ -249,6 +249,7 @@ fn frame_kind(frame: &Frame) -> &'static str {
         AppendRequest { .. } => "AppendRequest",
         AppendResponse { .. } => "AppendResponse",
         SnapshotRequest { .. } => "SnapshotRequest",
+        SnapshotResponse { .. } => "SnapshotResponse",
     }
 }
 

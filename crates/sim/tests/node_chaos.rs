@@ -10,13 +10,15 @@ fn node_chaos_seeds_stay_linearizable_ordered_and_answered() {
     let replay = |seed| format!("cargo run --release -p sim --bin node_chaos -- --from {seed} --seeds 1 --trace");
     // By default: 100 seeds starting at 1.
     let passed = sim::seeds_cli::test_seeds("node_chaos", 1..=100, replay, |seed| match sim::node_chaos::run(seed) {
-        Ok(summary) => Ok(((summary.answered, summary.errors, summary.undecided), summary.trace)),
+        Ok(summary) => Ok(((summary.answered, summary.errors, summary.undecided, summary.snapshot_chunks), summary.trace)),
         Err((params, message, trace)) => Err((format!("{params:?}"), message, trace)),
     });
-    let answered: u64 = passed.iter().map(|(answered, _, _)| answered).sum();
-    let errors: u64 = passed.iter().map(|(_, errors, _)| errors).sum();
-    let undecided = passed.iter().filter(|(_, _, undecided)| *undecided).count();
-    println!("{answered} answers, {errors} errors; linearizability undecided within the budget for {undecided} seeds");
+    let answered: u64 = passed.iter().map(|(answered, ..)| answered).sum();
+    let errors: u64 = passed.iter().map(|(_, errors, ..)| errors).sum();
+    let undecided = passed.iter().filter(|(_, _, undecided, _)| *undecided).count();
+    let chunked = passed.iter().filter(|(.., chunks)| *chunks > 1).count();
+    println!("{answered} answers, {errors} errors; linearizability undecided within the budget for {undecided} seeds; {chunked} seeds sent snapshots in several chunks");
+    assert!(passed.is_empty() || chunked > 0, "no seed sent a snapshot in chunks: the chaos no longer exercises the transfer");
 }
 
 /// The first seed of `seeds` that catches every node broken as `mutation` says.
@@ -62,6 +64,8 @@ fn forwarded_requests_dropped_silently_are_caught() {
 #[test]
 fn answers_matched_by_id_alone_are_caught() {
     first_catch(Mutation::AnswersMatchedByIdAlone, 1..=300, |params| {
+        params.pipeline = 8;
+        params.streaming = true;
         params.crash_per_mille = 80;
         params.loss_per_mille = 5;
         params.long_delay_per_mille = 20;

@@ -48,8 +48,8 @@ fn header(seq: u64, meta: SnapshotMeta, data: &[u8]) -> [u8; HEADER_LEN] {
     header[20..28].copy_from_slice(&meta.index.0.to_le_bytes());
     header[28..36].copy_from_slice(&meta.term.0.to_le_bytes());
     header[36..44].copy_from_slice(&(data.len() as u64).to_le_bytes());
-    header[44..48].copy_from_slice(&kv::crc32c::crc32c(data).to_le_bytes());
-    let header_crc = kv::crc32c::crc32c(&header[..HEADER_CRC_AT]);
+    header[44..48].copy_from_slice(&raft::crc32c::crc32c(data).to_le_bytes());
+    let header_crc = raft::crc32c::crc32c(&header[..HEADER_CRC_AT]);
     header[HEADER_CRC_AT..].copy_from_slice(&header_crc.to_le_bytes());
     header
 }
@@ -177,7 +177,7 @@ fn decode(bytes: &[u8]) -> Result<(u64, Snapshot), (u64, String)> {
     if bytes[0..8] != MAGIC {
         return Err((0, "bad magic: not a snapshot file".into()));
     }
-    let (stored, computed) = (u32_at(HEADER_CRC_AT), kv::crc32c::crc32c(&bytes[..HEADER_CRC_AT]));
+    let (stored, computed) = (u32_at(HEADER_CRC_AT), raft::crc32c::crc32c(&bytes[..HEADER_CRC_AT]));
     if stored != computed {
         let reason = format!("header checksum mismatch (stored {stored:08x}, computed {computed:08x})");
         return Err((HEADER_CRC_AT as u64, reason));
@@ -189,7 +189,7 @@ fn decode(bytes: &[u8]) -> Result<(u64, Snapshot), (u64, String)> {
     if u64_at(36) != data.len() as u64 {
         return Err((36, format!("header says {} data bytes, the file holds {}", u64_at(36), data.len())));
     }
-    let (stored, computed) = (u32_at(44), kv::crc32c::crc32c(data));
+    let (stored, computed) = (u32_at(44), raft::crc32c::crc32c(data));
     if stored != computed {
         let reason = format!("data checksum mismatch (stored {stored:08x}, computed {computed:08x})");
         return Err((HEADER_LEN as u64, reason));

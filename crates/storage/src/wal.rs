@@ -64,7 +64,7 @@ pub(crate) fn begin_record(out: &mut Vec<u8>) -> usize {
 pub(crate) fn finish_record(out: &mut [u8], start: usize) -> Result<(), usize> {
     let payload = &out[start + RECORD_HEADER..];
     let len = u32::try_from(payload.len()).map_err(|_| payload.len())?;
-    let crc = kv::crc32c::crc32c(payload);
+    let crc = raft::crc32c::crc32c(payload);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     Ok(())
@@ -236,7 +236,7 @@ fn frame_at(bytes: &[u8], position: usize) -> Result<&[u8], String> {
     let payload = rest
         .get(RECORD_HEADER..RECORD_HEADER + len)
         .ok_or_else(|| format!("record payload cut short ({} of {len} bytes)", rest.len() - RECORD_HEADER))?;
-    let computed = kv::crc32c::crc32c(payload);
+    let computed = raft::crc32c::crc32c(payload);
     if computed != stored {
         return Err(format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})"));
     }

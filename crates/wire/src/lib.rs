@@ -251,7 +251,7 @@ fn take_varint(input: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft::{AppendResponse, Entry, EntryKind, LogIndex, MessageBody, Snapshot, SnapshotMeta, Term};
+    use raft::{AppendResponse, Entry, EntryKind, LogIndex, MessageBody, SnapshotMeta, Term};
 
     const MAX: usize = DEFAULT_MAX_FRAME_BYTES;
 
@@ -286,9 +286,8 @@ mod tests {
                 },
                 read_round: 12,
             }))),
-            Wire::Frame(Frame::Raft(message(MessageBody::SnapshotRequest {
-                snapshot: Snapshot { meta: SnapshotMeta { index: LogIndex(10), term: Term(3) }, data: vec![9; 1000].into() },
-            }))),
+            Wire::Frame(Frame::Raft(message(MessageBody::whole_snapshot(SnapshotMeta { index: LogIndex(10), term: Term(3) }, &[9; 1000])))),
+            Wire::Frame(Frame::Raft(message(MessageBody::SnapshotResponse { index: LogIndex(10), received: 1000 }))),
             Wire::Frame(Frame::Forward { request_id: 0, payload: Bytes::new() }),
             Wire::Frame(Frame::Forward { request_id: 300, payload: Bytes::from_static(b"*1\r\n$4\r\nPING\r\n") }),
             Wire::Frame(Frame::ForwardReply { request_id: u64::MAX, payload: vec![0xff; 500].into() }),

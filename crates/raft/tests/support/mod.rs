@@ -100,3 +100,8 @@ impl Cluster {
         }
     }
 }
+
+/// A whole snapshot of `data` at `index`/`term`, as the one chunk that carries it.
+pub fn whole_snapshot(index: u64, term: u64, data: &[u8]) -> raft::MessageBody {
+    raft::MessageBody::whole_snapshot(raft::SnapshotMeta { index: raft::LogIndex(index), term: raft::Term(term) }, data)
+}
