@@ -42,7 +42,7 @@ pub enum FrameError {
     TooLarge { length: usize, max: usize },
     #[error("frame length {0} is too short for the version and kind bytes")]
     TooShort(usize),
-    #[error("unsupported frame version {0}")]
+    #[error("unsupported frame version {0} (this build speaks version {VERSION}: nodes of different versions cannot form a cluster)")]
     BadVersion(u8),
     #[error("unknown frame kind {0}")]
     UnknownKind(u8),
@@ -55,7 +55,8 @@ pub enum FrameError {
 }
 
 /// The only version this build speaks. A peer speaking another one is disconnected.
-pub const VERSION: u8 = 1;
+/// 2: the cluster id in Hello; snapshots in chunks (SnapshotRequest's layout, SnapshotResponse).
+pub const VERSION: u8 = 2;
 /// The bytes of the length prefix.
 pub const LENGTH_BYTES: usize = 4;
 /// The bytes after the length prefix that every frame has: version and kind.
@@ -409,10 +410,10 @@ mod tests {
     #[test]
     fn bad_version_kind_and_length_are_rejected() {
         let mut bytes = encoded(&Wire::Hello { from: NodeId(3), cluster: 7 });
-        bytes[LENGTH_BYTES] = 2;
-        assert_eq!(decode(&bytes, MAX), Err(FrameError::BadVersion(2)));
+        bytes[LENGTH_BYTES] = 1;
+        assert_eq!(decode(&bytes, MAX), Err(FrameError::BadVersion(1)), "a build of the previous version");
         // Rejected as soon as the byte is there, without waiting for the rest of the frame.
-        assert_eq!(decode(&bytes[..LENGTH_BYTES + 1], MAX), Err(FrameError::BadVersion(2)));
+        assert_eq!(decode(&bytes[..LENGTH_BYTES + 1], MAX), Err(FrameError::BadVersion(1)));
 
         for kind in [0, 5, 0xff] {
             let mut bytes = encoded(&Wire::Hello { from: NodeId(3), cluster: 7 });
