@@ -93,6 +93,8 @@ pub struct Node {
     pub(crate) vote_fence: u64,
     /// The hard state as last handed to the driver to persist.
     pub(crate) handed_hard_state: HardState,
+    /// Whether this node may campaign and lead (`set_electable`).
+    pub(crate) electable: bool,
 }
 
 impl Node {
@@ -133,6 +135,7 @@ impl Node {
             // heartbeat just before it went down, and must not help depose that leader sooner.
             vote_fence: if config.lease_reads { u64::from(config.election_timeout_ticks) } else { 0 },
             handed_hard_state: hard_state,
+            electable: true,
             config,
         };
         node.reset_election_timer();
@@ -147,7 +150,11 @@ impl Node {
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
-                self.campaign();
+                if self.electable {
+                    self.campaign();
+                } else {
+                    self.reset_election_timer();
+                }
             }
         }
     }
@@ -288,6 +295,52 @@ impl Node {
             || self.read_round_startable()
     }
 
+    /// While `false`, this node neither campaigns nor stays leader (a leader steps down at once):
+    /// a node that cannot write to its disk steps aside so that one that can may lead. It still
+    /// follows, and its votes wait for its saves as always. A sole voter ignores it: there is no
+    /// one to step aside for.
+    pub fn set_electable(&mut self, electable: bool) {
+        self.electable = electable || self.peers.len() == 1;
+        if !self.electable && self.role != Role::Follower {
+            self.become_follower(self.term, None);
+        }
+    }
+
+    /// Whether `ready_volatile` has anything to hand out.
+    pub fn has_volatile_ready(&self) -> bool {
+        !self.send_now.is_empty()
+            || (self.log.applied < self.log.commit && !self.snapshot_unapplied)
+            || self.reads.has_ready()
+            || self.read_round_startable()
+    }
+
+    /// The part of a Ready that needs no save, for a driver whose last save is still being written
+    /// (a slow or full disk): messages that may leave before any save (heartbeats, read rounds,
+    /// appends already due), committed entries to apply (a majority holds them already) and
+    /// reads. Nothing to persist and nothing held for after a persist, so it is not `advance`d;
+    /// new entries wait for the next `ready`, which also carries any snapshot from the leader.
+    pub fn ready_volatile(&mut self) -> Ready {
+        self.start_read_round();
+        let apply = if self.snapshot_unapplied { Vec::new() } else { self.take_committed() };
+        Ready {
+            persist: Persist::default(),
+            send_now: std::mem::take(&mut self.send_now),
+            send_after_persist: Vec::new(),
+            apply,
+            reads: self.reads.take_ready(),
+            status: self.status(),
+        }
+    }
+
+    /// The committed entries not yet handed out for applying, now handed out.
+    fn take_committed(&mut self) -> Vec<Apply> {
+        let first = self.log.applied.next();
+        let commit = self.log.commit;
+        let entries = self.log.slice(first, commit, usize::MAX).into_iter().map(Apply::Entry).collect();
+        self.log.applied = commit;
+        entries
+    }
+
     /// Collects everything the driver must do now. See `Ready` for the order to do it in.
     pub fn ready(&mut self) -> Ready {
         self.start_read_round();
@@ -312,10 +365,7 @@ impl Node {
                 apply.push(Apply::Snapshot(snapshot.clone()));
             }
         }
-        let first = self.log.applied.next();
-        let commit = self.log.commit;
-        apply.extend(self.log.slice(first, commit, usize::MAX).into_iter().map(Apply::Entry));
-        self.log.applied = commit;
+        apply.extend(self.take_committed());
         Ready {
             persist,
             send_now: std::mem::take(&mut self.send_now),

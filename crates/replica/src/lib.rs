@@ -11,16 +11,21 @@
 //!  inputs                                        outputs
 //!  tick()                        ┐            ┌  Send { to, frame }
 //!  peer_frame(from, frame)       │            │  Reply { conn, answer }     (in each connection's order)
-//!  client(conn, request)         ├─ Replica ──┤  Save { id, persist }       (then persisted(id))
-//!  persisted(id)                 │            │  Snapshot { index, store }  (then snapshot_taken)
-//!  snapshot_taken(index, data)   │            │  Refused(reason)            (a peer's message)
+//!  client(conn, request)         │            │  Save { id, persist }       (then persisted(id),
+//!  persisted(id)                 ├─ Replica ──┤                              or save_failed_no_space(id))
+//!  save_failed_no_space(id)      │            │  Snapshot { index, store }  (then snapshot_taken,
+//!  snapshot_taken(index, data)   │            │                              or snapshot_skipped)
+//!  snapshot_skipped(index)       │            │  Refused(reason)            (a peer's message)
 //!  undeliverable(to, frame)      ┘            └  Fatal(reason)
 //! ```
 //!
 //! Inputs only record; `take_outputs` carries out the core's work for all of them at once (one
 //! Ready, one save for a batch). Saves complete later: while one is outstanding the node goes on
-//! taking messages and requests, and what they change goes into the next save (group commit).
-//! The leader's appends leave before its own save.
+//! taking messages and requests, and what they change goes into the next save (group commit);
+//! meanwhile what needs no save goes on too (heartbeats, applying committed entries, reads), so a
+//! slow or full disk stops no read. The leader's appends leave before its own save. A save that
+//! found the disk full wrote nothing: the node refuses writes, steps aside as leader, and hands
+//! the same save again every few ticks until it succeeds.
 
 mod admin;
 mod connections;

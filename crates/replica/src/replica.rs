@@ -130,7 +130,12 @@ struct Parked {
 struct Saving {
     id: SaveId,
     ready: Ready,
+    /// What was handed to the shell, kept to hand again if the disk was full.
+    persist: Persist,
 }
+
+/// Ticks between two tries of a save that found the disk full.
+const FULL_DISK_RETRY_TICKS: u64 = 10;
 
 /// Forwarded request ids remembered per node. A copy arriving after this many later requests of
 /// the same node would be taken again; a duplicating network delivers its copies close together.
@@ -199,6 +204,10 @@ pub struct Replica {
     log_bytes: u64,
     snapshot_bytes: u64,
     snapshot_in_flight: bool,
+    /// The last save found the disk full (`save_failed_no_space`): writes are refused and the
+    /// save is handed again at `retry_save_at` until one succeeds.
+    disk_full: bool,
+    retry_save_at: Option<u64>,
     /// In `drive`: a nested call must not take another Ready before this one is advanced.
     driving: bool,
     stopped: bool,
@@ -240,6 +249,8 @@ impl Replica {
             log_bytes: 0,
             snapshot_bytes,
             snapshot_in_flight: false,
+            disk_full: false,
+            retry_save_at: None,
             driving: false,
             stopped: false,
         })
@@ -255,6 +266,12 @@ impl Replica {
         self.now += 1;
         self.node.tick();
         self.expire();
+        if self.retry_save_at.is_some_and(|at| at <= self.now) {
+            self.retry_save_at = None;
+            if let Some(saving) = &self.saving {
+                self.outputs.push(Output::Save { id: saving.id, persist: saving.persist.clone() });
+            }
+        }
         for (to, frame) in std::mem::take(&mut self.unsent_answers) {
             self.outputs.push(Output::Send { to, frame });
         }
@@ -325,6 +342,10 @@ impl Replica {
     pub fn persisted(&mut self, id: SaveId) {
         match self.saving.take() {
             Some(saving) if saving.id == id => {
+                if self.disk_full {
+                    self.disk_full = false;
+                    self.node.set_electable(true);
+                }
                 let mut ready = saving.ready;
                 self.send_all(std::mem::take(&mut ready.send_now));
                 self.send_all(std::mem::take(&mut ready.send_after_persist));
@@ -340,6 +361,32 @@ impl Replica {
         self.snapshot_bytes = data.len() as u64;
         // A snapshot overtaken by a newer one (installed from the leader) is simply not taken.
         let _ = self.node.compact(LogIndex(index), data);
+    }
+
+    /// The shell did not take the snapshot at `index` (not enough free space for its file): the
+    /// log is kept, and the next one is due after as many entries (or log bytes) again.
+    pub fn snapshot_skipped(&mut self, index: u64) {
+        let _ = index;
+        self.snapshot_in_flight = false;
+    }
+
+    /// The save `id` found the disk full and wrote nothing. Until a save succeeds again the node
+    /// refuses writes at once, with an error that says why, goes on serving reads, steps aside as
+    /// leader (and does not campaign) so that a node that can write may lead, and hands the same
+    /// save to the shell again every `FULL_DISK_RETRY_TICKS`.
+    pub fn save_failed_no_space(&mut self, id: SaveId) {
+        if self.saving.as_ref().is_none_or(|saving| saving.id != id) {
+            return;
+        }
+        if !self.disk_full {
+            self.disk_full = true;
+            self.node.set_electable(false);
+        }
+        self.retry_save_at = Some(self.now + FULL_DISK_RETRY_TICKS);
+    }
+
+    pub fn disk_full(&self) -> bool {
+        self.disk_full
     }
 
     /// A frame could not be queued for `to` (its queue is full): a forwarded request fails at once,
@@ -448,6 +495,12 @@ impl Replica {
     /// Serves a request as the leader; if this node is not the leader after all, a local request
     /// is routed again and a forwarded one is refused (one hop only: its origin answers its client).
     fn serve(&mut self, request: Request, caller: Caller) {
+        if self.disk_full && matches!(request, Request::Write(_)) {
+            let id = self.node.id().0;
+            let answer = Answer::Error(format!("disk full on node {id}: writes are refused until space is freed (reads are served)"));
+            self.answer(caller, answer);
+            return;
+        }
         if self.node.status().role != Role::Leader {
             match caller {
                 Caller::Local(slot) => self.parked.push_back(Parked { slot, request, since: self.now }),
@@ -578,31 +631,30 @@ impl Replica {
             return;
         }
         self.driving = true;
-        while !self.stopped && self.saving.is_none() && self.node.has_ready() {
+        while !self.stopped && self.node.has_ready() {
+            if self.saving.is_some() {
+                // One save at a time, so that what arrives meanwhile shares the next one; until
+                // it completes, what needs no save goes on (a slow or full disk stops no read).
+                if self.options.serial_fsync || !self.node.has_volatile_ready() {
+                    break;
+                }
+                let mut ready = self.node.ready_volatile();
+                self.send_all(std::mem::take(&mut ready.send_now));
+                self.apply_and_read(&mut ready);
+                continue;
+            }
             let mut ready = self.node.ready();
             if !self.options.serial_fsync {
                 // The leader's appends leave before its own fsync: the followers write while it does.
                 self.send_all(std::mem::take(&mut ready.send_now));
             }
-            // Applying needs no local durability: a committed entry is on a majority already.
-            for apply in std::mem::take(&mut ready.apply) {
-                self.apply(apply);
-            }
-            for read in std::mem::take(&mut ready.reads) {
-                let Some((request, caller)) = self.reads.remove(&read.context) else { continue };
-                match read.index {
-                    Some(index) => self.confirmed.entry(index.0).or_default().push((request, caller)),
-                    None => self.serve(request, caller),
-                }
-            }
-            self.serve_reads();
-            self.maybe_snapshot();
+            self.apply_and_read(&mut ready);
             match self.save_of(&mut ready.persist) {
                 Some(persist) => {
                     self.next_save += 1;
                     let id = SaveId(self.next_save);
-                    self.outputs.push(Output::Save { id, persist });
-                    self.saving = Some(Saving { id, ready });
+                    self.outputs.push(Output::Save { id, persist: persist.clone() });
+                    self.saving = Some(Saving { id, ready, persist });
                 }
                 None => {
                     self.send_all(std::mem::take(&mut ready.send_now));
@@ -618,6 +670,23 @@ impl Replica {
             self.leadership_changed(status);
             self.drive();
         }
+    }
+
+    /// Applies a Ready's committed entries and serves its reads. Applying needs no local
+    /// durability: a committed entry is on a majority already.
+    fn apply_and_read(&mut self, ready: &mut Ready) {
+        for apply in std::mem::take(&mut ready.apply) {
+            self.apply(apply);
+        }
+        for read in std::mem::take(&mut ready.reads) {
+            let Some((request, caller)) = self.reads.remove(&read.context) else { continue };
+            match read.index {
+                Some(index) => self.confirmed.entry(index.0).or_default().push((request, caller)),
+                None => self.serve(request, caller),
+            }
+        }
+        self.serve_reads();
+        self.maybe_snapshot();
     }
 
     /// What of `persist` must be saved now, if anything: a change of the commit index alone is held

@@ -24,12 +24,14 @@ pub struct NodeView {
     /// Resident memory of the process, in bytes (0: unknown).
     pub used_memory: u64,
     pub uptime_seconds: u64,
+    /// The disk is full: writes are refused.
+    pub disk_full: bool,
 }
 
 impl NodeView {
     /// A view of `status` alone (the other figures 0).
     pub fn of(status: Status) -> NodeView {
-        NodeView { status, keys: 0, clients: 0, used_memory: 0, uptime_seconds: 0 }
+        NodeView { status, keys: 0, clients: 0, used_memory: 0, uptime_seconds: 0, disk_full: false }
     }
 }
 
@@ -329,7 +331,8 @@ enum Field {
 /// compatible servers report; `raftkv_version` is raftkv's own).
 const REDIS_VERSION: &str = "7.2.0";
 
-/// INFO's text: Redis's sections (`# Server`, `# Clients`, `# Memory`, `# Replication` — with the
+/// INFO's text: Redis's sections (`# Server`, `# Clients`, `# Memory`, `# Persistence` — the log's
+/// last write, `disk_full:1` while writes are refused for want of space —, `# Replication` — with the
 /// node's Raft state: `role:leader|follower|candidate`, ids, term and indexes — and `# Keyspace`),
 /// all of them or those named (`INFO server keyspace`; `default`, `all` and `everything` mean all).
 fn info(node: &NodeView, args: &resp::ArgBuf) -> String {
@@ -339,7 +342,8 @@ fn info(node: &NodeView, args: &resp::ArgBuf) -> String {
         raft::Role::Follower => "follower",
         raft::Role::PreCandidate | raft::Role::Candidate => "candidate",
     };
-    let sections: [(&str, String); 5] = [
+    let write_status = if node.disk_full { "err" } else { "ok" };
+    let sections: [(&str, String); 6] = [
         (
             "server",
             format!(
@@ -353,6 +357,10 @@ fn info(node: &NodeView, args: &resp::ArgBuf) -> String {
         (
             "memory",
             format!("used_memory:{}\r\nused_memory_human:{:.2}M\r\n", node.used_memory, node.used_memory as f64 / (1 << 20) as f64),
+        ),
+        (
+            "persistence",
+            format!("loading:0\r\naof_enabled:1\r\naof_last_write_status:{write_status}\r\ndisk_full:{}\r\n", u8::from(node.disk_full)),
         ),
         (
             "replication",

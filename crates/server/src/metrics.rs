@@ -50,6 +50,7 @@ pub struct Metrics {
     pub commit_index: AtomicU64,
     pub applied_index: AtomicU64,
     pub last_log_index: AtomicU64,
+    pub disk_full: AtomicU64,
     pub leader_changes: AtomicU64,
     pub requests: AtomicU64,
     pub peer_messages_refused: AtomicU64,
@@ -68,6 +69,7 @@ impl Metrics {
             ("raftkv_commit_index", "Highest log index known committed.", &self.commit_index),
             ("raftkv_applied_index", "Highest log index applied to the store.", &self.applied_index),
             ("raftkv_last_log_index", "Last index in this node's log.", &self.last_log_index),
+            ("raftkv_disk_full", "1 while the data directory's disk is full and writes are refused.", &self.disk_full),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", value.load(Ordering::Relaxed));

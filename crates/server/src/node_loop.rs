@@ -29,7 +29,14 @@ pub enum LoopInput {
     SaveFailed(storage::StorageError),
     /// The store copy of `Output::Snapshot` at `index`, encoded, and its file staged (if it could be).
     SnapshotEncoded { index: u64, data: Arc<[u8]>, staged: Option<storage::Staged> },
+    /// The snapshot at `index` was not taken: its file would not fit on the disk.
+    SnapshotSkipped { index: u64 },
+    /// The save found the disk full and wrote nothing; the replica hands it again later.
+    SaveNoSpace(replica::SaveId, storage::StorageError),
 }
+
+/// Room a snapshot's file must leave on the disk for the log to go on.
+const SNAPSHOT_SPACE_MARGIN: u64 = 4 << 20;
 
 pub struct NodeLoop {
     pub replica: Replica,
@@ -111,6 +118,13 @@ impl NodeLoop {
             }
             LoopInput::Saved(id) => self.replica.persisted(id),
             LoopInput::SaveFailed(error) => return Err(ServerError::Storage(error)),
+            LoopInput::SaveNoSpace(id, error) => {
+                if !self.replica.disk_full() {
+                    tracing::error!(%error, "the disk is full: writes are refused and leadership given up until a save succeeds again; retrying");
+                }
+                self.replica.save_failed_no_space(id);
+            }
+            LoopInput::SnapshotSkipped { index } => self.replica.snapshot_skipped(index),
             LoopInput::SnapshotEncoded { index, data, staged } => {
                 if let Some(staged) = staged {
                     // Before the save that records the snapshot: that save then renames the file.
@@ -167,6 +181,12 @@ impl NodeLoop {
             let started = Instant::now();
             let data: Arc<[u8]> = store.encode_snapshot().into();
             let encode_ms = started.elapsed().as_millis() as u64;
+            let needed = data.len() as u64 + SNAPSHOT_SPACE_MARGIN;
+            if let Some(free) = crate::disk::free_bytes(stager.dir()).filter(|&free| free < needed) {
+                tracing::warn!(index, bytes = data.len(), free, "snapshot not taken: its file would not fit on the disk; the log is kept");
+                let _ = inputs.send(LoopInput::SnapshotSkipped { index });
+                return;
+            }
             let meta = raft::SnapshotMeta { index: raft::LogIndex(index), term: raft::Term(term) };
             let staged = stager.stage(meta, &data).map_err(|error| tracing::warn!(%error, "snapshot not staged; the disk thread will write it")).ok();
             tracing::info!(index, bytes = data.len(), encode_ms, encode_and_stage_ms = started.elapsed().as_millis() as u64, "snapshot encoded");
@@ -184,6 +204,10 @@ impl NodeLoop {
             }
         }
         self.last_status = status;
+        let disk_full = self.replica.disk_full();
+        if u64::from(disk_full) != self.metrics.disk_full.swap(u64::from(disk_full), Ordering::Relaxed) && !disk_full {
+            tracing::warn!("the disk has room again: writes are accepted");
+        }
         let now = Instant::now();
         if self.memory.1.is_none_or(|read| now.duration_since(read) >= Duration::from_secs(1)) {
             self.memory = (resident_bytes().unwrap_or(0), Some(now));
@@ -193,6 +217,7 @@ impl NodeLoop {
             keys: self.replica.store().len() as u64,
             clients: 0,
             used_memory: self.memory.0,
+            disk_full,
             uptime_seconds: now.duration_since(self.started).as_secs(),
         });
         let cluster_id = self.replica.store().cluster_id();

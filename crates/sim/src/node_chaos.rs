@@ -70,6 +70,9 @@ pub struct Params {
     /// Per frame, while the network is lossy: the frame arrives twice (as when a transport sends
     /// again, on a new connection, frames the old one had already delivered).
     pub duplicate_per_mille: u64,
+    /// Per step: a node's disk fills up (it has a few kilobytes left), or a full one gets its
+    /// space back. A save that finds it full writes nothing and is handed again later.
+    pub disk_full_per_mille: u64,
     /// The network starts lossy (it toggles now and then either way).
     pub lossy_at_start: bool,
     /// Frames a link holds before `send` refuses (the transport's queue is 1024).
@@ -108,6 +111,7 @@ impl Params {
             keys: *rng.pick(&[3, 5, 10]),
             // Drawn last, so that adding it left every earlier choice of a seed as it was.
             duplicate_per_mille: fault(&[0, 0, 10, 50]),
+            disk_full_per_mille: fault(&[0, 0, 10, 30]),
         }
     }
 }
@@ -120,6 +124,8 @@ pub struct Summary {
     pub errors: u64,
     /// Snapshot chunks that left a leader (each in its own frame).
     pub snapshot_chunks: u64,
+    /// Saves that found a disk full (and were handed again later).
+    pub saves_on_full_disk: u64,
     pub operations: usize,
     /// The checker ran out of its budget (the history was neither proven nor refuted).
     pub undecided: bool,
@@ -195,6 +201,7 @@ struct World {
     answered: u64,
     errors: u64,
     snapshot_chunks: u64,
+    saves_on_full_disk: u64,
     sent: usize,
     /// Every tagged append's (key, token): none may be in the final store more than once.
     issued_tags: Vec<(String, String)>,
@@ -255,6 +262,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         answered: 0,
         errors: 0,
         snapshot_chunks: 0,
+        saves_on_full_disk: 0,
         sent: 0,
         append_lengths: BTreeMap::new(),
         acknowledged_tags: Vec::new(),
@@ -272,6 +280,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
             answered: w.answered,
             errors: w.errors,
             snapshot_chunks: w.snapshot_chunks,
+            saves_on_full_disk: w.saves_on_full_disk,
             operations: w.history.len(),
             undecided: w.undecided,
             virtual_time: sim.now(),
@@ -366,6 +375,21 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
             w.trace.event(w.sim.now(), Event::Disk { server: victim, what });
         }
     }
+    if rng.chance(params.disk_full_per_mille, 1000) {
+        let victim = rng.below(n as u64) as usize;
+        let w = world.borrow();
+        let disk = &w.disks[victim];
+        let what = if disk.capacity().is_none() {
+            let left = rng.below(64 << 10);
+            disk.set_capacity(Some(disk.used() + left));
+            format!("the disk fills up ({left} bytes left)")
+        } else {
+            disk.set_capacity(None);
+            "the disk has room again".to_string()
+        };
+        w.trace.record(w.sim.now(), format_args!("chaos: node {victim}: {what}"));
+        w.trace.event(w.sim.now(), Event::Disk { server: victim, what });
+    }
     if rng.chance(80, 1000) {
         let dead: Vec<usize> = (0..n).filter(|&i| world.borrow().nodes[i].is_none()).collect();
         if !dead.is_empty() {
@@ -400,6 +424,7 @@ fn heal(world: &Shared) {
         w.lossy = false;
         for i in 0..w.params.servers {
             w.disks[i].disarm();
+            w.disks[i].set_capacity(None);
             w.armed[i] = false;
         }
         w.trace.event(w.sim.now(), Event::Net { reliable: true, long_reordering: false, long_delays: false });
@@ -418,6 +443,11 @@ fn start(world: &Shared, i: usize) {
     let disk = w.disks[i].clone();
     let (storage, restored) = match Storage::open(disk, format!("/node{i}")) {
         Ok(opened) => opened,
+        Err(error) if error.is_no_space() => {
+            // As the server does: it does not start until there is room (heal brings it back).
+            act(&w, Some(i), "cannot start", &error.to_string());
+            return;
+        }
         Err(error) => panic!("node {i} could not recover its storage: {error}"),
     };
     let store = match &restored.snapshot {
@@ -568,6 +598,11 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
                     match saved {
                         Ok(()) => {
                             with_node(&world, i, incarnation, |replica| replica.persisted(id));
+                        }
+                        // Nothing was written: the replica hands the save again later.
+                        Err(error) if error.is_no_space() => {
+                            world.borrow_mut().saves_on_full_disk += 1;
+                            with_node(&world, i, incarnation, |replica| replica.save_failed_no_space(id));
                         }
                         // What reached the disk is unknown: the node stops, as the server does.
                         Err(_) if world.borrow().armed[i] => {
@@ -751,7 +786,7 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     // Without faults nothing waits out its deadline: a request is answered, or refused at once.
     if let Answer::Error(message) = &answer {
         let p = &w.params;
-        let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0 && p.duplicate_per_mille == 0;
+        let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.disk_full_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0 && p.duplicate_per_mille == 0;
         assert!(!(faultless && message.starts_with("timeout")), "client {client_id}'s request {:?} timed out with no fault injected: {message}", sent.input);
     }
     match output {

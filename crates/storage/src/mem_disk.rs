@@ -48,6 +48,9 @@ struct State {
     /// (syncs left before the crash, whether it tears).
     armed: Option<(u64, bool)>,
     syncs: u64,
+    /// With a capacity, the bytes of all files together may not grow past it: a write that would
+    /// is cut where the space ends and fails, as `write` does with ENOSPC.
+    capacity: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -167,6 +170,7 @@ impl MemDisk {
             next_inode: 1,
             armed: None,
             syncs: 0,
+            capacity: None,
         })))
     }
 
@@ -190,6 +194,20 @@ impl MemDisk {
     pub fn crash_at_sync(&self, n: u64, torn: bool) {
         assert!(n >= 1, "the first sync is number 1");
         self.state().armed = Some((n, torn));
+    }
+
+    /// Limits the bytes of all files together (None: unlimited); see `State::capacity`.
+    pub fn set_capacity(&self, capacity: Option<u64>) {
+        self.state().capacity = capacity;
+    }
+
+    pub fn capacity(&self) -> Option<u64> {
+        self.state().capacity
+    }
+
+    /// The bytes of all files together.
+    pub fn used(&self) -> u64 {
+        self.state().inodes.values().map(|inode| inode.data.len() as u64).sum()
     }
 
     pub fn disarm(&self) {
@@ -381,6 +399,15 @@ impl MemFile {
     }
 }
 
+impl MemFile {
+    /// The bytes the files may still grow by.
+    fn room(&self) -> io::Result<u64> {
+        let state = self.disk.state();
+        let used: u64 = state.inodes.values().map(|inode| inode.data.len() as u64).sum();
+        Ok(state.capacity.map_or(u64::MAX, |capacity| capacity.saturating_sub(used)))
+    }
+}
+
 impl DiskFile for MemFile {
     fn len(&self) -> io::Result<u64> {
         self.with(|inode| inode.data.len() as u64)
@@ -405,11 +432,20 @@ impl DiskFile for MemFile {
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.with(|inode| inode.write(inode.data.len(), bytes))
+        let end = self.len()?;
+        self.write_at(end, bytes)
     }
 
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let offset = usize::try_from(offset).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+        let room = self.room()?;
+        let growth = (offset + bytes.len()).saturating_sub(self.len()? as usize) as u64;
+        if growth > room {
+            // What fits is written, then the write fails: a short write ending in ENOSPC.
+            let fits = bytes.len() - (growth - room) as usize;
+            self.with(|inode| inode.write(offset, &bytes[..fits]))?;
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device (simulated)"));
+        }
         self.with(|inode| inode.write(offset, bytes))
     }
 

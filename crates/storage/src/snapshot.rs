@@ -74,6 +74,22 @@ fn write_synced<D: Disk>(
     data: &[u8],
     chunk: Option<usize>,
 ) -> Result<(), StorageError> {
+    let written = write_synced_file(disk, path, seq, meta, data, chunk);
+    if written.as_ref().is_err_and(StorageError::is_no_space) {
+        // The part written would only take more of the space that ran out.
+        let _ = disk.remove(path);
+    }
+    written
+}
+
+fn write_synced_file<D: Disk>(
+    disk: &D,
+    path: &Path,
+    seq: u64,
+    meta: SnapshotMeta,
+    data: &[u8],
+    chunk: Option<usize>,
+) -> Result<(), StorageError> {
     let mut file = disk.open(path, true).map_err(io_error("create", path))?;
     // A leftover from a failed attempt would otherwise prefix the new contents.
     file.truncate(0).map_err(io_error("truncate", path))?;
@@ -112,6 +128,13 @@ pub struct SnapshotStager<D> {
     pub(crate) dir: PathBuf,
     /// The number the next saved snapshot will get, kept current by the storage.
     pub(crate) next_seq: Arc<AtomicU64>,
+}
+
+impl<D> SnapshotStager<D> {
+    /// The directory snapshot files are written to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
 }
 
 impl<D: Disk> SnapshotStager<D> {

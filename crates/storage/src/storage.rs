@@ -198,9 +198,11 @@ impl<D: Disk> Storage<D> {
         wal::finish_record(&mut buf, start).map_err(too_large)?;
 
         let result = self.write(persist, &buf, roll);
-        if result.is_err() {
-            self.poisoned = true;
-            return result;
+        if let Err(error) = result {
+            // A full disk leaves everything as it was (the record is written again at the same
+            // place next time); anything else leaves the disk in an unknown state.
+            self.poisoned = !error.is_no_space();
+            return Err(error);
         }
         self.shape = shape;
         self.snapshot_seq += u64::from(persist.snapshot.is_some());
@@ -222,36 +224,42 @@ impl<D: Disk> Storage<D> {
             // Before the log record: a marker must never point at a snapshot that is not on disk.
             snapshot::write_or_install(&self.disk, &self.dir, self.snapshot_seq + 1, snapshot, self.staged.take())?;
         }
-        if roll {
-            let seq = self.segments.last().map_or(1, |segment| segment.seq + 1);
-            let path = self.segment_path(seq);
-            self.active = self.disk.open(&path, true).map_err(io_error("create", &path))?;
-            self.active_len = 0;
-            self.active_allocated = 0;
-            self.segments.push(Segment { seq, entries: None });
-        }
-        let path = self.segment_path(self.segments.last().expect("an active segment").seq);
-        self.active.write_at(self.active_len, buf).map_err(io_error("write", &path))?;
-        let end = self.active_len + buf.len() as u64;
-        self.active_allocated = self.active_allocated.max(end);
-        let reserve = self.options.preallocate_bytes;
-        if reserve > 0 && self.active_allocated - end < reserve / 2 {
+        // A new segment becomes the active one only once its first record is durable, so that a
+        // save that failed for want of space leaves the storage as it was.
+        let seq = self.segments.last().map_or(1, |segment| segment.seq + u64::from(roll));
+        let path = self.segment_path(seq);
+        let mut fresh = if roll { Some(self.disk.open(&path, true).map_err(io_error("create", &path))?) } else { None };
+        let (offset, allocated) = if roll { (0, 0) } else { (self.active_len, self.active_allocated) };
+        let (reserve, segment_bytes) = (self.options.preallocate_bytes, self.options.segment_bytes);
+        let file = match fresh.as_mut() {
+            Some(file) => file,
+            None => &mut self.active,
+        };
+        file.write_at(offset, buf).map_err(io_error("write", &path))?;
+        let end = offset + buf.len() as u64;
+        let mut allocated = allocated.max(end);
+        if reserve > 0 && allocated - end < reserve / 2 {
             // Extend ahead while half a chunk is left, so records keep landing on zeros already
             // on disk; the same fsync makes the new zeros durable.
-            let target = (self.active_allocated + reserve).min(self.options.segment_bytes);
-            if target > self.active_allocated {
-                let zeros = vec![0; (target - self.active_allocated) as usize];
-                self.active.write_at(self.active_allocated, &zeros).map_err(io_error("preallocate", &path))?;
-                self.active_allocated = target;
+            let target = (allocated + reserve).min(segment_bytes);
+            if target > allocated {
+                let zeros = vec![0; (target - allocated) as usize];
+                file.write_at(allocated, &zeros).map_err(io_error("preallocate", &path))?;
+                allocated = target;
             }
         }
-        self.active.sync().map_err(io_error("fsync", &path))?;
+        file.sync().map_err(io_error("fsync", &path))?;
         if roll {
             // The new segment's name must be durable too, or a crash would lose the whole file.
             let wal_dir = self.dir.join(WAL_DIR);
             self.disk.sync_dir(&wal_dir).map_err(io_error("fsync directory", &wal_dir))?;
         }
-        self.active_len += buf.len() as u64;
+        if let Some(file) = fresh {
+            self.active = file;
+            self.segments.push(Segment { seq, entries: None });
+        }
+        self.active_len = end;
+        self.active_allocated = allocated;
         self.segments.last_mut().expect("an active segment").note_entries(&persist.entries);
         Ok(())
     }

@@ -158,3 +158,52 @@ fn std_disk_round_trip(options: Options) {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A full disk (MemDisk with a capacity) refuses a save without poisoning the storage: nothing of
+/// it took effect, the same save succeeds once there is room, and recovery sees every save that
+/// succeeded — also when the full disk was met while starting a new segment or writing a snapshot.
+#[test]
+fn a_save_on_a_full_disk_changes_nothing_and_succeeds_once_there_is_room() {
+    for (segment_bytes, preallocate_bytes) in [(64 << 20, 1 << 20), (4 << 10, 0), (4 << 10, 1 << 10)] {
+        let options = Options { segment_bytes, preallocate_bytes };
+        let disk = MemDisk::new(7);
+        let (mut storage, _) = Storage::open_with(disk.clone(), "/n", options).expect("open");
+        let mut next = 1;
+        let save_of = |next: u64, round: u64| {
+            let batch: Vec<_> = (next..next + 4).map(|index| entry(index, 1, &vec![round as u8; 700])).collect();
+            persist(Some(hard_state(1, Some(1), next - 1)), None, batch)
+        };
+        for round in 0..12u64 {
+            // 1,000 bytes more may be taken: saves go on (into preallocated space first) until
+            // one needs more than there is.
+            disk.set_capacity(Some(disk.used() + 1000));
+            let mut save = save_of(next, round);
+            let mut taken = 0;
+            while let Ok(()) = storage.save(&save) {
+                next += 4;
+                taken += 1;
+                assert!(taken < 10_000, "the disk never filled");
+                save = save_of(next, round);
+            }
+            let refused = storage.save(&save).expect_err("the disk is full");
+            assert!(refused.is_no_space(), "segment {segment_bytes}, round {round}: {refused}");
+            // A snapshot that does not fit is refused the same way.
+            if round % 4 == 3 {
+                let with_snapshot = persist(None, Some(snapshot(next - 1, 1, &vec![9; 5000])), Vec::new());
+                assert!(storage.save(&with_snapshot).expect_err("no room for it").is_no_space());
+                disk.set_capacity(None);
+                storage.save(&with_snapshot).expect("the snapshot, with room");
+            }
+            disk.set_capacity(None);
+            storage.save(&save).expect("the same save, with room");
+            next += 4;
+        }
+        disk.crash();
+        let (storage, restored) = Storage::open_with(disk.clone(), "/n", options).expect("recovery");
+        assert_eq!(storage.last_index().0, next - 1, "segment {segment_bytes}: every successful save recovered");
+        assert_eq!(restored.hard_state.term.0, 1);
+        let first = restored.snapshot.as_ref().map_or(1, |snapshot| snapshot.meta.index.0 + 1);
+        assert_eq!(restored.entries.first().map(|entry| entry.index.0), Some(first));
+        assert!(restored.entries.windows(2).all(|pair| pair[1].index.0 == pair[0].index.0 + 1), "contiguous");
+    }
+}

@@ -738,3 +738,17 @@ pub fn random_split(rng: &mut Rng, ids: &[u64]) -> (Vec<u64>, Vec<u64>) {
 pub fn set_of(ids: &[u64]) -> BTreeSet<u64> {
     ids.iter().copied().collect()
 }
+
+/// The body of `GET path` on a node's plain HTTP port.
+pub fn http_get(address: &str, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).map_err(|error| format!("connect {address}: {error}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|error| error.to_string())?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").map_err(|error| error.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|error| error.to_string())?;
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+        _ => Err(format!("GET {path}: {response}")),
+    }
+}

@@ -20,10 +20,11 @@ fn main() -> std::process::ExitCode {
         match sim::node_chaos::run_with(seed, mutation, |_| {}) {
             Ok(summary) => Ok((
                 format!(
-                    "{} answers, {} errors, {} snapshot chunks, {} operations checked{}, {:.1}s virtual, {:?}",
+                    "{} answers, {} errors, {} snapshot chunks, {} saves on a full disk, {} operations checked{}, {:.1}s virtual, {:?}",
                     summary.answered,
                     summary.errors,
                     summary.snapshot_chunks,
+                    summary.saves_on_full_disk,
                     summary.operations,
                     if summary.undecided { " (linearizability undecided within the budget)" } else { "" },
                     summary.virtual_time.as_secs_f64(),
