@@ -48,7 +48,7 @@ fn first_catch(mutation: Mutation, seeds: std::ops::RangeInclusive<u64>, adjust:
 fn parked_requests_overtaken_by_newer_ones_are_caught() {
     // Leaders come and go (partitions, crashes), and clients keep sending while requests wait.
     let (_, message) = first_catch(Mutation::ParkedOvertakenByNewer, 1..=300, |params| {
-        params.partition_per_mille = 60;
+        params.partition_per_mille = 100;
         params.crash_per_mille = 30;
         params.streaming = true;
         params.pipeline = 16;
