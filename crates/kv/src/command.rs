@@ -15,6 +15,28 @@ pub enum Op {
     /// Names the cluster, once: the first leader proposes a random id, and the first one applied
     /// is the cluster's for ever (later ones change nothing).
     ClusterId { id: u64 },
+    /// INCRBY and its kin: the value read as a 64-bit integer (0 if missing) plus `delta`.
+    IncrBy { key: Vec<u8>, delta: i64 },
+    /// SET with options, SETNX and GETSET; see `SetFlags`.
+    Set { key: Vec<u8>, value: Vec<u8>, flags: u8 },
+    /// GETDEL: the value, removed.
+    GetDel { key: Vec<u8> },
+    /// MSET (and MSETNX with `only_new`: nothing is set if any key exists), atomically.
+    MSet { pairs: Vec<(Vec<u8>, Vec<u8>)>, only_new: bool },
+}
+
+/// SET's options as bits of `Op::Set`'s flags.
+pub struct SetFlags;
+
+impl SetFlags {
+    /// Only if the key does not exist (NX).
+    pub const ONLY_NEW: u8 = 1;
+    /// Only if the key exists (XX).
+    pub const ONLY_EXISTING: u8 = 2;
+    /// Reply with the old value (GET).
+    pub const GET: u8 = 4;
+    /// Reply 1 or 0 for set or not (SETNX), instead of OK or nil.
+    pub const INTEGER_REPLY: u8 = 8;
 }
 
 impl Op {
@@ -43,6 +65,12 @@ pub enum Reply {
     Length(u64),
     /// Delete: how many of the keys existed and were removed.
     Removed(u64),
+    /// INCRBY and kin: the new value; SETNX, MSETNX: 1 or 0.
+    Integer(i64),
+    /// MGET: each key's value or None.
+    Values(Vec<Option<Vec<u8>>>),
+    /// A refusal with Redis's text, such as `ERR value is not an integer or out of range`.
+    Error(String),
 }
 
 /// An operation borrowed from wherever its bytes are (a client's request, a log entry): what
@@ -54,6 +82,10 @@ pub enum OpRef<'a> {
     Append { key: &'a [u8], value: &'a [u8] },
     Delete { keys: Vec<&'a [u8]> },
     ClusterId { id: u64 },
+    IncrBy { key: &'a [u8], delta: i64 },
+    Set { key: &'a [u8], value: &'a [u8], flags: u8 },
+    GetDel { key: &'a [u8] },
+    MSet { pairs: Vec<(&'a [u8], &'a [u8])>, only_new: bool },
 }
 
 impl OpRef<'_> {
@@ -68,6 +100,12 @@ impl OpRef<'_> {
             OpRef::Append { key, value } => Op::Append { key: key.to_vec(), value: value.to_vec() },
             OpRef::Delete { keys } => Op::Delete { keys: keys.iter().map(|key| key.to_vec()).collect() },
             OpRef::ClusterId { id } => Op::ClusterId { id: *id },
+            OpRef::IncrBy { key, delta } => Op::IncrBy { key: key.to_vec(), delta: *delta },
+            OpRef::Set { key, value, flags } => Op::Set { key: key.to_vec(), value: value.to_vec(), flags: *flags },
+            OpRef::GetDel { key } => Op::GetDel { key: key.to_vec() },
+            OpRef::MSet { pairs, only_new } => {
+                Op::MSet { pairs: pairs.iter().map(|(key, value)| (key.to_vec(), value.to_vec())).collect(), only_new: *only_new }
+            }
         }
     }
 }
@@ -116,15 +154,43 @@ impl<'a> CommandRef<'a> {
                 out.put_u8(4);
                 put_varint(out, *id);
             }
+            OpRef::IncrBy { key, delta } => {
+                out.put_u8(5);
+                put_bytes(out, key);
+                // Zigzag, so that small negative deltas stay short.
+                put_varint(out, ((delta << 1) ^ (delta >> 63)) as u64);
+            }
+            OpRef::Set { key, value, flags } => {
+                out.put_u8(6);
+                put_bytes(out, key);
+                put_bytes(out, value);
+                out.put_u8(*flags);
+            }
+            OpRef::GetDel { key } => {
+                out.put_u8(7);
+                put_bytes(out, key);
+            }
+            OpRef::MSet { pairs, only_new } => {
+                out.put_u8(8);
+                out.put_u8(u8::from(*only_new));
+                put_varint(out, pairs.len() as u64);
+                for (key, value) in pairs {
+                    put_bytes(out, key);
+                    put_bytes(out, value);
+                }
+            }
         }
     }
 
     /// An upper bound of the encoding's size (for reserving room before `encode_into`).
     pub fn encoded_len_bound(&self) -> usize {
         let parts = match &self.op {
-            OpRef::Get { key } => key.len() + 10,
+            OpRef::Get { key } | OpRef::GetDel { key } => key.len() + 10,
             OpRef::Put { key, value } | OpRef::Append { key, value } => key.len() + value.len() + 20,
+            OpRef::Set { key, value, .. } => key.len() + value.len() + 21,
+            OpRef::IncrBy { key, .. } => key.len() + 20,
             OpRef::Delete { keys } => keys.iter().map(|key| key.len() + 10).sum::<usize>() + 10,
+            OpRef::MSet { pairs, .. } => pairs.iter().map(|(key, value)| key.len() + value.len() + 20).sum::<usize>() + 11,
             OpRef::ClusterId { .. } => 10,
         };
         parts + 21
@@ -150,6 +216,23 @@ impl<'a> CommandRef<'a> {
                 OpRef::Delete { keys }
             }
             4 => OpRef::ClusterId { id: reader.varint()? },
+            5 => {
+                let key = reader.bytes()?;
+                let zigzag = reader.varint()?;
+                OpRef::IncrBy { key, delta: ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64) }
+            }
+            6 => OpRef::Set { key: reader.bytes()?, value: reader.bytes()?, flags: reader.byte()? },
+            7 => OpRef::GetDel { key: reader.bytes()? },
+            8 => {
+                let only_new = reader.bool()?;
+                let count = reader.varint()?;
+                // Each pair takes at least two bytes, so the count cannot exceed the input's length.
+                let mut pairs = Vec::with_capacity(count.min(input.len() as u64) as usize);
+                for _ in 0..count {
+                    pairs.push((reader.bytes()?, reader.bytes()?));
+                }
+                OpRef::MSet { pairs, only_new }
+            }
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         };
         reader.finish()?;
@@ -169,6 +252,10 @@ impl Op {
             Op::Append { key, value } => OpRef::Append { key, value },
             Op::Delete { keys } => OpRef::Delete { keys: keys.iter().map(Vec::as_slice).collect() },
             Op::ClusterId { id } => OpRef::ClusterId { id: *id },
+            Op::IncrBy { key, delta } => OpRef::IncrBy { key, delta: *delta },
+            Op::Set { key, value, flags } => OpRef::Set { key, value, flags: *flags },
+            Op::GetDel { key } => OpRef::GetDel { key },
+            Op::MSet { pairs, only_new } => OpRef::MSet { pairs: pairs.iter().map(|(key, value)| (&key[..], &value[..])).collect(), only_new: *only_new },
         }
     }
 }
@@ -207,6 +294,27 @@ impl Reply {
                 out.push(4);
                 put_varint(out, *count);
             }
+            Reply::Integer(value) => {
+                out.push(5);
+                put_varint(out, ((value << 1) ^ (value >> 63)) as u64);
+            }
+            Reply::Values(values) => {
+                out.push(6);
+                put_varint(out, values.len() as u64);
+                for value in values {
+                    match value {
+                        None => out.push(0),
+                        Some(value) => {
+                            out.push(1);
+                            put_bytes(out, value);
+                        }
+                    }
+                }
+            }
+            Reply::Error(message) => {
+                out.push(7);
+                put_bytes(out, message.as_bytes());
+            }
         }
     }
 
@@ -217,6 +325,19 @@ impl Reply {
             2 => Reply::Done,
             3 => Reply::Length(reader.varint()?),
             4 => Reply::Removed(reader.varint()?),
+            5 => {
+                let zigzag = reader.varint()?;
+                Reply::Integer(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64))
+            }
+            6 => {
+                let count = reader.varint()?;
+                let mut values = Vec::new();
+                for _ in 0..count {
+                    values.push(if reader.bool()? { Some(reader.bytes()?.to_vec()) } else { None });
+                }
+                Reply::Values(values)
+            }
+            7 => Reply::Error(String::from_utf8_lossy(reader.bytes()?).into_owned()),
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         })
     }
@@ -233,6 +354,11 @@ mod tests {
             Op::Put { key: b"k".to_vec(), value: b"v".to_vec() },
             Op::Append { key: b"".to_vec(), value: vec![0; 300] },
             Op::Delete { keys: vec![b"gone".to_vec(), b"".to_vec()] },
+            Op::IncrBy { key: b"n".to_vec(), delta: i64::MIN },
+            Op::IncrBy { key: b"n".to_vec(), delta: -1 },
+            Op::Set { key: b"k".to_vec(), value: b"v".to_vec(), flags: SetFlags::ONLY_NEW | SetFlags::GET },
+            Op::GetDel { key: b"k".to_vec() },
+            Op::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), Vec::new())], only_new: true },
         ];
         for op in ops {
             let command = Command { client_id: u64::MAX, seq: 7, op };
@@ -241,6 +367,12 @@ mod tests {
             for cut in 0..bytes.len() {
                 assert!(Command::decode(&bytes[..cut]).is_err());
             }
+        }
+        let replies = [Reply::Integer(i64::MIN), Reply::Integer(7), Reply::Values(vec![None, Some(b"v".to_vec())]), Reply::Error("ERR x".into())];
+        for reply in replies {
+            let mut bytes = Vec::new();
+            reply.encode(&mut bytes);
+            assert_eq!(Reply::decode(&mut Reader::new(&bytes)), Ok(reply));
         }
     }
 }

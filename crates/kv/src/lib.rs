@@ -19,7 +19,7 @@ pub mod pending;
 pub mod snapshot;
 pub mod store;
 
-pub use command::{Command, CommandRef, Op, OpRef, Reply};
+pub use command::{Command, CommandRef, Op, OpRef, Reply, SetFlags};
 pub use pending::{Outcome, Pending};
 pub use snapshot::SnapshotError;
-pub use store::Store;
+pub use store::{parse_integer, Store, NOT_AN_INTEGER};

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::command::{CommandRef, OpRef, Reply};
+use crate::command::{CommandRef, OpRef, Reply, SetFlags};
 
 /// The last write of one client. Clients have one operation outstanding at a time and number them
 /// in order, so the last one is all that must be remembered.
@@ -178,13 +178,7 @@ impl Store {
         match op {
             OpRef::Get { key } => Reply::Value(self.data.get(*key).map(|value| value.as_slice().to_vec())),
             OpRef::Put { key, value } => {
-                let value = Value::Fixed(Arc::from(*value));
-                match self.data.get_mut(*key) {
-                    Some(stored) => *stored = value,
-                    None => {
-                        self.data.insert(key.to_vec(), value);
-                    }
-                }
+                self.put(key, value);
                 Reply::Done
             }
             OpRef::Append { key, value } => {
@@ -201,8 +195,73 @@ impl Store {
                 }
                 Reply::Done
             }
+            OpRef::IncrBy { key, delta } => {
+                let current = match self.data.get(*key) {
+                    None => 0,
+                    Some(value) => match parse_integer(value.as_slice()) {
+                        Some(current) => current,
+                        None => return Reply::Error(NOT_AN_INTEGER.into()),
+                    },
+                };
+                let Some(new) = current.checked_add(*delta) else {
+                    return Reply::Error("ERR increment or decrement would overflow".into());
+                };
+                self.put(key, new.to_string().as_bytes());
+                Reply::Integer(new)
+            }
+            OpRef::Set { key, value, flags } => {
+                let old = self.data.get(*key).map(|old| old.as_slice().to_vec());
+                let allowed = !(flags & SetFlags::ONLY_NEW != 0 && old.is_some() || flags & SetFlags::ONLY_EXISTING != 0 && old.is_none());
+                if allowed {
+                    self.put(key, value);
+                }
+                match (flags & SetFlags::GET != 0, flags & SetFlags::INTEGER_REPLY != 0, allowed) {
+                    (true, _, _) => Reply::Value(old),
+                    (false, true, set) => Reply::Integer(i64::from(set)),
+                    (false, false, true) => Reply::Done,
+                    (false, false, false) => Reply::Value(None),
+                }
+            }
+            OpRef::GetDel { key } => Reply::Value(self.data.remove(*key).map(|old| old.as_slice().to_vec())),
+            OpRef::MSet { pairs, only_new } => {
+                if *only_new && pairs.iter().any(|(key, _)| self.data.contains_key(*key)) {
+                    return Reply::Integer(0);
+                }
+                for (key, value) in pairs {
+                    self.put(key, value);
+                }
+                if *only_new { Reply::Integer(1) } else { Reply::Done }
+            }
         }
     }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) {
+        let value = Value::Fixed(Arc::from(value));
+        match self.data.get_mut(key) {
+            Some(stored) => *stored = value,
+            None => {
+                self.data.insert(key.to_vec(), value);
+            }
+        }
+    }
+}
+
+/// Redis's reply to arithmetic on a value that is not a 64-bit integer.
+pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+
+/// A value as Redis reads an integer: optional `-`, decimal digits, no leading zeros or spaces,
+/// within 64 bits.
+pub fn parse_integer(bytes: &[u8]) -> Option<i64> {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    let canonical = match digits {
+        [b'0'] => bytes.len() == 1,
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !canonical || bytes.len() > 20 {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -221,6 +280,45 @@ mod tests {
 
     fn append(key: &str, value: &str) -> Op {
         Op::Append { key: key.into(), value: value.into() }
+    }
+
+    #[test]
+    fn string_commands_answer_as_redis_does() {
+        let mut store = Store::new();
+        let mut index = 0;
+        let mut run = |store: &mut Store, op: Op| {
+            index += 1;
+            apply(store, index, write(0, 0, op))
+        };
+        let incr = |delta| Op::IncrBy { key: b"n".to_vec(), delta };
+        assert_eq!(run(&mut store, incr(5)), Reply::Integer(5), "a missing key counts from 0");
+        assert_eq!(run(&mut store, incr(-7)), Reply::Integer(-2));
+        assert_eq!(store.get(b"n"), Some(&b"-2"[..]));
+        run(&mut store, Op::Put { key: b"n".to_vec(), value: i64::MAX.to_string().into_bytes() });
+        assert_eq!(run(&mut store, incr(1)), Reply::Error("ERR increment or decrement would overflow".into()));
+        for bad in ["", " 1", "+1", "01", "-0", "1.0", "99999999999999999999"] {
+            run(&mut store, Op::Put { key: b"n".to_vec(), value: bad.as_bytes().to_vec() });
+            assert_eq!(run(&mut store, incr(1)), Reply::Error(NOT_AN_INTEGER.into()), "{bad:?}");
+        }
+        let set = |value: &str, flags| Op::Set { key: b"s".to_vec(), value: value.as_bytes().to_vec(), flags };
+        assert_eq!(run(&mut store, set("1", SetFlags::ONLY_EXISTING)), Reply::Value(None), "XX on a missing key: nil");
+        assert_eq!(run(&mut store, set("1", SetFlags::ONLY_NEW)), Reply::Done);
+        assert_eq!(run(&mut store, set("2", SetFlags::ONLY_NEW | SetFlags::INTEGER_REPLY)), Reply::Integer(0), "SETNX on an existing key");
+        assert_eq!(run(&mut store, set("3", SetFlags::ONLY_NEW | SetFlags::GET)), Reply::Value(Some(b"1".to_vec())), "NX GET: the old value, nothing set");
+        assert_eq!(store.get(b"s"), Some(&b"1"[..]));
+        assert_eq!(run(&mut store, set("4", SetFlags::GET)), Reply::Value(Some(b"1".to_vec())));
+        assert_eq!(run(&mut store, Op::GetDel { key: b"s".to_vec() }), Reply::Value(Some(b"4".to_vec())));
+        assert_eq!(store.get(b"s"), None);
+        let mset = |keys: &[&str], only_new| Op::MSet { pairs: keys.iter().map(|key| (key.as_bytes().to_vec(), b"v".to_vec())).collect(), only_new };
+        assert_eq!(run(&mut store, mset(&["a", "b"], false)), Reply::Done);
+        assert_eq!(run(&mut store, mset(&["b", "c"], true)), Reply::Integer(0));
+        assert_eq!(store.get(b"c"), None, "MSETNX sets nothing if one key exists");
+        assert_eq!(run(&mut store, mset(&["c", "d"], true)), Reply::Integer(1));
+        // Exactly once: a retried INCR is answered with its first result and not applied again.
+        let tagged = Command { client_id: 4, seq: 1, op: Op::IncrBy { key: b"t".to_vec(), delta: 2 } };
+        assert_eq!(apply(&mut store, 100, tagged.clone()), Reply::Integer(2));
+        assert_eq!(apply(&mut store, 101, tagged), Reply::Integer(2));
+        assert_eq!(store.get(b"t"), Some(&b"2"[..]));
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn bool(&mut self) -> Result<bool, DecodeError> {
+    pub fn bool(&mut self) -> Result<bool, DecodeError> {
         let at = self.position;
         match self.byte()? {
             0 => Ok(false),

@@ -36,3 +36,16 @@ fn redis_py_with_its_defaults_works_against_every_node() {
     assert!(success, "redis-py failed:\nstdout: {stdout}\nstderr: {stderr}");
     println!("{}", stdout.trim());
 }
+
+#[test]
+fn redis_py_string_commands_answer_as_redis_does_on_every_node() {
+    let python = python();
+    let cluster = Cluster::start_without_proxies("redis-py-strings", 3);
+    cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/redis_py_strings.py");
+    let mut command = Command::new(python);
+    command.arg(script).args(cluster.ids().into_iter().map(|id| cluster.client_port(id).to_string()));
+    let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(60)).unwrap_or_else(|error| panic!("{error}"));
+    assert!(success, "redis-py failed:\nstdout: {stdout}\nstderr: {stderr}");
+    println!("{}", stdout.trim());
+}

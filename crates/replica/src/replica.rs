@@ -804,6 +804,9 @@ impl Replica {
             let answer = match &request {
                 Request::Get { key } => Answer::Reply(Reply::Value(self.store.get(key).map(<[u8]>::to_vec))),
                 Request::Exists { keys } => Answer::Count(keys.iter().filter(|key| self.store.get(key).is_some()).count() as u64),
+                Request::MGet { keys } => Answer::Reply(Reply::Values(keys.iter().map(|key| self.store.get(key).map(<[u8]>::to_vec)).collect())),
+                Request::Strlen { key } => Answer::Count(self.store.get(key).map_or(0, |value| value.len() as u64)),
+                Request::DbSize => Answer::Count(self.store.len() as u64),
                 Request::Write(_) => Answer::Error("internal: a write was queued as a read".into()),
             };
             self.answer(caller, answer);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use kv::{CommandRef, OpRef, Reply};
+use kv::{CommandRef, OpRef, Reply, SetFlags};
 use raft::codec::{put_varint, Reader};
 
 /// A request as the Raft loop handles it.
@@ -18,6 +18,12 @@ pub enum Request {
     Get { key: Vec<u8> },
     /// A linearizable read: how many of the keys exist.
     Exists { keys: Vec<Vec<u8>> },
+    /// A linearizable read: each key's value (MGET).
+    MGet { keys: Vec<Vec<u8>> },
+    /// A linearizable read: the length of a key's value, 0 if missing (STRLEN).
+    Strlen { key: Vec<u8> },
+    /// A linearizable read: how many keys there are (DBSIZE).
+    DbSize,
 }
 
 /// The outcome of a request.
@@ -84,14 +90,20 @@ impl Request {
                 put_varint(&mut out, key.len() as u64);
                 out.extend_from_slice(key);
             }
-            Request::Exists { keys } => {
-                out.push(2);
+            Request::Exists { keys } | Request::MGet { keys } => {
+                out.push(if matches!(self, Request::Exists { .. }) { 2 } else { 3 });
                 put_varint(&mut out, keys.len() as u64);
                 for key in keys {
                     put_varint(&mut out, key.len() as u64);
                     out.extend_from_slice(key);
                 }
             }
+            Request::Strlen { key } => {
+                out.push(4);
+                put_varint(&mut out, key.len() as u64);
+                out.extend_from_slice(key);
+            }
+            Request::DbSize => out.push(5),
         }
         out
     }
@@ -104,13 +116,13 @@ impl Request {
                 let command = CommandRef::decode(rest).ok().filter(|command| command.op.is_write())?;
                 Some(Request::Write(Write { tag: (command.client_id, command.seq), data: bytes.slice(1..) }))
             }
-            1 => {
+            1 | 4 => {
                 let mut reader = Reader::new(rest);
                 let key = reader.bytes().ok()?.to_vec();
                 reader.finish().ok()?;
-                Some(Request::Get { key })
+                Some(if tag == 1 { Request::Get { key } } else { Request::Strlen { key } })
             }
-            2 => {
+            2 | 3 => {
                 let mut reader = Reader::new(rest);
                 let count = reader.varint().ok()?;
                 let mut keys = Vec::new();
@@ -118,8 +130,9 @@ impl Request {
                     keys.push(reader.bytes().ok()?.to_vec());
                 }
                 reader.finish().ok()?;
-                Some(Request::Exists { keys })
+                Some(if tag == 2 { Request::Exists { keys } } else { Request::MGet { keys } })
             }
+            5 if rest.is_empty() => Some(Request::DbSize),
             _ => None,
         }
     }
@@ -169,9 +182,42 @@ impl Answer {
             Answer::Reply(Reply::Length(length)) | Answer::Reply(Reply::Removed(length)) | Answer::Count(length) => {
                 resp::encode_integer(i64::try_from(*length).unwrap_or(i64::MAX), out)
             }
+            Answer::Reply(Reply::Integer(value)) => resp::encode_integer(*value, out),
+            Answer::Reply(Reply::Values(values)) => {
+                resp::encode_array_len(values.len(), out);
+                for value in values {
+                    match value {
+                        Some(value) => resp::encode_bulk(value, out),
+                        None if resp3 => resp::encode_null(out),
+                        None => resp::encode_nil(out),
+                    }
+                }
+            }
+            Answer::Reply(Reply::Error(message)) => resp::encode_error(message, out),
             Answer::Error(message) => resp::encode_error(&format!("ERR {message}"), out),
         }
     }
+}
+
+/// SET's options: NX, XX and GET; KEEPTTL changes nothing (no key has a time to live yet); the
+/// expiry options are refused by name rather than ignored.
+fn set_flags<'a>(options: impl Iterator<Item = &'a [u8]>) -> Result<u8, CommandError> {
+    let mut flags = 0;
+    for option in options {
+        let option = option.to_ascii_uppercase();
+        flags |= match &option[..] {
+            b"NX" => SetFlags::ONLY_NEW,
+            b"XX" => SetFlags::ONLY_EXISTING,
+            b"GET" => SetFlags::GET,
+            b"KEEPTTL" => 0,
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" => return Err(CommandError::Unsupported(format!("SET {} (keys with a time to live)", String::from_utf8_lossy(&option)))),
+            _ => return Err(CommandError::Syntax),
+        };
+    }
+    if flags & SetFlags::ONLY_NEW != 0 && flags & SetFlags::ONLY_EXISTING != 0 {
+        return Err(CommandError::Syntax);
+    }
+    Ok(flags)
 }
 
 /// The prefix by which the project's own client tags a write for exactly-once application:
@@ -179,7 +225,10 @@ impl Answer {
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 16] = ["GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH"];
+const KNOWN: [&str; 29] = [
+    "GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH", "INCR", "DECR",
+    "INCRBY", "DECRBY", "SETNX", "GETSET", "GETDEL", "MGET", "MSET", "MSETNX", "STRLEN", "DBSIZE", "UNLINK",
+];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
 /// allocating an upper-case copy per request; "" when it is not known.
@@ -193,6 +242,10 @@ pub enum CommandError {
     WrongArity(String),
     Unknown(String),
     BadTag,
+    NotAnInteger,
+    Syntax,
+    /// An option raftkv does not have yet, named.
+    Unsupported(String),
 }
 
 impl CommandError {
@@ -200,7 +253,10 @@ impl CommandError {
         match self {
             CommandError::WrongArity(name) => format!("ERR wrong number of arguments for '{name}' command"),
             CommandError::Unknown(name) => format!("ERR unknown command '{name}'"),
-            CommandError::BadTag => "ERR TAGGED needs a client id >= 1 and a sequence number, then SET, APPEND or DEL".into(),
+            CommandError::BadTag => "ERR TAGGED needs a client id >= 1 and a sequence number, then a write".into(),
+            CommandError::NotAnInteger => kv::NOT_AN_INTEGER.into(),
+            CommandError::Syntax => "ERR syntax error".into(),
+            CommandError::Unsupported(what) => format!("ERR {what} is not supported by raftkv yet"),
         }
     }
 }
@@ -227,8 +283,56 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
     let arg = |index: usize| &args[first + index];
     let name = args.get(first).map_or("", command_name);
     let arity = |ok: bool| if ok { Ok(()) } else { Err(CommandError::WrongArity(name.to_lowercase())) };
+    let keys = || args.iter().skip(first + 1).map(<[u8]>::to_vec).collect::<Vec<_>>();
+    let integer = |arg: &[u8]| kv::parse_integer(arg).ok_or(CommandError::NotAnInteger);
     let op = match name {
-        "GET" | "EXISTS" if tag.is_some() => return Err(CommandError::BadTag),
+        "GET" | "EXISTS" | "MGET" | "STRLEN" | "DBSIZE" if tag.is_some() => return Err(CommandError::BadTag),
+        "MGET" => {
+            arity(count >= 2)?;
+            return Ok(Request::MGet { keys: keys() });
+        }
+        "STRLEN" => {
+            arity(count == 2)?;
+            return Ok(Request::Strlen { key: arg(1).to_vec() });
+        }
+        "DBSIZE" => {
+            arity(count == 1)?;
+            return Ok(Request::DbSize);
+        }
+        "INCR" | "DECR" => {
+            arity(count == 2)?;
+            OpRef::IncrBy { key: arg(1), delta: if name == "INCR" { 1 } else { -1 } }
+        }
+        "INCRBY" => {
+            arity(count == 3)?;
+            OpRef::IncrBy { key: arg(1), delta: integer(arg(2))? }
+        }
+        "DECRBY" => {
+            arity(count == 3)?;
+            // -i64::MIN does not exist: Redis refuses it the same way.
+            OpRef::IncrBy { key: arg(1), delta: integer(arg(2))?.checked_neg().ok_or(CommandError::NotAnInteger)? }
+        }
+        "SETNX" => {
+            arity(count == 3)?;
+            OpRef::Set { key: arg(1), value: arg(2), flags: SetFlags::ONLY_NEW | SetFlags::INTEGER_REPLY }
+        }
+        "GETSET" => {
+            arity(count == 3)?;
+            OpRef::Set { key: arg(1), value: arg(2), flags: SetFlags::GET }
+        }
+        "GETDEL" => {
+            arity(count == 2)?;
+            OpRef::GetDel { key: arg(1) }
+        }
+        "MSET" | "MSETNX" => {
+            arity(count >= 3 && count % 2 == 1)?;
+            let pairs = (1..count).step_by(2).map(|at| (arg(at), arg(at + 1))).collect();
+            OpRef::MSet { pairs, only_new: name == "MSETNX" }
+        }
+        "SET" if count > 3 => {
+            arity(count >= 3)?;
+            OpRef::Set { key: arg(1), value: arg(2), flags: set_flags((3..count).map(arg))? }
+        }
         "GET" => {
             arity(count == 2)?;
             return Ok(Request::Get { key: arg(1).to_vec() });
@@ -245,7 +349,7 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
             arity(count == 3)?;
             OpRef::Append { key: arg(1), value: arg(2) }
         }
-        "DEL" => {
+        "DEL" | "UNLINK" => {
             arity(count >= 2)?;
             OpRef::Delete { keys: args.iter().skip(first + 1).collect() }
         }
@@ -283,6 +387,15 @@ mod tests {
             args(&["DEL", "a", "b"]),
             args(&["exists", "a", "b", "a"]),
             args(&["TAGGED", "7", "3", "SET", "k", "v"]),
+            args(&["incrby", "n", "-9"]),
+            args(&["DECR", "n"]),
+            args(&["SET", "k", "v", "nx", "GET", "KEEPTTL"]),
+            args(&["SETNX", "k", "v"]),
+            args(&["GETDEL", "k"]),
+            args(&["MSETNX", "a", "1", "b", "2"]),
+            args(&["MGET", "a", "b"]),
+            args(&["STRLEN", "a"]),
+            args(&["DBSIZE"]),
         ];
         for case in cases {
             let request = to_request(&case).expect("valid");
@@ -325,6 +438,13 @@ mod tests {
         assert_eq!(to_request(&args(&["GET"])), Err(CommandError::WrongArity("get".into())));
         assert_eq!(to_request(&args(&["SET", "k"])), Err(CommandError::WrongArity("set".into())));
         assert_eq!(to_request(&args(&["FLUSHALL"])), Err(CommandError::Unknown("FLUSHALL".into())));
+        assert_eq!(to_request(&args(&["INCRBY", "n", "1.5"])), Err(CommandError::NotAnInteger));
+        assert_eq!(to_request(&args(&["DECRBY", "n", &i64::MIN.to_string()])), Err(CommandError::NotAnInteger));
+        assert_eq!(to_request(&args(&["SET", "k", "v", "NX", "XX"])), Err(CommandError::Syntax));
+        assert_eq!(to_request(&args(&["SET", "k", "v", "FOO"])), Err(CommandError::Syntax));
+        assert!(matches!(to_request(&args(&["SET", "k", "v", "EX", "10"])), Err(CommandError::Unsupported(_))));
+        assert_eq!(to_request(&args(&["MSET", "a", "1", "b"])), Err(CommandError::WrongArity("mset".into())));
+        assert_eq!(to_request(&args(&["DBSIZE", "x"])), Err(CommandError::WrongArity("dbsize".into())));
         assert_eq!(to_request(&args(&["TAGGED", "0", "1", "SET", "k", "v"])), Err(CommandError::BadTag));
         assert_eq!(to_request(&args(&["TAGGED", "1", "1", "GET", "k"])), Err(CommandError::BadTag));
         assert_eq!(Request::decode(&Bytes::from_static(&[9, 9])), None);

@@ -1,0 +1,60 @@
+"""The string commands as redis-py calls them, with Redis's answers and edge cases, against
+every node (followers forward). Usage: redis_py_strings.py PORT [PORT...]. Exits non-zero,
+naming the check, on any failure."""
+import sys
+
+import redis
+
+ports = [int(port) for port in sys.argv[1:]]
+
+
+def refused(call, text, where):
+    try:
+        call()
+    except redis.ResponseError as error:
+        assert text in str(error), f"{where}: {error!r} lacks {text!r}"
+        return
+    raise AssertionError(f"{where}: accepted, expected an error with {text!r}")
+
+
+for protocol in (None, 2):
+    for port in ports:
+        options = {} if protocol is None else {"protocol": protocol}
+        r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, **options)
+        where = f"port {port}, protocol {protocol or 'default'}"
+        k = f"str-{port}-{protocol}"
+        # Counters.
+        assert r.incr(f"{k}:n") == 1, where
+        assert r.incr(f"{k}:n", 10) == 11, where
+        assert r.decr(f"{k}:n") == 10, where
+        assert r.decr(f"{k}:n", 20) == -10, where
+        assert r.get(f"{k}:n") == b"-10", where
+        r.set(f"{k}:text", "abc")
+        refused(lambda: r.incr(f"{k}:text"), "not an integer", where)
+        r.set(f"{k}:max", str(2**63 - 1))
+        refused(lambda: r.incr(f"{k}:max"), "overflow", where)
+        refused(lambda: r.incrby(f"{k}:n", "x"), "not an integer", where)
+        # SET's options, SETNX, GETSET, GETDEL.
+        assert r.set(f"{k}:a", "1", nx=True) is True, where
+        assert r.set(f"{k}:a", "2", nx=True) is None, where
+        assert r.set(f"{k}:b", "1", xx=True) is None, where
+        assert r.set(f"{k}:a", "3", xx=True) is True, where
+        assert r.set(f"{k}:a", "4", get=True) == b"3", where
+        assert r.setnx(f"{k}:a", "5") is False, where
+        assert r.setnx(f"{k}:c", "5") is True, where
+        assert r.getset(f"{k}:c", "6") == b"5", where
+        assert r.getdel(f"{k}:c") == b"6", where
+        assert r.getdel(f"{k}:c") is None, where
+        refused(lambda: r.set(f"{k}:a", "1", ex=10), "not supported", where)
+        refused(lambda: r.execute_command("SET", f"{k}:a", "1", "NX", "XX"), "syntax error", where)
+        # Several keys at once.
+        assert r.mset({f"{k}:m1": "x", f"{k}:m2": "y"}) is True, where
+        assert r.mget(f"{k}:m1", f"{k}:missing", f"{k}:m2") == [b"x", None, b"y"], where
+        assert r.msetnx({f"{k}:m1": "z", f"{k}:m3": "z"}) is False, where
+        assert r.get(f"{k}:m3") is None, "MSETNX set nothing: " + where
+        assert r.msetnx({f"{k}:m4": "z", f"{k}:m5": "z"}) is True, where
+        assert r.strlen(f"{k}:m1") == 1 and r.strlen(f"{k}:missing") == 0, where
+        assert r.unlink(f"{k}:m4", f"{k}:m5") == 2, where
+        assert r.dbsize() > 0, where
+        r.close()
+print("redis-py", redis.__version__, "string commands ok against ports", ports)
