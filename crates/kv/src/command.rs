@@ -23,6 +23,10 @@ pub enum Op {
     GetDel { key: Vec<u8> },
     /// MSET (and MSETNX with `only_new`: nothing is set if any key exists), atomically.
     MSet { pairs: Vec<(Vec<u8>, Vec<u8>)>, only_new: bool },
+    /// FLUSHDB, FLUSHALL: every key removed.
+    Flush,
+    /// RENAME (and RENAMENX with `only_new`: not if `to` exists).
+    Rename { from: Vec<u8>, to: Vec<u8>, only_new: bool },
 }
 
 /// SET's options as bits of `Op::Set`'s flags.
@@ -71,6 +75,8 @@ pub enum Reply {
     Values(Vec<Option<Vec<u8>>>),
     /// A refusal with Redis's text, such as `ERR value is not an integer or out of range`.
     Error(String),
+    /// A status line, such as TYPE's `string`.
+    Status(String),
 }
 
 /// An operation borrowed from wherever its bytes are (a client's request, a log entry): what
@@ -86,6 +92,8 @@ pub enum OpRef<'a> {
     Set { key: &'a [u8], value: &'a [u8], flags: u8 },
     GetDel { key: &'a [u8] },
     MSet { pairs: Vec<(&'a [u8], &'a [u8])>, only_new: bool },
+    Flush,
+    Rename { from: &'a [u8], to: &'a [u8], only_new: bool },
 }
 
 impl OpRef<'_> {
@@ -106,6 +114,8 @@ impl OpRef<'_> {
             OpRef::MSet { pairs, only_new } => {
                 Op::MSet { pairs: pairs.iter().map(|(key, value)| (key.to_vec(), value.to_vec())).collect(), only_new: *only_new }
             }
+            OpRef::Flush => Op::Flush,
+            OpRef::Rename { from, to, only_new } => Op::Rename { from: from.to_vec(), to: to.to_vec(), only_new: *only_new },
         }
     }
 }
@@ -179,6 +189,13 @@ impl<'a> CommandRef<'a> {
                     put_bytes(out, value);
                 }
             }
+            OpRef::Flush => out.put_u8(9),
+            OpRef::Rename { from, to, only_new } => {
+                out.put_u8(10);
+                put_bytes(out, from);
+                put_bytes(out, to);
+                out.put_u8(u8::from(*only_new));
+            }
         }
     }
 
@@ -191,7 +208,8 @@ impl<'a> CommandRef<'a> {
             OpRef::IncrBy { key, .. } => key.len() + 20,
             OpRef::Delete { keys } => keys.iter().map(|key| key.len() + 10).sum::<usize>() + 10,
             OpRef::MSet { pairs, .. } => pairs.iter().map(|(key, value)| key.len() + value.len() + 20).sum::<usize>() + 11,
-            OpRef::ClusterId { .. } => 10,
+            OpRef::ClusterId { .. } | OpRef::Flush => 10,
+            OpRef::Rename { from, to, .. } => from.len() + to.len() + 21,
         };
         parts + 21
     }
@@ -233,6 +251,8 @@ impl<'a> CommandRef<'a> {
                 }
                 OpRef::MSet { pairs, only_new }
             }
+            9 => OpRef::Flush,
+            10 => OpRef::Rename { from: reader.bytes()?, to: reader.bytes()?, only_new: reader.bool()? },
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         };
         reader.finish()?;
@@ -256,6 +276,8 @@ impl Op {
             Op::Set { key, value, flags } => OpRef::Set { key, value, flags: *flags },
             Op::GetDel { key } => OpRef::GetDel { key },
             Op::MSet { pairs, only_new } => OpRef::MSet { pairs: pairs.iter().map(|(key, value)| (&key[..], &value[..])).collect(), only_new: *only_new },
+            Op::Flush => OpRef::Flush,
+            Op::Rename { from, to, only_new } => OpRef::Rename { from, to, only_new: *only_new },
         }
     }
 }
@@ -315,6 +337,10 @@ impl Reply {
                 out.push(7);
                 put_bytes(out, message.as_bytes());
             }
+            Reply::Status(status) => {
+                out.push(8);
+                put_bytes(out, status.as_bytes());
+            }
         }
     }
 
@@ -338,6 +364,7 @@ impl Reply {
                 Reply::Values(values)
             }
             7 => Reply::Error(String::from_utf8_lossy(reader.bytes()?).into_owned()),
+            8 => Reply::Status(String::from_utf8_lossy(reader.bytes()?).into_owned()),
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         })
     }
@@ -359,6 +386,8 @@ mod tests {
             Op::Set { key: b"k".to_vec(), value: b"v".to_vec(), flags: SetFlags::ONLY_NEW | SetFlags::GET },
             Op::GetDel { key: b"k".to_vec() },
             Op::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), Vec::new())], only_new: true },
+            Op::Flush,
+            Op::Rename { from: b"a".to_vec(), to: b"b".to_vec(), only_new: true },
         ];
         for op in ops {
             let command = Command { client_id: u64::MAX, seq: 7, op };
@@ -368,7 +397,7 @@ mod tests {
                 assert!(Command::decode(&bytes[..cut]).is_err());
             }
         }
-        let replies = [Reply::Integer(i64::MIN), Reply::Integer(7), Reply::Values(vec![None, Some(b"v".to_vec())]), Reply::Error("ERR x".into())];
+        let replies = [Reply::Integer(i64::MIN), Reply::Integer(7), Reply::Values(vec![None, Some(b"v".to_vec())]), Reply::Error("ERR x".into()), Reply::Status("string".into())];
         for reply in replies {
             let mut bytes = Vec::new();
             reply.encode(&mut bytes);

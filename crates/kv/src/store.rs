@@ -126,6 +126,11 @@ impl Store {
         self.data.get(key).map(Value::as_slice)
     }
 
+    /// Every key, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.data.keys().map(Vec::as_slice)
+    }
+
     pub fn len(&self) -> usize {
         self.data.len()
     }
@@ -232,6 +237,24 @@ impl Store {
                 }
                 if *only_new { Reply::Integer(1) } else { Reply::Done }
             }
+            OpRef::Flush => {
+                self.data.clear();
+                Reply::Done
+            }
+            OpRef::Rename { from, to, only_new } => {
+                if !self.data.contains_key(*from) {
+                    return Reply::Error("ERR no such key".into());
+                }
+                if *only_new && self.data.contains_key(*to) {
+                    return Reply::Integer(0);
+                }
+                if from != to {
+                    if let Some(value) = self.data.remove(*from) {
+                        self.data.insert(to.to_vec(), value);
+                    }
+                }
+                if *only_new { Reply::Integer(1) } else { Reply::Done }
+            }
         }
     }
 
@@ -314,11 +337,20 @@ mod tests {
         assert_eq!(run(&mut store, mset(&["b", "c"], true)), Reply::Integer(0));
         assert_eq!(store.get(b"c"), None, "MSETNX sets nothing if one key exists");
         assert_eq!(run(&mut store, mset(&["c", "d"], true)), Reply::Integer(1));
+        let rename = |from: &str, to: &str, only_new| Op::Rename { from: from.into(), to: to.into(), only_new };
+        assert_eq!(run(&mut store, rename("missing", "x", false)), Reply::Error("ERR no such key".into()));
+        assert_eq!(run(&mut store, rename("c", "d", true)), Reply::Integer(0), "RENAMENX onto an existing key");
+        assert_eq!(run(&mut store, rename("c", "e", false)), Reply::Done);
+        assert_eq!((store.get(b"c"), store.get(b"e")), (None, Some(&b"v"[..])));
+        assert_eq!(run(&mut store, rename("e", "e", false)), Reply::Done, "onto itself: nothing changes");
+        assert_eq!(store.get(b"e"), Some(&b"v"[..]));
         // Exactly once: a retried INCR is answered with its first result and not applied again.
         let tagged = Command { client_id: 4, seq: 1, op: Op::IncrBy { key: b"t".to_vec(), delta: 2 } };
         assert_eq!(apply(&mut store, 100, tagged.clone()), Reply::Integer(2));
         assert_eq!(apply(&mut store, 101, tagged), Reply::Integer(2));
         assert_eq!(store.get(b"t"), Some(&b"2"[..]));
+        assert_eq!(apply(&mut store, 102, write(0, 0, Op::Flush)), Reply::Done);
+        assert_eq!(store.len(), 0);
     }
 
     #[test]

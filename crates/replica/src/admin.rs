@@ -6,7 +6,14 @@
 /// Arity as Redis counts it: the name included, negative for "at least".
 type CommandSpec = (&'static str, i64, &'static [&'static str], i64, i64, i64);
 
-const COMMANDS: [CommandSpec; 29] = [
+const COMMANDS: [CommandSpec; 36] = [
+    ("keys", 2, &["readonly"], 0, 0, 0),
+    ("type", 2, &["readonly", "fast"], 1, 1, 1),
+    ("touch", -2, &["readonly", "fast"], 1, -1, 1),
+    ("flushdb", -1, &["write"], 0, 0, 0),
+    ("flushall", -1, &["write"], 0, 0, 0),
+    ("rename", 3, &["write"], 1, 2, 1),
+    ("renamenx", 3, &["write", "fast"], 1, 2, 1),
     ("get", 2, &["readonly", "fast"], 1, 1, 1),
     ("set", -3, &["write", "denyoom"], 1, 1, 1),
     ("setnx", 3, &["write", "denyoom", "fast"], 1, 1, 1),
@@ -195,7 +202,7 @@ pub fn config(args: &resp::ArgBuf, limits: &resp::Limits, resp3: bool, out: &mut
             ];
             let matching: Vec<_> = parameters
                 .iter()
-                .filter(|(name, _)| args.iter().skip(2).any(|pattern| glob(&pattern.to_ascii_lowercase(), name.as_bytes())))
+                .filter(|(name, _)| args.iter().skip(2).any(|pattern| crate::glob::matches(&pattern.to_ascii_lowercase(), name.as_bytes())))
                 .collect();
             map_len(matching.len(), resp3, out);
             for (name, value) in matching {
@@ -209,17 +216,6 @@ pub fn config(args: &resp::ArgBuf, limits: &resp::Limits, resp3: bool, out: &mut
             resp::encode_error(&format!("ERR CONFIG {sub} is not supported: raftkv is configured by its command-line flags"), out);
         }
         _ => unknown_subcommand("CONFIG", sub, out),
-    }
-}
-
-/// Redis's glob, for the `*` and `?` that CONFIG GET patterns use.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match (pattern.split_first(), text.split_first()) {
-        (None, None) => true,
-        (Some((b'*', rest)), _) => glob(rest, text) || (!text.is_empty() && glob(pattern, &text[1..])),
-        (Some((b'?', rest)), Some((_, more))) => glob(rest, more),
-        (Some((p, rest)), Some((t, more))) if p == t => glob(rest, more),
-        _ => false,
     }
 }
 

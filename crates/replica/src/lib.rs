@@ -29,6 +29,7 @@
 
 mod admin;
 mod connections;
+pub mod glob;
 mod replica;
 pub mod request;
 pub mod session;

@@ -807,6 +807,10 @@ impl Replica {
                 Request::MGet { keys } => Answer::Reply(Reply::Values(keys.iter().map(|key| self.store.get(key).map(<[u8]>::to_vec)).collect())),
                 Request::Strlen { key } => Answer::Count(self.store.get(key).map_or(0, |value| value.len() as u64)),
                 Request::DbSize => Answer::Count(self.store.len() as u64),
+                Request::Keys { pattern } => {
+                    Answer::Reply(Reply::Values(self.store.keys().filter(|key| crate::glob::matches(pattern, key)).map(|key| Some(key.to_vec())).collect()))
+                }
+                Request::Type { key } => Answer::Reply(Reply::Status(if self.store.get(key).is_some() { "string" } else { "none" }.into())),
                 Request::Write(_) => Answer::Error("internal: a write was queued as a read".into()),
             };
             self.answer(caller, answer);

@@ -24,6 +24,10 @@ pub enum Request {
     Strlen { key: Vec<u8> },
     /// A linearizable read: how many keys there are (DBSIZE).
     DbSize,
+    /// A linearizable read: the keys matching a glob pattern (KEYS).
+    Keys { pattern: Vec<u8> },
+    /// A linearizable read: a key's type, `string` or `none` (TYPE).
+    Type { key: Vec<u8> },
 }
 
 /// The outcome of a request.
@@ -98,8 +102,12 @@ impl Request {
                     out.extend_from_slice(key);
                 }
             }
-            Request::Strlen { key } => {
-                out.push(4);
+            Request::Strlen { key } | Request::Keys { pattern: key } | Request::Type { key } => {
+                out.push(match self {
+                    Request::Strlen { .. } => 4,
+                    Request::Keys { .. } => 6,
+                    _ => 7,
+                });
                 put_varint(&mut out, key.len() as u64);
                 out.extend_from_slice(key);
             }
@@ -116,11 +124,16 @@ impl Request {
                 let command = CommandRef::decode(rest).ok().filter(|command| command.op.is_write())?;
                 Some(Request::Write(Write { tag: (command.client_id, command.seq), data: bytes.slice(1..) }))
             }
-            1 | 4 => {
+            1 | 4 | 6 | 7 => {
                 let mut reader = Reader::new(rest);
                 let key = reader.bytes().ok()?.to_vec();
                 reader.finish().ok()?;
-                Some(if tag == 1 { Request::Get { key } } else { Request::Strlen { key } })
+                Some(match tag {
+                    1 => Request::Get { key },
+                    4 => Request::Strlen { key },
+                    6 => Request::Keys { pattern: key },
+                    _ => Request::Type { key },
+                })
             }
             2 | 3 => {
                 let mut reader = Reader::new(rest);
@@ -194,6 +207,7 @@ impl Answer {
                 }
             }
             Answer::Reply(Reply::Error(message)) => resp::encode_error(message, out),
+            Answer::Reply(Reply::Status(status)) => resp::encode_simple(status, out),
             Answer::Error(message) => resp::encode_error(&format!("ERR {message}"), out),
         }
     }
@@ -225,9 +239,10 @@ fn set_flags<'a>(options: impl Iterator<Item = &'a [u8]>) -> Result<u8, CommandE
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 29] = [
+const KNOWN: [&str; 36] = [
     "GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH", "INCR", "DECR",
-    "INCRBY", "DECRBY", "SETNX", "GETSET", "GETDEL", "MGET", "MSET", "MSETNX", "STRLEN", "DBSIZE", "UNLINK",
+    "INCRBY", "DECRBY", "SETNX", "GETSET", "GETDEL", "MGET", "MSET", "MSETNX", "STRLEN", "DBSIZE", "UNLINK", "KEYS", "TYPE", "TOUCH", "FLUSHDB", "FLUSHALL",
+    "RENAME", "RENAMENX",
 ];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
@@ -286,7 +301,30 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
     let keys = || args.iter().skip(first + 1).map(<[u8]>::to_vec).collect::<Vec<_>>();
     let integer = |arg: &[u8]| kv::parse_integer(arg).ok_or(CommandError::NotAnInteger);
     let op = match name {
-        "GET" | "EXISTS" | "MGET" | "STRLEN" | "DBSIZE" if tag.is_some() => return Err(CommandError::BadTag),
+        "GET" | "EXISTS" | "MGET" | "STRLEN" | "DBSIZE" | "KEYS" | "TYPE" | "TOUCH" if tag.is_some() => return Err(CommandError::BadTag),
+        "KEYS" => {
+            arity(count == 2)?;
+            return Ok(Request::Keys { pattern: arg(1).to_vec() });
+        }
+        "TYPE" => {
+            arity(count == 2)?;
+            return Ok(Request::Type { key: arg(1).to_vec() });
+        }
+        "TOUCH" => {
+            arity(count >= 2)?;
+            return Ok(Request::Exists { keys: keys() });
+        }
+        "FLUSHDB" | "FLUSHALL" => {
+            arity(count <= 2)?;
+            if count == 2 && !(arg(1).eq_ignore_ascii_case(b"ASYNC") || arg(1).eq_ignore_ascii_case(b"SYNC")) {
+                return Err(CommandError::Syntax);
+            }
+            OpRef::Flush
+        }
+        "RENAME" | "RENAMENX" => {
+            arity(count == 3)?;
+            OpRef::Rename { from: arg(1), to: arg(2), only_new: name == "RENAMENX" }
+        }
         "MGET" => {
             arity(count >= 2)?;
             return Ok(Request::MGet { keys: keys() });
@@ -396,6 +434,10 @@ mod tests {
             args(&["MGET", "a", "b"]),
             args(&["STRLEN", "a"]),
             args(&["DBSIZE"]),
+            args(&["KEYS", "user:*"]),
+            args(&["TYPE", "k"]),
+            args(&["FLUSHALL", "ASYNC"]),
+            args(&["RENAMENX", "a", "b"]),
         ];
         for case in cases {
             let request = to_request(&case).expect("valid");
@@ -437,7 +479,8 @@ mod tests {
     fn bad_commands_are_named_errors() {
         assert_eq!(to_request(&args(&["GET"])), Err(CommandError::WrongArity("get".into())));
         assert_eq!(to_request(&args(&["SET", "k"])), Err(CommandError::WrongArity("set".into())));
-        assert_eq!(to_request(&args(&["FLUSHALL"])), Err(CommandError::Unknown("FLUSHALL".into())));
+        assert_eq!(to_request(&args(&["SCAN", "0"])), Err(CommandError::Unknown("SCAN".into())));
+        assert_eq!(to_request(&args(&["FLUSHALL", "NOW"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["INCRBY", "n", "1.5"])), Err(CommandError::NotAnInteger));
         assert_eq!(to_request(&args(&["DECRBY", "n", &i64::MIN.to_string()])), Err(CommandError::NotAnInteger));
         assert_eq!(to_request(&args(&["SET", "k", "v", "NX", "XX"])), Err(CommandError::Syntax));

@@ -1,4 +1,4 @@
-"""The string commands as redis-py calls them, with Redis's answers and edge cases, against
+"""The string and key commands as redis-py calls them, with Redis's answers and edge cases, against
 every node (followers forward). Usage: redis_py_strings.py PORT [PORT...]. Exits non-zero,
 naming the check, on any failure."""
 import sys
@@ -56,5 +56,19 @@ for protocol in (None, 2):
         assert r.strlen(f"{k}:m1") == 1 and r.strlen(f"{k}:missing") == 0, where
         assert r.unlink(f"{k}:m4", f"{k}:m5") == 2, where
         assert r.dbsize() > 0, where
+        # Keys.
+        assert sorted(r.keys(f"{k}:m?")) == [f"{k}:m1".encode(), f"{k}:m2".encode()], where
+        assert r.keys(f"{k}:[a]") == [f"{k}:a".encode()], where
+        assert r.type(f"{k}:a") in (b"string", "string") and r.type(f"{k}:none") in (b"none", "none"), where
+        assert r.touch(f"{k}:a", f"{k}:none") == 1, where
+        assert r.rename(f"{k}:a", f"{k}:renamed") is True, where
+        assert r.get(f"{k}:renamed") == b"4" and r.get(f"{k}:a") is None, where
+        refused(lambda: r.rename(f"{k}:a", f"{k}:x"), "no such key", where)
+        assert r.renamenx(f"{k}:renamed", f"{k}:m1") is False, where
         r.close()
+# Last, as it empties the database for every node.
+r = redis.Redis(host="127.0.0.1", port=ports[-1], socket_timeout=10)
+assert r.flushdb() is True
+for port in ports:
+    assert redis.Redis(host="127.0.0.1", port=port, socket_timeout=10).dbsize() == 0, f"port {port}: FLUSHDB emptied every node"
 print("redis-py", redis.__version__, "string commands ok against ports", ports)
