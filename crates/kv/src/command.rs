@@ -77,6 +77,8 @@ pub enum Reply {
     Error(String),
     /// A status line, such as TYPE's `string`.
     Status(String),
+    /// A SCAN page: the next cursor (0: done) and the keys.
+    Scan { cursor: u64, keys: Vec<Vec<u8>> },
 }
 
 /// An operation borrowed from wherever its bytes are (a client's request, a log entry): what
@@ -341,6 +343,14 @@ impl Reply {
                 out.push(8);
                 put_bytes(out, status.as_bytes());
             }
+            Reply::Scan { cursor, keys } => {
+                out.push(9);
+                put_varint(out, *cursor);
+                put_varint(out, keys.len() as u64);
+                for key in keys {
+                    put_bytes(out, key);
+                }
+            }
         }
     }
 
@@ -365,6 +375,15 @@ impl Reply {
             }
             7 => Reply::Error(String::from_utf8_lossy(reader.bytes()?).into_owned()),
             8 => Reply::Status(String::from_utf8_lossy(reader.bytes()?).into_owned()),
+            9 => {
+                let cursor = reader.varint()?;
+                let count = reader.varint()?;
+                let mut keys = Vec::new();
+                for _ in 0..count {
+                    keys.push(reader.bytes()?.to_vec());
+                }
+                Reply::Scan { cursor, keys }
+            }
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         })
     }
@@ -397,7 +416,7 @@ mod tests {
                 assert!(Command::decode(&bytes[..cut]).is_err());
             }
         }
-        let replies = [Reply::Integer(i64::MIN), Reply::Integer(7), Reply::Values(vec![None, Some(b"v".to_vec())]), Reply::Error("ERR x".into()), Reply::Status("string".into())];
+        let replies = [Reply::Integer(i64::MIN), Reply::Integer(7), Reply::Values(vec![None, Some(b"v".to_vec())]), Reply::Error("ERR x".into()), Reply::Status("string".into()), Reply::Scan { cursor: u64::MAX, keys: vec![b"a".to_vec(), Vec::new()] }];
         for reply in replies {
             let mut bytes = Vec::new();
             reply.encode(&mut bytes);

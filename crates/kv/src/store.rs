@@ -126,6 +126,27 @@ impl Store {
         self.data.get(key).map(Value::as_slice)
     }
 
+    /// SCAN's page from `cursor`: keys in byte order from the first whose leading 8 bytes (read as a
+    /// big-endian number, zero-padded) are at least `cursor - 1`, about `count` of them but always
+    /// every key sharing the last one's leading 8 bytes, and the cursor of the next page (0: none).
+    /// The cursor depends on the keys alone, so it stays valid on every replica and across leader
+    /// changes, and a key present for the whole scan is returned at least once.
+    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<&[u8]>) {
+        // The smallest key with that prefix: its bytes without the padding zeros.
+        let start = cursor.saturating_sub(1).to_be_bytes();
+        let start = &start[..start.iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1)];
+        let mut page: Vec<&[u8]> = Vec::new();
+        for key in self.data.range(start.to_vec()..).map(|(key, _)| key.as_slice()) {
+            // (Keys whose prefix is all ones have no cursor after the shift: they end the scan.)
+            if page.len() >= count.max(1) && prefix(key) != prefix(page[page.len() - 1]) && prefix(key) != u64::MAX {
+                // The next page starts at this key's prefix; 0 is "done", so cursors are shifted by one.
+                return (prefix(key).saturating_add(1), page);
+            }
+            page.push(key);
+        }
+        (0, page)
+    }
+
     /// Every key, in order.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
         self.data.keys().map(Vec::as_slice)
@@ -269,6 +290,14 @@ impl Store {
     }
 }
 
+/// A key's first 8 bytes as a big-endian number, zero-padded: SCAN's position.
+fn prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let len = key.len().min(8);
+    bytes[..len].copy_from_slice(&key[..len]);
+    u64::from_be_bytes(bytes)
+}
+
 /// Redis's reply to arithmetic on a value that is not a 64-bit integer.
 pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
 
@@ -351,6 +380,43 @@ mod tests {
         assert_eq!(store.get(b"t"), Some(&b"2"[..]));
         assert_eq!(apply(&mut store, 102, write(0, 0, Op::Flush)), Reply::Done);
         assert_eq!(store.len(), 0);
+    }
+
+    #[test]
+    fn a_scan_returns_every_key_present_throughout_once_or_more_whatever_changes_between_pages() {
+        let mut store = Store::new();
+        let mut index = 0;
+        let mut put = |store: &mut Store, key: Vec<u8>| {
+            index += 1;
+            apply(store, index, write(0, 0, Op::Put { key, value: b"v".to_vec() }));
+        };
+        // Keys sharing long prefixes (one page must take all of a prefix), a key of 0xff bytes.
+        let keys: Vec<Vec<u8>> = (0..300u32)
+            .map(|n| match n % 3 {
+                0 => format!("user:{n:05}").into_bytes(),
+                1 => format!("k{n}").into_bytes(),
+                _ => vec![0xff; 8 + (n as usize % 4)],
+            })
+            .collect();
+        for key in &keys {
+            put(&mut store, key.clone());
+        }
+        let (mut cursor, mut seen, mut pages) = (0, std::collections::BTreeSet::new(), 0);
+        loop {
+            let (next, page) = store.scan(cursor, 7);
+            seen.extend(page.iter().map(|key| key.to_vec()));
+            pages += 1;
+            // Changes between pages: new keys come, and others go.
+            put(&mut store, format!("new{pages}").into_bytes());
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+            assert!(pages < 1000, "the scan never ends");
+        }
+        for key in &keys {
+            assert!(seen.contains(key), "{key:?} was never returned");
+        }
     }
 
     #[test]

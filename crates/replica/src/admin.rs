@@ -6,7 +6,8 @@
 /// Arity as Redis counts it: the name included, negative for "at least".
 type CommandSpec = (&'static str, i64, &'static [&'static str], i64, i64, i64);
 
-const COMMANDS: [CommandSpec; 36] = [
+const COMMANDS: [CommandSpec; 37] = [
+    ("scan", -2, &["readonly"], 0, 0, 0),
     ("keys", 2, &["readonly"], 0, 0, 0),
     ("type", 2, &["readonly", "fast"], 1, 1, 1),
     ("touch", -2, &["readonly", "fast"], 1, -1, 1),

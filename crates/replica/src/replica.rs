@@ -810,6 +810,15 @@ impl Replica {
                 Request::Keys { pattern } => {
                     Answer::Reply(Reply::Values(self.store.keys().filter(|key| crate::glob::matches(pattern, key)).map(|key| Some(key.to_vec())).collect()))
                 }
+                Request::Scan { cursor, count, pattern, strings } => {
+                    let (next, page) = self.store.scan(*cursor, usize::try_from(*count).unwrap_or(usize::MAX));
+                    let keys = page
+                        .into_iter()
+                        .filter(|key| *strings && pattern.as_ref().is_none_or(|pattern| crate::glob::matches(pattern, key)))
+                        .map(<[u8]>::to_vec)
+                        .collect();
+                    Answer::Reply(Reply::Scan { cursor: next, keys })
+                }
                 Request::Type { key } => Answer::Reply(Reply::Status(if self.store.get(key).is_some() { "string" } else { "none" }.into())),
                 Request::Write(_) => Answer::Error("internal: a write was queued as a read".into()),
             };

@@ -28,6 +28,9 @@ pub enum Request {
     Keys { pattern: Vec<u8> },
     /// A linearizable read: a key's type, `string` or `none` (TYPE).
     Type { key: Vec<u8> },
+    /// A linearizable read: one page of SCAN (see `kv::Store::scan`), its keys filtered by
+    /// `pattern` (MATCH) and, with `strings` false (TYPE other than string), emptied.
+    Scan { cursor: u64, count: u64, pattern: Option<Vec<u8>>, strings: bool },
 }
 
 /// The outcome of a request.
@@ -112,6 +115,17 @@ impl Request {
                 out.extend_from_slice(key);
             }
             Request::DbSize => out.push(5),
+            Request::Scan { cursor, count, pattern, strings } => {
+                out.push(8);
+                put_varint(&mut out, *cursor);
+                put_varint(&mut out, *count);
+                out.push(u8::from(*strings));
+                out.push(u8::from(pattern.is_some()));
+                if let Some(pattern) = pattern {
+                    put_varint(&mut out, pattern.len() as u64);
+                    out.extend_from_slice(pattern);
+                }
+            }
         }
         out
     }
@@ -146,6 +160,14 @@ impl Request {
                 Some(if tag == 2 { Request::Exists { keys } } else { Request::MGet { keys } })
             }
             5 if rest.is_empty() => Some(Request::DbSize),
+            8 => {
+                let mut reader = Reader::new(rest);
+                let (cursor, count) = (reader.varint().ok()?, reader.varint().ok()?);
+                let strings = reader.bool().ok()?;
+                let pattern = if reader.bool().ok()? { Some(reader.bytes().ok()?.to_vec()) } else { None };
+                reader.finish().ok()?;
+                Some(Request::Scan { cursor, count, pattern, strings })
+            }
             _ => None,
         }
     }
@@ -208,6 +230,14 @@ impl Answer {
             }
             Answer::Reply(Reply::Error(message)) => resp::encode_error(message, out),
             Answer::Reply(Reply::Status(status)) => resp::encode_simple(status, out),
+            Answer::Reply(Reply::Scan { cursor, keys }) => {
+                resp::encode_array_len(2, out);
+                resp::encode_bulk(cursor.to_string().as_bytes(), out);
+                resp::encode_array_len(keys.len(), out);
+                for key in keys {
+                    resp::encode_bulk(key, out);
+                }
+            }
             Answer::Error(message) => resp::encode_error(&format!("ERR {message}"), out),
         }
     }
@@ -239,10 +269,10 @@ fn set_flags<'a>(options: impl Iterator<Item = &'a [u8]>) -> Result<u8, CommandE
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 36] = [
+const KNOWN: [&str; 37] = [
     "GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH", "INCR", "DECR",
     "INCRBY", "DECRBY", "SETNX", "GETSET", "GETDEL", "MGET", "MSET", "MSETNX", "STRLEN", "DBSIZE", "UNLINK", "KEYS", "TYPE", "TOUCH", "FLUSHDB", "FLUSHALL",
-    "RENAME", "RENAMENX",
+    "RENAME", "RENAMENX", "SCAN",
 ];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
@@ -259,6 +289,7 @@ pub enum CommandError {
     BadTag,
     NotAnInteger,
     Syntax,
+    InvalidCursor,
     /// An option raftkv does not have yet, named.
     Unsupported(String),
 }
@@ -271,6 +302,7 @@ impl CommandError {
             CommandError::BadTag => "ERR TAGGED needs a client id >= 1 and a sequence number, then a write".into(),
             CommandError::NotAnInteger => kv::NOT_AN_INTEGER.into(),
             CommandError::Syntax => "ERR syntax error".into(),
+            CommandError::InvalidCursor => "ERR invalid cursor".into(),
             CommandError::Unsupported(what) => format!("ERR {what} is not supported by raftkv yet"),
         }
     }
@@ -301,7 +333,22 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
     let keys = || args.iter().skip(first + 1).map(<[u8]>::to_vec).collect::<Vec<_>>();
     let integer = |arg: &[u8]| kv::parse_integer(arg).ok_or(CommandError::NotAnInteger);
     let op = match name {
-        "GET" | "EXISTS" | "MGET" | "STRLEN" | "DBSIZE" | "KEYS" | "TYPE" | "TOUCH" if tag.is_some() => return Err(CommandError::BadTag),
+        "GET" | "EXISTS" | "MGET" | "STRLEN" | "DBSIZE" | "KEYS" | "TYPE" | "TOUCH" | "SCAN" if tag.is_some() => return Err(CommandError::BadTag),
+        "SCAN" => {
+            arity(count >= 2 && count % 2 == 0)?;
+            let cursor = std::str::from_utf8(arg(1)).ok().and_then(|cursor| cursor.parse().ok()).ok_or(CommandError::InvalidCursor)?;
+            let (mut scan_count, mut pattern, mut strings) = (10, None, true);
+            for at in (2..count).step_by(2) {
+                let value = arg(at + 1);
+                match &arg(at).to_ascii_uppercase()[..] {
+                    b"COUNT" => scan_count = u64::try_from(integer(value)?).ok().filter(|&n| n >= 1).ok_or(CommandError::Syntax)?,
+                    b"MATCH" => pattern = Some(value.to_vec()),
+                    b"TYPE" => strings = value.eq_ignore_ascii_case(b"string"),
+                    _ => return Err(CommandError::Syntax),
+                }
+            }
+            return Ok(Request::Scan { cursor, count: scan_count, pattern, strings });
+        }
         "KEYS" => {
             arity(count == 2)?;
             return Ok(Request::Keys { pattern: arg(1).to_vec() });
@@ -438,6 +485,8 @@ mod tests {
             args(&["TYPE", "k"]),
             args(&["FLUSHALL", "ASYNC"]),
             args(&["RENAMENX", "a", "b"]),
+            args(&["SCAN", "0"]),
+            args(&["scan", "18446744073709551615", "match", "u*", "count", "100", "type", "hash"]),
         ];
         for case in cases {
             let request = to_request(&case).expect("valid");
@@ -479,7 +528,9 @@ mod tests {
     fn bad_commands_are_named_errors() {
         assert_eq!(to_request(&args(&["GET"])), Err(CommandError::WrongArity("get".into())));
         assert_eq!(to_request(&args(&["SET", "k"])), Err(CommandError::WrongArity("set".into())));
-        assert_eq!(to_request(&args(&["SCAN", "0"])), Err(CommandError::Unknown("SCAN".into())));
+        assert_eq!(to_request(&args(&["RANDOMKEY"])), Err(CommandError::Unknown("RANDOMKEY".into())));
+        assert_eq!(to_request(&args(&["SCAN", "x"])), Err(CommandError::InvalidCursor));
+        assert_eq!(to_request(&args(&["SCAN", "0", "COUNT", "0"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["FLUSHALL", "NOW"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["INCRBY", "n", "1.5"])), Err(CommandError::NotAnInteger));
         assert_eq!(to_request(&args(&["DECRBY", "n", &i64::MIN.to_string()])), Err(CommandError::NotAnInteger));

@@ -65,6 +65,11 @@ for protocol in (None, 2):
         assert r.get(f"{k}:renamed") == b"4" and r.get(f"{k}:a") is None, where
         refused(lambda: r.rename(f"{k}:a", f"{k}:x"), "no such key", where)
         assert r.renamenx(f"{k}:renamed", f"{k}:m1") is False, where
+        # SCAN: every key, whatever the page size; MATCH filters; TYPE of another kind finds none.
+        for count in (1, 3, 1000):
+            found = set(r.scan_iter(match=f"{k}:m?", count=count))
+            assert found == {f"{k}:m1".encode(), f"{k}:m2".encode()}, f"{where}, count {count}: {found}"
+        assert list(r.scan_iter(match=f"{k}:*", _type="hash")) == [], where
         r.close()
 # Last, as it empties the database for every node.
 r = redis.Redis(host="127.0.0.1", port=ports[-1], socket_timeout=10)
