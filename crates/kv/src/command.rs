@@ -27,6 +27,15 @@ pub enum Op {
     Flush,
     /// RENAME (and RENAMENX with `only_new`: not if `to` exists).
     Rename { from: Vec<u8>, to: Vec<u8>, only_new: bool },
+    /// MULTI ... EXEC: the operations applied one after the other at one log index, atomically.
+    Multi { ops: Vec<Op> },
+    /// Reads in a transaction (outside one they are not logged): MGET, EXISTS, STRLEN.
+    MGet { keys: Vec<Vec<u8>> },
+    Exists { keys: Vec<Vec<u8>> },
+    Strlen { key: Vec<u8> },
+    /// In a transaction, a command whose arguments were refused: EXEC answers this error in its
+    /// place and applies the rest, as Redis does with errors found when a command runs.
+    Refused { message: Vec<u8> },
 }
 
 /// SET's options as bits of `Op::Set`'s flags.
@@ -45,7 +54,7 @@ impl SetFlags {
 
 impl Op {
     pub fn is_write(&self) -> bool {
-        !matches!(self, Op::Get { .. })
+        self.as_ref().is_write()
     }
 }
 
@@ -79,6 +88,8 @@ pub enum Reply {
     Status(String),
     /// A SCAN page: the next cursor (0: done) and the keys.
     Scan { cursor: u64, keys: Vec<Vec<u8>> },
+    /// EXEC: each operation's reply, in order.
+    Multi(Vec<Reply>),
 }
 
 /// An operation borrowed from wherever its bytes are (a client's request, a log entry): what
@@ -96,11 +107,17 @@ pub enum OpRef<'a> {
     MSet { pairs: Vec<(&'a [u8], &'a [u8])>, only_new: bool },
     Flush,
     Rename { from: &'a [u8], to: &'a [u8], only_new: bool },
+    Multi { ops: Vec<OpRef<'a>> },
+    MGet { keys: Vec<&'a [u8]> },
+    Exists { keys: Vec<&'a [u8]> },
+    Strlen { key: &'a [u8] },
+    Refused { message: &'a [u8] },
 }
 
 impl OpRef<'_> {
+    /// Whether it changes the store. (A transaction goes through the log whatever it holds.)
     pub fn is_write(&self) -> bool {
-        !matches!(self, OpRef::Get { .. })
+        !matches!(self, OpRef::Get { .. } | OpRef::MGet { .. } | OpRef::Exists { .. } | OpRef::Strlen { .. } | OpRef::Refused { .. })
     }
 
     pub fn to_owned(&self) -> Op {
@@ -118,6 +135,11 @@ impl OpRef<'_> {
             }
             OpRef::Flush => Op::Flush,
             OpRef::Rename { from, to, only_new } => Op::Rename { from: from.to_vec(), to: to.to_vec(), only_new: *only_new },
+            OpRef::Multi { ops } => Op::Multi { ops: ops.iter().map(OpRef::to_owned).collect() },
+            OpRef::MGet { keys } => Op::MGet { keys: keys.iter().map(|key| key.to_vec()).collect() },
+            OpRef::Exists { keys } => Op::Exists { keys: keys.iter().map(|key| key.to_vec()).collect() },
+            OpRef::Strlen { key } => Op::Strlen { key: key.to_vec() },
+            OpRef::Refused { message } => Op::Refused { message: message.to_vec() },
         }
     }
 }
@@ -140,7 +162,14 @@ impl<'a> CommandRef<'a> {
     pub fn encode_into(&self, out: &mut impl BufMut) {
         put_varint(out, self.client_id);
         put_varint(out, self.seq);
-        match &self.op {
+        self.op.encode_into(out);
+    }
+}
+
+impl OpRef<'_> {
+    /// The operation's tag and fields (a command's encoding without its tag).
+    pub fn encode_into(&self, out: &mut impl BufMut) {
+        match self {
             OpRef::Get { key } => {
                 out.put_u8(0);
                 put_bytes(out, key);
@@ -198,12 +227,33 @@ impl<'a> CommandRef<'a> {
                 put_bytes(out, to);
                 out.put_u8(u8::from(*only_new));
             }
+            OpRef::Multi { ops } => {
+                out.put_u8(11);
+                put_varint(out, ops.len() as u64);
+                for op in ops {
+                    op.encode_into(out);
+                }
+            }
+            OpRef::MGet { keys } | OpRef::Exists { keys } => {
+                out.put_u8(if matches!(self, OpRef::MGet { .. }) { 12 } else { 13 });
+                put_varint(out, keys.len() as u64);
+                for key in keys {
+                    put_bytes(out, key);
+                }
+            }
+            OpRef::Strlen { key } => {
+                out.put_u8(14);
+                put_bytes(out, key);
+            }
+            OpRef::Refused { message } => {
+                out.put_u8(15);
+                put_bytes(out, message);
+            }
         }
     }
 
-    /// An upper bound of the encoding's size (for reserving room before `encode_into`).
-    pub fn encoded_len_bound(&self) -> usize {
-        let parts = match &self.op {
+    fn encoded_len_bound(&self) -> usize {
+        match self {
             OpRef::Get { key } | OpRef::GetDel { key } => key.len() + 10,
             OpRef::Put { key, value } | OpRef::Append { key, value } => key.len() + value.len() + 20,
             OpRef::Set { key, value, .. } => key.len() + value.len() + 21,
@@ -212,8 +262,17 @@ impl<'a> CommandRef<'a> {
             OpRef::MSet { pairs, .. } => pairs.iter().map(|(key, value)| key.len() + value.len() + 20).sum::<usize>() + 11,
             OpRef::ClusterId { .. } | OpRef::Flush => 10,
             OpRef::Rename { from, to, .. } => from.len() + to.len() + 21,
-        };
-        parts + 21
+            OpRef::Multi { ops } => ops.iter().map(OpRef::encoded_len_bound).sum::<usize>() + 11,
+            OpRef::MGet { keys } | OpRef::Exists { keys } => keys.iter().map(|key| key.len() + 10).sum::<usize>() + 11,
+            OpRef::Strlen { key } | OpRef::Refused { message: key } => key.len() + 11,
+        }
+    }
+}
+
+impl<'a> CommandRef<'a> {
+    /// An upper bound of the encoding's size (for reserving room before `encode_into`).
+    pub fn encoded_len_bound(&self) -> usize {
+        self.op.encoded_len_bound() + 21
     }
 
     /// Reads a command, borrowing its keys and values from `input`.
@@ -221,20 +280,31 @@ impl<'a> CommandRef<'a> {
         let mut reader = Reader::new(input);
         let client_id = reader.varint()?;
         let seq = reader.varint()?;
+        let op = OpRef::decode(&mut reader, input.len(), true)?;
+        reader.finish()?;
+        Ok(CommandRef { client_id, seq, op })
+    }
+}
+
+impl<'a> OpRef<'a> {
+    /// One operation; `outer`: it may be a transaction (whose operations may not be).
+    fn decode(reader: &mut Reader<'a>, input_len: usize, outer: bool) -> Result<OpRef<'a>, DecodeError> {
+        let input = input_len;
+        let keys = |reader: &mut Reader<'a>| -> Result<Vec<&'a [u8]>, DecodeError> {
+            let count = reader.varint()?;
+            // Each key takes at least one byte, so the count cannot exceed the input's length.
+            let mut keys = Vec::with_capacity(count.min(input as u64) as usize);
+            for _ in 0..count {
+                keys.push(reader.bytes()?);
+            }
+            Ok(keys)
+        };
         let tag = reader.byte()?;
-        let op = match tag {
+        Ok(match tag {
             0 => OpRef::Get { key: reader.bytes()? },
             1 => OpRef::Put { key: reader.bytes()?, value: reader.bytes()? },
             2 => OpRef::Append { key: reader.bytes()?, value: reader.bytes()? },
-            3 => {
-                let count = reader.varint()?;
-                // Each key takes at least one byte, so the count cannot exceed the input's length.
-                let mut keys = Vec::with_capacity(count.min(input.len() as u64) as usize);
-                for _ in 0..count {
-                    keys.push(reader.bytes()?);
-                }
-                OpRef::Delete { keys }
-            }
+            3 => OpRef::Delete { keys: keys(reader)? },
             4 => OpRef::ClusterId { id: reader.varint()? },
             5 => {
                 let key = reader.bytes()?;
@@ -247,7 +317,7 @@ impl<'a> CommandRef<'a> {
                 let only_new = reader.bool()?;
                 let count = reader.varint()?;
                 // Each pair takes at least two bytes, so the count cannot exceed the input's length.
-                let mut pairs = Vec::with_capacity(count.min(input.len() as u64) as usize);
+                let mut pairs = Vec::with_capacity(count.min(input as u64) as usize);
                 for _ in 0..count {
                     pairs.push((reader.bytes()?, reader.bytes()?));
                 }
@@ -255,12 +325,24 @@ impl<'a> CommandRef<'a> {
             }
             9 => OpRef::Flush,
             10 => OpRef::Rename { from: reader.bytes()?, to: reader.bytes()?, only_new: reader.bool()? },
+            11 if outer => {
+                let count = reader.varint()?;
+                let mut ops = Vec::with_capacity(count.min(input as u64) as usize);
+                for _ in 0..count {
+                    ops.push(OpRef::decode(reader, input, false)?);
+                }
+                OpRef::Multi { ops }
+            }
+            12 => OpRef::MGet { keys: keys(reader)? },
+            13 => OpRef::Exists { keys: keys(reader)? },
+            14 => OpRef::Strlen { key: reader.bytes()? },
+            15 if !outer => OpRef::Refused { message: reader.bytes()? },
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
-        };
-        reader.finish()?;
-        Ok(CommandRef { client_id, seq, op })
+        })
     }
+}
 
+impl CommandRef<'_> {
     pub fn to_owned(&self) -> Command {
         Command { client_id: self.client_id, seq: self.seq, op: self.op.to_owned() }
     }
@@ -280,6 +362,11 @@ impl Op {
             Op::MSet { pairs, only_new } => OpRef::MSet { pairs: pairs.iter().map(|(key, value)| (&key[..], &value[..])).collect(), only_new: *only_new },
             Op::Flush => OpRef::Flush,
             Op::Rename { from, to, only_new } => OpRef::Rename { from, to, only_new: *only_new },
+            Op::Multi { ops } => OpRef::Multi { ops: ops.iter().map(Op::as_ref).collect() },
+            Op::MGet { keys } => OpRef::MGet { keys: keys.iter().map(Vec::as_slice).collect() },
+            Op::Exists { keys } => OpRef::Exists { keys: keys.iter().map(Vec::as_slice).collect() },
+            Op::Strlen { key } => OpRef::Strlen { key },
+            Op::Refused { message } => OpRef::Refused { message },
         }
     }
 }
@@ -351,6 +438,13 @@ impl Reply {
                     put_bytes(out, key);
                 }
             }
+            Reply::Multi(replies) => {
+                out.push(10);
+                put_varint(out, replies.len() as u64);
+                for reply in replies {
+                    reply.encode(out);
+                }
+            }
         }
     }
 
@@ -384,6 +478,19 @@ impl Reply {
                 }
                 Reply::Scan { cursor, keys }
             }
+            10 => {
+                let count = reader.varint()?;
+                let mut replies = Vec::new();
+                for _ in 0..count {
+                    // One level only: a transaction's replies hold no transaction.
+                    let reply = Reply::decode(reader)?;
+                    if matches!(reply, Reply::Multi(_)) {
+                        return Err(DecodeError::BadTag { tag: 10, at: 0 });
+                    }
+                    replies.push(reply);
+                }
+                Reply::Multi(replies)
+            }
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         })
     }
@@ -407,6 +514,11 @@ mod tests {
             Op::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), Vec::new())], only_new: true },
             Op::Flush,
             Op::Rename { from: b"a".to_vec(), to: b"b".to_vec(), only_new: true },
+            Op::Multi {
+                ops: vec![Op::Get { key: b"k".to_vec() }, Op::IncrBy { key: b"n".to_vec(), delta: 1 }, Op::MGet { keys: vec![b"a".to_vec()] }, Op::Refused { message: b"ERR x".to_vec() }],
+            },
+            Op::Exists { keys: vec![b"a".to_vec()] },
+            Op::Strlen { key: b"a".to_vec() },
         ];
         for op in ops {
             let command = Command { client_id: u64::MAX, seq: 7, op };
@@ -416,11 +528,14 @@ mod tests {
                 assert!(Command::decode(&bytes[..cut]).is_err());
             }
         }
-        let replies = [Reply::Integer(i64::MIN), Reply::Integer(7), Reply::Values(vec![None, Some(b"v".to_vec())]), Reply::Error("ERR x".into()), Reply::Status("string".into()), Reply::Scan { cursor: u64::MAX, keys: vec![b"a".to_vec(), Vec::new()] }];
+        let replies = [Reply::Integer(i64::MIN), Reply::Integer(7), Reply::Values(vec![None, Some(b"v".to_vec())]), Reply::Error("ERR x".into()), Reply::Status("string".into()), Reply::Scan { cursor: u64::MAX, keys: vec![b"a".to_vec(), Vec::new()] }, Reply::Multi(vec![Reply::Done, Reply::Integer(-1)])];
         for reply in replies {
             let mut bytes = Vec::new();
             reply.encode(&mut bytes);
             assert_eq!(Reply::decode(&mut Reader::new(&bytes)), Ok(reply));
         }
+        // A transaction inside a transaction is not a command.
+        let nested = Command { client_id: 0, seq: 1, op: Op::Multi { ops: vec![Op::Multi { ops: Vec::new() }] } };
+        assert!(Command::decode(&nested.encode()).is_err());
     }
 }

@@ -262,6 +262,11 @@ impl Store {
                 self.data.clear();
                 Reply::Done
             }
+            OpRef::Multi { ops } => Reply::Multi(ops.iter().map(|op| self.execute(op)).collect()),
+            OpRef::MGet { keys } => Reply::Values(keys.iter().map(|key| self.get(key).map(<[u8]>::to_vec)).collect()),
+            OpRef::Exists { keys } => Reply::Integer(keys.iter().filter(|key| self.data.contains_key(**key)).count() as i64),
+            OpRef::Strlen { key } => Reply::Integer(self.get(key).map_or(0, |value| value.len() as i64)),
+            OpRef::Refused { message } => Reply::Error(String::from_utf8_lossy(message).into_owned()),
             OpRef::Rename { from, to, only_new } => {
                 if !self.data.contains_key(*from) {
                     return Reply::Error("ERR no such key".into());

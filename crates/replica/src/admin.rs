@@ -6,7 +6,12 @@
 /// Arity as Redis counts it: the name included, negative for "at least".
 type CommandSpec = (&'static str, i64, &'static [&'static str], i64, i64, i64);
 
-const COMMANDS: [CommandSpec; 37] = [
+const COMMANDS: [CommandSpec; 42] = [
+    ("multi", 1, &["noscript", "loading", "stale", "fast"], 0, 0, 0),
+    ("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], 0, 0, 0),
+    ("discard", 1, &["noscript", "loading", "stale", "fast"], 0, 0, 0),
+    ("watch", -2, &["noscript", "loading", "stale", "fast"], 1, -1, 1),
+    ("unwatch", 1, &["noscript", "loading", "stale", "fast"], 0, 0, 0),
     ("scan", -2, &["readonly"], 0, 0, 0),
     ("keys", 2, &["readonly"], 0, 0, 0),
     ("type", 2, &["readonly", "fast"], 1, 1, 1),

@@ -72,6 +72,11 @@ impl WriteEncoder {
         WriteEncoder { arena: BytesMut::new(), untagged }
     }
 
+    /// MULTI ... EXEC: the queued operations as one write, applied atomically at one index.
+    pub fn transaction(&mut self, ops: &[kv::Op]) -> Request {
+        Request::Write(self.encode(0, 0, OpRef::Multi { ops: ops.iter().map(kv::Op::as_ref).collect() }))
+    }
+
     fn encode(&mut self, client_id: u64, seq: u64, op: OpRef<'_>) -> Write {
         let seq = if client_id == 0 { self.untagged.fetch_add(1, Ordering::Relaxed) + 1 } else { seq };
         let command = CommandRef { client_id, seq, op };
@@ -173,6 +178,21 @@ impl Request {
     }
 }
 
+impl Request {
+    /// The operation a queued command becomes in a transaction, if it can be one: every write, and
+    /// the reads that have an operation in the log (GET, MGET, EXISTS, STRLEN).
+    pub fn to_transaction_op(&self) -> Option<kv::Op> {
+        Some(match self {
+            Request::Write(write) => CommandRef::decode(&write.data).ok()?.op.to_owned(),
+            Request::Get { key } => kv::Op::Get { key: key.clone() },
+            Request::MGet { keys } => kv::Op::MGet { keys: keys.clone() },
+            Request::Exists { keys } => kv::Op::Exists { keys: keys.clone() },
+            Request::Strlen { key } => kv::Op::Strlen { key: key.clone() },
+            Request::DbSize | Request::Keys { .. } | Request::Type { .. } | Request::Scan { .. } => return None,
+        })
+    }
+}
+
 impl Answer {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -210,35 +230,46 @@ impl Answer {
     /// `HELLO 3` (nil is written `_`).
     pub fn to_resp(&self, out: &mut Vec<u8>, resp3: bool) {
         match self {
-            Answer::Reply(Reply::Value(Some(value))) => resp::encode_bulk(value, out),
-            Answer::Reply(Reply::Value(None)) if resp3 => resp::encode_null(out),
-            Answer::Reply(Reply::Value(None)) => resp::encode_nil(out),
-            Answer::Reply(Reply::Done) => resp::encode_simple("OK", out),
-            Answer::Reply(Reply::Length(length)) | Answer::Reply(Reply::Removed(length)) | Answer::Count(length) => {
-                resp::encode_integer(i64::try_from(*length).unwrap_or(i64::MAX), out)
-            }
-            Answer::Reply(Reply::Integer(value)) => resp::encode_integer(*value, out),
-            Answer::Reply(Reply::Values(values)) => {
-                resp::encode_array_len(values.len(), out);
-                for value in values {
-                    match value {
-                        Some(value) => resp::encode_bulk(value, out),
-                        None if resp3 => resp::encode_null(out),
-                        None => resp::encode_nil(out),
-                    }
-                }
-            }
-            Answer::Reply(Reply::Error(message)) => resp::encode_error(message, out),
-            Answer::Reply(Reply::Status(status)) => resp::encode_simple(status, out),
-            Answer::Reply(Reply::Scan { cursor, keys }) => {
-                resp::encode_array_len(2, out);
-                resp::encode_bulk(cursor.to_string().as_bytes(), out);
-                resp::encode_array_len(keys.len(), out);
-                for key in keys {
-                    resp::encode_bulk(key, out);
-                }
-            }
+            Answer::Reply(reply) => reply_to_resp(reply, out, resp3),
+            Answer::Count(count) => resp::encode_integer(i64::try_from(*count).unwrap_or(i64::MAX), out),
             Answer::Error(message) => resp::encode_error(&format!("ERR {message}"), out),
+        }
+    }
+}
+
+/// A store's reply as Redis writes it; `resp3`: on a connection that said `HELLO 3` (nil is `_`).
+fn reply_to_resp(reply: &Reply, out: &mut Vec<u8>, resp3: bool) {
+    let nil = |out: &mut Vec<u8>| if resp3 { resp::encode_null(out) } else { resp::encode_nil(out) };
+    match reply {
+        Reply::Value(Some(value)) => resp::encode_bulk(value, out),
+        Reply::Value(None) => nil(out),
+        Reply::Done => resp::encode_simple("OK", out),
+        Reply::Length(length) | Reply::Removed(length) => resp::encode_integer(i64::try_from(*length).unwrap_or(i64::MAX), out),
+        Reply::Integer(value) => resp::encode_integer(*value, out),
+        Reply::Values(values) => {
+            resp::encode_array_len(values.len(), out);
+            for value in values {
+                match value {
+                    Some(value) => resp::encode_bulk(value, out),
+                    None => nil(out),
+                }
+            }
+        }
+        Reply::Error(message) => resp::encode_error(message, out),
+        Reply::Status(status) => resp::encode_simple(status, out),
+        Reply::Scan { cursor, keys } => {
+            resp::encode_array_len(2, out);
+            resp::encode_bulk(cursor.to_string().as_bytes(), out);
+            resp::encode_array_len(keys.len(), out);
+            for key in keys {
+                resp::encode_bulk(key, out);
+            }
+        }
+        Reply::Multi(replies) => {
+            resp::encode_array_len(replies.len(), out);
+            for reply in replies {
+                reply_to_resp(reply, out, resp3);
+            }
         }
     }
 }
@@ -269,10 +300,10 @@ fn set_flags<'a>(options: impl Iterator<Item = &'a [u8]>) -> Result<u8, CommandE
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 37] = [
+const KNOWN: [&str; 42] = [
     "GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH", "INCR", "DECR",
     "INCRBY", "DECRBY", "SETNX", "GETSET", "GETDEL", "MGET", "MSET", "MSETNX", "STRLEN", "DBSIZE", "UNLINK", "KEYS", "TYPE", "TOUCH", "FLUSHDB", "FLUSHALL",
-    "RENAME", "RENAMENX", "SCAN",
+    "RENAME", "RENAMENX", "SCAN", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH",
 ];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
@@ -557,3 +588,4 @@ mod tests {
         assert_eq!(out, b"+OK\r\n$1\r\nv\r\n-ERR timeout\r\n");
     }
 }
+

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use raft::Status;
 
 use crate::admin;
-use crate::request::{command_name, to_request, Request, WriteEncoder};
+use crate::request::{command_name, to_request, CommandError, Request, WriteEncoder};
 use crate::users::{Role, Users};
 
 /// What a connection may tell its client about the node (INFO, HELLO): the Raft status, and
@@ -69,6 +69,19 @@ pub struct Session {
     user: Option<(String, Role)>,
     /// AUTH and HELLO AUTH attempts that failed, for the shell to log and count.
     auth_failures: u64,
+    /// Between MULTI and EXEC: the commands queued, as operations.
+    transaction: Option<Transaction>,
+}
+
+/// A transaction being queued. A command that could not be queued makes EXEC refuse the whole
+/// transaction, as Redis does.
+#[derive(Default)]
+struct Transaction {
+    ops: Vec<kv::Op>,
+    /// The queued commands' arguments and a little per command: bounded like one command, so
+    /// that EXEC's log entry fits in a peer frame.
+    bytes: usize,
+    refused: bool,
 }
 
 impl Session {
@@ -88,6 +101,7 @@ impl Session {
             users: Arc::default(),
             user: None,
             auth_failures: 0,
+            transaction: None,
         }
     }
 
@@ -208,11 +222,31 @@ impl Session {
             return Step::Reply(out);
         }
         match name {
-            "AUTH" => self.auth(&mut out),
+            "MULTI" if self.transaction.is_some() => resp::encode_error("ERR MULTI calls can not be nested", &mut out),
+            "MULTI" => {
+                self.transaction = Some(Transaction::default());
+                resp::encode_simple("OK", &mut out);
+            }
+            "EXEC" => match self.transaction.take() {
+                None => resp::encode_error("ERR EXEC without MULTI", &mut out),
+                Some(transaction) if transaction.refused => {
+                    resp::encode_error("EXECABORT Transaction discarded because of previous errors.", &mut out)
+                }
+                Some(transaction) => return Step::Request { request: self.writes.transaction(&transaction.ops), resp3: self.resp3 },
+            },
+            "DISCARD" => match self.transaction.take() {
+                None => resp::encode_error("ERR DISCARD without MULTI", &mut out),
+                Some(_) => resp::encode_simple("OK", &mut out),
+            },
+            "WATCH" if self.transaction.is_some() => self.refuse_in_transaction("ERR WATCH inside MULTI is not allowed", &mut out),
+            "WATCH" => resp::encode_error("ERR WATCH is not supported by raftkv yet (MULTI/EXEC without WATCH is)", &mut out),
+            "UNWATCH" => resp::encode_simple("OK", &mut out),
             "QUIT" => {
                 self.closing = true;
                 resp::encode_simple("OK", &mut out);
             }
+            _ if self.transaction.is_some() => self.queue(name, &mut out),
+            "AUTH" => self.auth(&mut out),
             "PING" => match args.len() {
                 1 => resp::encode_simple("PONG", &mut out),
                 2 => resp::encode_bulk(&args[1], &mut out),
@@ -243,6 +277,56 @@ impl Session {
 }
 
 impl Session {
+    /// A command between MULTI and EXEC: queued (`+QUEUED`) if it is a data command that can be
+    /// part of a transaction, refused otherwise (and then EXEC refuses the transaction).
+    fn queue(&mut self, name: &str, out: &mut Vec<u8>) {
+        let bytes = self.args.iter().map(|arg| arg.len() + 2).sum::<usize>() + 8;
+        let total = self.transaction.as_ref().map_or(0, |transaction| transaction.bytes) + bytes;
+        if total > self.limits.max_bulk_bytes {
+            let limit = self.limits.max_bulk_bytes;
+            return self.refuse_in_transaction(&format!("ERR transaction too large: its commands take over {limit} bytes (--max-value-bytes)"), out);
+        }
+        if let Some(transaction) = &mut self.transaction {
+            transaction.bytes = total;
+        }
+        if is_data_command(name) {
+            match to_request(&self.args, &mut self.writes) {
+                Ok(Request::Write(_)) if self.role() == Some(Role::ReadOnly) => {
+                    let user = self.user.as_ref().map_or("default", |(user, _)| user.as_str());
+                    let command = String::from_utf8_lossy(&self.args[0]).to_lowercase();
+                    self.refuse_in_transaction(&format!("NOPERM User {user} has no permissions to run the '{command}' command"), out);
+                }
+                Ok(request) => match (request.to_transaction_op(), &mut self.transaction) {
+                    (Some(op), Some(transaction)) => {
+                        transaction.ops.push(op);
+                        resp::encode_simple("QUEUED", out);
+                    }
+                    _ => self.refuse_in_transaction(&format!("ERR {name} inside MULTI is not supported by raftkv yet"), out),
+                },
+                // Unknown commands and wrong arity abort the transaction; bad arguments are errors
+                // in EXEC's reply in their place, the rest applied (Redis finds those as they run).
+                Err(error @ (CommandError::Unknown(_) | CommandError::WrongArity(_) | CommandError::BadTag)) => {
+                    self.refuse_in_transaction(&error.message(), out)
+                }
+                Err(error) => {
+                    if let Some(transaction) = &mut self.transaction {
+                        transaction.ops.push(kv::Op::Refused { message: error.message().into_bytes() });
+                    }
+                    resp::encode_simple("QUEUED", out);
+                }
+            }
+        } else {
+            self.refuse_in_transaction(&format!("ERR {name} inside MULTI is not supported by raftkv"), out);
+        }
+    }
+
+    fn refuse_in_transaction(&mut self, error: &str, out: &mut Vec<u8>) {
+        if let Some(transaction) = &mut self.transaction {
+            transaction.refused = true;
+        }
+        resp::encode_error(error, out);
+    }
+
     /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`, as Redis answers it: the
     /// protocol switches to the version asked (2 or 3), and the reply describes the server, as a
     /// map in RESP3 and as a flat array in RESP2. No authentication is configured, so AUTH is
@@ -316,6 +400,12 @@ impl Session {
             }
         }
     }
+}
+
+/// Whether a command is for `to_request` (a data command, or an unknown one it refuses) rather
+/// than one the connection answers itself.
+fn is_data_command(name: &str) -> bool {
+    !matches!(name, "PING" | "INFO" | "HELLO" | "ECHO" | "SELECT" | "COMMAND" | "CONFIG" | "CLIENT" | "AUTH" | "QUIT" | "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH")
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -418,6 +508,54 @@ mod tests {
             Step::Reply(bytes) => bytes,
             Step::Request { request, .. } => panic!("expected a reply, got {request:?}"),
         }
+    }
+
+    fn command(session: &mut Session, words: &[&str]) -> Step {
+        let mut wire = Vec::new();
+        resp::encode_array_of_bulks(words, &mut wire);
+        let mut steps = feed(session, &wire);
+        assert_eq!(steps.len(), 1);
+        steps.remove(0)
+    }
+
+    #[test]
+    fn multi_queues_commands_and_exec_makes_them_one_write() {
+        let mut session = session();
+        assert_eq!(reply(&command(&mut session, &["EXEC"])), b"-ERR EXEC without MULTI\r\n");
+        assert_eq!(reply(&command(&mut session, &["MULTI"])), b"+OK\r\n");
+        assert_eq!(reply(&command(&mut session, &["MULTI"])), b"-ERR MULTI calls can not be nested\r\n");
+        for words in [&["SET", "k", "1"][..], &["INCR", "n"], &["GET", "k"], &["MGET", "k", "n"]] {
+            assert_eq!(reply(&command(&mut session, words)), b"+QUEUED\r\n", "{words:?}");
+        }
+        let Step::Request { request: Request::Write(write), .. } = command(&mut session, &["EXEC"]) else { panic!("EXEC is one write") };
+        let entry = kv::CommandRef::decode(&write.data).expect("an entry");
+        let kv::OpRef::Multi { ops } = entry.op else { panic!("a transaction: {entry:?}") };
+        assert_eq!(ops.len(), 4);
+        assert_eq!(reply(&command(&mut session, &["DISCARD"])), b"-ERR DISCARD without MULTI\r\n");
+    }
+
+    #[test]
+    fn a_command_that_cannot_be_queued_aborts_the_transaction() {
+        let mut session = session();
+        command(&mut session, &["MULTI"]);
+        assert_eq!(reply(&command(&mut session, &["SET", "k", "1"])), b"+QUEUED\r\n");
+        assert_eq!(reply(&command(&mut session, &["INCRBY", "n", "x"])), b"+QUEUED\r\n", "bad arguments are EXEC's errors, as in Redis");
+        assert!(reply(&command(&mut session, &["INCRBY", "n"])).starts_with(b"-ERR wrong number of arguments"));
+        assert!(reply(&command(&mut session, &["KEYS", "*"])).starts_with(b"-ERR KEYS inside MULTI is not supported"));
+        assert_eq!(reply(&command(&mut session, &["EXEC"])), b"-EXECABORT Transaction discarded because of previous errors.\r\n");
+        // DISCARD forgets the queue; WATCH says plainly that it is missing.
+        command(&mut session, &["MULTI"]);
+        command(&mut session, &["SET", "k", "1"]);
+        assert_eq!(reply(&command(&mut session, &["DISCARD"])), b"+OK\r\n");
+        assert!(reply(&command(&mut session, &["WATCH", "k"])).starts_with(b"-ERR WATCH is not supported"));
+        assert!(matches!(command(&mut session, &["GET", "k"]), Step::Request { request: Request::Get { .. }, .. }), "out of the transaction");
+        // A transaction is bounded as one command is: its entry must fit in a peer frame.
+        let mut session = Session::new(resp::Limits { max_bulk_bytes: 100, ..resp::Limits::default() }, Arc::new(AtomicU64::new(0)));
+        command(&mut session, &["MULTI"]);
+        let value = "v".repeat(40);
+        assert_eq!(reply(&command(&mut session, &["SET", "a", &value])), b"+QUEUED\r\n");
+        assert!(reply(&command(&mut session, &["SET", "b", &value])).starts_with(b"-ERR transaction too large"));
+        assert!(reply(&command(&mut session, &["EXEC"])).starts_with(b"-EXECABORT"));
     }
 
     #[test]

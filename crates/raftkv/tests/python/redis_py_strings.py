@@ -70,6 +70,24 @@ for protocol in (None, 2):
             found = set(r.scan_iter(match=f"{k}:m?", count=count))
             assert found == {f"{k}:m1".encode(), f"{k}:m2".encode()}, f"{where}, count {count}: {found}"
         assert list(r.scan_iter(match=f"{k}:*", _type="hash")) == [], where
+        # A transaction: redis-py's pipeline() wraps its commands in MULTI/EXEC by default.
+        pipe = r.pipeline()
+        pipe.set(f"{k}:t", "1").incr(f"{k}:t").get(f"{k}:t").mget(f"{k}:t", f"{k}:none").delete(f"{k}:t")
+        assert pipe.execute() == [True, 2, b"2", [b"2", None], 1], where
+        # A bad argument is an error in EXEC's reply, in its place; the rest is applied (as Redis does).
+        pipe = r.pipeline()
+        pipe.set(f"{k}:t", "1").incrby(f"{k}:t", "x").incr(f"{k}:t")
+        replies = pipe.execute(raise_on_error=False)
+        assert replies[0] is True and isinstance(replies[1], redis.ResponseError) and replies[2] == 2, f"{where}: {replies}"
+        # A command Redis would not queue (wrong arity) discards the whole transaction.
+        pipe = r.pipeline()
+        pipe.set(f"{k}:u", "1").execute_command("INCRBY", f"{k}:u")
+        try:
+            pipe.execute()
+            raise AssertionError(f"{where}: a transaction with a wrong-arity command ran")
+        except redis.ResponseError as error:
+            assert "EXECABORT" in str(error) or "wrong number" in str(error), f"{where}: {error!r}"
+        assert r.get(f"{k}:u") is None, f"{where}: nothing of the discarded transaction was applied"
         r.close()
 # Last, as it empties the database for every node.
 r = redis.Redis(host="127.0.0.1", port=ports[-1], socket_timeout=10)
