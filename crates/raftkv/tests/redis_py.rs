@@ -24,12 +24,12 @@ fn python() -> PathBuf {
     python
 }
 
-#[test]
-fn redis_py_with_its_defaults_works_against_every_node() {
+/// Runs `tests/python/<script>` with every node's client port of a fresh 3-node cluster.
+fn run_against_a_cluster(name: &str, script: &str) {
     let python = python();
-    let cluster = Cluster::start_without_proxies("redis-py", 3);
+    let cluster = Cluster::start_without_proxies(name, 3);
     cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/redis_py_defaults.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
     let mut command = Command::new(python);
     command.arg(script).args(cluster.ids().into_iter().map(|id| cluster.client_port(id).to_string()));
     let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(60)).unwrap_or_else(|error| panic!("{error}"));
@@ -38,14 +38,11 @@ fn redis_py_with_its_defaults_works_against_every_node() {
 }
 
 #[test]
+fn redis_py_with_its_defaults_works_against_every_node() {
+    run_against_a_cluster("redis-py", "redis_py_defaults.py");
+}
+
+#[test]
 fn redis_py_string_commands_answer_as_redis_does_on_every_node() {
-    let python = python();
-    let cluster = Cluster::start_without_proxies("redis-py-strings", 3);
-    cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/redis_py_strings.py");
-    let mut command = Command::new(python);
-    command.arg(script).args(cluster.ids().into_iter().map(|id| cluster.client_port(id).to_string()));
-    let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(60)).unwrap_or_else(|error| panic!("{error}"));
-    assert!(success, "redis-py failed:\nstdout: {stdout}\nstderr: {stderr}");
-    println!("{}", stdout.trim());
+    run_against_a_cluster("redis-py-strings", "redis_py_strings.py");
 }

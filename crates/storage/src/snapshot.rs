@@ -74,33 +74,25 @@ fn write_synced<D: Disk>(
     data: &[u8],
     chunk: Option<usize>,
 ) -> Result<(), StorageError> {
-    let written = write_synced_file(disk, path, seq, meta, data, chunk);
+    let write = || -> Result<(), StorageError> {
+        let mut file = disk.open(path, true).map_err(io_error("create", path))?;
+        // A leftover from a failed attempt would otherwise prefix the new contents.
+        file.truncate(0).map_err(io_error("truncate", path))?;
+        file.append(&header(seq, meta, data)).map_err(io_error("write", path))?;
+        for piece in data.chunks(chunk.unwrap_or(data.len()).max(1)) {
+            file.append(piece).map_err(io_error("write", path))?;
+            if chunk.is_some() {
+                file.sync().map_err(io_error("fsync", path))?;
+            }
+        }
+        file.sync().map_err(io_error("fsync", path))
+    };
+    let written = write();
     if written.as_ref().is_err_and(StorageError::is_no_space) {
         // The part written would only take more of the space that ran out.
         let _ = disk.remove(path);
     }
     written
-}
-
-fn write_synced_file<D: Disk>(
-    disk: &D,
-    path: &Path,
-    seq: u64,
-    meta: SnapshotMeta,
-    data: &[u8],
-    chunk: Option<usize>,
-) -> Result<(), StorageError> {
-    let mut file = disk.open(path, true).map_err(io_error("create", path))?;
-    // A leftover from a failed attempt would otherwise prefix the new contents.
-    file.truncate(0).map_err(io_error("truncate", path))?;
-    file.append(&header(seq, meta, data)).map_err(io_error("write", path))?;
-    for piece in data.chunks(chunk.unwrap_or(data.len()).max(1)) {
-        file.append(piece).map_err(io_error("write", path))?;
-        if chunk.is_some() {
-            file.sync().map_err(io_error("fsync", path))?;
-        }
-    }
-    file.sync().map_err(io_error("fsync", path))
 }
 
 /// How much of a staged snapshot is written between two flushes.
