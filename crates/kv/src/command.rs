@@ -36,6 +36,14 @@ pub enum Op {
     /// In a transaction, a command whose arguments were refused: EXEC answers this error in its
     /// place and applies the rest, as Redis does with errors found when a command runs.
     Refused { message: Vec<u8> },
+    /// SETRANGE: `value` written at `offset`, zero bytes padding a shorter value; at most
+    /// `max_len` bytes in all (the node's value limit, fixed when the command was taken).
+    SetRange { key: Vec<u8>, offset: u64, value: Vec<u8>, max_len: u64 },
+    /// INCRBYFLOAT: the value read as a float plus `delta` (its decimal text, checked when the
+    /// command was taken), written back as Redis writes floats.
+    IncrByFloat { key: Vec<u8>, delta: Vec<u8> },
+    /// COPY (with `replace`: over an existing destination).
+    Copy { from: Vec<u8>, to: Vec<u8>, replace: bool },
 }
 
 /// SET's options as bits of `Op::Set`'s flags.
@@ -112,6 +120,9 @@ pub enum OpRef<'a> {
     Exists { keys: Vec<&'a [u8]> },
     Strlen { key: &'a [u8] },
     Refused { message: &'a [u8] },
+    SetRange { key: &'a [u8], offset: u64, value: &'a [u8], max_len: u64 },
+    IncrByFloat { key: &'a [u8], delta: &'a [u8] },
+    Copy { from: &'a [u8], to: &'a [u8], replace: bool },
 }
 
 impl OpRef<'_> {
@@ -140,6 +151,9 @@ impl OpRef<'_> {
             OpRef::Exists { keys } => Op::Exists { keys: keys.iter().map(|key| key.to_vec()).collect() },
             OpRef::Strlen { key } => Op::Strlen { key: key.to_vec() },
             OpRef::Refused { message } => Op::Refused { message: message.to_vec() },
+            OpRef::SetRange { key, offset, value, max_len } => Op::SetRange { key: key.to_vec(), offset: *offset, value: value.to_vec(), max_len: *max_len },
+            OpRef::IncrByFloat { key, delta } => Op::IncrByFloat { key: key.to_vec(), delta: delta.to_vec() },
+            OpRef::Copy { from, to, replace } => Op::Copy { from: from.to_vec(), to: to.to_vec(), replace: *replace },
         }
     }
 }
@@ -249,6 +263,24 @@ impl OpRef<'_> {
                 out.put_u8(15);
                 put_bytes(out, message);
             }
+            OpRef::SetRange { key, offset, value, max_len } => {
+                out.put_u8(16);
+                put_bytes(out, key);
+                put_varint(out, *offset);
+                put_bytes(out, value);
+                put_varint(out, *max_len);
+            }
+            OpRef::IncrByFloat { key, delta } => {
+                out.put_u8(17);
+                put_bytes(out, key);
+                put_bytes(out, delta);
+            }
+            OpRef::Copy { from, to, replace } => {
+                out.put_u8(18);
+                put_bytes(out, from);
+                put_bytes(out, to);
+                out.put_u8(u8::from(*replace));
+            }
         }
     }
 
@@ -265,6 +297,9 @@ impl OpRef<'_> {
             OpRef::Multi { ops } => ops.iter().map(OpRef::encoded_len_bound).sum::<usize>() + 11,
             OpRef::MGet { keys } | OpRef::Exists { keys } => keys.iter().map(|key| key.len() + 10).sum::<usize>() + 11,
             OpRef::Strlen { key } | OpRef::Refused { message: key } => key.len() + 11,
+            OpRef::SetRange { key, value, .. } => key.len() + value.len() + 31,
+            OpRef::IncrByFloat { key, delta } => key.len() + delta.len() + 20,
+            OpRef::Copy { from, to, .. } => from.len() + to.len() + 21,
         }
     }
 }
@@ -337,6 +372,9 @@ impl<'a> OpRef<'a> {
             13 => OpRef::Exists { keys: keys(reader)? },
             14 => OpRef::Strlen { key: reader.bytes()? },
             15 if !outer => OpRef::Refused { message: reader.bytes()? },
+            16 => OpRef::SetRange { key: reader.bytes()?, offset: reader.varint()?, value: reader.bytes()?, max_len: reader.varint()? },
+            17 => OpRef::IncrByFloat { key: reader.bytes()?, delta: reader.bytes()? },
+            18 => OpRef::Copy { from: reader.bytes()?, to: reader.bytes()?, replace: reader.bool()? },
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         })
     }
@@ -367,6 +405,9 @@ impl Op {
             Op::Exists { keys } => OpRef::Exists { keys: keys.iter().map(Vec::as_slice).collect() },
             Op::Strlen { key } => OpRef::Strlen { key },
             Op::Refused { message } => OpRef::Refused { message },
+            Op::SetRange { key, offset, value, max_len } => OpRef::SetRange { key, offset: *offset, value, max_len: *max_len },
+            Op::IncrByFloat { key, delta } => OpRef::IncrByFloat { key, delta },
+            Op::Copy { from, to, replace } => OpRef::Copy { from, to, replace: *replace },
         }
     }
 }
@@ -518,6 +559,9 @@ mod tests {
                 ops: vec![Op::Get { key: b"k".to_vec() }, Op::IncrBy { key: b"n".to_vec(), delta: 1 }, Op::MGet { keys: vec![b"a".to_vec()] }, Op::Refused { message: b"ERR x".to_vec() }],
             },
             Op::Exists { keys: vec![b"a".to_vec()] },
+            Op::SetRange { key: b"k".to_vec(), offset: 1 << 40, value: b"v".to_vec(), max_len: 16 << 20 },
+            Op::IncrByFloat { key: b"f".to_vec(), delta: b"-0.1".to_vec() },
+            Op::Copy { from: b"a".to_vec(), to: b"b".to_vec(), replace: true },
             Op::Strlen { key: b"a".to_vec() },
         ];
         for op in ops {

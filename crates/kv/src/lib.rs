@@ -22,4 +22,4 @@ pub mod store;
 pub use command::{Command, CommandRef, Op, OpRef, Reply, SetFlags};
 pub use pending::{Outcome, Pending};
 pub use snapshot::SnapshotError;
-pub use store::{parse_integer, Store, NOT_AN_INTEGER};
+pub use store::{parse_float, parse_integer, Store, NOT_AN_INTEGER};

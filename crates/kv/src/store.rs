@@ -267,6 +267,53 @@ impl Store {
             OpRef::Exists { keys } => Reply::Integer(keys.iter().filter(|key| self.data.contains_key(**key)).count() as i64),
             OpRef::Strlen { key } => Reply::Integer(self.get(key).map_or(0, |value| value.len() as i64)),
             OpRef::Refused { message } => Reply::Error(String::from_utf8_lossy(message).into_owned()),
+            OpRef::SetRange { key, offset, value, max_len } => {
+                let current = self.get(key).map(<[u8]>::to_vec);
+                if value.is_empty() {
+                    return Reply::Integer(current.map_or(0, |current| current.len() as i64));
+                }
+                let end = offset.saturating_add(value.len() as u64);
+                if end > *max_len {
+                    return Reply::Error("ERR string exceeds maximum allowed size (proto-max-bulk-len)".into());
+                }
+                let mut bytes = current.unwrap_or_default();
+                let (offset, end) = (*offset as usize, end as usize);
+                if bytes.len() < end {
+                    bytes.resize(end, 0);
+                }
+                bytes[offset..end].copy_from_slice(value);
+                self.put(key, &bytes);
+                Reply::Integer(bytes.len() as i64)
+            }
+            OpRef::IncrByFloat { key, delta } => {
+                let Some(delta) = parse_float(delta) else {
+                    return Reply::Error("ERR value is not a valid float".into());
+                };
+                let current = match self.get(key) {
+                    None => 0.0,
+                    Some(value) => match parse_float(value) {
+                        Some(current) => current,
+                        None => return Reply::Error("ERR value is not a valid float".into()),
+                    },
+                };
+                let new = current + delta;
+                if !new.is_finite() {
+                    return Reply::Error("ERR increment would produce NaN or Infinity".into());
+                }
+                let text = format_float(new);
+                self.put(key, text.as_bytes());
+                Reply::Value(Some(text.into_bytes()))
+            }
+            OpRef::Copy { from, to, replace } => {
+                let Some(value) = self.data.get(*from).map(|value| Value::Fixed(Arc::from(value.as_slice()))) else {
+                    return Reply::Integer(0);
+                };
+                if !replace && self.data.contains_key(*to) {
+                    return Reply::Integer(0);
+                }
+                self.data.insert(to.to_vec(), value);
+                Reply::Integer(1)
+            }
             OpRef::Rename { from, to, only_new } => {
                 if !self.data.contains_key(*from) {
                     return Reply::Error("ERR no such key".into());
@@ -301,6 +348,21 @@ fn prefix(key: &[u8]) -> u64 {
     let len = key.len().min(8);
     bytes[..len].copy_from_slice(&key[..len]);
     u64::from_be_bytes(bytes)
+}
+
+/// A value as Redis reads a float: decimal or exponent notation, no spaces, finite.
+pub fn parse_float(bytes: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text.is_empty() || text.trim() != text || text.contains(['n', 'N', 'i', 'I']) {
+        return None;
+    }
+    text.parse::<f64>().ok().filter(|value| value.is_finite())
+}
+
+/// A float as INCRBYFLOAT writes it: the shortest decimal that reads back the same, without an
+/// exponent or trailing zeros (`10.5`, `3`, `0.1`).
+fn format_float(value: f64) -> String {
+    format!("{value}")
 }
 
 /// Redis's reply to arithmetic on a value that is not a 64-bit integer.
@@ -383,6 +445,29 @@ mod tests {
         assert_eq!(apply(&mut store, 100, tagged.clone()), Reply::Integer(2));
         assert_eq!(apply(&mut store, 101, tagged), Reply::Integer(2));
         assert_eq!(store.get(b"t"), Some(&b"2"[..]));
+        let setrange = |offset, value: &str| Op::SetRange { key: b"r".to_vec(), offset, value: value.as_bytes().to_vec(), max_len: 100 };
+        assert_eq!(run(&mut store, setrange(0, "")), Reply::Integer(0), "nothing written, no key made");
+        assert_eq!(store.get(b"r"), None);
+        assert_eq!(run(&mut store, setrange(3, "ab")), Reply::Integer(5));
+        assert_eq!(store.get(b"r"), Some(&b"\0\0\0ab"[..]), "padded with zero bytes");
+        assert_eq!(run(&mut store, setrange(1, "X")), Reply::Integer(5));
+        assert_eq!(store.get(b"r"), Some(&b"\0X\0ab"[..]));
+        assert!(matches!(run(&mut store, setrange(99, "ab")), Reply::Error(message) if message.contains("maximum allowed size")));
+        let float = |delta: &str| Op::IncrByFloat { key: b"f".to_vec(), delta: delta.as_bytes().to_vec() };
+        assert_eq!(run(&mut store, float("10.5")), Reply::Value(Some(b"10.5".to_vec())));
+        assert_eq!(run(&mut store, float("0.1")), Reply::Value(Some(b"10.6".to_vec())));
+        assert_eq!(run(&mut store, float("-5.6")), Reply::Value(Some(b"5".to_vec())));
+        assert_eq!(run(&mut store, float("5.0e3")), Reply::Value(Some(b"5005".to_vec())));
+        let max = f64::MAX.to_string();
+        assert!(matches!(run(&mut store, float(&max)), Reply::Value(Some(_))));
+        assert!(matches!(run(&mut store, float(&max)), Reply::Error(message) if message.contains("NaN or Infinity")));
+        run(&mut store, Op::Put { key: b"f".to_vec(), value: b"abc".to_vec() });
+        assert_eq!(run(&mut store, float("1")), Reply::Error("ERR value is not a valid float".into()));
+        let copy = |from: &str, to: &str, replace| Op::Copy { from: from.into(), to: to.into(), replace };
+        assert_eq!(run(&mut store, copy("none", "x", false)), Reply::Integer(0));
+        assert_eq!(run(&mut store, copy("r", "f", false)), Reply::Integer(0), "the destination exists");
+        assert_eq!(run(&mut store, copy("r", "f", true)), Reply::Integer(1));
+        assert_eq!(store.get(b"f"), store.get(b"r"));
         assert_eq!(apply(&mut store, 102, write(0, 0, Op::Flush)), Reply::Done);
         assert_eq!(store.len(), 0);
     }

@@ -819,6 +819,13 @@ impl Replica {
                         .collect();
                     Answer::Reply(Reply::Scan { cursor: next, keys })
                 }
+                Request::GetRange { key, start, end } => Answer::Reply(Reply::Value(Some(range_of(self.store.get(key).unwrap_or_default(), *start, *end).to_vec()))),
+                Request::RandomKey => {
+                    // Any key will do; which one follows from the applied index, the same on every replica.
+                    let len = self.store.len();
+                    let key = (len > 0).then(|| self.store.keys().nth((applied as usize).wrapping_mul(2_654_435_761) % len)).flatten();
+                    Answer::Reply(Reply::Value(key.map(<[u8]>::to_vec)))
+                }
                 Request::Type { key } => Answer::Reply(Reply::Status(if self.store.get(key).is_some() { "string" } else { "none" }.into())),
                 Request::Write(_) => Answer::Error("internal: a write was queued as a read".into()),
             };
@@ -843,4 +850,16 @@ impl Replica {
         let term = self.node.log().term_at(LogIndex(applied)).map_or(0, |term| term.0);
         self.outputs.push(Output::Snapshot { index: applied, term, store: self.store.clone() });
     }
+}
+
+/// GETRANGE's bytes of `value`: `start..=end`, negative positions counting from the end, clamped
+/// to the value; empty if the range is.
+fn range_of(value: &[u8], start: i64, end: i64) -> &[u8] {
+    let len = value.len() as i64;
+    let resolve = |position: i64| if position < 0 { (len + position).max(0) } else { position };
+    let (start, end) = (resolve(start), resolve(end).min(len - 1));
+    if len == 0 || start > end || start >= len {
+        return &[];
+    }
+    &value[start as usize..=end as usize]
 }

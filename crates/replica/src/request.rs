@@ -28,6 +28,11 @@ pub enum Request {
     Keys { pattern: Vec<u8> },
     /// A linearizable read: a key's type, `string` or `none` (TYPE).
     Type { key: Vec<u8> },
+    /// A linearizable read: bytes `start..=end` of a value, negative positions counting from its
+    /// end (GETRANGE, SUBSTR).
+    GetRange { key: Vec<u8>, start: i64, end: i64 },
+    /// A linearizable read: some key, or none if there are none (RANDOMKEY).
+    RandomKey,
     /// A linearizable read: one page of SCAN (see `kv::Store::scan`), its keys filtered by
     /// `pattern` (MATCH) and, with `strings` false (TYPE other than string), emptied.
     Scan { cursor: u64, count: u64, pattern: Option<Vec<u8>>, strings: bool },
@@ -63,13 +68,15 @@ const ARENA_BYTES: usize = 16 * 1024;
 /// a new buffer once every `ARENA_BYTES`. An entry keeps its buffer alive until the log drops it.
 pub struct WriteEncoder {
     arena: BytesMut,
+    /// The node's value limit (`--max-value-bytes`): how long SETRANGE may make a value.
+    pub max_value_bytes: u64,
     /// The node's counter for untagged writes (random high bits: unique per incarnation).
     untagged: Arc<AtomicU64>,
 }
 
 impl WriteEncoder {
     pub fn new(untagged: Arc<AtomicU64>) -> WriteEncoder {
-        WriteEncoder { arena: BytesMut::new(), untagged }
+        WriteEncoder { arena: BytesMut::new(), untagged, max_value_bytes: resp::Limits::default().max_bulk_bytes as u64 }
     }
 
     /// MULTI ... EXEC: the queued operations as one write, applied atomically at one index.
@@ -120,6 +127,14 @@ impl Request {
                 out.extend_from_slice(key);
             }
             Request::DbSize => out.push(5),
+            Request::RandomKey => out.push(9),
+            Request::GetRange { key, start, end } => {
+                out.push(10);
+                put_varint(&mut out, key.len() as u64);
+                out.extend_from_slice(key);
+                out.extend_from_slice(&start.to_le_bytes());
+                out.extend_from_slice(&end.to_le_bytes());
+            }
             Request::Scan { cursor, count, pattern, strings } => {
                 out.push(8);
                 put_varint(&mut out, *cursor);
@@ -165,6 +180,21 @@ impl Request {
                 Some(if tag == 2 { Request::Exists { keys } } else { Request::MGet { keys } })
             }
             5 if rest.is_empty() => Some(Request::DbSize),
+            9 if rest.is_empty() => Some(Request::RandomKey),
+            10 => {
+                let mut reader = Reader::new(rest);
+                let key = reader.bytes().ok()?.to_vec();
+                let mut number = || -> Option<i64> {
+                    let mut bytes = [0u8; 8];
+                    for byte in &mut bytes {
+                        *byte = reader.byte().ok()?;
+                    }
+                    Some(i64::from_le_bytes(bytes))
+                };
+                let (start, end) = (number()?, number()?);
+                reader.finish().ok()?;
+                Some(Request::GetRange { key, start, end })
+            }
             8 => {
                 let mut reader = Reader::new(rest);
                 let (cursor, count) = (reader.varint().ok()?, reader.varint().ok()?);
@@ -188,7 +218,9 @@ impl Request {
             Request::MGet { keys } => kv::Op::MGet { keys: keys.clone() },
             Request::Exists { keys } => kv::Op::Exists { keys: keys.clone() },
             Request::Strlen { key } => kv::Op::Strlen { key: key.clone() },
-            Request::DbSize | Request::Keys { .. } | Request::Type { .. } | Request::Scan { .. } => return None,
+            Request::DbSize | Request::Keys { .. } | Request::Type { .. } | Request::Scan { .. } | Request::GetRange { .. } | Request::RandomKey => {
+                return None
+            }
         })
     }
 }
@@ -300,10 +332,10 @@ fn set_flags<'a>(options: impl Iterator<Item = &'a [u8]>) -> Result<u8, CommandE
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 42] = [
+const KNOWN: [&str; 48] = [
     "GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH", "INCR", "DECR",
     "INCRBY", "DECRBY", "SETNX", "GETSET", "GETDEL", "MGET", "MSET", "MSETNX", "STRLEN", "DBSIZE", "UNLINK", "KEYS", "TYPE", "TOUCH", "FLUSHDB", "FLUSHALL",
-    "RENAME", "RENAMENX", "SCAN", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH",
+    "RENAME", "RENAMENX", "SCAN", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "GETRANGE", "SUBSTR", "SETRANGE", "INCRBYFLOAT", "COPY", "RANDOMKEY",
 ];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
@@ -319,6 +351,8 @@ pub enum CommandError {
     Unknown(String),
     BadTag,
     NotAnInteger,
+    NotAFloat,
+    OffsetOutOfRange,
     Syntax,
     InvalidCursor,
     /// An option raftkv does not have yet, named.
@@ -334,6 +368,8 @@ impl CommandError {
             CommandError::NotAnInteger => kv::NOT_AN_INTEGER.into(),
             CommandError::Syntax => "ERR syntax error".into(),
             CommandError::InvalidCursor => "ERR invalid cursor".into(),
+            CommandError::NotAFloat => "ERR value is not a valid float".into(),
+            CommandError::OffsetOutOfRange => "ERR offset is out of range".into(),
             CommandError::Unsupported(what) => format!("ERR {what} is not supported by raftkv yet"),
         }
     }
@@ -364,7 +400,42 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
     let keys = || args.iter().skip(first + 1).map(<[u8]>::to_vec).collect::<Vec<_>>();
     let integer = |arg: &[u8]| kv::parse_integer(arg).ok_or(CommandError::NotAnInteger);
     let op = match name {
-        "GET" | "EXISTS" | "MGET" | "STRLEN" | "DBSIZE" | "KEYS" | "TYPE" | "TOUCH" | "SCAN" if tag.is_some() => return Err(CommandError::BadTag),
+        "GET" | "EXISTS" | "MGET" | "STRLEN" | "DBSIZE" | "KEYS" | "TYPE" | "TOUCH" | "SCAN" | "GETRANGE" | "SUBSTR" | "RANDOMKEY" if tag.is_some() => {
+            return Err(CommandError::BadTag)
+        }
+        "GETRANGE" | "SUBSTR" => {
+            arity(count == 4)?;
+            return Ok(Request::GetRange { key: arg(1).to_vec(), start: integer(arg(2))?, end: integer(arg(3))? });
+        }
+        "RANDOMKEY" => {
+            arity(count == 1)?;
+            return Ok(Request::RandomKey);
+        }
+        "SETRANGE" => {
+            arity(count == 4)?;
+            let offset = u64::try_from(integer(arg(2))?).map_err(|_| CommandError::OffsetOutOfRange)?;
+            OpRef::SetRange { key: arg(1), offset, value: arg(3), max_len: writes.max_value_bytes }
+        }
+        "INCRBYFLOAT" => {
+            arity(count == 3)?;
+            kv::parse_float(arg(2)).ok_or(CommandError::NotAFloat)?;
+            OpRef::IncrByFloat { key: arg(1), delta: arg(2) }
+        }
+        "COPY" => {
+            arity(count >= 3)?;
+            let mut replace = false;
+            let mut at = 3;
+            while at < count {
+                match &arg(at).to_ascii_uppercase()[..] {
+                    b"REPLACE" => replace = true,
+                    b"DB" if at + 1 < count && arg(at + 1) == b"0" => at += 1,
+                    b"DB" if at + 1 < count => return Err(CommandError::Unsupported("COPY to a database other than 0".into())),
+                    _ => return Err(CommandError::Syntax),
+                }
+                at += 1;
+            }
+            OpRef::Copy { from: arg(1), to: arg(2), replace }
+        }
         "SCAN" => {
             arity(count >= 2 && count % 2 == 0)?;
             let cursor = std::str::from_utf8(arg(1)).ok().and_then(|cursor| cursor.parse().ok()).ok_or(CommandError::InvalidCursor)?;
@@ -517,6 +588,11 @@ mod tests {
             args(&["FLUSHALL", "ASYNC"]),
             args(&["RENAMENX", "a", "b"]),
             args(&["SCAN", "0"]),
+            args(&["GETRANGE", "k", "-3", "9223372036854775807"]),
+            args(&["RANDOMKEY"]),
+            args(&["SETRANGE", "k", "5", "v"]),
+            args(&["INCRBYFLOAT", "f", "-1.5e2"]),
+            args(&["COPY", "a", "b", "DB", "0", "REPLACE"]),
             args(&["scan", "18446744073709551615", "match", "u*", "count", "100", "type", "hash"]),
         ];
         for case in cases {
@@ -559,7 +635,10 @@ mod tests {
     fn bad_commands_are_named_errors() {
         assert_eq!(to_request(&args(&["GET"])), Err(CommandError::WrongArity("get".into())));
         assert_eq!(to_request(&args(&["SET", "k"])), Err(CommandError::WrongArity("set".into())));
-        assert_eq!(to_request(&args(&["RANDOMKEY"])), Err(CommandError::Unknown("RANDOMKEY".into())));
+        assert_eq!(to_request(&args(&["LPUSH", "l", "x"])), Err(CommandError::Unknown("LPUSH".into())));
+        assert_eq!(to_request(&args(&["SETRANGE", "k", "-1", "v"])), Err(CommandError::OffsetOutOfRange));
+        assert_eq!(to_request(&args(&["INCRBYFLOAT", "f", "nan"])), Err(CommandError::NotAFloat));
+        assert!(matches!(to_request(&args(&["COPY", "a", "b", "DB", "1"])), Err(CommandError::Unsupported(_))));
         assert_eq!(to_request(&args(&["SCAN", "x"])), Err(CommandError::InvalidCursor));
         assert_eq!(to_request(&args(&["SCAN", "0", "COUNT", "0"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["FLUSHALL", "NOW"])), Err(CommandError::Syntax));

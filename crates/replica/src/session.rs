@@ -87,11 +87,13 @@ struct Transaction {
 impl Session {
     /// `untagged`: the node's counter for untagged writes (see `WriteEncoder`).
     pub fn new(limits: resp::Limits, untagged: Arc<AtomicU64>) -> Session {
+        let mut writes = WriteEncoder::new(untagged);
+        writes.max_value_bytes = limits.max_bulk_bytes as u64;
         Session {
             unparsed: Vec::new(),
             args: resp::ArgBuf::new(),
             resume: resp::Resume::default(),
-            writes: WriteEncoder::new(untagged),
+            writes,
             limits,
             closing: false,
             resp3: false,

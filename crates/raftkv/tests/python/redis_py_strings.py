@@ -47,6 +47,21 @@ for protocol in (None, 2):
         assert r.getdel(f"{k}:c") is None, where
         refused(lambda: r.set(f"{k}:a", "1", ex=10), "not supported", where)
         refused(lambda: r.execute_command("SET", f"{k}:a", "1", "NX", "XX"), "syntax error", where)
+        # Ranges, floats, copies.
+        r.set(f"{k}:s", "Hello World")
+        assert r.getrange(f"{k}:s", 0, 4) == b"Hello" and r.getrange(f"{k}:s", -5, -1) == b"World", where
+        assert r.getrange(f"{k}:s", 5, 2) == b"" and r.getrange(f"{k}:s", 0, 100) == b"Hello World", where
+        assert r.getrange(f"{k}:none", 0, 10) == b"", where
+        assert r.setrange(f"{k}:s", 6, "Redis") == 11 and r.get(f"{k}:s") == b"Hello Redis", where
+        assert r.setrange(f"{k}:pad", 3, "x") == 4 and r.get(f"{k}:pad") == b"\x00\x00\x00x", where
+        refused(lambda: r.setrange(f"{k}:s", -1, "x"), "out of range", where)
+        assert r.incrbyfloat(f"{k}:f", 10.5) == 10.5 and r.incrbyfloat(f"{k}:f", 0.1) == 10.6, where
+        assert r.get(f"{k}:f") == b"10.6", where
+        refused(lambda: r.incrbyfloat(f"{k}:s", 1), "not a valid float", where)
+        assert r.copy(f"{k}:s", f"{k}:copy") is True and r.get(f"{k}:copy") == b"Hello Redis", where
+        assert r.copy(f"{k}:s", f"{k}:copy") is False, where
+        assert r.copy(f"{k}:f", f"{k}:copy", replace=True) is True and r.get(f"{k}:copy") == b"10.6", where
+        assert r.randomkey() is not None, where
         # Several keys at once.
         assert r.mset({f"{k}:m1": "x", f"{k}:m2": "y"}) is True, where
         assert r.mget(f"{k}:m1", f"{k}:missing", f"{k}:m2") == [b"x", None, b"y"], where
