@@ -101,3 +101,53 @@ fn a_follower_behind_a_snapshot_larger_than_a_frame_catches_up() {
     assert!(body == value(5), "the value read back whole");
     assert!(cluster.crashed().is_empty(), "{:?}", cluster.crashed());
 }
+
+/// A snapshot transfer finishes while writes go on. The leader snapshots every 20 entries here,
+/// and a newer snapshot restarts a transfer from its start: the follower, behind 32 MiB (more with
+/// `SNAPSHOT_UNDER_LOAD_MIB`; 300 passed in 17 s), must still catch up while a client keeps writing.
+#[test]
+fn a_follower_catches_up_by_snapshot_while_writes_go_on() {
+    let mut cluster = Cluster::start_with_flags("snapshot-under-load", 3, &["--snapshot-every", "20"]);
+    cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
+    let leader = cluster.leader().expect("a leader");
+    let behind = [1, 2, 3].into_iter().find(|&id| id != leader).expect("a follower");
+    cluster.kill(behind);
+    let mut client = cluster.client(Duration::from_secs(60));
+    let mebibytes: usize = std::env::var("SNAPSHOT_UNDER_LOAD_MIB").ok().and_then(|mib| mib.parse().ok()).unwrap_or(32);
+    for key in 0..mebibytes {
+        client.set(format!("big{key}").as_bytes(), &vec![b'a' + (key % 26) as u8; 1 << 20]).expect("SET");
+    }
+    // A writer that never pauses, through the leader, for the rest of the test.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, endpoint) = (stop.clone(), cluster.client_addr(leader));
+        std::thread::spawn(move || {
+            let mut client = client::Client::new(vec![endpoint]).expect("a client");
+            let mut written = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if client.set(format!("small{}", written % 100).as_bytes(), b"x").is_ok() {
+                    written += 1;
+                }
+            }
+            written
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let target = info_number(&cluster, leader, "applied_index").expect("the leader's applied index");
+    cluster.restart(behind);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let caught_up = loop {
+        let applied = info_number(&cluster, behind, "applied_index").unwrap_or(0);
+        if applied >= target {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().expect("the writer");
+    assert!(caught_up, "node {behind} never reached index {target} while {written} writes went on\n{}", cluster.log_tails(10));
+    assert!(written > 100, "the writer kept writing: {written}");
+}
