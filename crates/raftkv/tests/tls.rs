@@ -125,6 +125,43 @@ fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
     assert!(success, "redis-py with a client certificate failed: {stdout} {stderr}");
 }
 
+/// A client certificate signed by the cluster's CA but expired is refused like none at all; one
+/// signed the same way and still valid gets in.
+#[test]
+fn an_expired_client_certificate_is_refused() {
+    let pki = Pki::new(support::target_dir().join("test-tls-pki-expired"));
+    // The CA again from its key and name: what it signs chains to the CA `raftkv certs` wrote.
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(pki.path("ca-key.pem")).expect("the CA key")).expect("a key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("parameters");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "raftkv cluster CA");
+    let ca = ca_params.self_signed(&ca_key).expect("the CA");
+    let sign = |name: &str, not_after: (i32, u8, u8)| {
+        let key = rcgen::KeyPair::generate().expect("a key");
+        let mut params = rcgen::CertificateParams::new(vec!["client".to_string()]).expect("parameters");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let certificate = params.signed_by(&key, &ca, &ca_key).expect("signed");
+        std::fs::write(pki.path(&format!("{name}.pem")), certificate.pem()).expect("written");
+        std::fs::write(pki.path(&format!("{name}-key.pem")), key.serialize_pem()).expect("written");
+        (pki.path(&format!("{name}.pem")), pki.path(&format!("{name}-key.pem")))
+    };
+    let (expired, expired_key) = sign("expired", (2021, 1, 1));
+    let (valid, valid_key) = sign("valid", (4000, 1, 1));
+    let flags = vec!["--tls-cert".into(), pki.path("node-1.pem"), "--tls-key".into(), pki.path("node-1-key.pem"), "--tls-client-ca".into(), pki.path("ca.pem")];
+    let (_node, port) = start("tls-expired", &flags);
+    let ca_file = pki.path("ca.pem");
+    let with = |cert: &str, key: &str| ["--tls".to_string(), "--cacert".into(), ca_file.clone(), "--cert".into(), cert.into(), "--key".into(), key.into()];
+    let valid_flags = with(&valid, &valid_key);
+    let valid_flags: Vec<&str> = valid_flags.iter().map(String::as_str).collect();
+    wait_for_pong(port, &valid_flags);
+    let expired_flags = with(&expired, &expired_key);
+    let expired_flags: Vec<&str> = expired_flags.iter().map(String::as_str).collect();
+    let (_, answer) = redis_cli(port, &expired_flags, &["PING"]);
+    assert_ne!(answer, "PONG", "a client with an expired certificate was answered");
+    assert_eq!(redis_cli(port, &valid_flags, &["PING"]).1, "PONG");
+}
+
 /// A 3-node cluster with TLS on every client port (the proxied peer links stay as they are):
 /// redis-cli `--tls` and redis-py `ssl=True` against a follower, whose requests are forwarded to
 /// the leader.
