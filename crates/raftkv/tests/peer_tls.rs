@@ -80,12 +80,26 @@ fn peers_prove_who_they_are_and_rogues_are_refused() {
     certs(&ours);
     certs(&theirs);
     let flag = ours.to_string_lossy().into_owned();
-    let cluster = Cluster::start_with_flags("peer-tls", 3, &["--peer-tls-dir", &flag]);
+    let mut cluster = Cluster::start_with_flags("peer-tls", 3, &["--peer-tls-dir", &flag]);
+    // Node 1, the one attacked, shows its counters on an HTTP port.
+    let http = format!("127.0.0.1:{}", support::free_port());
+    cluster.node_mut(1).extra_flags.extend(["--listen-http".to_string(), http.clone()]);
+    cluster.restart(1);
     cluster.wait_ready(Duration::from_secs(30)).expect("a cluster over TLS elects and answers");
+    let refused_total = || {
+        let metrics = support::http_get(&http, "/metrics").expect("node 1's /metrics");
+        metrics.lines().find_map(|line| line.strip_prefix("raftkv_peer_connections_refused_total ")?.parse::<u64>().ok()).expect("the refusal counter")
+    };
+    let term_and_leader = |id: u64| {
+        let info = cluster.info(id).unwrap_or_default();
+        let field = |name: &str| info.lines().find_map(|line| line.trim().strip_prefix(&format!("{name}:"))?.parse::<u64>().ok()).unwrap_or(0);
+        (field("term"), field("leader_id"))
+    };
     let mut client = cluster.client(Duration::from_secs(10));
     client.set(b"over-tls", b"1").expect("a write over TLS links");
 
     let address = cluster.node(1).peer_addr.clone();
+    let (refused_at_start, before_attacks) = (refused_total(), term_and_leader(1));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let log = || std::fs::read_to_string(&cluster.node(1).log_path).unwrap_or_default();
     let refusals = || log().matches("closing peer connection").count();
@@ -121,6 +135,8 @@ fn peers_prove_who_they_are_and_rogues_are_refused() {
     let before = refusals();
     runtime.block_on(rogue(&address, &ours, (&ours, "node-3"), 2));
     assert!(logged_since(before), "node 3's certificate was taken for node 2");
+    assert!(refused_total() >= refused_at_start + 3, "the three rogues are counted in /metrics: {} then {}", refused_at_start, refused_total());
+    assert_eq!(term_and_leader(1), before_attacks, "no rogue changed the term or the leader");
     let before = refusals();
     runtime.block_on(rogue(&address, &ours, (&ours, "node-2"), 2));
     assert!(!logged_since(before), "node 2's own certificate was refused");

@@ -351,7 +351,7 @@ impl Cluster {
         &self.nodes[(id - 1) as usize]
     }
 
-    fn node_mut(&mut self, id: u64) -> &mut Node {
+    pub fn node_mut(&mut self, id: u64) -> &mut Node {
         &mut self.nodes[(id - 1) as usize]
     }
 
