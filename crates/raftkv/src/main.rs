@@ -190,6 +190,10 @@ struct ServerArgs {
     /// kept for storage and peers, does not allow as many. More get `-ERR max number of clients reached`.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_clients: u64,
+    /// Close a client connection that sends nothing for this many seconds (Redis's `timeout`);
+    /// 0, the default, never does (TCP keepalive still closes connections whose other end vanished).
+    #[arg(long, default_value_t = 0)]
+    timeout: u64,
     #[command(flatten)]
     tuning: TuningArgs,
 }
@@ -337,6 +341,7 @@ fn serve(args: ServerArgs) -> Result<()> {
         tls: args.tls_cert.zip(args.tls_key).map(|(cert, key)| server::TlsFiles { cert, key, client_ca: args.tls_client_ca }),
     };
     config.max_connections = usize::try_from(args.max_clients).unwrap_or(usize::MAX);
+    config.idle_timeout = (args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout));
     let tuning = args.tuning;
     config.tuning = server::Tuning {
         max_batch: tuning.max_batch,

@@ -45,3 +45,34 @@ fn a_client_that_never_reads_costs_a_bounded_amount_of_memory() {
         assert!(bytes < 200 << 20, "node {id} grew by {} MiB for a client that never reads", bytes >> 20);
     }
 }
+
+/// `--timeout 1`: a client that sends nothing for a second is disconnected (Redis's `timeout`),
+/// one that keeps talking is not, and CONFIG GET says so. Without the flag, nothing is closed.
+#[test]
+fn idle_clients_are_closed_after_the_timeout() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::start_with_flags("idle-timeout", 1, &["--timeout", "1"]);
+    cluster.wait_ready(Duration::from_secs(20)).expect("the node answers");
+    let connect = || {
+        let stream = std::net::TcpStream::connect(cluster.client_addr(1)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream
+    };
+    let ask = |stream: &mut std::net::TcpStream, command: &[u8]| -> Vec<u8> {
+        stream.write_all(command).expect("write");
+        let mut reply = vec![0; 256];
+        let read = stream.read(&mut reply).expect("read");
+        reply.truncate(read);
+        reply
+    };
+    let mut idle = connect();
+    let mut busy = connect();
+    assert_eq!(ask(&mut idle, b"PING\r\n"), b"+PONG\r\n");
+    assert!(String::from_utf8_lossy(&ask(&mut idle, b"CONFIG GET timeout\r\n")).contains("$7\r\ntimeout\r\n$1\r\n1\r\n"));
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(ask(&mut busy, b"PING\r\n"), b"+PONG\r\n", "a client that keeps talking stays");
+    }
+    let mut rest = Vec::new();
+    assert_eq!(idle.read_to_end(&mut rest).expect("the server closed it"), 0, "the idle client was disconnected");
+}

@@ -200,14 +200,21 @@ pub fn command(args: &resp::ArgBuf, resp3: bool, out: &mut Vec<u8>) {
 
 /// CONFIG GET of the parameters that exist here (glob patterns with `*` as in Redis), and a clear
 /// error for CONFIG SET and the rest: raftkv is configured by its command-line flags.
-pub fn config(args: &resp::ArgBuf, limits: &resp::Limits, resp3: bool, out: &mut Vec<u8>) {
+/// The node's settings CONFIG GET reports.
+pub struct Settings<'a> {
+    pub limits: &'a resp::Limits,
+    /// `--timeout`, in seconds (0: never).
+    pub idle_seconds: u64,
+}
+
+pub fn config(args: &resp::ArgBuf, settings: &Settings<'_>, resp3: bool, out: &mut Vec<u8>) {
     let Some(sub) = args.get(1) else { return arity_error("config", out) };
     match &sub.to_ascii_uppercase()[..] {
         b"GET" if args.len() >= 3 => {
             let parameters = [
-                ("proto-max-bulk-len", limits.max_bulk_bytes.to_string()),
+                ("proto-max-bulk-len", settings.limits.max_bulk_bytes.to_string()),
                 ("databases", "1".to_string()),
-                ("timeout", "0".to_string()),
+                ("timeout", settings.idle_seconds.to_string()),
                 ("appendonly", "yes".to_string()),
                 ("appendfsync", "always".to_string()),
                 ("save", String::new()),
@@ -294,13 +301,13 @@ mod tests {
     fn config_gets_what_exists_and_refuses_to_set() {
         let limits = resp::Limits { max_bulk_bytes: 1234, ..resp::Limits::default() };
         let mut out = Vec::new();
-        config(&args(&["CONFIG", "GET", "proto-max-*"]), &limits, false, &mut out);
+        config(&args(&["CONFIG", "GET", "proto-max-*"]), &Settings { limits: &limits, idle_seconds: 0 }, false, &mut out);
         assert_eq!(text(&out), "*2\r\n$18\r\nproto-max-bulk-len\r\n$4\r\n1234\r\n");
         let mut out = Vec::new();
-        config(&args(&["CONFIG", "GET", "maxmemory"]), &limits, true, &mut out);
+        config(&args(&["CONFIG", "GET", "maxmemory"]), &Settings { limits: &limits, idle_seconds: 0 }, true, &mut out);
         assert_eq!(text(&out), "%0\r\n");
         let mut out = Vec::new();
-        config(&args(&["CONFIG", "SET", "timeout", "5"]), &limits, false, &mut out);
+        config(&args(&["CONFIG", "SET", "timeout", "5"]), &Settings { limits: &limits, idle_seconds: 0 }, false, &mut out);
         assert!(text(&out).starts_with("-ERR CONFIG SET is not supported"));
     }
 }

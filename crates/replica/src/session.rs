@@ -71,6 +71,8 @@ pub struct Session {
     auth_failures: u64,
     /// Between MULTI and EXEC: the commands queued, as operations.
     transaction: Option<Transaction>,
+    /// The node's `--timeout`, for CONFIG GET.
+    idle_timeout: Option<std::time::Duration>,
 }
 
 /// A transaction being queued. A command that could not be queued makes EXEC refuse the whole
@@ -104,7 +106,13 @@ impl Session {
             user: None,
             auth_failures: 0,
             transaction: None,
+            idle_timeout: None,
         }
+    }
+
+    /// The node's idle-client timeout, which CONFIG GET timeout reports (the shell enforces it).
+    pub fn set_idle_timeout(&mut self, idle_timeout: Option<std::time::Duration>) {
+        self.idle_timeout = idle_timeout;
     }
 
     /// The node's users: with any, a connection must authenticate before anything else.
@@ -259,7 +267,10 @@ impl Session {
             "ECHO" => admin::echo(args, &mut out),
             "SELECT" => admin::select(args, &mut out),
             "COMMAND" => admin::command(args, self.resp3, &mut out),
-            "CONFIG" => admin::config(args, &self.limits, self.resp3, &mut out),
+            "CONFIG" => {
+                let idle_seconds = self.idle_timeout.map_or(0, |idle| idle.as_secs());
+                admin::config(args, &admin::Settings { limits: &self.limits, idle_seconds }, self.resp3, &mut out)
+            }
             "CLIENT" => {
                 let me = admin::Client { id: self.id, resp3: self.resp3, name: &mut self.name, library: &mut self.library };
                 admin::client(args, me, &mut out);

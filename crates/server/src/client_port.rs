@@ -26,6 +26,8 @@ pub struct ClientPort {
     pub metrics: Arc<Metrics>,
     pub limits: resp::Limits,
     pub request_timeout: Duration,
+    /// A connection that sends nothing for this long is closed (`--timeout`); None: never.
+    pub idle_timeout: Option<Duration>,
     pub connections: Arc<Semaphore>,
     /// The node's counter for untagged writes (see `request::WriteEncoder`).
     pub untagged_seq: Arc<std::sync::atomic::AtomicU64>,
@@ -127,11 +129,22 @@ impl ClientPort {
         let mut session = Session::new(self.limits.clone(), self.untagged_seq.clone());
         session.set_id(conn.0);
         session.set_users(users);
+        session.set_idle_timeout(self.idle_timeout);
         loop {
             // Straight into the unparsed bytes' buffer: no second copy, no per-connection scratch.
             let space = session.read_space();
             space.reserve(READ_BYTES);
-            if stream.read_buf(space).await? == 0 {
+            let read = match self.idle_timeout {
+                None => stream.read_buf(space).await?,
+                Some(idle) => match tokio::time::timeout(idle, stream.read_buf(space)).await {
+                    Ok(read) => read?,
+                    Err(_) => {
+                        tracing::debug!(%peer, "closing an idle client connection");
+                        return Ok(());
+                    }
+                },
+            };
+            if read == 0 {
                 return Ok(());
             }
             let view = NodeView { clients: (self.max_clients - self.connections.available_permits()) as u64, ..*self.view.borrow() };

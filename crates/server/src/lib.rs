@@ -56,6 +56,8 @@ pub struct ServerConfig {
     /// The longest a client waits for an answer before it gets an error.
     pub request_timeout: Duration,
     pub max_connections: usize,
+    /// A client connection idle this long is closed (Redis's `timeout`); None: never.
+    pub idle_timeout: Option<Duration>,
     /// The most bytes one client command's arguments (keys and values) may take, together and one
     /// by one; a larger command is refused before anything is proposed. At most
     /// `MAX_VALUE_BYTES_LIMIT`, so that every log entry fits in a peer frame.
@@ -131,6 +133,7 @@ impl ServerConfig {
             snapshot_every: 50_000,
             request_timeout: Duration::from_secs(5),
             max_connections: 10_000,
+            idle_timeout: None,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             secrets: SecretFiles::default(),
             peer_tls_dir: None,
@@ -266,6 +269,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         metrics: metrics.clone(),
         limits: resp::Limits { max_bulk_bytes: config.max_value_bytes, ..resp::Limits::default() },
         request_timeout: config.request_timeout,
+        idle_timeout: config.idle_timeout,
         connections: Arc::new(Semaphore::new(max_clients)),
         // Numbers for untagged writes: unique per incarnation (random high bits), so that a caller
         // is never answered with another untagged write's result.
