@@ -27,8 +27,9 @@ pub enum Op {
     Flush,
     /// RENAME (and RENAMENX with `only_new`: not if `to` exists).
     Rename { from: Vec<u8>, to: Vec<u8>, only_new: bool },
-    /// MULTI ... EXEC: the operations applied one after the other at one log index, atomically.
-    Multi { ops: Vec<Op> },
+    /// MULTI ... EXEC: the operations applied one after the other at one log index, atomically,
+    /// if every watched key still holds the value WATCH read (None: missing); otherwise none.
+    Multi { ops: Vec<Op>, watched: Vec<(Vec<u8>, Option<Vec<u8>>)> },
     /// Reads in a transaction (outside one they are not logged): MGET, EXISTS, STRLEN.
     MGet { keys: Vec<Vec<u8>> },
     Exists { keys: Vec<Vec<u8>> },
@@ -98,6 +99,8 @@ pub enum Reply {
     Scan { cursor: u64, keys: Vec<Vec<u8>> },
     /// EXEC: each operation's reply, in order.
     Multi(Vec<Reply>),
+    /// EXEC of a transaction a watched key changed under: nothing was applied.
+    Aborted,
 }
 
 /// An operation borrowed from wherever its bytes are (a client's request, a log entry): what
@@ -115,7 +118,7 @@ pub enum OpRef<'a> {
     MSet { pairs: Vec<(&'a [u8], &'a [u8])>, only_new: bool },
     Flush,
     Rename { from: &'a [u8], to: &'a [u8], only_new: bool },
-    Multi { ops: Vec<OpRef<'a>> },
+    Multi { ops: Vec<OpRef<'a>>, watched: Vec<(&'a [u8], Option<&'a [u8]>)> },
     MGet { keys: Vec<&'a [u8]> },
     Exists { keys: Vec<&'a [u8]> },
     Strlen { key: &'a [u8] },
@@ -146,7 +149,10 @@ impl OpRef<'_> {
             }
             OpRef::Flush => Op::Flush,
             OpRef::Rename { from, to, only_new } => Op::Rename { from: from.to_vec(), to: to.to_vec(), only_new: *only_new },
-            OpRef::Multi { ops } => Op::Multi { ops: ops.iter().map(OpRef::to_owned).collect() },
+            OpRef::Multi { ops, watched } => Op::Multi {
+                ops: ops.iter().map(OpRef::to_owned).collect(),
+                watched: watched.iter().map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec))).collect(),
+            },
             OpRef::MGet { keys } => Op::MGet { keys: keys.iter().map(|key| key.to_vec()).collect() },
             OpRef::Exists { keys } => Op::Exists { keys: keys.iter().map(|key| key.to_vec()).collect() },
             OpRef::Strlen { key } => Op::Strlen { key: key.to_vec() },
@@ -241,11 +247,22 @@ impl OpRef<'_> {
                 put_bytes(out, to);
                 out.put_u8(u8::from(*only_new));
             }
-            OpRef::Multi { ops } => {
+            OpRef::Multi { ops, watched } => {
                 out.put_u8(11);
                 put_varint(out, ops.len() as u64);
                 for op in ops {
                     op.encode_into(out);
+                }
+                put_varint(out, watched.len() as u64);
+                for (key, value) in watched {
+                    put_bytes(out, key);
+                    match value {
+                        None => out.put_u8(0),
+                        Some(value) => {
+                            out.put_u8(1);
+                            put_bytes(out, value);
+                        }
+                    }
                 }
             }
             OpRef::MGet { keys } | OpRef::Exists { keys } => {
@@ -294,7 +311,11 @@ impl OpRef<'_> {
             OpRef::MSet { pairs, .. } => pairs.iter().map(|(key, value)| key.len() + value.len() + 20).sum::<usize>() + 11,
             OpRef::ClusterId { .. } | OpRef::Flush => 10,
             OpRef::Rename { from, to, .. } => from.len() + to.len() + 21,
-            OpRef::Multi { ops } => ops.iter().map(OpRef::encoded_len_bound).sum::<usize>() + 11,
+            OpRef::Multi { ops, watched } => {
+                ops.iter().map(OpRef::encoded_len_bound).sum::<usize>()
+                    + watched.iter().map(|(key, value)| key.len() + value.map_or(0, <[u8]>::len) + 21).sum::<usize>()
+                    + 21
+            }
             OpRef::MGet { keys } | OpRef::Exists { keys } => keys.iter().map(|key| key.len() + 10).sum::<usize>() + 11,
             OpRef::Strlen { key } | OpRef::Refused { message: key } => key.len() + 11,
             OpRef::SetRange { key, value, .. } => key.len() + value.len() + 31,
@@ -366,7 +387,13 @@ impl<'a> OpRef<'a> {
                 for _ in 0..count {
                     ops.push(OpRef::decode(reader, input, false)?);
                 }
-                OpRef::Multi { ops }
+                let count = reader.varint()?;
+                let mut watched = Vec::with_capacity(count.min(input as u64) as usize);
+                for _ in 0..count {
+                    let key = reader.bytes()?;
+                    watched.push((key, if reader.bool()? { Some(reader.bytes()?) } else { None }));
+                }
+                OpRef::Multi { ops, watched }
             }
             12 => OpRef::MGet { keys: keys(reader)? },
             13 => OpRef::Exists { keys: keys(reader)? },
@@ -400,7 +427,10 @@ impl Op {
             Op::MSet { pairs, only_new } => OpRef::MSet { pairs: pairs.iter().map(|(key, value)| (&key[..], &value[..])).collect(), only_new: *only_new },
             Op::Flush => OpRef::Flush,
             Op::Rename { from, to, only_new } => OpRef::Rename { from, to, only_new: *only_new },
-            Op::Multi { ops } => OpRef::Multi { ops: ops.iter().map(Op::as_ref).collect() },
+            Op::Multi { ops, watched } => OpRef::Multi {
+                ops: ops.iter().map(Op::as_ref).collect(),
+                watched: watched.iter().map(|(key, value)| (&key[..], value.as_deref())).collect(),
+            },
             Op::MGet { keys } => OpRef::MGet { keys: keys.iter().map(Vec::as_slice).collect() },
             Op::Exists { keys } => OpRef::Exists { keys: keys.iter().map(Vec::as_slice).collect() },
             Op::Strlen { key } => OpRef::Strlen { key },
@@ -486,6 +516,7 @@ impl Reply {
                     reply.encode(out);
                 }
             }
+            Reply::Aborted => out.push(11),
         }
     }
 
@@ -532,6 +563,7 @@ impl Reply {
                 }
                 Reply::Multi(replies)
             }
+            11 => Reply::Aborted,
             tag => return Err(DecodeError::BadTag { tag, at: 0 }),
         })
     }
@@ -557,6 +589,7 @@ mod tests {
             Op::Rename { from: b"a".to_vec(), to: b"b".to_vec(), only_new: true },
             Op::Multi {
                 ops: vec![Op::Get { key: b"k".to_vec() }, Op::IncrBy { key: b"n".to_vec(), delta: 1 }, Op::MGet { keys: vec![b"a".to_vec()] }, Op::Refused { message: b"ERR x".to_vec() }],
+                watched: vec![(b"k".to_vec(), None), (b"n".to_vec(), Some(b"3".to_vec()))],
             },
             Op::Exists { keys: vec![b"a".to_vec()] },
             Op::SetRange { key: b"k".to_vec(), offset: 1 << 40, value: b"v".to_vec(), max_len: 16 << 20 },
@@ -572,14 +605,14 @@ mod tests {
                 assert!(Command::decode(&bytes[..cut]).is_err());
             }
         }
-        let replies = [Reply::Integer(i64::MIN), Reply::Integer(7), Reply::Values(vec![None, Some(b"v".to_vec())]), Reply::Error("ERR x".into()), Reply::Status("string".into()), Reply::Scan { cursor: u64::MAX, keys: vec![b"a".to_vec(), Vec::new()] }, Reply::Multi(vec![Reply::Done, Reply::Integer(-1)])];
+        let replies = [Reply::Integer(i64::MIN), Reply::Integer(7), Reply::Values(vec![None, Some(b"v".to_vec())]), Reply::Error("ERR x".into()), Reply::Status("string".into()), Reply::Scan { cursor: u64::MAX, keys: vec![b"a".to_vec(), Vec::new()] }, Reply::Multi(vec![Reply::Done, Reply::Integer(-1)]), Reply::Aborted];
         for reply in replies {
             let mut bytes = Vec::new();
             reply.encode(&mut bytes);
             assert_eq!(Reply::decode(&mut Reader::new(&bytes)), Ok(reply));
         }
         // A transaction inside a transaction is not a command.
-        let nested = Command { client_id: 0, seq: 1, op: Op::Multi { ops: vec![Op::Multi { ops: Vec::new() }] } };
+        let nested = Command { client_id: 0, seq: 1, op: Op::Multi { ops: vec![Op::Multi { ops: Vec::new(), watched: Vec::new() }], watched: Vec::new() } };
         assert!(Command::decode(&nested.encode()).is_err());
     }
 }

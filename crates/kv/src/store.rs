@@ -262,7 +262,12 @@ impl Store {
                 self.data.clear();
                 Reply::Done
             }
-            OpRef::Multi { ops } => Reply::Multi(ops.iter().map(|op| self.execute(op)).collect()),
+            OpRef::Multi { ops, watched } => {
+                if watched.iter().any(|(key, value)| self.get(key) != *value) {
+                    return Reply::Aborted;
+                }
+                Reply::Multi(ops.iter().map(|op| self.execute(op)).collect())
+            }
             OpRef::MGet { keys } => Reply::Values(keys.iter().map(|key| self.get(key).map(<[u8]>::to_vec)).collect()),
             OpRef::Exists { keys } => Reply::Integer(keys.iter().filter(|key| self.data.contains_key(**key)).count() as i64),
             OpRef::Strlen { key } => Reply::Integer(self.get(key).map_or(0, |value| value.len() as i64)),
@@ -468,6 +473,12 @@ mod tests {
         assert_eq!(run(&mut store, copy("r", "f", false)), Reply::Integer(0), "the destination exists");
         assert_eq!(run(&mut store, copy("r", "f", true)), Reply::Integer(1));
         assert_eq!(store.get(b"f"), store.get(b"r"));
+        // A transaction runs only if its watched keys hold what WATCH read.
+        let transaction = |watched: Vec<(Vec<u8>, Option<Vec<u8>>)>| Op::Multi { ops: vec![Op::IncrBy { key: b"w".to_vec(), delta: 1 }], watched };
+        assert_eq!(run(&mut store, transaction(vec![(b"w".to_vec(), None)])), Reply::Multi(vec![Reply::Integer(1)]));
+        assert_eq!(run(&mut store, transaction(vec![(b"w".to_vec(), None)])), Reply::Aborted, "w exists now");
+        assert_eq!(run(&mut store, transaction(vec![(b"w".to_vec(), Some(b"1".to_vec()))])), Reply::Multi(vec![Reply::Integer(2)]));
+        assert_eq!(store.get(b"w"), Some(&b"2"[..]));
         assert_eq!(apply(&mut store, 102, write(0, 0, Op::Flush)), Reply::Done);
         assert_eq!(store.len(), 0);
     }

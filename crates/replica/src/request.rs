@@ -79,9 +79,11 @@ impl WriteEncoder {
         WriteEncoder { arena: BytesMut::new(), untagged, max_value_bytes: resp::Limits::default().max_bulk_bytes as u64 }
     }
 
-    /// MULTI ... EXEC: the queued operations as one write, applied atomically at one index.
-    pub fn transaction(&mut self, ops: &[kv::Op]) -> Request {
-        Request::Write(self.encode(0, 0, OpRef::Multi { ops: ops.iter().map(kv::Op::as_ref).collect() }))
+    /// MULTI ... EXEC: the queued operations as one write, applied atomically at one index if
+    /// the watched keys still hold the values WATCH read.
+    pub fn transaction(&mut self, ops: &[kv::Op], watched: &[(Vec<u8>, Option<Vec<u8>>)]) -> Request {
+        let watched = watched.iter().map(|(key, value)| (&key[..], value.as_deref())).collect();
+        Request::Write(self.encode(0, 0, OpRef::Multi { ops: ops.iter().map(kv::Op::as_ref).collect(), watched }))
     }
 
     fn encode(&mut self, client_id: u64, seq: u64, op: OpRef<'_>) -> Write {
@@ -303,6 +305,9 @@ fn reply_to_resp(reply: &Reply, out: &mut Vec<u8>, resp3: bool) {
                 reply_to_resp(reply, out, resp3);
             }
         }
+        // EXEC's "nothing ran": the null array of RESP2, the null of RESP3.
+        Reply::Aborted if resp3 => resp::encode_null(out),
+        Reply::Aborted => out.extend_from_slice(b"*-1\r\n"),
     }
 }
 

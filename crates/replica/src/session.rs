@@ -9,7 +9,7 @@ use std::sync::Arc;
 use raft::Status;
 
 use crate::admin;
-use crate::request::{command_name, to_request, CommandError, Request, WriteEncoder};
+use crate::request::{command_name, to_request, Answer, CommandError, Request, WriteEncoder};
 use crate::users::{Role, Users};
 
 /// What a connection may tell its client about the node (INFO, HELLO): the Raft status, and
@@ -43,6 +43,9 @@ pub enum Step {
     /// The node answers this (its `Answer::to_resp` is the reply, in RESP3 if `resp3`: the
     /// protocol the connection had chosen when the command came).
     Request { request: Request, resp3: bool },
+    /// WATCH: the node answers this read, and the answer goes to `Session::watch_answered`,
+    /// which keeps what it read and gives the reply.
+    Watch { request: Request, resp3: bool },
 }
 
 pub struct Session {
@@ -73,6 +76,11 @@ pub struct Session {
     transaction: Option<Transaction>,
     /// The node's `--timeout`, for CONFIG GET.
     idle_timeout: Option<std::time::Duration>,
+    /// WATCH: the keys of reads in flight, in order; the values they read; whether one failed
+    /// (then EXEC runs nothing, as when a watched key changed).
+    watches_in_flight: std::collections::VecDeque<Vec<Vec<u8>>>,
+    watched: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    watch_failed: bool,
 }
 
 /// A transaction being queued. A command that could not be queued makes EXEC refuse the whole
@@ -107,6 +115,9 @@ impl Session {
             auth_failures: 0,
             transaction: None,
             idle_timeout: None,
+            watches_in_flight: std::collections::VecDeque::new(),
+            watched: Vec::new(),
+            watch_failed: false,
         }
     }
 
@@ -239,18 +250,36 @@ impl Session {
             }
             "EXEC" => match self.transaction.take() {
                 None => resp::encode_error("ERR EXEC without MULTI", &mut out),
-                Some(transaction) if transaction.refused => {
-                    resp::encode_error("EXECABORT Transaction discarded because of previous errors.", &mut out)
+                Some(transaction) => {
+                    let (watched, failed) = (std::mem::take(&mut self.watched), std::mem::take(&mut self.watch_failed));
+                    if transaction.refused {
+                        resp::encode_error("EXECABORT Transaction discarded because of previous errors.", &mut out);
+                    } else if failed {
+                        Answer::Reply(kv::Reply::Aborted).to_resp(&mut out, self.resp3);
+                    } else {
+                        return Step::Request { request: self.writes.transaction(&transaction.ops, &watched), resp3: self.resp3 };
+                    }
                 }
-                Some(transaction) => return Step::Request { request: self.writes.transaction(&transaction.ops), resp3: self.resp3 },
             },
             "DISCARD" => match self.transaction.take() {
                 None => resp::encode_error("ERR DISCARD without MULTI", &mut out),
-                Some(_) => resp::encode_simple("OK", &mut out),
+                Some(_) => {
+                    self.unwatch();
+                    resp::encode_simple("OK", &mut out);
+                }
             },
             "WATCH" if self.transaction.is_some() => self.refuse_in_transaction("ERR WATCH inside MULTI is not allowed", &mut out),
-            "WATCH" => resp::encode_error("ERR WATCH is not supported by raftkv yet (MULTI/EXEC without WATCH is)", &mut out),
-            "UNWATCH" => resp::encode_simple("OK", &mut out),
+            "WATCH" if args.len() < 2 => resp::encode_error("ERR wrong number of arguments for 'watch' command", &mut out),
+            "WATCH" => {
+                // A linearizable read of the keys; `watch_answered` keeps what it read.
+                let keys: Vec<Vec<u8>> = args.iter().skip(1).map(<[u8]>::to_vec).collect();
+                self.watches_in_flight.push_back(keys.clone());
+                return Step::Watch { request: Request::MGet { keys }, resp3: self.resp3 };
+            }
+            "UNWATCH" => {
+                self.unwatch();
+                resp::encode_simple("OK", &mut out);
+            }
             "QUIT" => {
                 self.closing = true;
                 resp::encode_simple("OK", &mut out);
@@ -331,6 +360,31 @@ impl Session {
         } else {
             self.refuse_in_transaction(&format!("ERR {name} inside MULTI is not supported by raftkv"), out);
         }
+    }
+
+    /// The node's answer to a WATCH (`Step::Watch`), in the connection's order: what it read is
+    /// kept for EXEC, and the reply to write is appended to `out`.
+    pub fn watch_answered(&mut self, answer: Answer, out: &mut Vec<u8>) {
+        let keys = self.watches_in_flight.pop_front();
+        match (answer, keys) {
+            (Answer::Reply(kv::Reply::Values(values)), Some(keys)) if values.len() == keys.len() => {
+                self.watched.extend(keys.into_iter().zip(values));
+                resp::encode_simple("OK", out);
+            }
+            (answer, _) => {
+                // Not known what the keys held: the transaction will not run.
+                self.watch_failed = true;
+                match answer {
+                    Answer::Error(message) => resp::encode_error(&format!("ERR {message}"), out),
+                    _ => resp::encode_error("ERR WATCH could not read its keys", out),
+                }
+            }
+        }
+    }
+
+    fn unwatch(&mut self) {
+        self.watched.clear();
+        self.watch_failed = false;
     }
 
     fn refuse_in_transaction(&mut self, error: &str, out: &mut Vec<u8>) {
@@ -519,7 +573,7 @@ mod tests {
     fn reply(step: &Step) -> &[u8] {
         match step {
             Step::Reply(bytes) => bytes,
-            Step::Request { request, .. } => panic!("expected a reply, got {request:?}"),
+            Step::Request { request, .. } | Step::Watch { request, .. } => panic!("expected a reply, got {request:?}"),
         }
     }
 
@@ -542,9 +596,34 @@ mod tests {
         }
         let Step::Request { request: Request::Write(write), .. } = command(&mut session, &["EXEC"]) else { panic!("EXEC is one write") };
         let entry = kv::CommandRef::decode(&write.data).expect("an entry");
-        let kv::OpRef::Multi { ops } = entry.op else { panic!("a transaction: {entry:?}") };
+        let kv::OpRef::Multi { ops, .. } = entry.op else { panic!("a transaction: {entry:?}") };
         assert_eq!(ops.len(), 4);
         assert_eq!(reply(&command(&mut session, &["DISCARD"])), b"-ERR DISCARD without MULTI\r\n");
+    }
+
+    #[test]
+    fn watch_reads_its_keys_and_exec_runs_only_if_they_still_hold_that() {
+        let mut session = session();
+        assert!(matches!(command(&mut session, &["WATCH", "k", "m"]), Step::Watch { request: Request::MGet { .. }, .. }));
+        let mut out = Vec::new();
+        session.watch_answered(Answer::Reply(kv::Reply::Values(vec![Some(b"1".to_vec()), None])), &mut out);
+        assert_eq!(out, b"+OK\r\n");
+        command(&mut session, &["MULTI"]);
+        command(&mut session, &["INCR", "k"]);
+        let Step::Request { request: Request::Write(write), .. } = command(&mut session, &["EXEC"]) else { panic!("EXEC is one write") };
+        let entry = kv::CommandRef::decode(&write.data).expect("an entry");
+        let kv::OpRef::Multi { watched, .. } = entry.op else { panic!("a transaction") };
+        assert_eq!(watched, vec![(&b"k"[..], Some(&b"1"[..])), (&b"m"[..], None)]);
+        // EXEC forgets the watches; a WATCH that could not read makes the next EXEC run nothing.
+        command(&mut session, &["WATCH", "k"]);
+        let mut out = Vec::new();
+        session.watch_answered(Answer::Error("timeout".into()), &mut out);
+        assert_eq!(out, b"-ERR timeout\r\n");
+        command(&mut session, &["MULTI"]);
+        command(&mut session, &["INCR", "k"]);
+        assert_eq!(reply(&command(&mut session, &["EXEC"])), b"*-1\r\n");
+        command(&mut session, &["MULTI"]);
+        assert!(matches!(command(&mut session, &["EXEC"]), Step::Request { .. }), "the failed watch was forgotten by EXEC");
     }
 
     #[test]
@@ -560,7 +639,7 @@ mod tests {
         command(&mut session, &["MULTI"]);
         command(&mut session, &["SET", "k", "1"]);
         assert_eq!(reply(&command(&mut session, &["DISCARD"])), b"+OK\r\n");
-        assert!(reply(&command(&mut session, &["WATCH", "k"])).starts_with(b"-ERR WATCH is not supported"));
+        assert!(matches!(command(&mut session, &["WATCH", "k"]), Step::Watch { request: Request::MGet { .. }, .. }));
         assert!(matches!(command(&mut session, &["GET", "k"]), Step::Request { request: Request::Get { .. }, .. }), "out of the transaction");
         // A transaction is bounded as one command is: its entry must fit in a peer frame.
         let mut session = Session::new(resp::Limits { max_bulk_bytes: 100, ..resp::Limits::default() }, Arc::new(AtomicU64::new(0)));
@@ -689,7 +768,7 @@ mod tests {
             let steps = feed(s, &command(words));
             match &steps[0] {
                 Step::Reply(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                Step::Request { .. } => "request".to_string(),
+                Step::Request { .. } | Step::Watch { .. } => "request".to_string(),
             }
         };
         assert_eq!(first(&mut s, &["GET", "k"]), "-NOAUTH Authentication required.\r\n");

@@ -55,6 +55,8 @@ enum Pending {
     Now(Vec<u8>),
     /// The node's answer, to be written in RESP3 if true.
     Later(bool),
+    /// The node's answer to a WATCH, for the session to keep (it gives the reply).
+    Watch,
 }
 
 /// Tells the node's loop that a connection ended, however its task ends.
@@ -162,19 +164,24 @@ impl ClientPort {
                 let mut in_flight = 0;
                 while in_flight < MAX_IN_FLIGHT {
                     let Some(step) = steps.next() else { break };
-                    round.push(match step {
-                        Step::Reply(bytes) => Pending::Now(bytes),
-                        Step::Request { request, resp3 } => match self.node.send(LoopInput::Request { conn, request }) {
-                            Ok(()) => {
-                                in_flight += 1;
-                                Pending::Later(resp3)
-                            }
-                            Err(_) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
-                        },
+                    let (request, pending) = match step {
+                        Step::Reply(bytes) => {
+                            round.push(Pending::Now(bytes));
+                            continue;
+                        }
+                        Step::Request { request, resp3 } => (request, Pending::Later(resp3)),
+                        Step::Watch { request, .. } => (request, Pending::Watch),
+                    };
+                    round.push(match self.node.send(LoopInput::Request { conn, request }) {
+                        Ok(()) => {
+                            in_flight += 1;
+                            pending
+                        }
+                        Err(_) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
                     });
                 }
                 let started = std::time::Instant::now();
-                let complete = self.answer_round(round, &mut answers, &mut stream).await?;
+                let complete = self.answer_round(round, &mut answers, &mut session, &mut stream).await?;
                 if in_flight > 0 {
                     self.metrics.request_seconds.observe(started.elapsed());
                 }
@@ -194,24 +201,36 @@ impl ClientPort {
     /// stopped). Output is written whenever it passes `FLUSH_BYTES`, and a write that the client
     /// does not take within `WRITE_TIMEOUT` ends the connection. Returns false if an answer did
     /// not come.
-    async fn answer_round<S: AsyncWrite + Unpin>(&self, round: Vec<Pending>, answers: &mut mpsc::UnboundedReceiver<Answer>, stream: &mut S) -> std::io::Result<bool> {
+    async fn answer_round<S: AsyncWrite + Unpin>(
+        &self,
+        round: Vec<Pending>,
+        answers: &mut mpsc::UnboundedReceiver<Answer>,
+        session: &mut Session,
+        stream: &mut S,
+    ) -> std::io::Result<bool> {
         let bound = self.request_timeout + Duration::from_secs(1);
         let mut complete = true;
         let mut out = Vec::new();
         for reply in round {
-            match reply {
-                Pending::Now(bytes) => out.extend_from_slice(&bytes),
-                Pending::Later(resp3) => match tokio::time::timeout(bound, answers.recv()).await {
-                    Ok(Some(answer)) => answer.to_resp(&mut out, resp3),
+            if let Pending::Now(bytes) = &reply {
+                out.extend_from_slice(bytes);
+            } else {
+                let answer = match tokio::time::timeout(bound, answers.recv()).await {
+                    Ok(Some(answer)) => answer,
                     Ok(None) => {
                         complete = false;
-                        resp::encode_error("ERR the node is shutting down", &mut out)
+                        Answer::Error("the node is shutting down".into())
                     }
                     Err(_) => {
                         complete = false;
-                        resp::encode_error("ERR timeout: the node did not answer; a write's outcome is unknown", &mut out)
+                        Answer::Error("timeout: the node did not answer; a write's outcome is unknown".into())
                     }
-                },
+                };
+                match reply {
+                    Pending::Watch => session.watch_answered(answer, &mut out),
+                    Pending::Later(resp3) => answer.to_resp(&mut out, resp3),
+                    Pending::Now(_) => {}
+                }
             }
             if out.len() >= FLUSH_BYTES {
                 write_within(stream, &out).await?;

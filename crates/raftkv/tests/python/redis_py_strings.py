@@ -89,6 +89,31 @@ for protocol in (None, 2):
         pipe = r.pipeline()
         pipe.set(f"{k}:t", "1").incr(f"{k}:t").get(f"{k}:t").mget(f"{k}:t", f"{k}:none").delete(f"{k}:t")
         assert pipe.execute() == [True, 2, b"2", [b"2", None], 1], where
+        # WATCH: redis-py's transaction() helper runs; a watched key changed by another client
+        # makes EXEC run nothing (WatchError).
+        r.set(f"{k}:w", "1")
+
+        def double(pipe):
+            value = int(pipe.get(f"{k}:w"))
+            pipe.multi()
+            pipe.set(f"{k}:w", value * 2)
+
+        r.transaction(double, f"{k}:w")
+        assert r.get(f"{k}:w") == b"2", where
+        other = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10, **options)
+        pipe = r.pipeline()
+        pipe.watch(f"{k}:w")
+        other.set(f"{k}:w", "100")
+        pipe.multi()
+        pipe.set(f"{k}:w", "5")
+        try:
+            pipe.execute()
+            raise AssertionError(f"{where}: EXEC ran although a watched key changed")
+        except redis.WatchError:
+            pass
+        assert r.get(f"{k}:w") == b"100", where
+        pipe.reset()
+        other.close()
         # A bad argument is an error in EXEC's reply, in its place; the rest is applied (as Redis does).
         pipe = r.pipeline()
         pipe.set(f"{k}:t", "1").incrby(f"{k}:t", "x").incr(f"{k}:t")
