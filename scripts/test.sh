@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: `cargo test --release` at the repository root.
 #
-# The process-level tests (crates/raftkv/tests/redis_tools.rs, redis_py.rs) drive the real
-# redis-cli, redis-benchmark and redis-py and fail when they are missing, so this script first
-# installs Debian's redis-tools package if either tool is not on PATH (apt-get; through sudo when
-# not root), and redis-py into a virtualenv under target/.
+# The process-level tests (crates/raftkv/tests/redis_tools.rs, redis_py.rs, redis_differential.rs)
+# drive the real redis-cli, redis-benchmark, redis-server and redis-py and fail when they are
+# missing, so this script first installs Debian's redis-tools and redis-server packages if a tool
+# is not on PATH (apt-get; through sudo when not root), and redis-py into a virtualenv under target/.
 #
 # Then, when run without arguments, it opens the drawings of failing simulated runs that
 # crates/sim/tests/viz.rs leaves in target/sim-traces in headless Chromium
@@ -16,11 +16,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-if ! have redis-cli || ! have redis-benchmark; then
-    echo "test.sh: redis-cli or redis-benchmark is missing" >&2
-    "$root/scripts/apt-install.sh" test.sh redis-tools
-    if ! have redis-cli || ! have redis-benchmark; then
-        echo "test.sh: redis-tools was installed but redis-cli or redis-benchmark is still not on PATH" >&2
+if ! have redis-cli || ! have redis-benchmark || ! have redis-server; then
+    echo "test.sh: redis-cli, redis-benchmark or redis-server is missing" >&2
+    "$root/scripts/apt-install.sh" test.sh redis-tools redis-server
+    if ! have redis-cli || ! have redis-benchmark || ! have redis-server; then
+        echo "test.sh: redis-tools and redis-server were installed but a tool is still not on PATH" >&2
         exit 1
     fi
 fi

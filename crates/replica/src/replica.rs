@@ -853,9 +853,13 @@ impl Replica {
 }
 
 /// GETRANGE's bytes of `value`: `start..=end`, negative positions counting from the end, clamped
-/// to the value; empty if the range is.
+/// to the value; empty if the range is (and, as in Redis, when both positions are negative and
+/// the start comes after the end).
 fn range_of(value: &[u8], start: i64, end: i64) -> &[u8] {
     let len = value.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return &[];
+    }
     let resolve = |position: i64| if position < 0 { (len + position).max(0) } else { position };
     let (start, end) = (resolve(start), resolve(end).min(len - 1));
     if len == 0 || start > end || start >= len {

@@ -356,6 +356,8 @@ pub enum CommandError {
     Unknown(String),
     BadTag,
     NotAnInteger,
+    DecrementOverflow,
+    SameObject,
     NotAFloat,
     OffsetOutOfRange,
     Syntax,
@@ -374,6 +376,8 @@ impl CommandError {
             CommandError::Syntax => "ERR syntax error".into(),
             CommandError::InvalidCursor => "ERR invalid cursor".into(),
             CommandError::NotAFloat => "ERR value is not a valid float".into(),
+            CommandError::DecrementOverflow => "ERR decrement would overflow".into(),
+            CommandError::SameObject => "ERR source and destination objects are the same".into(),
             CommandError::OffsetOutOfRange => "ERR offset is out of range".into(),
             CommandError::Unsupported(what) => format!("ERR {what} is not supported by raftkv yet"),
         }
@@ -439,6 +443,9 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
                 }
                 at += 1;
             }
+            if arg(1) == arg(2) {
+                return Err(CommandError::SameObject);
+            }
             OpRef::Copy { from: arg(1), to: arg(2), replace }
         }
         "SCAN" => {
@@ -502,7 +509,7 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
         "DECRBY" => {
             arity(count == 3)?;
             // -i64::MIN does not exist: Redis refuses it the same way.
-            OpRef::IncrBy { key: arg(1), delta: integer(arg(2))?.checked_neg().ok_or(CommandError::NotAnInteger)? }
+            OpRef::IncrBy { key: arg(1), delta: integer(arg(2))?.checked_neg().ok_or(CommandError::DecrementOverflow)? }
         }
         "SETNX" => {
             arity(count == 3)?;
@@ -648,7 +655,8 @@ mod tests {
         assert_eq!(to_request(&args(&["SCAN", "0", "COUNT", "0"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["FLUSHALL", "NOW"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["INCRBY", "n", "1.5"])), Err(CommandError::NotAnInteger));
-        assert_eq!(to_request(&args(&["DECRBY", "n", &i64::MIN.to_string()])), Err(CommandError::NotAnInteger));
+        assert_eq!(to_request(&args(&["DECRBY", "n", &i64::MIN.to_string()])), Err(CommandError::DecrementOverflow));
+        assert_eq!(to_request(&args(&["COPY", "a", "a"])), Err(CommandError::SameObject));
         assert_eq!(to_request(&args(&["SET", "k", "v", "NX", "XX"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["SET", "k", "v", "FOO"])), Err(CommandError::Syntax));
         assert!(matches!(to_request(&args(&["SET", "k", "v", "EX", "10"])), Err(CommandError::Unsupported(_))));
