@@ -147,6 +147,21 @@ impl Store {
         (0, page)
     }
 
+    /// Each key's value (MGET).
+    pub fn values<K: AsRef<[u8]>>(&self, keys: &[K]) -> Vec<Option<Vec<u8>>> {
+        keys.iter().map(|key| self.get(key.as_ref()).map(<[u8]>::to_vec)).collect()
+    }
+
+    /// How many of the keys exist, each counted as often as it is listed (EXISTS).
+    pub fn existing<K: AsRef<[u8]>>(&self, keys: &[K]) -> u64 {
+        keys.iter().filter(|key| self.data.contains_key(key.as_ref())).count() as u64
+    }
+
+    /// The length of a key's value, 0 if it is missing (STRLEN).
+    pub fn value_len(&self, key: &[u8]) -> u64 {
+        self.get(key).map_or(0, |value| value.len() as u64)
+    }
+
     /// Every key, in order.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
         self.data.keys().map(Vec::as_slice)
@@ -268,9 +283,9 @@ impl Store {
                 }
                 Reply::Multi(ops.iter().map(|op| self.execute(op)).collect())
             }
-            OpRef::MGet { keys } => Reply::Values(keys.iter().map(|key| self.get(key).map(<[u8]>::to_vec)).collect()),
-            OpRef::Exists { keys } => Reply::Integer(keys.iter().filter(|key| self.data.contains_key(**key)).count() as i64),
-            OpRef::Strlen { key } => Reply::Integer(self.get(key).map_or(0, |value| value.len() as i64)),
+            OpRef::MGet { keys } => Reply::Values(self.values(keys)),
+            OpRef::Exists { keys } => Reply::Integer(self.existing(keys) as i64),
+            OpRef::Strlen { key } => Reply::Integer(self.value_len(key) as i64),
             OpRef::Refused { message } => Reply::Error(String::from_utf8_lossy(message).into_owned()),
             OpRef::SetRange { key, offset, value, max_len } => {
                 let current = self.get(key).map(<[u8]>::to_vec);

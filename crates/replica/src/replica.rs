@@ -363,10 +363,9 @@ impl Replica {
         let _ = self.node.compact(LogIndex(index), data);
     }
 
-    /// The shell did not take the snapshot at `index` (not enough free space for its file): the
-    /// log is kept, and the next one is due after as many entries (or log bytes) again.
-    pub fn snapshot_skipped(&mut self, index: u64) {
-        let _ = index;
+    /// The shell did not take the snapshot it was handed (not enough free space for its file):
+    /// the log is kept, and the next one is due after as many entries (or log bytes) again.
+    pub fn snapshot_skipped(&mut self) {
         self.snapshot_in_flight = false;
     }
 
@@ -803,9 +802,9 @@ impl Replica {
         for (request, caller) in ready.into_values().flatten() {
             let answer = match &request {
                 Request::Get { key } => Answer::Reply(Reply::Value(self.store.get(key).map(<[u8]>::to_vec))),
-                Request::Exists { keys } => Answer::Count(keys.iter().filter(|key| self.store.get(key).is_some()).count() as u64),
-                Request::MGet { keys } => Answer::Reply(Reply::Values(keys.iter().map(|key| self.store.get(key).map(<[u8]>::to_vec)).collect())),
-                Request::Strlen { key } => Answer::Count(self.store.get(key).map_or(0, |value| value.len() as u64)),
+                Request::Exists { keys } => Answer::Count(self.store.existing(keys)),
+                Request::MGet { keys } => Answer::Reply(Reply::Values(self.store.values(keys))),
+                Request::Strlen { key } => Answer::Count(self.store.value_len(key)),
                 Request::DbSize => Answer::Count(self.store.len() as u64),
                 Request::Keys { pattern } => {
                     Answer::Reply(Reply::Values(self.store.keys().filter(|key| crate::glob::matches(pattern, key)).map(|key| Some(key.to_vec())).collect()))
