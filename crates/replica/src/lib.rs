@@ -15,7 +15,7 @@
 //!  persisted(id)                 ├─ Replica ──┤                              or save_failed_no_space(id))
 //!  save_failed_no_space(id)      │            │  Snapshot { index, store }  (then snapshot_taken,
 //!  snapshot_taken(index, data)   │            │                              or snapshot_skipped)
-//!  snapshot_skipped(index)       │            │  Refused(reason)            (a peer's message)
+//!  snapshot_skipped()            │            │  Refused(reason)            (a peer's message)
 //!  undeliverable(to, frame)      ┘            └  Fatal(reason)
 //! ```
 //!

@@ -4,12 +4,15 @@
 //! a client sends may panic the node (overflow checks are on), and it must still answer
 //! afterwards. `COMMAND_FUZZ_SEEDS=N` runs more seeds (default 200).
 
+mod common;
+
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use raft::{NodeId, Restored, Rng};
 use replica::request::Answer;
 use replica::session::{NodeView, Session, Step};
+use common::take_saves_done;
 use replica::{ConnId, Options, Output, Replica};
 
 const DATA: &[&str] = &[
@@ -40,20 +43,13 @@ fn leader() -> Replica {
 
 /// Completes every save; returns the answers, in order.
 fn drain(replica: &mut Replica) -> Vec<Answer> {
-    let mut answers = Vec::new();
-    loop {
-        let outputs = replica.take_outputs();
-        if outputs.is_empty() {
-            return answers;
-        }
-        for output in outputs {
-            match output {
-                Output::Save { id, .. } => replica.persisted(id),
-                Output::Reply { answer, .. } => answers.push(answer),
-                _ => {}
-            }
-        }
-    }
+    take_saves_done(replica)
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Reply { answer, .. } => Some(answer),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Runs one seed; returns how many requests reached the node.

@@ -29,8 +29,8 @@ pub enum LoopInput {
     SaveFailed(storage::StorageError),
     /// The store copy of `Output::Snapshot` at `index`, encoded, and its file staged (if it could be).
     SnapshotEncoded { index: u64, data: Arc<[u8]>, staged: Option<storage::Staged> },
-    /// The snapshot at `index` was not taken: its file would not fit on the disk.
-    SnapshotSkipped { index: u64 },
+    /// The snapshot was not taken: its file would not fit on the disk.
+    SnapshotSkipped,
     /// The save found the disk full and wrote nothing; the replica hands it again later.
     SaveNoSpace(replica::SaveId, storage::StorageError),
 }
@@ -124,7 +124,7 @@ impl NodeLoop {
                 }
                 self.replica.save_failed_no_space(id);
             }
-            LoopInput::SnapshotSkipped { index } => self.replica.snapshot_skipped(index),
+            LoopInput::SnapshotSkipped => self.replica.snapshot_skipped(),
             LoopInput::SnapshotEncoded { index, data, staged } => {
                 if let Some(staged) = staged {
                     // Before the save that records the snapshot: that save then renames the file.
@@ -184,7 +184,7 @@ impl NodeLoop {
             let needed = data.len() as u64 + SNAPSHOT_SPACE_MARGIN;
             if let Some(free) = crate::disk::free_bytes(stager.dir()).filter(|&free| free < needed) {
                 tracing::warn!(index, bytes = data.len(), free, "snapshot not taken: its file would not fit on the disk; the log is kept");
-                let _ = inputs.send(LoopInput::SnapshotSkipped { index });
+                let _ = inputs.send(LoopInput::SnapshotSkipped);
                 return;
             }
             let meta = raft::SnapshotMeta { index: raft::LogIndex(index), term: raft::Term(term) };
