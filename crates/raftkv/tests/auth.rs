@@ -15,10 +15,7 @@ use support::{run_bounded, Cluster};
 
 #[test]
 fn clients_authenticate_and_roles_hold_on_every_node() {
-    let python = std::env::var_os("RAFTKV_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python"));
-    assert!(python.exists(), "{} is missing: run scripts/test.sh, or set RAFTKV_PYTHON to a Python with redis-py", python.display());
+    let python = support::python();
     let secrets = support::target_dir().join("test-auth-secrets");
     std::fs::create_dir_all(&secrets).expect("a directory for the secrets");
     let (password_file, users_file) = (secrets.join("password"), secrets.join("users"));

@@ -61,17 +61,39 @@ fn info_number(cluster: &Cluster, id: u64, field: &str) -> Option<u64> {
     info.lines().find_map(|line| line.trim_end().strip_prefix(&format!("{field}:"))?.parse().ok())
 }
 
+/// A 3-node cluster snapshotting every `snapshot_every` entries, one follower of which is down
+/// (not the leader: the writes that follow need no election first). Returns it, the leader and
+/// the follower.
+fn a_follower_down(name: &str, snapshot_every: &str) -> (Cluster, u64, u64) {
+    let mut cluster = Cluster::start_with_flags(name, 3, &["--snapshot-every", snapshot_every]);
+    cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
+    let leader = cluster.leader().expect("a leader");
+    let behind = [1, 2, 3].into_iter().find(|&id| id != leader).expect("a follower");
+    cluster.kill(behind);
+    (cluster, leader, behind)
+}
+
+/// Restarts `behind` and waits, up to `bound`, until it has applied what the leader had when it
+/// restarted: that index and whether it got there.
+fn restarted_catches_up(cluster: &mut Cluster, leader: u64, behind: u64, bound: Duration) -> (u64, bool) {
+    let target = info_number(cluster, leader, "applied_index").expect("the leader's applied index");
+    cluster.restart(behind);
+    let deadline = std::time::Instant::now() + bound;
+    while info_number(cluster, behind, "applied_index").unwrap_or(0) < target {
+        if std::time::Instant::now() > deadline {
+            return (target, false);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (target, true)
+}
+
 /// A snapshot larger than a peer frame (64 MiB) reaches a follower that fell behind it. Before
 /// snapshots travelled in chunks, it was dropped as over the frame limit, re-encoded every few
 /// heartbeats, and the follower stayed behind for ever.
 #[test]
 fn a_follower_behind_a_snapshot_larger_than_a_frame_catches_up() {
-    let mut cluster = Cluster::start_with_flags("large-snapshot", 3, &["--snapshot-every", "4"]);
-    cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
-    // A follower goes down (not the leader: the writes below need no election first).
-    let leader = cluster.leader().expect("a leader");
-    let behind = [1, 2, 3].into_iter().find(|&id| id != leader).expect("a follower");
-    cluster.kill(behind);
+    let (mut cluster, _, behind) = a_follower_down("large-snapshot", "4");
     let mut client = cluster.client(Duration::from_secs(60));
     let value = |key: usize| vec![b'a' + key as u8; 15 << 20];
     for key in 0..6 {
@@ -81,17 +103,9 @@ fn a_follower_behind_a_snapshot_larger_than_a_frame_catches_up() {
         client.set(format!("small{key}").as_bytes(), b"x").expect("SET small");
     }
     let leader = cluster.leader().expect("a leader");
-    let target = info_number(&cluster, leader, "applied_index").expect("the leader's applied index");
-    cluster.restart(behind);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let applied = info_number(&cluster, behind, "applied_index").unwrap_or(0);
-        if applied >= target {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "node {behind} stayed at {applied} of {target}\n{}", cluster.log_tails(30));
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (target, caught_up) = restarted_catches_up(&mut cluster, leader, behind, Duration::from_secs(120));
+    let applied = info_number(&cluster, behind, "applied_index").unwrap_or(0);
+    assert!(caught_up, "node {behind} stayed at {applied} of {target}\n{}", cluster.log_tails(30));
     // Its applied index shows it installed the snapshot (the entries were compacted away). With
     // the other follower gone, it now takes part in every quorum, and answers through the leader.
     let other = [1, 2, 3].into_iter().find(|&id| id != leader && id != behind).expect("another node");
@@ -107,11 +121,7 @@ fn a_follower_behind_a_snapshot_larger_than_a_frame_catches_up() {
 /// `SNAPSHOT_UNDER_LOAD_MIB`; 300 passed in 17 s), must still catch up while a client keeps writing.
 #[test]
 fn a_follower_catches_up_by_snapshot_while_writes_go_on() {
-    let mut cluster = Cluster::start_with_flags("snapshot-under-load", 3, &["--snapshot-every", "20"]);
-    cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
-    let leader = cluster.leader().expect("a leader");
-    let behind = [1, 2, 3].into_iter().find(|&id| id != leader).expect("a follower");
-    cluster.kill(behind);
+    let (mut cluster, leader, behind) = a_follower_down("snapshot-under-load", "20");
     let mut client = cluster.client(Duration::from_secs(60));
     let mebibytes: usize = std::env::var("SNAPSHOT_UNDER_LOAD_MIB").ok().and_then(|mib| mib.parse().ok()).unwrap_or(32);
     for key in 0..mebibytes {
@@ -133,19 +143,7 @@ fn a_follower_catches_up_by_snapshot_while_writes_go_on() {
         })
     };
     std::thread::sleep(Duration::from_millis(500));
-    let target = info_number(&cluster, leader, "applied_index").expect("the leader's applied index");
-    cluster.restart(behind);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let caught_up = loop {
-        let applied = info_number(&cluster, behind, "applied_index").unwrap_or(0);
-        if applied >= target {
-            break true;
-        }
-        if std::time::Instant::now() > deadline {
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let (target, caught_up) = restarted_catches_up(&mut cluster, leader, behind, Duration::from_secs(60));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writer.join().expect("the writer");
     assert!(caught_up, "node {behind} never reached index {target} while {written} writes went on\n{}", cluster.log_tails(10));

@@ -47,10 +47,7 @@ impl Drop for RedisServer {
 
 #[test]
 fn random_commands_get_the_replies_redis_gives() {
-    let python = std::env::var_os("RAFTKV_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python"));
-    assert!(python.exists(), "{} is missing: run scripts/test.sh, or set RAFTKV_PYTHON to a Python with redis-py", python.display());
+    let python = support::python();
     let redis = RedisServer::start();
     let node = Cluster::start_with_flags("differential", 1, &[]);
     node.wait_ready(Duration::from_secs(20)).expect("the node answers");

@@ -10,19 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{run_bounded, Cluster};
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("RAFTKV_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python"));
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test.sh (it makes a virtualenv with redis-py), or set RAFTKV_PYTHON to a Python with redis-py",
-        python.display()
-    );
-    python
-}
+use support::{python, run_bounded, Cluster};
 
 /// Runs `tests/python/<script>` with every node's client port of a fresh 3-node cluster.
 fn run_against_a_cluster(name: &str, script: &str) {

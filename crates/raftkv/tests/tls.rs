@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{free_port, run_bounded, RAFTKV};
+use support::{free_port, python, run_bounded, RAFTKV};
 
 /// Certificates made by `raftkv certs`: a CA, node 1's certificate (for 127.0.0.1) and a client's.
 struct Pki {
@@ -58,12 +58,6 @@ fn wait_for_pong(port: u16, extra: &[&str]) {
         assert!(started.elapsed() < Duration::from_secs(20), "the node never answered over TLS");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("RAFTKV_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python"))
 }
 
 #[test]

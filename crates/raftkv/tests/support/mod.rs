@@ -752,3 +752,17 @@ pub fn http_get(address: &str, path: &str) -> Result<String, String> {
         _ => Err(format!("GET {path}: {response}")),
     }
 }
+
+/// The Python with redis-py the tests run: `RAFTKV_PYTHON`, else `target/pyenv/bin/python`, which
+/// `scripts/test.sh` makes. A test that needs it fails, never skips, without it.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("RAFTKV_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test.sh (it makes a virtualenv with redis-py), or set RAFTKV_PYTHON to a Python with redis-py",
+        python.display()
+    );
+    python
+}
