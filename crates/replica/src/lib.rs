@@ -30,6 +30,7 @@
 mod admin;
 mod connections;
 pub mod glob;
+pub mod metrics;
 mod replica;
 pub mod request;
 pub mod session;

@@ -10,6 +10,8 @@ use wire::Frame;
 
 use crate::connections::{ConnId, Connections, Slot};
 use crate::request::{Answer, Request};
+use crate::metrics::Counters;
+use crate::session::NodeView;
 
 /// Limits and switches. Times are in ticks of the node's clock.
 #[derive(Clone, Debug)]
@@ -199,6 +201,7 @@ pub struct Replica {
     saved_hard_state: HardState,
     deferred_hard_state: Option<HardState>,
     last_status: Status,
+    counters: Counters,
     /// Snapshot triggering: where the last one was taken, the log bytes applied since, its size.
     last_snapshot: u64,
     log_bytes: u64,
@@ -246,6 +249,7 @@ impl Replica {
             saved_hard_state,
             deferred_hard_state: None,
             last_status,
+            counters: Counters::default(),
             log_bytes: 0,
             snapshot_bytes,
             snapshot_in_flight: false,
@@ -329,6 +333,7 @@ impl Replica {
             self.outputs.push(Output::Reply { conn, answer: Answer::Error("the node has stopped".into()) });
             return;
         }
+        self.counters.requests += 1;
         self.connections.push(conn, request, self.now + self.options.request_timeout_ticks);
         self.admit(conn);
     }
@@ -431,6 +436,18 @@ impl Replica {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// What the node tells about itself (INFO, HELLO, `/metrics`); the shell adds what only it
+    /// knows (connections, memory, uptime).
+    pub fn view(&self) -> NodeView {
+        NodeView {
+            keys: self.store.len() as u64,
+            disk_full: self.disk_full,
+            applied_index: self.store.applied_index(),
+            counters: self.counters,
+            ..NodeView::of(self.node.status())
+        }
     }
 
     pub fn now(&self) -> u64 {
@@ -665,6 +682,9 @@ impl Replica {
         self.driving = false;
         let status = self.node.status();
         if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
+            if status.leader != self.last_status.leader {
+                self.counters.leader_changes += 1;
+            }
             self.last_status = status;
             self.leadership_changed(status);
             self.drive();
@@ -782,6 +802,7 @@ impl Replica {
             Ok(store) => format!("it claims index {index} but holds the state of index {}", store.applied_index()),
             Err(error) => error.to_string(),
         };
+        self.counters.peer_messages_refused += 1;
         self.outputs.push(Output::Refused(format!("a snapshot from node {from} at index {index} was refused: {problem}")));
         false
     }

@@ -26,12 +26,15 @@ pub struct NodeView {
     pub uptime_seconds: u64,
     /// The disk is full: writes are refused.
     pub disk_full: bool,
+    /// Highest log index applied to the store.
+    pub applied_index: u64,
+    pub counters: crate::metrics::Counters,
 }
 
 impl NodeView {
     /// A view of `status` alone (the other figures 0).
     pub fn of(status: Status) -> NodeView {
-        NodeView { status, keys: 0, clients: 0, used_memory: 0, uptime_seconds: 0, disk_full: false }
+        NodeView { status, keys: 0, clients: 0, used_memory: 0, uptime_seconds: 0, disk_full: false, applied_index: 0, counters: Default::default() }
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::metrics::Metrics;
+use replica::metrics::Instruments;
 use crate::node_loop::LoopInput;
 use replica::request::Answer;
 use replica::session::{NodeView, Session, Step};
@@ -23,7 +23,7 @@ pub struct ClientPort {
     pub view: watch::Receiver<NodeView>,
     /// The most client connections at once (what `connections` started with).
     pub max_clients: usize,
-    pub metrics: Arc<Metrics>,
+    pub instruments: Arc<Instruments>,
     pub limits: resp::Limits,
     pub request_timeout: Duration,
     /// A connection that sends nothing for this long is closed (`--timeout`); None: never.
@@ -154,7 +154,7 @@ impl ClientPort {
             let failures = session.take_auth_failures();
             if failures > 0 {
                 tracing::warn!(%peer, failures, "client authentication failed");
-                self.metrics.auth_failures.fetch_add(failures, Ordering::Relaxed);
+                self.instruments.auth_failures.fetch_add(failures, Ordering::Relaxed);
             }
             // A round at a time: at most MAX_IN_FLIGHT requests with the node, their replies
             // written before the next round goes, so a client that does not read stops the
@@ -183,7 +183,7 @@ impl ClientPort {
                 let started = std::time::Instant::now();
                 let complete = self.answer_round(round, &mut answers, &mut session, &mut stream).await?;
                 if in_flight > 0 {
-                    self.metrics.request_seconds.observe(started.elapsed());
+                    self.instruments.request_seconds.observe(started.elapsed());
                 }
                 // An answer that did not come could still come later and be taken for the next one.
                 if !complete {

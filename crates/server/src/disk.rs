@@ -10,7 +10,7 @@ use replica::SaveId;
 use storage::{StdDisk, Storage, StorageError};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::metrics::Metrics;
+use replica::metrics::Instruments;
 use crate::node_loop::LoopInput;
 
 pub enum DiskWork {
@@ -25,7 +25,7 @@ pub enum DiskWork {
 pub fn spawn(
     mut storage: Storage<StdDisk>,
     done: UnboundedSender<LoopInput>,
-    metrics: Arc<Metrics>,
+    instruments: Arc<Instruments>,
 ) -> std::io::Result<mpsc::Sender<DiskWork>> {
     let (sender, work) = mpsc::channel::<DiskWork>();
     std::thread::Builder::new()
@@ -36,7 +36,7 @@ pub fn spawn(
                     DiskWork::Save { id, persist } => {
                         let started = Instant::now();
                         let saved = storage.save(&persist);
-                        metrics.fsync_seconds.observe(started.elapsed());
+                        instruments.fsync_seconds.observe(started.elapsed());
                         if let (Ok(()), Some(snapshot)) = (&saved, &persist.snapshot) {
                             let ms = started.elapsed().as_millis() as u64;
                             tracing::info!(index = snapshot.meta.index.0, bytes = snapshot.data.len(), write_ms = ms, "snapshot written");

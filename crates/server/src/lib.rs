@@ -231,11 +231,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         .map_err(|source| ServerError::ClientListen { address: config.listen_client.clone(), source })?;
     tracing::info!(id = config.id, client = %config.listen_client, peer = %config.listen_peer, "raftkv node started");
 
-    let status = replica.status();
-    let (view_sender, view_receiver) = watch::channel(replica::session::NodeView::of(status));
+    let (view_sender, view_receiver) = watch::channel(replica.view());
     let (loop_sender, loop_receiver) = mpsc::unbounded_channel();
-    let metrics = Arc::new(metrics::Metrics::default());
-    metrics.applied_index.store(replica.store().applied_index(), std::sync::atomic::Ordering::Relaxed);
+    let instruments = Arc::new(replica::metrics::Instruments::default());
     let secrets = Arc::new(secrets::Secrets::load(config.secrets.clone())?);
     let current = secrets.current();
     if current.tls.is_none() {
@@ -248,10 +246,11 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     if let Some(address) = &config.listen_http {
         let http = TcpListener::bind(address).await.map_err(|source| ServerError::HttpListen { address: address.clone(), source })?;
         let http_tls = config.http_tls.then(|| secrets.clone());
-        tokio::spawn(metrics::serve(http, metrics.clone(), transport.clone(), http_tls));
+        let sources = metrics::Sources { view: view_receiver.clone(), instruments: instruments.clone(), transport: transport.clone() };
+        tokio::spawn(metrics::serve(http, sources, http_tls));
     }
     let stager = storage.snapshot_stager();
-    let disk = disk::spawn(storage, loop_sender.clone(), metrics.clone()).map_err(ServerError::DiskThread)?;
+    let disk = disk::spawn(storage, loop_sender.clone(), instruments.clone()).map_err(ServerError::DiskThread)?;
     let open_files = descriptors::open_files_limit();
     let max_clients = descriptors::client_limit(config.max_connections, open_files);
     if max_clients < config.max_connections {
@@ -266,7 +265,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         node: loop_sender.clone(),
         view: view_receiver,
         max_clients,
-        metrics: metrics.clone(),
+        instruments,
         limits: resp::Limits { max_bulk_bytes: config.max_value_bytes, ..resp::Limits::default() },
         request_timeout: config.request_timeout,
         idle_timeout: config.idle_timeout,
@@ -287,11 +286,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         view: view_sender,
         memory: (0, None),
         started: std::time::Instant::now(),
-        metrics,
         tick: config.tick,
         max_batch: config.tuning.max_batch,
         connections: Default::default(),
-        last_status: status,
         cluster_id,
     };
     node_loop.run(loop_receiver, peer_receiver).await

@@ -5,11 +5,9 @@
 //! blocking task. It decides nothing itself.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use raft::Status;
 use replica::request::{Answer, Request};
 use replica::session::NodeView;
 use replica::{ConnId, Output, Replica};
@@ -17,7 +15,6 @@ use tokio::sync::{mpsc, watch};
 use transport::{Full, Inbound, Transport};
 
 use crate::disk::DiskWork;
-use crate::metrics::Metrics;
 use crate::ServerError;
 
 pub enum LoopInput {
@@ -50,12 +47,10 @@ pub struct NodeLoop {
     /// Resident memory as last read (refreshed at most once a second), and when.
     pub memory: (u64, Option<Instant>),
     pub started: Instant,
-    pub metrics: Arc<Metrics>,
     pub tick: Duration,
     /// Client requests taken into one batch at most (one Ready, one save).
     pub max_batch: usize,
     pub connections: HashMap<ConnId, mpsc::UnboundedSender<Answer>>,
-    pub last_status: Status,
     /// The cluster's id as last given to the transport (0: not named yet).
     pub cluster_id: u64,
 }
@@ -108,10 +103,7 @@ impl NodeLoop {
             LoopInput::Connected { conn, answers } => {
                 self.connections.insert(conn, answers);
             }
-            LoopInput::Request { conn, request } => {
-                self.metrics.requests.fetch_add(1, Ordering::Relaxed);
-                self.replica.client(conn, request);
-            }
+            LoopInput::Request { conn, request } => self.replica.client(conn, request),
             LoopInput::Disconnected(conn) => {
                 self.connections.remove(&conn);
                 self.replica.disconnected(conn);
@@ -163,10 +155,7 @@ impl NodeLoop {
                         }
                     }
                     Output::Snapshot { index, term, store } => self.encode_snapshot(index, term, store),
-                    Output::Refused(reason) => {
-                        tracing::warn!("{reason}");
-                        self.metrics.peer_messages_refused.fetch_add(1, Ordering::Relaxed);
-                    }
+                    Output::Refused(reason) => tracing::warn!("{reason}"),
                     Output::Fatal(reason) => return Err(ServerError::Fatal(reason)),
                 }
             }
@@ -196,43 +185,25 @@ impl NodeLoop {
     }
 
     fn publish(&mut self) {
-        let status = self.replica.status();
-        if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
+        let view = self.replica.view();
+        let (status, last) = (view.status, self.view.borrow().status);
+        if (status.role, status.term, status.leader) != (last.role, last.term, last.leader) {
             tracing::info!(role = %status.role, term = status.term.0, leader = ?status.leader.map(|id| id.0), "raft state changed");
-            if status.leader != self.last_status.leader {
-                self.metrics.leader_changes.fetch_add(1, Ordering::Relaxed);
-            }
         }
-        self.last_status = status;
-        let disk_full = self.replica.disk_full();
-        if u64::from(disk_full) != self.metrics.disk_full.swap(u64::from(disk_full), Ordering::Relaxed) && !disk_full {
+        if self.view.borrow().disk_full && !view.disk_full {
             tracing::warn!("the disk has room again: writes are accepted");
         }
         let now = Instant::now();
         if self.memory.1.is_none_or(|read| now.duration_since(read) >= Duration::from_secs(1)) {
             self.memory = (resident_bytes().unwrap_or(0), Some(now));
         }
-        self.view.send_replace(NodeView {
-            status,
-            keys: self.replica.store().len() as u64,
-            clients: 0,
-            used_memory: self.memory.0,
-            disk_full,
-            uptime_seconds: now.duration_since(self.started).as_secs(),
-        });
+        self.view.send_replace(NodeView { used_memory: self.memory.0, uptime_seconds: now.duration_since(self.started).as_secs(), ..view });
         let cluster_id = self.replica.store().cluster_id();
         if cluster_id != self.cluster_id {
             tracing::info!(cluster = %format!("{cluster_id:#018x}"), "the cluster is named; peers of other clusters are refused from now on");
             self.transport.set_cluster_id(cluster_id);
             self.cluster_id = cluster_id;
         }
-        let metrics = &self.metrics;
-        metrics.term.store(status.term.0, Ordering::Relaxed);
-        metrics.is_leader.store(u64::from(status.is_leader()), Ordering::Relaxed);
-        metrics.leader_id.store(status.leader.map_or(0, |leader| leader.0), Ordering::Relaxed);
-        metrics.commit_index.store(status.commit.0, Ordering::Relaxed);
-        metrics.applied_index.store(self.replica.store().applied_index(), Ordering::Relaxed);
-        metrics.last_log_index.store(status.last_index.0, Ordering::Relaxed);
     }
 }
 

@@ -35,6 +35,7 @@ use replica::request::Answer;
 use replica::session::{Session, Step};
 use replica::{ConnId, Mutation, Options, Output, Replica};
 use storage::{MemDisk, Storage};
+use wire::admission::{Admission, Admitted};
 use wire::{Frame, Wire};
 
 use crate::executor::Sim;
@@ -144,6 +145,10 @@ struct Running {
     replica: Replica,
     storage: Storage<MemDisk>,
     incarnation: u64,
+    /// Requests the simulation's clients handed this incarnation, and leader changes it saw:
+    /// what its `/metrics` must report.
+    requests: u64,
+    leader_changes: u64,
 }
 
 /// One request a client sent and has not been answered yet.
@@ -187,12 +192,18 @@ struct World {
     armed: Vec<bool>,
     /// Frames that reached a node while it was down, per node, for its next incarnation.
     held: Vec<Vec<InFlight>>,
+    /// Each connection's admission on its receiver, by (receiver, sender, sender's incarnation,
+    /// receiver's incarnation): a new incarnation on either end is a new connection, opened by a
+    /// Hello, as the transport's reconnects are.
+    admissions: BTreeMap<(usize, usize, u64, u64), Admission>,
     /// conn -> client index, per node.
     conns: Vec<BTreeMap<ConnId, usize>>,
     history: Vec<Operation<KvInput, KvOutput>>,
     last_stamp: u64,
     /// The highest term each node reported, and the leader of each term.
     terms: Vec<u64>,
+    /// The leader each node's running incarnation knew at its last input.
+    known_leaders: Vec<Option<raft::NodeId>>,
     /// The highest term each node's successful saves recorded: a restart recovers at least that.
     /// (A term taken but not saved yet may be lost in a crash: nothing was sent in it yet, since
     /// votes, vote requests and acknowledgements leave only after the save.)
@@ -253,10 +264,12 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         next_conn: 0,
         conns: vec![BTreeMap::new(); n],
         held: (0..n).map(|_| Vec::new()).collect(),
+        admissions: BTreeMap::new(),
         armed: vec![false; n],
         history: Vec::new(),
         last_stamp: 0,
         terms: vec![0; n],
+        known_leaders: vec![None; n],
         durable_terms: vec![0; n],
         leaders: BTreeMap::new(),
         answered: 0,
@@ -477,7 +490,8 @@ fn start(world: &Shared, i: usize) {
     let replica = Replica::new(config, restored, store, options).unwrap_or_else(|error| panic!("node {i}: {error}"));
     w.incarnations += 1;
     let incarnation = w.incarnations;
-    w.nodes[i] = Some(Running { replica, storage, incarnation });
+    w.nodes[i] = Some(Running { replica, storage, incarnation, requests: 0, leader_changes: 0 });
+    w.known_leaders[i] = None;
     act(&w, Some(i), "start", &format!("incarnation {incarnation}, term {term}"));
     w.trace.event(w.sim.now(), Event::Start { server: i, term });
     let phase = Duration::from_micros(w.rng.below(TICK.as_micros() as u64));
@@ -515,9 +529,8 @@ fn crash(world: &Shared, i: usize) {
 /// Takes node `i` down, if it is up. Returns whether it was.
 fn stop(world: &Shared, i: usize, why: &str) -> bool {
     let mut w = world.borrow_mut();
-    if w.nodes[i].take().is_none() {
-        return false;
-    }
+    let Some(node) = w.nodes[i].take() else { return false };
+    check_metrics(&node);
     act(&w, Some(i), why, "");
     w.trace.event(w.sim.now(), Event::Stop { server: i, why: why.into() });
     w.disks[i].disarm();
@@ -532,8 +545,8 @@ fn stop(world: &Shared, i: usize, why: &str) -> bool {
 
 fn shut_down(world: &Shared) {
     let mut w = world.borrow_mut();
-    for node in &mut w.nodes {
-        *node = None;
+    for node in w.nodes.iter_mut().filter_map(Option::take) {
+        check_metrics(&node);
     }
 }
 
@@ -565,6 +578,14 @@ fn with_node(world: &Shared, i: usize, incarnation: u64, input: impl FnOnce(&mut
 fn observe(world: &Shared, i: usize) {
     let mut w = world.borrow_mut();
     let Some(status) = w.nodes[i].as_ref().map(|node| node.replica.status()) else { return };
+    let previous_leader = w.known_leaders[i];
+    if status.leader != previous_leader {
+        w.known_leaders[i] = status.leader;
+        if let Some(node) = w.nodes[i].as_mut() {
+            node.leader_changes += 1;
+            check_metrics(node);
+        }
+    }
     let term = status.term.0;
     assert!(term >= w.terms[i], "node {i}'s term went down from {} to {term}", w.terms[i]);
     if status.is_leader() {
@@ -629,6 +650,27 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
     }
 }
 
+/// What the node's `/metrics` and `/health` answer (the production text) agrees with what the
+/// simulation saw of it.
+fn check_metrics(node: &Running) {
+    let view = node.replica.view();
+    let head = b"GET /metrics HTTP/1.1\r\n\r\n".as_slice();
+    let response = replica::metrics::respond(Some(head), &view, &Default::default(), &Default::default());
+    let text = String::from_utf8(response).expect("metrics are text");
+    let sample = |name| replica::metrics::sample(&text, name).unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"));
+    let status = view.status;
+    assert_eq!(sample("raftkv_term"), status.term.0, "{text}");
+    assert_eq!(sample("raftkv_leader_id"), status.leader.map_or(0, |leader| leader.0));
+    assert_eq!(sample("raftkv_is_leader"), u64::from(status.is_leader()));
+    assert_eq!(sample("raftkv_commit_index"), status.commit.0);
+    assert_eq!(sample("raftkv_applied_index"), node.replica.store().applied_index());
+    assert_eq!(sample("raftkv_disk_full"), u64::from(node.replica.disk_full()));
+    assert_eq!(sample("raftkv_requests_total"), node.requests, "requests the clients sent this incarnation");
+    assert_eq!(sample("raftkv_leader_changes_total"), node.leader_changes, "leader changes the simulation saw");
+    let health = replica::metrics::respond(Some(b"GET /health HTTP/1.1\r\n\r\n"), &view, &Default::default(), &Default::default());
+    assert_eq!(health.starts_with(b"HTTP/1.1 200"), status.leader.is_some(), "/health is 200 exactly while a leader is known");
+}
+
 /// Carries a frame from `from` to `to` over their link: encoded and decoded with the real codec
 /// and limit, in order, refused when the link's queue is full, lost when the link is down or
 /// (lossy network) reset.
@@ -666,9 +708,10 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     link.last_arrival = arrival;
     link.in_flight += copies;
     let (sim, target) = (w.sim.clone(), w.nodes[to].as_ref().map(|node| node.incarnation));
+    let cluster = w.nodes[from].as_ref().map_or(0, |node| node.replica.store().cluster_id());
     for _ in 0..copies {
         let id = w.trace.message(from, to, now, &frame, Fate::Delivered, Some(arrival));
-        let frame = InFlight { from, to, target, bytes: bytes.clone(), id };
+        let frame = InFlight { from, to, sender: incarnation, cluster, target, bytes: bytes.clone(), id };
         let world = world.clone();
         sim.schedule(arrival - now, move || arrive(&world, frame));
     }
@@ -678,6 +721,9 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
 struct InFlight {
     from: usize,
     to: usize,
+    /// The sender's incarnation, and its cluster id (what its connection's Hello carries).
+    sender: u64,
+    cluster: u64,
     target: Option<u64>,
     bytes: Vec<u8>,
     id: crate::trace::MessageId,
@@ -701,11 +747,26 @@ fn arrive(world: &Shared, frame: InFlight) {
             w.trace.message_lost(frame.id, w.sim.now());
             return;
         }
-        let decoded = match wire::decode(&frame.bytes, wire::DEFAULT_MAX_FRAME_BYTES) {
-            Ok(Some((Wire::Frame(decoded), used))) if used == frame.bytes.len() => decoded,
+        let incarnation = current.unwrap_or_default();
+        let ours = w.nodes[frame.to].as_ref().map_or(0, |node| node.replica.store().cluster_id());
+        let n = w.nodes.len() as u64;
+        let is_member = |id: NodeId| (1..=n).contains(&id.0);
+        let hello = Wire::Hello { from: node_id(frame.from), cluster: frame.cluster };
+        let admission = w.admissions.entry((frame.to, frame.from, frame.sender, incarnation)).or_insert_with(|| {
+            let mut admission = Admission::new(node_id(frame.to));
+            if let Err(refusal) = admission.admit(hello, ours, is_member, |_| true) {
+                panic!("node {} refused a connection from node {}: {refusal}", node_id(frame.to), node_id(frame.from));
+            }
+            admission
+        });
+        let decoded = match wire::decode(&frame.bytes, admission.frame_limit(wire::DEFAULT_MAX_FRAME_BYTES)) {
+            Ok(Some((wire, used))) if used == frame.bytes.len() => wire,
             other => panic!("a frame did not decode to itself: {other:?}"),
         };
-        (decoded, current.unwrap_or_default())
+        match admission.admit(decoded, ours, is_member, |_| true) {
+            Ok(Admitted::Frame(_, decoded)) => (decoded, incarnation),
+            other => panic!("node {} refused a frame from node {}: {other:?}", node_id(frame.to), node_id(frame.from)),
+        }
     };
     with_node(world, frame.to, incarnation, |replica| replica.peer_frame(node_id(frame.from), decoded));
 }
@@ -885,7 +946,11 @@ async fn client_loop(world: Shared, c: usize) {
         let incarnation = world.borrow().nodes[node].as_ref().map(|running| running.incarnation);
         for request in requests {
             let Some(incarnation) = incarnation else { break };
-            with_node(&world, node, incarnation, |replica| replica.client(conn, request));
+            if with_node(&world, node, incarnation, |replica| replica.client(conn, request)) {
+                if let Some(running) = world.borrow_mut().nodes[node].as_mut() {
+                    running.requests += 1;
+                }
+            }
         }
         // Wait for every answer (streaming: for room) or the connection breaking.
         // A tagged client has one request outstanding at a time: sessions remember a client's last

@@ -22,6 +22,7 @@ use tokio::time::{timeout_at, Instant};
 use tracing::{debug, warn};
 
 use crate::FrameError;
+use crate::frame::admission::{Admission, Admitted, Refusal};
 use crate::frame::{self, Frame, Wire};
 use crate::stats::{bump, Counters, PeerCounters};
 use crate::tls::PeerStream;
@@ -36,8 +37,6 @@ pub struct Inbound {
 
 /// A connection that has not identified itself by then is closed, so idle sockets can't pile up.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest frame a connection may send before its Hello (a Hello takes a dozen bytes).
-const PRE_HELLO_MAX_FRAME_BYTES: usize = 1024;
 /// A cluster has a handful of peers; more open connections than this is a misbehaving client.
 const MAX_CONNECTIONS: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
@@ -102,42 +101,27 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut 
 enum Close {
     #[error("{0}")]
     Frame(#[from] FrameError),
-    #[error("a node of another cluster: Hello from {from} of cluster {theirs:#018x}, this node's cluster is {ours:#018x}")]
-    ForeignCluster { from: NodeId, theirs: u64, ours: u64 },
+    #[error("{0}")]
+    Refused(#[from] Refusal),
     #[error("TLS handshake failed: {0}")]
     Handshake(std::io::Error),
     #[error("no TLS handshake within {HELLO_TIMEOUT:?}")]
     HandshakeTimeout,
-    #[error("Hello from {0}, whose certificate does not name it (node-{n})", n = .0 .0)]
-    CertificateMismatch(NodeId),
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("connection closed in the middle of a frame ({0} bytes buffered)")]
     Truncated(usize),
     #[error("no Hello within {HELLO_TIMEOUT:?}")]
     HelloTimeout,
-    #[error("first frame is not a Hello")]
-    NotHello,
-    #[error("Hello from {0}, which is not a peer")]
-    UnknownPeer(NodeId),
-    #[error("a second Hello")]
-    SecondHello,
-    #[error("Raft message {0} does not match the connection's peer {1} and this node {2}")]
-    Misaddressed(Box<raft::Message>, NodeId, NodeId),
 }
 
 impl Close {
     fn is_rejection(&self) -> bool {
-        matches!(
-            self,
-            Close::HelloTimeout
-                | Close::NotHello
-                | Close::UnknownPeer(_)
-                | Close::ForeignCluster { .. }
-                | Close::Handshake(_)
-                | Close::HandshakeTimeout
-                | Close::CertificateMismatch(_)
-        )
+        match self {
+            Close::Refused(refusal) => refusal.is_rejection(),
+            Close::HelloTimeout | Close::Handshake(_) | Close::HandshakeTimeout => true,
+            Close::Frame(_) | Close::Io(_) | Close::Truncated(_) => false,
+        }
     }
 }
 
@@ -149,7 +133,7 @@ enum End {
 }
 
 async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
-    let mut connection = Connection { shared: &shared, from: None, generation: None, certificate: None };
+    let mut connection = Connection { shared: &shared, admission: Admission::new(shared.me), generation: None, certificate: None };
     let ended = match secure(stream, &shared).await {
         Ok((stream, certificate)) => {
             connection.certificate = certificate;
@@ -158,19 +142,19 @@ async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
         Err(reason) => Err(reason),
     };
     match ended {
-        Ok(End::Eof) => debug!(peer = %addr, from = ?connection.from, "peer closed its connection"),
-        Ok(End::Superseded) => debug!(peer = %addr, from = ?connection.from, "peer connection replaced by a newer one"),
+        Ok(End::Eof) => debug!(peer = %addr, from = ?connection.admission.peer(), "peer closed its connection"),
+        Ok(End::Superseded) => debug!(peer = %addr, from = ?connection.admission.peer(), "peer connection replaced by a newer one"),
         Ok(End::ReceiverGone) => debug!(peer = %addr, "inbound channel closed; dropping peer connection"),
         Err(reason) => {
             bump(if reason.is_rejection() { &shared.counters.inbound_rejected } else { &shared.counters.inbound_errors });
-            warn!(peer = %addr, from = ?connection.from, "closing peer connection: {reason}");
+            warn!(peer = %addr, from = ?connection.admission.peer(), "closing peer connection: {reason}");
         }
     }
 }
 
 struct Connection<'a> {
     shared: &'a Shared,
-    from: Option<NodeId>,
+    admission: Admission,
     /// With TLS: the peer's certificate (verified against the cluster CA), which must name the
     /// node its Hello claims.
     certificate: Option<CertificateDer<'static>>,
@@ -185,9 +169,9 @@ impl Connection<'_> {
         loop {
             // Deliver every whole frame buffered, then keep the partial one for the next read.
             loop {
-                // Until the Hello, a frame can only be a Hello: a few bytes. A longer one is refused
-                // as soon as its length is read, so an unknown connection cannot make us buffer 64 MiB.
-                let limit = if self.from.is_none() { PRE_HELLO_MAX_FRAME_BYTES } else { self.shared.max_frame_bytes };
+                // Until the Hello, a frame can only be a Hello: a longer one is refused as soon as
+                // its length is read.
+                let limit = self.admission.frame_limit(self.shared.max_frame_bytes);
                 let Some(wire) = frame::take(&mut buffer, limit)? else { break };
                 if let Some(end) = self.handle(wire).await? {
                     return Ok(end);
@@ -216,49 +200,36 @@ impl Connection<'_> {
 
     /// Acts on one frame; `Some` ends the connection quietly.
     async fn handle(&mut self, wire: Wire) -> Result<Option<End>, Close> {
-        let frame = match (wire, self.from) {
-            (Wire::Hello { from, cluster }, None) => {
-                if self.shared.tls.is_some() && !self.certificate.as_ref().is_some_and(|certificate| crate::tls::names_node(certificate, from)) {
-                    return Err(Close::CertificateMismatch(from));
-                }
-                let ours = self.shared.cluster.load(std::sync::atomic::Ordering::Relaxed);
-                if cluster != 0 && ours != 0 && cluster != ours {
-                    return Err(Close::ForeignCluster { from, theirs: cluster, ours });
-                }
-                self.hello(from)?;
-                return Ok(None);
+        let shared = self.shared;
+        let cluster = shared.cluster.load(std::sync::atomic::Ordering::Relaxed);
+        let certificate = &self.certificate;
+        let certified = |from| shared.tls.is_none() || certificate.as_ref().is_some_and(|certificate| crate::tls::names_node(certificate, from));
+        match self.admission.admit(wire, cluster, |id| shared.peers.contains_key(&id), certified)? {
+            Admitted::Hello(from) => {
+                self.hello(from);
+                Ok(None)
             }
-            (Wire::Hello { .. }, Some(_)) => return Err(Close::SecondHello),
-            (Wire::Frame(_), None) => return Err(Close::NotHello),
-            (Wire::Frame(frame), Some(_)) => frame,
-        };
-        let (from, me) = (self.from.expect("checked above"), self.shared.me);
-        if let Frame::Raft(message) = &frame {
-            // A mismatch means the --peers maps disagree (an address dials the wrong node):
-            // refuse loudly rather than feed Raft messages it would misattribute.
-            if message.from != from || message.to != me {
-                return Err(Close::Misaddressed(Box::new(message.clone()), from, me));
+            Admitted::Frame(from, frame) => {
+                bump(&shared.peers[&from].counters.frames_received);
+                match shared.inbound.send(Inbound { from, frame }).await {
+                    Ok(()) => Ok(None),
+                    Err(_) => Ok(Some(End::ReceiverGone)),
+                }
             }
-        }
-        bump(&self.shared.peers[&from].counters.frames_received);
-        match self.shared.inbound.send(Inbound { from, frame }).await {
-            Ok(()) => Ok(None),
-            Err(_) => Ok(Some(End::ReceiverGone)),
         }
     }
 
-    fn hello(&mut self, from: NodeId) -> Result<(), Close> {
-        let peer = self.shared.peers.get(&from).ok_or(Close::UnknownPeer(from))?;
+    /// A newer connection from `from` supersedes its older ones.
+    fn hello(&mut self, from: NodeId) {
+        let peer = &self.shared.peers[&from];
         let mut mine = 0;
         peer.generation.send_modify(|generation| {
             *generation += 1;
             mine = *generation;
         });
         self.generation = Some((mine, peer.generation.subscribe()));
-        self.from = Some(from);
         bump(&peer.counters.inbound_connections);
         debug!(from = %from, "accepted peer connection");
-        Ok(())
     }
 }
 

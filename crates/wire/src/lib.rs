@@ -28,6 +28,8 @@
 //! frame off a read buffer and decodes a Raft frame's entries as slices of it, so a received
 //! entry's payload is never copied (the hot path of replication).
 
+pub mod admission;
+
 use bytes::{Bytes, BytesMut};
 use raft::codec::{decode_message, decode_message_shared, encode_message, put_varint, DecodeError};
 use raft::{Message, NodeId};

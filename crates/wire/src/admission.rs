@@ -1,0 +1,159 @@
+//! Who may talk on an inbound peer connection, decided without the socket: the first frame must
+//! be a Hello from a peer of this node's cluster (and, with TLS, from the node its certificate
+//! names); every later frame is from that peer, and a Raft message in it must say so. The
+//! transport runs one `Admission` per accepted connection; the simulator runs one per link
+//! connection, so these rules hold in every seed.
+
+use raft::{Message, NodeId};
+
+use crate::{Frame, Wire};
+
+/// The longest frame a connection may send before its Hello (a Hello takes a dozen bytes), so
+/// that an unknown connection cannot make a node buffer a full-size frame.
+pub const PRE_HELLO_MAX_FRAME_BYTES: usize = 1024;
+
+/// Why a connection is refused (and closed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("first frame is not a Hello")]
+    NotHello,
+    #[error("Hello from {0}, which is not a peer")]
+    UnknownPeer(NodeId),
+    #[error("Hello from {0}, whose certificate does not name it (node-{n})", n = .0 .0)]
+    CertificateMismatch(NodeId),
+    #[error("a node of another cluster: Hello from {from} of cluster {theirs:#018x}, this node's cluster is {ours:#018x}")]
+    ForeignCluster { from: NodeId, theirs: u64, ours: u64 },
+    #[error("a second Hello")]
+    SecondHello,
+    #[error("Raft message {0} does not match the connection's peer {1} and this node {2}")]
+    Misaddressed(Box<Message>, NodeId, NodeId),
+}
+
+impl Refusal {
+    /// Whether the connection never identified itself properly (as opposed to a known peer that
+    /// then sent something wrong).
+    pub fn is_rejection(&self) -> bool {
+        !matches!(self, Refusal::SecondHello | Refusal::Misaddressed(..))
+    }
+}
+
+/// What an admitted frame was.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admitted {
+    /// The connection is from this peer from now on.
+    Hello(NodeId),
+    Frame(NodeId, Frame),
+}
+
+/// The state of one inbound connection.
+#[derive(Debug)]
+pub struct Admission {
+    me: NodeId,
+    from: Option<NodeId>,
+}
+
+impl Admission {
+    pub fn new(me: NodeId) -> Admission {
+        Admission { me, from: None }
+    }
+
+    /// The peer the connection's Hello named, once it has.
+    pub fn peer(&self) -> Option<NodeId> {
+        self.from
+    }
+
+    /// The largest frame to accept next: small until the Hello.
+    pub fn frame_limit(&self, max_frame_bytes: usize) -> usize {
+        if self.from.is_none() { PRE_HELLO_MAX_FRAME_BYTES.min(max_frame_bytes) } else { max_frame_bytes }
+    }
+
+    /// Checks the connection's next frame. `cluster` is this node's cluster id now (0: not known
+    /// yet, when any is accepted); `is_peer` says which ids are members; `certified` whether the
+    /// connection's certificate names an id (always true without TLS).
+    pub fn admit(
+        &mut self,
+        wire: Wire,
+        cluster: u64,
+        is_peer: impl Fn(NodeId) -> bool,
+        certified: impl Fn(NodeId) -> bool,
+    ) -> Result<Admitted, Refusal> {
+        match (wire, self.from) {
+            (Wire::Hello { from, cluster: theirs }, None) => {
+                if !certified(from) {
+                    return Err(Refusal::CertificateMismatch(from));
+                }
+                if theirs != 0 && cluster != 0 && theirs != cluster {
+                    return Err(Refusal::ForeignCluster { from, theirs, ours: cluster });
+                }
+                if from == self.me || !is_peer(from) {
+                    return Err(Refusal::UnknownPeer(from));
+                }
+                self.from = Some(from);
+                Ok(Admitted::Hello(from))
+            }
+            (Wire::Hello { .. }, Some(_)) => Err(Refusal::SecondHello),
+            (Wire::Frame(_), None) => Err(Refusal::NotHello),
+            (Wire::Frame(frame), Some(from)) => {
+                // A mismatch means the --peers maps disagree (an address dials the wrong node):
+                // refuse loudly rather than feed Raft messages it would misattribute.
+                if let Frame::Raft(message) = &frame {
+                    if message.from != from || message.to != self.me {
+                        return Err(Refusal::Misaddressed(Box::new(message.clone()), from, self.me));
+                    }
+                }
+                Ok(Admitted::Frame(from, frame))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::{MessageBody, Term};
+
+    const ME: NodeId = NodeId(1);
+
+    fn peers(id: NodeId) -> bool {
+        (2..=3).contains(&id.0)
+    }
+
+    fn hello(from: u64, cluster: u64) -> Wire {
+        Wire::Hello { from: NodeId(from), cluster }
+    }
+
+    fn heartbeat(from: u64, to: u64) -> Wire {
+        let body = MessageBody::SnapshotResponse { index: raft::LogIndex(0), received: 0 };
+        Wire::Frame(Frame::Raft(Message { from: NodeId(from), to: NodeId(to), term: Term(1), body }))
+    }
+
+    #[test]
+    fn a_peer_is_admitted_by_its_hello_and_then_only_speaks_for_itself() {
+        let mut admission = Admission::new(ME);
+        assert_eq!(admission.frame_limit(1 << 20), PRE_HELLO_MAX_FRAME_BYTES);
+        assert_eq!(admission.admit(hello(2, 7), 7, peers, |_| true), Ok(Admitted::Hello(NodeId(2))));
+        assert_eq!(admission.frame_limit(1 << 20), 1 << 20);
+        assert!(matches!(admission.admit(heartbeat(2, 1), 7, peers, |_| true), Ok(Admitted::Frame(NodeId(2), _))));
+        assert!(matches!(admission.admit(heartbeat(3, 1), 7, peers, |_| true), Err(Refusal::Misaddressed(..))));
+        assert!(matches!(admission.admit(heartbeat(2, 3), 7, peers, |_| true), Err(Refusal::Misaddressed(..))));
+        assert_eq!(admission.admit(hello(2, 7), 7, peers, |_| true), Err(Refusal::SecondHello));
+    }
+
+    #[test]
+    fn strangers_are_refused_before_anything_they_send_is_read() {
+        let refuse = |wire, cluster, certified: bool| Admission::new(ME).admit(wire, cluster, peers, |_| certified).unwrap_err();
+        assert_eq!(refuse(heartbeat(2, 1), 0, true), Refusal::NotHello);
+        assert_eq!(refuse(hello(4, 0), 0, true), Refusal::UnknownPeer(NodeId(4)));
+        assert_eq!(refuse(hello(1, 0), 0, true), Refusal::UnknownPeer(ME));
+        assert_eq!(refuse(hello(2, 8), 7, true), Refusal::ForeignCluster { from: NodeId(2), theirs: 8, ours: 7 });
+        assert_eq!(refuse(hello(2, 7), 7, false), Refusal::CertificateMismatch(NodeId(2)));
+        assert!([Refusal::NotHello, Refusal::UnknownPeer(ME)].iter().all(Refusal::is_rejection));
+        assert!(!Refusal::SecondHello.is_rejection());
+    }
+
+    #[test]
+    fn an_unnamed_cluster_on_either_side_is_accepted() {
+        assert!(Admission::new(ME).admit(hello(2, 0), 7, peers, |_| true).is_ok());
+        assert!(Admission::new(ME).admit(hello(2, 7), 0, peers, |_| true).is_ok());
+    }
+}
