@@ -4,6 +4,8 @@
 use bytes::BufMut;
 use raft::codec::{put_varint, DecodeError, Reader};
 
+use crate::expiry::Expiry;
+
 /// One operation on the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -17,8 +19,8 @@ pub enum Op {
     ClusterId { id: u64 },
     /// INCRBY and its kin: the value read as a 64-bit integer (0 if missing) plus `delta`.
     IncrBy { key: Vec<u8>, delta: i64 },
-    /// SET with options, SETNX and GETSET; see `SetFlags`.
-    Set { key: Vec<u8>, value: Vec<u8>, flags: u8 },
+    /// SET with options, SETNX, GETSET, SETEX; see `SetFlags`. `expiry`: its time to live.
+    Set { key: Vec<u8>, value: Vec<u8>, flags: u8, expiry: Expiry },
     /// GETDEL: the value, removed.
     GetDel { key: Vec<u8> },
     /// MSET (and MSETNX with `only_new`: nothing is set if any key exists), atomically.
@@ -45,6 +47,13 @@ pub enum Op {
     IncrByFloat { key: Vec<u8>, delta: Vec<u8> },
     /// COPY (with `replace`: over an existing destination).
     Copy { from: Vec<u8>, to: Vec<u8>, replace: bool },
+    /// The leader's wall-clock time, in milliseconds since the Unix epoch: the log time becomes
+    /// the larger of it and what it was (see `expiry`).
+    Clock { now_ms: u64 },
+    /// EXPIRE and its kin (conditions: `ExpireIf` bits), and PERSIST (`Expiry::Clear`).
+    Expire { key: Vec<u8>, expiry: Expiry, condition: u8 },
+    /// GETEX: the value, and its time to live changed (`Expiry::Keep`: left as it is).
+    GetEx { key: Vec<u8>, expiry: Expiry },
 }
 
 /// SET's options as bits of `Op::Set`'s flags.
@@ -113,7 +122,7 @@ pub enum OpRef<'a> {
     Delete { keys: Vec<&'a [u8]> },
     ClusterId { id: u64 },
     IncrBy { key: &'a [u8], delta: i64 },
-    Set { key: &'a [u8], value: &'a [u8], flags: u8 },
+    Set { key: &'a [u8], value: &'a [u8], flags: u8, expiry: Expiry },
     GetDel { key: &'a [u8] },
     MSet { pairs: Vec<(&'a [u8], &'a [u8])>, only_new: bool },
     Flush,
@@ -126,12 +135,47 @@ pub enum OpRef<'a> {
     SetRange { key: &'a [u8], offset: u64, value: &'a [u8], max_len: u64 },
     IncrByFloat { key: &'a [u8], delta: &'a [u8] },
     Copy { from: &'a [u8], to: &'a [u8], replace: bool },
+    Clock { now_ms: u64 },
+    Expire { key: &'a [u8], expiry: Expiry, condition: u8 },
+    GetEx { key: &'a [u8], expiry: Expiry },
 }
 
 impl OpRef<'_> {
     /// Whether it changes the store. (A transaction goes through the log whatever it holds.)
     pub fn is_write(&self) -> bool {
         !matches!(self, OpRef::Get { .. } | OpRef::MGet { .. } | OpRef::Exists { .. } | OpRef::Strlen { .. } | OpRef::Refused { .. })
+    }
+
+    /// Whether applying it needs a current log time (a relative time to live): the leader
+    /// proposes a clock entry before it.
+    pub fn needs_clock(&self) -> bool {
+        match self {
+            OpRef::Set { expiry, .. } | OpRef::Expire { expiry, .. } | OpRef::GetEx { expiry, .. } => expiry.is_relative(),
+            OpRef::Multi { ops, .. } => ops.iter().any(OpRef::needs_clock),
+            _ => false,
+        }
+    }
+
+    /// The keys it reads or writes (a transaction's watched keys: its operations name their own).
+    pub(crate) fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            OpRef::Get { key }
+            | OpRef::Put { key, .. }
+            | OpRef::Append { key, .. }
+            | OpRef::IncrBy { key, .. }
+            | OpRef::Set { key, .. }
+            | OpRef::GetDel { key }
+            | OpRef::Strlen { key }
+            | OpRef::SetRange { key, .. }
+            | OpRef::IncrByFloat { key, .. }
+            | OpRef::Expire { key, .. }
+            | OpRef::GetEx { key, .. } => vec![key],
+            OpRef::Delete { keys } | OpRef::MGet { keys } | OpRef::Exists { keys } => keys.clone(),
+            OpRef::MSet { pairs, .. } => pairs.iter().map(|(key, _)| *key).collect(),
+            OpRef::Rename { from, to, .. } | OpRef::Copy { from, to, .. } => vec![from, to],
+            OpRef::Multi { watched, .. } => watched.iter().map(|(key, _)| *key).collect(),
+            OpRef::ClusterId { .. } | OpRef::Flush | OpRef::Refused { .. } | OpRef::Clock { .. } => Vec::new(),
+        }
     }
 
     pub fn to_owned(&self) -> Op {
@@ -142,7 +186,7 @@ impl OpRef<'_> {
             OpRef::Delete { keys } => Op::Delete { keys: keys.iter().map(|key| key.to_vec()).collect() },
             OpRef::ClusterId { id } => Op::ClusterId { id: *id },
             OpRef::IncrBy { key, delta } => Op::IncrBy { key: key.to_vec(), delta: *delta },
-            OpRef::Set { key, value, flags } => Op::Set { key: key.to_vec(), value: value.to_vec(), flags: *flags },
+            OpRef::Set { key, value, flags, expiry } => Op::Set { key: key.to_vec(), value: value.to_vec(), flags: *flags, expiry: *expiry },
             OpRef::GetDel { key } => Op::GetDel { key: key.to_vec() },
             OpRef::MSet { pairs, only_new } => {
                 Op::MSet { pairs: pairs.iter().map(|(key, value)| (key.to_vec(), value.to_vec())).collect(), only_new: *only_new }
@@ -160,6 +204,9 @@ impl OpRef<'_> {
             OpRef::SetRange { key, offset, value, max_len } => Op::SetRange { key: key.to_vec(), offset: *offset, value: value.to_vec(), max_len: *max_len },
             OpRef::IncrByFloat { key, delta } => Op::IncrByFloat { key: key.to_vec(), delta: delta.to_vec() },
             OpRef::Copy { from, to, replace } => Op::Copy { from: from.to_vec(), to: to.to_vec(), replace: *replace },
+            OpRef::Clock { now_ms } => Op::Clock { now_ms: *now_ms },
+            OpRef::Expire { key, expiry, condition } => Op::Expire { key: key.to_vec(), expiry: *expiry, condition: *condition },
+            OpRef::GetEx { key, expiry } => Op::GetEx { key: key.to_vec(), expiry: *expiry },
         }
     }
 }
@@ -221,11 +268,19 @@ impl OpRef<'_> {
                 // Zigzag, so that small negative deltas stay short.
                 put_varint(out, ((delta << 1) ^ (delta >> 63)) as u64);
             }
-            OpRef::Set { key, value, flags } => {
+            // A plain one keeps the layout it had before keys could expire.
+            OpRef::Set { key, value, flags, expiry: Expiry::Clear } => {
                 out.put_u8(6);
                 put_bytes(out, key);
                 put_bytes(out, value);
                 out.put_u8(*flags);
+            }
+            OpRef::Set { key, value, flags, expiry } => {
+                out.put_u8(19);
+                put_bytes(out, key);
+                put_bytes(out, value);
+                out.put_u8(*flags);
+                expiry.encode_into(out);
             }
             OpRef::GetDel { key } => {
                 out.put_u8(7);
@@ -298,6 +353,21 @@ impl OpRef<'_> {
                 put_bytes(out, to);
                 out.put_u8(u8::from(*replace));
             }
+            OpRef::Clock { now_ms } => {
+                out.put_u8(20);
+                put_varint(out, *now_ms);
+            }
+            OpRef::Expire { key, expiry, condition } => {
+                out.put_u8(21);
+                put_bytes(out, key);
+                expiry.encode_into(out);
+                out.put_u8(*condition);
+            }
+            OpRef::GetEx { key, expiry } => {
+                out.put_u8(22);
+                put_bytes(out, key);
+                expiry.encode_into(out);
+            }
         }
     }
 
@@ -305,7 +375,9 @@ impl OpRef<'_> {
         match self {
             OpRef::Get { key } | OpRef::GetDel { key } => key.len() + 10,
             OpRef::Put { key, value } | OpRef::Append { key, value } => key.len() + value.len() + 20,
-            OpRef::Set { key, value, .. } => key.len() + value.len() + 21,
+            OpRef::Set { key, value, .. } => key.len() + value.len() + 32,
+            OpRef::Clock { .. } => 11,
+            OpRef::Expire { key, .. } | OpRef::GetEx { key, .. } => key.len() + 22,
             OpRef::IncrBy { key, .. } => key.len() + 20,
             OpRef::Delete { keys } => keys.iter().map(|key| key.len() + 10).sum::<usize>() + 10,
             OpRef::MSet { pairs, .. } => pairs.iter().map(|(key, value)| key.len() + value.len() + 20).sum::<usize>() + 11,
@@ -367,7 +439,11 @@ impl<'a> OpRef<'a> {
                 let zigzag = reader.varint()?;
                 OpRef::IncrBy { key, delta: ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64) }
             }
-            6 => OpRef::Set { key: reader.bytes()?, value: reader.bytes()?, flags: reader.byte()? },
+            6 => OpRef::Set { key: reader.bytes()?, value: reader.bytes()?, flags: reader.byte()?, expiry: Expiry::Clear },
+            19 => OpRef::Set { key: reader.bytes()?, value: reader.bytes()?, flags: reader.byte()?, expiry: Expiry::decode(reader)? },
+            20 => OpRef::Clock { now_ms: reader.varint()? },
+            21 => OpRef::Expire { key: reader.bytes()?, expiry: Expiry::decode(reader)?, condition: reader.byte()? },
+            22 => OpRef::GetEx { key: reader.bytes()?, expiry: Expiry::decode(reader)? },
             7 => OpRef::GetDel { key: reader.bytes()? },
             8 => {
                 let only_new = reader.bool()?;
@@ -422,7 +498,7 @@ impl Op {
             Op::Delete { keys } => OpRef::Delete { keys: keys.iter().map(Vec::as_slice).collect() },
             Op::ClusterId { id } => OpRef::ClusterId { id: *id },
             Op::IncrBy { key, delta } => OpRef::IncrBy { key, delta: *delta },
-            Op::Set { key, value, flags } => OpRef::Set { key, value, flags: *flags },
+            Op::Set { key, value, flags, expiry } => OpRef::Set { key, value, flags: *flags, expiry: *expiry },
             Op::GetDel { key } => OpRef::GetDel { key },
             Op::MSet { pairs, only_new } => OpRef::MSet { pairs: pairs.iter().map(|(key, value)| (&key[..], &value[..])).collect(), only_new: *only_new },
             Op::Flush => OpRef::Flush,
@@ -438,6 +514,9 @@ impl Op {
             Op::SetRange { key, offset, value, max_len } => OpRef::SetRange { key, offset: *offset, value, max_len: *max_len },
             Op::IncrByFloat { key, delta } => OpRef::IncrByFloat { key, delta },
             Op::Copy { from, to, replace } => OpRef::Copy { from, to, replace: *replace },
+            Op::Clock { now_ms } => OpRef::Clock { now_ms: *now_ms },
+            Op::Expire { key, expiry, condition } => OpRef::Expire { key, expiry: *expiry, condition: *condition },
+            Op::GetEx { key, expiry } => OpRef::GetEx { key, expiry: *expiry },
         }
     }
 }
@@ -582,7 +661,12 @@ mod tests {
             Op::Delete { keys: vec![b"gone".to_vec(), b"".to_vec()] },
             Op::IncrBy { key: b"n".to_vec(), delta: i64::MIN },
             Op::IncrBy { key: b"n".to_vec(), delta: -1 },
-            Op::Set { key: b"k".to_vec(), value: b"v".to_vec(), flags: SetFlags::ONLY_NEW | SetFlags::GET },
+            Op::Set { key: b"k".to_vec(), value: b"v".to_vec(), flags: SetFlags::ONLY_NEW | SetFlags::GET, expiry: Expiry::Clear },
+            Op::Set { key: b"k".to_vec(), value: b"v".to_vec(), flags: 0, expiry: Expiry::After(1_000) },
+            Op::Set { key: b"k".to_vec(), value: b"v".to_vec(), flags: SetFlags::ONLY_EXISTING, expiry: Expiry::Keep },
+            Op::Clock { now_ms: 1_700_000_000_000 },
+            Op::Expire { key: b"k".to_vec(), expiry: Expiry::At(u64::MAX), condition: crate::ExpireIf::LATER },
+            Op::GetEx { key: b"k".to_vec(), expiry: Expiry::Clear },
             Op::GetDel { key: b"k".to_vec() },
             Op::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), Vec::new())], only_new: true },
             Op::Flush,

@@ -15,11 +15,13 @@
 //! rule survives restarts and InstallSnapshot.
 
 pub mod command;
+pub mod expiry;
 pub mod pending;
 pub mod snapshot;
 pub mod store;
 
 pub use command::{Command, CommandRef, Op, OpRef, Reply, SetFlags};
+pub use expiry::{ExpireIf, Expiry};
 pub use pending::{Outcome, Pending};
 pub use snapshot::SnapshotError;
 pub use store::{parse_float, parse_integer, Store, NOT_AN_INTEGER};

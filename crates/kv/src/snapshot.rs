@@ -3,12 +3,13 @@
 //!
 //! ```text
 //! "RKVS" | version (1 byte) | applied index | n keys | (key, value)* | n sessions |
-//!        (client id, seq, reply, last index)* | cluster id | CRC-32C of everything before it
-//!        (4 bytes, LE)
+//!        (client id, seq, reply, last index)* | cluster id | log time | n deadlines |
+//!        (key, deadline)* | CRC-32C of everything before it (4 bytes, LE)
 //! ```
-//! Numbers and lengths are LEB128 varints. Older versions are still read: version 2 has no cluster
-//! id (0: not named yet), version 1 neither, nor a session's last index (its sessions count as
-//! older than any write to come).
+//! Numbers and lengths are LEB128 varints. Older versions are still read: version 3 has no log
+//! time and no deadlines (no key could expire), version 2 no cluster id either (0: not named yet),
+//! version 1 neither, nor a session's last index (its sessions count as older than any write to
+//! come).
 
 use raft::codec::{put_varint, DecodeError, Reader};
 
@@ -17,7 +18,9 @@ use raft::crc32c::crc32c;
 use crate::store::{Session, Store, Value};
 
 const MAGIC: &[u8; 4] = b"RKVS";
-const VERSION: u8 = 3;
+const VERSION: u8 = 4;
+/// Without the log time and the deadlines.
+const VERSION_3: u8 = 3;
 /// Without the cluster id.
 const VERSION_2: u8 = 2;
 /// Sessions without their last index, and no cluster id.
@@ -59,6 +62,13 @@ impl Store {
             put_varint(&mut out, session.last_index);
         }
         put_varint(&mut out, self.cluster_id);
+        put_varint(&mut out, self.log_time);
+        put_varint(&mut out, self.deadlines.len() as u64);
+        for (key, at) in self.deadlines.iter() {
+            put_varint(&mut out, key.len() as u64);
+            out.extend_from_slice(key);
+            put_varint(&mut out, at);
+        }
         let checksum = crc32c(&out);
         out.extend_from_slice(&checksum.to_le_bytes());
         out
@@ -69,7 +79,7 @@ impl Store {
             return Err(SnapshotError::BadMagic);
         }
         let version = bytes[4];
-        if ![VERSION, VERSION_2, VERSION_1].contains(&version) {
+        if ![VERSION, VERSION_3, VERSION_2, VERSION_1].contains(&version) {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let (body, tail) = bytes.split_at(bytes.len() - 4);
@@ -92,8 +102,19 @@ impl Store {
             let last_index = if version == VERSION_1 { 0 } else { reader.varint()? };
             store.remember(client_id, Session { seq, reply, last_index });
         }
-        if version == VERSION {
+        if version >= VERSION_3 {
             store.cluster_id = reader.varint()?;
+        }
+        if version >= VERSION {
+            store.log_time = reader.varint()?;
+            for _ in 0..reader.varint()? {
+                let key = reader.bytes()?;
+                let at = reader.varint()?;
+                if !store.data.contains_key(key) {
+                    return Err(DecodeError::OutOfRange("a deadline for a key the snapshot does not hold").into());
+                }
+                store.deadlines.set(key, Some(at));
+            }
         }
         reader.finish()?;
         Ok(store)
@@ -109,12 +130,15 @@ mod tests {
         let mut store = Store::new();
         store.apply(1, &Command { client_id: 5, seq: 1, op: Op::Put { key: b"a".to_vec(), value: b"1".to_vec() } }.as_ref());
         store.apply(2, &Command { client_id: 6, seq: 3, op: Op::Append { key: b"b".to_vec(), value: b"xy".to_vec() } }.as_ref());
+        store.apply(3, &Command { client_id: 0, seq: 0, op: Op::Clock { now_ms: 1_000 } }.as_ref());
+        store.apply(4, &Command { client_id: 0, seq: 0, op: Op::Expire { key: b"a".to_vec(), expiry: crate::Expiry::After(500), condition: 0 } }.as_ref());
         store
     }
 
     #[test]
     fn round_trips_data_sessions_and_index() {
         let store = sample();
+        assert_eq!(store.deadline(b"a"), Some(Some(1_500)));
         assert_eq!(Store::decode_snapshot(&store.encode_snapshot()), Ok(store));
         assert_eq!(Store::decode_snapshot(&Store::new().encode_snapshot()), Ok(Store::new()));
     }

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::command::{CommandRef, OpRef, Reply, SetFlags};
+use crate::expiry::{Deadlines, ExpireIf, Expiry, PURGE_PER_CLOCK};
 
 /// The last write of one client. Clients have one operation outstanding at a time and number them
 /// in order, so the last one is all that must be remembered.
@@ -83,6 +84,9 @@ pub struct Store {
     pub(crate) cluster_id: u64,
     /// The log index of the last command applied (or of the snapshot restored).
     pub(crate) applied_index: u64,
+    /// The log time: the latest `Op::Clock` applied, in ms since the Unix epoch (see `expiry`).
+    pub(crate) log_time: u64,
+    pub(crate) deadlines: Deadlines,
 }
 
 impl Default for Store {
@@ -94,6 +98,8 @@ impl Default for Store {
             session_limit: MAX_SESSIONS,
             cluster_id: 0,
             applied_index: 0,
+            log_time: 0,
+            deadlines: Deadlines::default(),
         }
     }
 }
@@ -122,8 +128,36 @@ impl Store {
         self.applied_index
     }
 
+    /// A key's value; None if it is missing or has expired.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.data.get(key).map(Value::as_slice)
+        self.data.get(key).filter(|_| !self.expired(key)).map(Value::as_slice)
+    }
+
+    /// Whether `key` has a deadline at or before the log time (it may still be in memory, until a
+    /// clock entry or a write removes it).
+    fn expired(&self, key: &[u8]) -> bool {
+        !self.deadlines.is_empty() && self.deadlines.get(key).is_some_and(|at| at <= self.log_time)
+    }
+
+    /// The log time, in ms since the Unix epoch (0: no clock entry applied yet).
+    pub fn log_time(&self) -> u64 {
+        self.log_time
+    }
+
+    /// A key's deadline: None if it is missing, Some(None) if it has no time to live.
+    pub fn deadline(&self, key: &[u8]) -> Option<Option<u64>> {
+        self.get(key)?;
+        Some(self.deadlines.get(key))
+    }
+
+    /// The earliest deadline of any key, expired or not (what tells the leader a clock entry is due).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadlines.next()
+    }
+
+    /// Keys with a time to live.
+    pub fn volatile_keys(&self) -> usize {
+        self.deadlines.len()
     }
 
     /// SCAN's page from `cursor`: keys in byte order from the first whose leading 8 bytes (read as a
@@ -136,7 +170,7 @@ impl Store {
         let start = cursor.saturating_sub(1).to_be_bytes();
         let start = &start[..start.iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1)];
         let mut page: Vec<&[u8]> = Vec::new();
-        for key in self.data.range(start.to_vec()..).map(|(key, _)| key.as_slice()) {
+        for key in self.data.range(start.to_vec()..).map(|(key, _)| key.as_slice()).filter(|key| !self.expired(key)) {
             // (Keys whose prefix is all ones have no cursor after the shift: they end the scan.)
             if page.len() >= count.max(1) && prefix(key) != prefix(page[page.len() - 1]) && prefix(key) != u64::MAX {
                 // The next page starts at this key's prefix; 0 is "done", so cursors are shifted by one.
@@ -154,7 +188,7 @@ impl Store {
 
     /// How many of the keys exist, each counted as often as it is listed (EXISTS).
     pub fn existing<K: AsRef<[u8]>>(&self, keys: &[K]) -> u64 {
-        keys.iter().filter(|key| self.data.contains_key(key.as_ref())).count() as u64
+        keys.iter().filter(|key| self.get(key.as_ref()).is_some()).count() as u64
     }
 
     /// The length of a key's value, 0 if it is missing (STRLEN).
@@ -164,15 +198,16 @@ impl Store {
 
     /// Every key, in order.
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.data.keys().map(Vec::as_slice)
+        self.data.keys().map(Vec::as_slice).filter(|key| !self.expired(key))
     }
 
+    /// Keys that have not expired.
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.data.len() - self.deadlines.due(self.log_time)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len() == 0
     }
 
     /// Marks a log index as applied that carries no command (a leader's no-op).
@@ -216,10 +251,19 @@ impl Store {
 
     /// Allocates only what the store keeps: the new value, and the key when it is new.
     fn execute(&mut self, op: &OpRef<'_>) -> Reply {
+        // An expired key the operation touches is removed first: to it, the key is missing.
+        if !self.deadlines.is_empty() {
+            for key in op.keys() {
+                if self.expired(key) {
+                    self.remove(key);
+                }
+            }
+        }
         match op {
             OpRef::Get { key } => Reply::Value(self.data.get(*key).map(|value| value.as_slice().to_vec())),
             OpRef::Put { key, value } => {
                 self.put(key, value);
+                self.deadlines.set(key, None);
                 Reply::Done
             }
             OpRef::Append { key, value } => {
@@ -229,7 +273,7 @@ impl Store {
                 };
                 Reply::Length(stored.append(value))
             }
-            OpRef::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.data.remove(**key).is_some()).count() as u64),
+            OpRef::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.remove(key).is_some()).count() as u64),
             OpRef::ClusterId { id } => {
                 if self.cluster_id == 0 {
                     self.cluster_id = *id;
@@ -250,11 +294,12 @@ impl Store {
                 self.put(key, new.to_string().as_bytes());
                 Reply::Integer(new)
             }
-            OpRef::Set { key, value, flags } => {
+            OpRef::Set { key, value, flags, expiry } => {
                 let old = self.data.get(*key).map(|old| old.as_slice().to_vec());
                 let allowed = !(flags & SetFlags::ONLY_NEW != 0 && old.is_some() || flags & SetFlags::ONLY_EXISTING != 0 && old.is_none());
                 if allowed {
                     self.put(key, value);
+                    self.expire_at(key, *expiry);
                 }
                 match (flags & SetFlags::GET != 0, flags & SetFlags::INTEGER_REPLY != 0, allowed) {
                     (true, _, _) => Reply::Value(old),
@@ -263,18 +308,20 @@ impl Store {
                     (false, false, false) => Reply::Value(None),
                 }
             }
-            OpRef::GetDel { key } => Reply::Value(self.data.remove(*key).map(|old| old.as_slice().to_vec())),
+            OpRef::GetDel { key } => Reply::Value(self.remove(key).map(|old| old.as_slice().to_vec())),
             OpRef::MSet { pairs, only_new } => {
                 if *only_new && pairs.iter().any(|(key, _)| self.data.contains_key(*key)) {
                     return Reply::Integer(0);
                 }
                 for (key, value) in pairs {
                     self.put(key, value);
+                    self.deadlines.set(key, None);
                 }
                 if *only_new { Reply::Integer(1) } else { Reply::Done }
             }
             OpRef::Flush => {
                 self.data.clear();
+                self.deadlines.clear();
                 Reply::Done
             }
             OpRef::Multi { ops, watched } => {
@@ -332,6 +379,7 @@ impl Store {
                     return Reply::Integer(0);
                 }
                 self.data.insert(to.to_vec(), value);
+                self.deadlines.set(to, self.deadlines.get(from));
                 Reply::Integer(1)
             }
             OpRef::Rename { from, to, only_new } => {
@@ -342,13 +390,75 @@ impl Store {
                     return Reply::Integer(0);
                 }
                 if from != to {
-                    if let Some(value) = self.data.remove(*from) {
+                    let deadline = self.deadlines.get(from);
+                    if let Some(value) = self.remove(from) {
                         self.data.insert(to.to_vec(), value);
+                        self.deadlines.set(to, deadline);
                     }
                 }
                 if *only_new { Reply::Integer(1) } else { Reply::Done }
             }
+            OpRef::Clock { now_ms } => {
+                self.log_time = self.log_time.max(*now_ms);
+                for _ in 0..PURGE_PER_CLOCK {
+                    let Some(key) = self.deadlines.pop_due(self.log_time) else { break };
+                    self.data.remove(&key);
+                }
+                Reply::Done
+            }
+            OpRef::Expire { key, expiry, condition } => {
+                if !self.data.contains_key(*key) {
+                    return Reply::Integer(0);
+                }
+                let current = self.deadlines.get(key);
+                let Some(at) = self.resolve(*expiry) else {
+                    // PERSIST: 1 if there was a time to live to remove.
+                    self.deadlines.set(key, None);
+                    return Reply::Integer(i64::from(current.is_some()));
+                };
+                let allowed = match current {
+                    None => condition & (ExpireIf::SET | ExpireIf::LATER) == 0,
+                    Some(current) => {
+                        condition & ExpireIf::NONE_SET == 0
+                            && (condition & ExpireIf::LATER == 0 || at > current)
+                            && (condition & ExpireIf::EARLIER == 0 || at < current)
+                    }
+                };
+                if allowed {
+                    self.deadlines.set(key, Some(at));
+                }
+                Reply::Integer(i64::from(allowed))
+            }
+            OpRef::GetEx { key, expiry } => {
+                let value = self.data.get(*key).map(|value| value.as_slice().to_vec());
+                if value.is_some() {
+                    self.expire_at(key, *expiry);
+                }
+                Reply::Value(value)
+            }
         }
+    }
+
+    /// The deadline `expiry` sets (None: it clears the time to live). `Keep` is not resolved.
+    fn resolve(&self, expiry: Expiry) -> Option<u64> {
+        match expiry {
+            Expiry::Clear | Expiry::Keep => None,
+            Expiry::At(at) => Some(at),
+            Expiry::After(after) => Some(self.log_time.saturating_add(after)),
+        }
+    }
+
+    /// Gives `key` (which exists) the time to live `expiry` says.
+    fn expire_at(&mut self, key: &[u8], expiry: Expiry) {
+        if expiry != Expiry::Keep {
+            self.deadlines.set(key, self.resolve(expiry));
+        }
+    }
+
+    /// Removes a key and its time to live.
+    fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        self.deadlines.set(key, None);
+        self.data.remove(key)
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) {
@@ -408,6 +518,7 @@ mod tests {
     use super::*;
 
     use crate::command::{Command, Op};
+    use crate::expiry::Expiry;
 
     fn write(client_id: u64, seq: u64, op: Op) -> Command {
         Command { client_id, seq, op }
@@ -439,7 +550,7 @@ mod tests {
             run(&mut store, Op::Put { key: b"n".to_vec(), value: bad.as_bytes().to_vec() });
             assert_eq!(run(&mut store, incr(1)), Reply::Error(NOT_AN_INTEGER.into()), "{bad:?}");
         }
-        let set = |value: &str, flags| Op::Set { key: b"s".to_vec(), value: value.as_bytes().to_vec(), flags };
+        let set = |value: &str, flags| Op::Set { key: b"s".to_vec(), value: value.as_bytes().to_vec(), flags, expiry: Expiry::Clear };
         assert_eq!(run(&mut store, set("1", SetFlags::ONLY_EXISTING)), Reply::Value(None), "XX on a missing key: nil");
         assert_eq!(run(&mut store, set("1", SetFlags::ONLY_NEW)), Reply::Done);
         assert_eq!(run(&mut store, set("2", SetFlags::ONLY_NEW | SetFlags::INTEGER_REPLY)), Reply::Integer(0), "SETNX on an existing key");
@@ -623,5 +734,63 @@ mod tests {
         apply(&mut store, 1, write(0, 0, append("k", "a")));
         apply(&mut store, 2, write(0, 0, append("k", "a")));
         assert_eq!(store.get(b"k"), Some(&b"aa"[..]));
+    }
+
+    /// Keys expire by log time alone: a clock entry moves it (never backwards), and a key at or
+    /// past its deadline is gone for reads at once and for writes, which see it missing.
+    #[test]
+    fn keys_expire_by_the_log_time() {
+        let mut store = Store::new();
+        let mut index = 0;
+        let mut run = |store: &mut Store, op: Op| {
+            index += 1;
+            apply(store, index, write(0, 0, op))
+        };
+        let clock = |now_ms| Op::Clock { now_ms };
+        let set = |key: &str, expiry| Op::Set { key: key.into(), value: b"v".to_vec(), flags: 0, expiry };
+        let expire = |key: &str, expiry, condition| Op::Expire { key: key.into(), expiry, condition };
+        run(&mut store, clock(10_000));
+        run(&mut store, set("a", Expiry::After(100)));
+        run(&mut store, set("b", Expiry::At(10_050)));
+        run(&mut store, set("c", Expiry::Clear));
+        assert_eq!((store.deadline(b"a"), store.deadline(b"c"), store.deadline(b"x")), (Some(Some(10_100)), Some(None), None));
+        run(&mut store, clock(9_000));
+        assert_eq!(store.log_time(), 10_000, "the log time never goes back");
+        run(&mut store, clock(10_050));
+        assert_eq!((store.get(b"b"), store.len()), (None, 2), "b expired at its deadline");
+        assert_eq!(run(&mut store, Op::IncrBy { key: b"a".to_vec(), delta: 1 }), Reply::Error(NOT_AN_INTEGER.into()));
+        assert_eq!(store.deadline(b"a"), Some(Some(10_100)), "INCR and the like keep the time to live");
+        assert_eq!(run(&mut store, expire("a", Expiry::At(10_090), ExpireIf::LATER)), Reply::Integer(0), "GT: not earlier");
+        assert_eq!(run(&mut store, expire("a", Expiry::At(10_090), ExpireIf::EARLIER)), Reply::Integer(1));
+        assert_eq!(run(&mut store, expire("c", Expiry::After(5), ExpireIf::SET)), Reply::Integer(0), "XX: c has none");
+        assert_eq!(run(&mut store, expire("c", Expiry::After(5), ExpireIf::LATER)), Reply::Integer(0), "GT: none is later than any");
+        assert_eq!(run(&mut store, expire("c", Expiry::After(5), ExpireIf::NONE_SET)), Reply::Integer(1));
+        assert_eq!(run(&mut store, expire("c", Expiry::Clear, 0)), Reply::Integer(1), "PERSIST");
+        assert_eq!(run(&mut store, expire("c", Expiry::Clear, 0)), Reply::Integer(0), "PERSIST again: nothing to remove");
+        run(&mut store, Op::Rename { from: b"a".to_vec(), to: b"r".to_vec(), only_new: false });
+        assert_eq!(store.deadline(b"r"), Some(Some(10_090)), "RENAME carries the time to live");
+        run(&mut store, Op::Set { key: b"r".to_vec(), value: b"w".to_vec(), flags: 0, expiry: Expiry::Keep });
+        assert_eq!(store.deadline(b"r"), Some(Some(10_090)), "KEEPTTL");
+        run(&mut store, clock(10_090));
+        assert_eq!(store.get(b"r"), None);
+        assert_eq!(run(&mut store, Op::Set { key: b"r".to_vec(), value: b"n".to_vec(), flags: SetFlags::ONLY_NEW, expiry: Expiry::Clear }), Reply::Done, "NX sees an expired key as missing");
+        assert_eq!(store.deadline(b"r"), Some(None));
+        assert_eq!(store.keys().collect::<Vec<_>>(), vec![&b"c"[..], b"r"]);
+        assert_eq!(store.volatile_keys(), 0, "clock entries and writes removed every expired key");
+    }
+
+    /// A clock entry removes at most `PURGE_PER_CLOCK` keys: bounded work per entry.
+    #[test]
+    fn expired_keys_are_removed_a_bounded_number_per_clock_entry() {
+        let mut store = Store::new();
+        let count = PURGE_PER_CLOCK as u64 + 10;
+        for key in 0..count {
+            let op = Op::Set { key: key.to_string().into_bytes(), value: b"v".to_vec(), flags: 0, expiry: Expiry::At(5) };
+            apply(&mut store, key + 1, write(0, 0, op));
+        }
+        apply(&mut store, count + 1, write(0, 0, Op::Clock { now_ms: 5 }));
+        assert_eq!((store.data.len(), store.len(), store.volatile_keys()), (10, 0, 10));
+        apply(&mut store, count + 2, write(0, 0, Op::Clock { now_ms: 6 }));
+        assert_eq!((store.data.len(), store.volatile_keys()), (0, 0));
     }
 }

@@ -6,13 +6,25 @@
 /// Arity as Redis counts it: the name included, negative for "at least".
 type CommandSpec = (&'static str, i64, &'static [&'static str], i64, i64, i64);
 
-const COMMANDS: [CommandSpec; 48] = [
+const COMMANDS: [CommandSpec; 60] = [
     ("getrange", 4, &["readonly"], 1, 1, 1),
     ("substr", 4, &["readonly"], 1, 1, 1),
     ("setrange", 4, &["write", "denyoom"], 1, 1, 1),
     ("incrbyfloat", 3, &["write", "denyoom", "fast"], 1, 1, 1),
     ("copy", -3, &["write", "denyoom"], 1, 2, 1),
     ("randomkey", 1, &["readonly"], 0, 0, 0),
+    ("setex", 4, &["write", "denyoom"], 1, 1, 1),
+    ("psetex", 4, &["write", "denyoom"], 1, 1, 1),
+    ("getex", -2, &["write", "fast"], 1, 1, 1),
+    ("expire", -3, &["write", "fast"], 1, 1, 1),
+    ("pexpire", -3, &["write", "fast"], 1, 1, 1),
+    ("expireat", -3, &["write", "fast"], 1, 1, 1),
+    ("pexpireat", -3, &["write", "fast"], 1, 1, 1),
+    ("persist", 2, &["write", "fast"], 1, 1, 1),
+    ("ttl", 2, &["readonly", "fast"], 1, 1, 1),
+    ("pttl", 2, &["readonly", "fast"], 1, 1, 1),
+    ("expiretime", 2, &["readonly", "fast"], 1, 1, 1),
+    ("pexpiretime", 2, &["readonly", "fast"], 1, 1, 1),
     ("multi", 1, &["noscript", "loading", "stale", "fast"], 0, 0, 0),
     ("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"], 0, 0, 0),
     ("discard", 1, &["noscript", "loading", "stale", "fast"], 0, 0, 0),

@@ -137,7 +137,7 @@ mod tests {
     use crate::request::Write;
 
     fn write() -> Request {
-        Request::Write(Write { tag: (0, 1), data: bytes::Bytes::from_static(b"w") })
+        Request::Write(Write { tag: (0, 1), data: bytes::Bytes::from_static(b"w"), timed: false })
     }
 
     fn read() -> Request {

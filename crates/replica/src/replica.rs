@@ -82,6 +82,10 @@ impl Default for Options {
     }
 }
 
+/// While keys have a time to live, the leader proposes a clock entry at least this often, in
+/// milliseconds of its wall clock.
+const CLOCK_EVERY_MS: u64 = 100;
+
 /// Identifies a save, so that its completion can be told back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SaveId(pub u64);
@@ -202,6 +206,10 @@ pub struct Replica {
     deferred_hard_state: Option<HardState>,
     last_status: Status,
     counters: Counters,
+    /// The wall clock as the shell last told it (ms since the Unix epoch; 0: never told), and the
+    /// time of the last clock entry this node proposed as leader (see `kv::expiry`).
+    wall_ms: u64,
+    clock_proposed: u64,
     /// Snapshot triggering: where the last one was taken, the log bytes applied since, its size.
     last_snapshot: u64,
     log_bytes: u64,
@@ -250,6 +258,8 @@ impl Replica {
             deferred_hard_state: None,
             last_status,
             counters: Counters::default(),
+            wall_ms: 0,
+            clock_proposed: 0,
             log_bytes: 0,
             snapshot_bytes,
             snapshot_in_flight: false,
@@ -270,6 +280,7 @@ impl Replica {
         self.now += 1;
         self.node.tick();
         self.expire();
+        self.keep_log_time();
         if self.retry_save_at.is_some_and(|at| at <= self.now) {
             self.retry_save_at = None;
             if let Some(saving) = &self.saving {
@@ -325,6 +336,12 @@ impl Replica {
                 }
             }
         }
+    }
+
+    /// The wall clock, in milliseconds since the Unix epoch. Only a leader reads it, to stamp
+    /// clock entries into the log; keys expire by the log's time, never by this clock.
+    pub fn set_clock(&mut self, unix_ms: u64) {
+        self.wall_ms = unix_ms;
     }
 
     /// A request from one of the node's client connections.
@@ -525,7 +542,7 @@ impl Replica {
             return;
         }
         match request {
-            Request::Write(write) => match self.node.propose(write.data.clone()) {
+            Request::Write(write) => match self.propose_clock(write.timed).and_then(|()| self.node.propose(write.data.clone())) {
                 Ok((index, term)) => {
                     let displaced = self.pending.insert(index.0, term.0, write.tag, caller);
                     self.resolve(displaced);
@@ -609,6 +626,30 @@ impl Replica {
     /// The leader changed (or this node's role or term): writes proposed here in earlier terms are
     /// lost, requests forwarded to a node that no longer leads are sent again (reads) or failed
     /// (writes: the old leader may still commit them), and parked requests go on.
+    /// As leader, keeps the log time moving while keys have a time to live: a clock entry when
+    /// one is due to expire, and every `CLOCK_EVERY_MS` so that TTL reads stay current.
+    fn keep_log_time(&mut self) {
+        if self.store.volatile_keys() == 0 || !self.node.status().is_leader() {
+            return;
+        }
+        let due = self.store.next_deadline().is_some_and(|at| at <= self.wall_ms);
+        if due || self.wall_ms >= self.clock_proposed.saturating_add(CLOCK_EVERY_MS) {
+            let _ = self.propose_clock(true);
+        }
+    }
+
+    /// Proposes a clock entry with the wall clock's time if `needed` and the clock moved since
+    /// the last one (applying takes the larger of it and the log time, so a leader whose clock
+    /// is behind never moves the log time back).
+    fn propose_clock(&mut self, needed: bool) -> Result<(), raft::ProposeError> {
+        if !needed || self.wall_ms <= self.clock_proposed.max(self.store.log_time()) {
+            return Ok(());
+        }
+        self.clock_proposed = self.wall_ms;
+        let op = kv::Op::Clock { now_ms: self.wall_ms };
+        self.node.propose(kv::Command { client_id: 0, seq: 0, op }.encode()).map(|_| ())
+    }
+
     fn leadership_changed(&mut self, status: Status) {
         let lost = self.pending.term_changed(status.term.0, status.is_leader());
         self.resolve(lost);
@@ -847,6 +888,7 @@ impl Replica {
                     Answer::Reply(Reply::Value(key.map(<[u8]>::to_vec)))
                 }
                 Request::Type { key } => Answer::Reply(Reply::Status(if self.store.get(key).is_some() { "string" } else { "none" }.into())),
+                Request::Ttl { key, unit } => Answer::Reply(Reply::Integer(unit.answer(self.store.deadline(key), self.store.log_time()))),
                 Request::Write(_) => Answer::Error("internal: a write was queued as a read".into()),
             };
             self.answer(caller, answer);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use kv::{CommandRef, OpRef, Reply, SetFlags};
+use kv::{CommandRef, ExpireIf, Expiry, OpRef, Reply, SetFlags};
 use raft::codec::{put_varint, Reader};
 
 /// A request as the Raft loop handles it.
@@ -36,6 +36,49 @@ pub enum Request {
     /// A linearizable read: one page of SCAN (see `kv::Store::scan`), its keys filtered by
     /// `pattern` (MATCH) and, with `strings` false (TYPE other than string), emptied.
     Scan { cursor: u64, count: u64, pattern: Option<Vec<u8>>, strings: bool },
+    /// A linearizable read: a key's time to live or deadline (TTL, PTTL, EXPIRETIME,
+    /// PEXPIRETIME), by the log time.
+    Ttl { key: Vec<u8>, unit: TtlUnit },
+}
+
+/// How TTL and its kin answer: what is left, or the deadline, in seconds or milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtlUnit {
+    Seconds,
+    Milliseconds,
+    UnixSeconds,
+    UnixMilliseconds,
+}
+
+impl TtlUnit {
+    /// The answer for a key whose deadline is `deadline` (None: missing, Some(None): none),
+    /// with Redis's -2 and -1, at log time `now`.
+    pub fn answer(self, deadline: Option<Option<u64>>, now: u64) -> i64 {
+        let Some(deadline) = deadline else { return -2 };
+        let Some(at) = deadline else { return -1 };
+        let millis = match self {
+            TtlUnit::Seconds | TtlUnit::Milliseconds => at.saturating_sub(now),
+            TtlUnit::UnixSeconds | TtlUnit::UnixMilliseconds => at,
+        };
+        let value = match self {
+            TtlUnit::Seconds | TtlUnit::UnixSeconds => millis.saturating_add(500) / 1000,
+            TtlUnit::Milliseconds | TtlUnit::UnixMilliseconds => millis,
+        };
+        i64::try_from(value).unwrap_or(i64::MAX)
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            TtlUnit::Seconds => 0,
+            TtlUnit::Milliseconds => 1,
+            TtlUnit::UnixSeconds => 2,
+            TtlUnit::UnixMilliseconds => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<TtlUnit> {
+        [TtlUnit::Seconds, TtlUnit::Milliseconds, TtlUnit::UnixSeconds, TtlUnit::UnixMilliseconds].get(usize::from(code)).copied()
+    }
 }
 
 /// The outcome of a request.
@@ -56,6 +99,9 @@ pub enum Answer {
 pub struct Write {
     pub tag: (u64, u64),
     pub data: Bytes,
+    /// It sets a time to live relative to the log time: the leader brings the log time up to
+    /// date (a clock entry) before it proposes this.
+    pub timed: bool,
 }
 
 /// Room taken for encoded writes at a time: the entries of one connection share allocations of
@@ -88,13 +134,14 @@ impl WriteEncoder {
 
     fn encode(&mut self, client_id: u64, seq: u64, op: OpRef<'_>) -> Write {
         let seq = if client_id == 0 { self.untagged.fetch_add(1, Ordering::Relaxed) + 1 } else { seq };
+        let timed = op.needs_clock();
         let command = CommandRef { client_id, seq, op };
         let bound = command.encoded_len_bound();
         if self.arena.capacity() < bound {
             self.arena.reserve(bound.max(ARENA_BYTES));
         }
         command.encode_into(&mut self.arena);
-        Write { tag: (client_id, seq), data: self.arena.split().freeze() }
+        Write { tag: (client_id, seq), data: self.arena.split().freeze(), timed }
     }
 }
 
@@ -129,6 +176,12 @@ impl Request {
                 out.extend_from_slice(key);
             }
             Request::DbSize => out.push(5),
+            Request::Ttl { key, unit } => {
+                out.push(11);
+                out.push(unit.code());
+                put_varint(&mut out, key.len() as u64);
+                out.extend_from_slice(key);
+            }
             Request::RandomKey => out.push(9),
             Request::GetRange { key, start, end } => {
                 out.push(10);
@@ -158,7 +211,7 @@ impl Request {
         match tag {
             0 => {
                 let command = CommandRef::decode(rest).ok().filter(|command| command.op.is_write())?;
-                Some(Request::Write(Write { tag: (command.client_id, command.seq), data: bytes.slice(1..) }))
+                Some(Request::Write(Write { tag: (command.client_id, command.seq), data: bytes.slice(1..), timed: command.op.needs_clock() }))
             }
             1 | 4 | 6 | 7 => {
                 let mut reader = Reader::new(rest);
@@ -182,6 +235,13 @@ impl Request {
                 Some(if tag == 2 { Request::Exists { keys } } else { Request::MGet { keys } })
             }
             5 if rest.is_empty() => Some(Request::DbSize),
+            11 => {
+                let mut reader = Reader::new(rest);
+                let unit = TtlUnit::from_code(reader.byte().ok()?)?;
+                let key = reader.bytes().ok()?.to_vec();
+                reader.finish().ok()?;
+                Some(Request::Ttl { key, unit })
+            }
             9 if rest.is_empty() => Some(Request::RandomKey),
             10 => {
                 let mut reader = Reader::new(rest);
@@ -220,9 +280,13 @@ impl Request {
             Request::MGet { keys } => kv::Op::MGet { keys: keys.clone() },
             Request::Exists { keys } => kv::Op::Exists { keys: keys.clone() },
             Request::Strlen { key } => kv::Op::Strlen { key: key.clone() },
-            Request::DbSize | Request::Keys { .. } | Request::Type { .. } | Request::Scan { .. } | Request::GetRange { .. } | Request::RandomKey => {
-                return None
-            }
+            Request::DbSize
+            | Request::Keys { .. }
+            | Request::Type { .. }
+            | Request::Scan { .. }
+            | Request::GetRange { .. }
+            | Request::RandomKey
+            | Request::Ttl { .. } => return None,
         })
     }
 }
@@ -311,25 +375,74 @@ fn reply_to_resp(reply: &Reply, out: &mut Vec<u8>, resp3: bool) {
     }
 }
 
-/// SET's options: NX, XX and GET; KEEPTTL changes nothing (no key has a time to live yet); the
-/// expiry options are refused by name rather than ignored.
-fn set_flags<'a>(options: impl Iterator<Item = &'a [u8]>) -> Result<u8, CommandError> {
-    let mut flags = 0;
-    for option in options {
-        let option = option.to_ascii_uppercase();
-        flags |= match &option[..] {
-            b"NX" => SetFlags::ONLY_NEW,
-            b"XX" => SetFlags::ONLY_EXISTING,
-            b"GET" => SetFlags::GET,
-            b"KEEPTTL" => 0,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" => return Err(CommandError::Unsupported(format!("SET {} (keys with a time to live)", String::from_utf8_lossy(&option)))),
+/// SET's options (NX, XX, GET, KEEPTTL, EX, PX, EXAT, PXAT) as its flags and time to live.
+fn set_options(options: &[&[u8]]) -> Result<(u8, Expiry), CommandError> {
+    let (mut flags, mut expiry) = (0, None);
+    let mut at = 0;
+    while at < options.len() {
+        let option = options[at].to_ascii_uppercase();
+        match &option[..] {
+            b"NX" => flags |= SetFlags::ONLY_NEW,
+            b"XX" => flags |= SetFlags::ONLY_EXISTING,
+            b"GET" => flags |= SetFlags::GET,
+            b"KEEPTTL" if expiry.is_none() => expiry = Some(Expiry::Keep),
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if expiry.is_none() && at + 1 < options.len() => {
+                at += 1;
+                expiry = Some(time_to_live(&option, options[at], "set")?);
+            }
             _ => return Err(CommandError::Syntax),
-        };
+        }
+        at += 1;
     }
     if flags & SetFlags::ONLY_NEW != 0 && flags & SetFlags::ONLY_EXISTING != 0 {
         return Err(CommandError::Syntax);
     }
-    Ok(flags)
+    Ok((flags, expiry.unwrap_or(Expiry::Clear)))
+}
+
+/// A time to live given as `unit` (EX, PX, EXAT, PXAT) and `number`, as Redis checks it for
+/// `command`: a positive integer that stays within 64 bits in milliseconds.
+fn time_to_live(unit: &[u8], number: &[u8], command: &str) -> Result<Expiry, CommandError> {
+    let number = kv::parse_integer(number).ok_or(CommandError::NotAnInteger)?;
+    let invalid = || CommandError::InvalidExpireTime(command.to_string());
+    let positive = u64::try_from(number).ok().filter(|&number| number > 0).ok_or_else(invalid)?;
+    let millis = |number: u64, seconds: bool| if seconds { number.checked_mul(1000).ok_or_else(invalid) } else { Ok(number) };
+    Ok(match unit {
+        b"EX" | b"PX" => Expiry::After(millis(positive, unit == b"EX")?),
+        _ => Expiry::At(millis(positive, unit == b"EXAT")?),
+    })
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: the time (any integer; one in the past removes the key)
+/// and the NX, XX, GT, LT conditions.
+fn expire_op<'a>(name: &str, key: &'a [u8], time: &[u8], options: &[&[u8]]) -> Result<OpRef<'a>, CommandError> {
+    let number = kv::parse_integer(time).ok_or(CommandError::NotAnInteger)?;
+    let command = name.to_lowercase();
+    let seconds = name == "EXPIRE" || name == "EXPIREAT";
+    let millis = if seconds { number.checked_mul(1000) } else { Some(number) }.ok_or_else(|| CommandError::InvalidExpireTime(command.clone()))?;
+    let expiry = match (name.ends_with("AT"), u64::try_from(millis)) {
+        (true, Ok(at)) => Expiry::At(at),
+        (false, Ok(after)) => Expiry::After(after),
+        // Already past: the key is removed (a deadline of 0 is always past).
+        (_, Err(_)) => Expiry::At(0),
+    };
+    let mut condition = 0;
+    for option in options {
+        condition |= match &option.to_ascii_uppercase()[..] {
+            b"NX" => ExpireIf::NONE_SET,
+            b"XX" => ExpireIf::SET,
+            b"GT" => ExpireIf::LATER,
+            b"LT" => ExpireIf::EARLIER,
+            _ => return Err(CommandError::Message(format!("ERR Unsupported option {}", String::from_utf8_lossy(option)))),
+        };
+    }
+    if condition & ExpireIf::NONE_SET != 0 && condition != ExpireIf::NONE_SET {
+        return Err(CommandError::Message("ERR NX and XX, GT or LT options at the same time are not compatible".into()));
+    }
+    if condition & ExpireIf::LATER != 0 && condition & ExpireIf::EARLIER != 0 {
+        return Err(CommandError::Message("ERR GT and LT options at the same time are not compatible".into()));
+    }
+    Ok(OpRef::Expire { key, expiry, condition })
 }
 
 /// The prefix by which the project's own client tags a write for exactly-once application:
@@ -337,10 +450,11 @@ fn set_flags<'a>(options: impl Iterator<Item = &'a [u8]>) -> Result<u8, CommandE
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 48] = [
+const KNOWN: [&str; 60] = [
     "GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH", "INCR", "DECR",
     "INCRBY", "DECRBY", "SETNX", "GETSET", "GETDEL", "MGET", "MSET", "MSETNX", "STRLEN", "DBSIZE", "UNLINK", "KEYS", "TYPE", "TOUCH", "FLUSHDB", "FLUSHALL",
     "RENAME", "RENAMENX", "SCAN", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "GETRANGE", "SUBSTR", "SETRANGE", "INCRBYFLOAT", "COPY", "RANDOMKEY",
+    "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME",
 ];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
@@ -364,6 +478,10 @@ pub enum CommandError {
     InvalidCursor,
     /// An option raftkv does not have yet, named.
     Unsupported(String),
+    /// A time to live out of range, for this command.
+    InvalidExpireTime(String),
+    /// Redis's own text.
+    Message(String),
 }
 
 impl CommandError {
@@ -380,6 +498,8 @@ impl CommandError {
             CommandError::SameObject => "ERR source and destination objects are the same".into(),
             CommandError::OffsetOutOfRange => "ERR offset is out of range".into(),
             CommandError::Unsupported(what) => format!("ERR {what} is not supported by raftkv yet"),
+            CommandError::InvalidExpireTime(command) => format!("ERR invalid expire time in '{command}' command"),
+            CommandError::Message(message) => message.clone(),
         }
     }
 }
@@ -409,7 +529,9 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
     let keys = || args.iter().skip(first + 1).map(<[u8]>::to_vec).collect::<Vec<_>>();
     let integer = |arg: &[u8]| kv::parse_integer(arg).ok_or(CommandError::NotAnInteger);
     let op = match name {
-        "GET" | "EXISTS" | "MGET" | "STRLEN" | "DBSIZE" | "KEYS" | "TYPE" | "TOUCH" | "SCAN" | "GETRANGE" | "SUBSTR" | "RANDOMKEY" if tag.is_some() => {
+        "GET" | "EXISTS" | "MGET" | "STRLEN" | "DBSIZE" | "KEYS" | "TYPE" | "TOUCH" | "SCAN" | "GETRANGE" | "SUBSTR" | "RANDOMKEY" | "TTL" | "PTTL" | "EXPIRETIME"
+        | "PEXPIRETIME"
+            if tag.is_some() => {
             return Err(CommandError::BadTag)
         }
         "GETRANGE" | "SUBSTR" => {
@@ -513,11 +635,11 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
         }
         "SETNX" => {
             arity(count == 3)?;
-            OpRef::Set { key: arg(1), value: arg(2), flags: SetFlags::ONLY_NEW | SetFlags::INTEGER_REPLY }
+            OpRef::Set { key: arg(1), value: arg(2), flags: SetFlags::ONLY_NEW | SetFlags::INTEGER_REPLY, expiry: Expiry::Clear }
         }
         "GETSET" => {
             arity(count == 3)?;
-            OpRef::Set { key: arg(1), value: arg(2), flags: SetFlags::GET }
+            OpRef::Set { key: arg(1), value: arg(2), flags: SetFlags::GET, expiry: Expiry::Clear }
         }
         "GETDEL" => {
             arity(count == 2)?;
@@ -529,8 +651,44 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
             OpRef::MSet { pairs, only_new: name == "MSETNX" }
         }
         "SET" if count > 3 => {
+            let (flags, expiry) = set_options(&(3..count).map(arg).collect::<Vec<_>>())?;
+            OpRef::Set { key: arg(1), value: arg(2), flags, expiry }
+        }
+        "SETEX" | "PSETEX" => {
+            arity(count == 4)?;
+            let expiry = time_to_live(if name == "SETEX" { b"EX" } else { b"PX" }, arg(2), &name.to_lowercase())?;
+            OpRef::Set { key: arg(1), value: arg(3), flags: 0, expiry }
+        }
+        "GETEX" => {
+            arity(count >= 2)?;
+            let expiry = match count {
+                2 => Expiry::Keep,
+                3 if arg(2).eq_ignore_ascii_case(b"PERSIST") => Expiry::Clear,
+                4 => match &arg(2).to_ascii_uppercase()[..] {
+                    unit @ (b"EX" | b"PX" | b"EXAT" | b"PXAT") => time_to_live(unit, arg(3), "getex")?,
+                    _ => return Err(CommandError::Syntax),
+                },
+                _ => return Err(CommandError::Syntax),
+            };
+            OpRef::GetEx { key: arg(1), expiry }
+        }
+        "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" => {
             arity(count >= 3)?;
-            OpRef::Set { key: arg(1), value: arg(2), flags: set_flags((3..count).map(arg))? }
+            expire_op(name, arg(1), arg(2), &(3..count).map(arg).collect::<Vec<_>>())?
+        }
+        "PERSIST" => {
+            arity(count == 2)?;
+            OpRef::Expire { key: arg(1), expiry: Expiry::Clear, condition: 0 }
+        }
+        "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME" => {
+            arity(count == 2)?;
+            let unit = match name {
+                "TTL" => TtlUnit::Seconds,
+                "PTTL" => TtlUnit::Milliseconds,
+                "EXPIRETIME" => TtlUnit::UnixSeconds,
+                _ => TtlUnit::UnixMilliseconds,
+            };
+            return Ok(Request::Ttl { key: arg(1).to_vec(), unit });
         }
         "GET" => {
             arity(count == 2)?;
@@ -589,6 +747,14 @@ mod tests {
             args(&["incrby", "n", "-9"]),
             args(&["DECR", "n"]),
             args(&["SET", "k", "v", "nx", "GET", "KEEPTTL"]),
+            args(&["SET", "k", "v", "px", "100", "XX"]),
+            args(&["SETEX", "k", "10", "v"]),
+            args(&["GETEX", "k", "PERSIST"]),
+            args(&["PEXPIREAT", "k", "1700000000000", "GT"]),
+            args(&["EXPIRE", "k", "-5"]),
+            args(&["PERSIST", "k"]),
+            args(&["PTTL", "k"]),
+            args(&["EXPIRETIME", "k"]),
             args(&["SETNX", "k", "v"]),
             args(&["GETDEL", "k"]),
             args(&["MSETNX", "a", "1", "b", "2"]),
@@ -659,7 +825,20 @@ mod tests {
         assert_eq!(to_request(&args(&["COPY", "a", "a"])), Err(CommandError::SameObject));
         assert_eq!(to_request(&args(&["SET", "k", "v", "NX", "XX"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["SET", "k", "v", "FOO"])), Err(CommandError::Syntax));
-        assert!(matches!(to_request(&args(&["SET", "k", "v", "EX", "10"])), Err(CommandError::Unsupported(_))));
+        assert_eq!(to_request(&args(&["SET", "k", "v", "EX", "0"])), Err(CommandError::InvalidExpireTime("set".into())));
+        assert_eq!(to_request(&args(&["SET", "k", "v", "EX", "10", "PX", "5"])), Err(CommandError::Syntax));
+        assert_eq!(to_request(&args(&["SET", "k", "v", "KEEPTTL", "EX", "5"])), Err(CommandError::Syntax));
+        assert_eq!(to_request(&args(&["SET", "k", "v", "EX"])), Err(CommandError::Syntax));
+        assert_eq!(to_request(&args(&["SET", "k", "v", "EX", "x"])), Err(CommandError::NotAnInteger));
+        assert_eq!(to_request(&args(&["SET", "k", "v", "EX", "99999999999999999999"])), Err(CommandError::NotAnInteger));
+        assert_eq!(to_request(&args(&["SET", "k", "v", "EX", &(i64::MAX / 10).to_string()])), Err(CommandError::InvalidExpireTime("set".into())));
+        assert_eq!(to_request(&args(&["SETEX", "k", "-1", "v"])), Err(CommandError::InvalidExpireTime("setex".into())));
+        assert_eq!(to_request(&args(&["EXPIRE", "k", &i64::MAX.to_string()])), Err(CommandError::InvalidExpireTime("expire".into())));
+        assert!(matches!(to_request(&args(&["EXPIRE", "k", "5", "NX", "GT"])), Err(CommandError::Message(_))));
+        assert!(matches!(to_request(&args(&["EXPIRE", "k", "5", "GT", "LT"])), Err(CommandError::Message(_))));
+        assert!(matches!(to_request(&args(&["EXPIRE", "k", "5", "FOO"])), Err(CommandError::Message(_))));
+        assert_eq!(to_request(&args(&["GETEX", "k", "EX"])), Err(CommandError::Syntax));
+        assert_eq!(to_request(&args(&["GETEX", "k", "PX", "0"])), Err(CommandError::InvalidExpireTime("getex".into())));
         assert_eq!(to_request(&args(&["MSET", "a", "1", "b"])), Err(CommandError::WrongArity("mset".into())));
         assert_eq!(to_request(&args(&["DBSIZE", "x"])), Err(CommandError::WrongArity("dbsize".into())));
         assert_eq!(to_request(&args(&["TAGGED", "0", "1", "SET", "k", "v"])), Err(CommandError::BadTag));

@@ -185,7 +185,7 @@ fn run(seed: u64) -> (u64, u64, u64) {
             let request = if rng.chance(500, 1000) {
                 let (client_id, seq) = (1 + rng.below(3), step + 1);
                 let op = kv::Op::Append { key, value: step.to_string().into_bytes() };
-                Request::Write(Write { tag: (client_id, seq), data: kv::Command { client_id, seq, op }.encode().into() })
+                Request::Write(Write { tag: (client_id, seq), data: kv::Command { client_id, seq, op }.encode().into(), timed: false })
             } else {
                 Request::Get { key }
             };

@@ -72,6 +72,9 @@ impl NodeLoop {
             // Time first: after a pause (a stopped process, a stalled thread) the node must see how
             // much time really passed before it acts on anything, or it would act on a stale view
             // of its leadership (this is what makes lease reads safe across pauses).
+            // The wall clock only stamps a leader's clock entries (keys expire by the log's time).
+            let unix_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+            self.replica.set_clock(unix_ms);
             for _ in 0..clock.due() {
                 self.replica.tick();
             }

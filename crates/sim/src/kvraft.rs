@@ -309,7 +309,7 @@ impl Clerk {
         let seq = self.seq.get() + 1;
         self.seq.set(seq);
         let data = Command { client_id: self.client_id, seq, op }.encode().into();
-        self.execute(Request::Write(Write { tag: (self.client_id, seq), data })).await
+        self.execute(Request::Write(Write { tag: (self.client_id, seq), data, timed: false })).await
     }
 
     /// Sends one request until some server answers it without an error; never returns a failure.

@@ -550,11 +550,22 @@ fn shut_down(world: &Shared) {
     }
 }
 
+/// The simulated wall clocks' time at virtual time 0 (ms since the Unix epoch).
+const WALL_CLOCK_START_MS: u64 = 1_700_000_000_000;
+
 fn schedule_tick(world: &Shared, i: usize, incarnation: u64, delay: Duration) {
     let world_for_tick = world.clone();
     let sim = world.borrow().sim.clone();
     sim.schedule(delay, move || {
-        if with_node(&world_for_tick, i, incarnation, Replica::tick) {
+        // Each node's wall clock is off from the others' by a fixed skew (up to a second): keys
+        // must expire by the log's time, whichever leader stamped it.
+        let now = world_for_tick.borrow().sim.now();
+        let wall_ms = WALL_CLOCK_START_MS + now.as_millis() as u64 + i as u64 * 400;
+        let tick = |replica: &mut Replica| {
+            replica.set_clock(wall_ms);
+            replica.tick();
+        };
+        if with_node(&world_for_tick, i, incarnation, tick) {
             schedule_tick(&world_for_tick, i, incarnation, TICK);
         }
     });

@@ -2,6 +2,7 @@
 every node (followers forward). Usage: redis_py_strings.py PORT [PORT...]. Exits non-zero,
 naming the check, on any failure."""
 import sys
+import time
 
 import redis
 
@@ -45,7 +46,32 @@ for protocol in (None, 2):
         assert r.getset(f"{k}:c", "6") == b"5", where
         assert r.getdel(f"{k}:c") == b"6", where
         assert r.getdel(f"{k}:c") is None, where
-        refused(lambda: r.set(f"{k}:a", "1", ex=10), "not supported", where)
+        # Expiry: by the log's time, as Redis answers it.
+        assert r.set(f"{k}:e", "1", ex=100) is True and 99 <= r.ttl(f"{k}:e") <= 100, where
+        assert 99_000 <= r.pttl(f"{k}:e") <= 100_000, where
+        assert r.set(f"{k}:e", "2", keepttl=True) is True and r.ttl(f"{k}:e") > 0, where
+        assert r.set(f"{k}:e", "3") is True and r.ttl(f"{k}:e") == -1, "a plain SET clears the time to live: " + where
+        assert r.ttl(f"{k}:missing") == -2 and r.pttl(f"{k}:missing") == -2, where
+        assert r.expire(f"{k}:e", 50) is True and r.expire(f"{k}:e", 10, gt=True) is False, where
+        assert r.expire(f"{k}:e", 10, lt=True) is True and 9 <= r.ttl(f"{k}:e") <= 10, where
+        assert r.expire(f"{k}:e", 20, nx=True) is False and r.expire(f"{k}:e", 20, xx=True) is True, where
+        assert r.persist(f"{k}:e") is True and r.persist(f"{k}:e") is False and r.ttl(f"{k}:e") == -1, where
+        assert r.pexpireat(f"{k}:e", 4102444800000) is True and r.expiretime(f"{k}:e") == 4102444800, where
+        assert r.pexpiretime(f"{k}:e") == 4102444800000, where
+        assert r.setex(f"{k}:e", 30, "4") is True and r.get(f"{k}:e") == b"4" and r.ttl(f"{k}:e") == 30, where
+        assert r.psetex(f"{k}:e", 30_000, "5") is True and r.ttl(f"{k}:e") == 30, where
+        assert r.getex(f"{k}:e", persist=True) == b"5" and r.ttl(f"{k}:e") == -1, where
+        assert r.getex(f"{k}:e", px=200_000) == b"5" and 199_000 <= r.pttl(f"{k}:e") <= 200_000, where
+        assert r.set(f"{k}:short", "x", px=150) is True and r.get(f"{k}:short") == b"x", where
+        deadline = time.time() + 5
+        while r.get(f"{k}:short") is not None:
+            assert time.time() < deadline, f"{where}: a key set with PX 150 still there after 5 s"
+            time.sleep(0.05)
+        assert r.exists(f"{k}:short") == 0 and r.ttl(f"{k}:short") == -2, where
+        assert r.expire(f"{k}:e", -1) is True and r.get(f"{k}:e") is None, "EXPIRE in the past removes: " + where
+        refused(lambda: r.set(f"{k}:a", "1", ex=0), "invalid expire time", where)
+        refused(lambda: r.execute_command("SET", f"{k}:a", "1", "EX", "10", "PX", "10"), "syntax error", where)
+        refused(lambda: r.expire(f"{k}:a", 10, nx=True, gt=True), "not compatible", where)
         refused(lambda: r.execute_command("SET", f"{k}:a", "1", "NX", "XX"), "syntax error", where)
         # Ranges, floats, copies.
         r.set(f"{k}:s", "Hello World")
