@@ -460,6 +460,7 @@ impl Replica {
     pub fn view(&self) -> NodeView {
         NodeView {
             keys: self.store.len() as u64,
+            expires: self.store.volatile_keys() as u64,
             disk_full: self.disk_full,
             applied_index: self.store.applied_index(),
             counters: self.counters,

@@ -17,8 +17,9 @@ use crate::users::{Role, Users};
 #[derive(Clone, Copy, Debug)]
 pub struct NodeView {
     pub status: Status,
-    /// Keys in the store.
+    /// Keys in the store, and how many of them have a time to live.
     pub keys: u64,
+    pub expires: u64,
     /// Client connections open on this node.
     pub clients: u64,
     /// Resident memory of the process, in bytes (0: unknown).
@@ -34,7 +35,7 @@ pub struct NodeView {
 impl NodeView {
     /// A view of `status` alone (the other figures 0).
     pub fn of(status: Status) -> NodeView {
-        NodeView { status, keys: 0, clients: 0, used_memory: 0, uptime_seconds: 0, disk_full: false, applied_index: 0, counters: Default::default() }
+        NodeView { status, keys: 0, expires: 0, clients: 0, used_memory: 0, uptime_seconds: 0, disk_full: false, applied_index: 0, counters: Default::default() }
     }
 }
 
@@ -536,7 +537,7 @@ fn info(node: &NodeView, args: &resp::ArgBuf) -> String {
             ),
         ),
         // Redis lists only databases that hold keys.
-        ("keyspace", if node.keys > 0 { format!("db0:keys={},expires=0,avg_ttl=0\r\n", node.keys) } else { String::new() }),
+        ("keyspace", if node.keys > 0 { format!("db0:keys={},expires={},avg_ttl=0\r\n", node.keys, node.expires) } else { String::new() }),
     ];
     let everything = args.len() == 1 || args.iter().skip(1).any(|name| [&b"default"[..], b"all", b"everything"].iter().any(|all| name.eq_ignore_ascii_case(all)));
     let mut text = String::new();
