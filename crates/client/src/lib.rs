@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use resp::Value;
+pub use resp::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -27,7 +27,7 @@ pub enum ClientError {
 
 /// Errors after which a retry may succeed (the cluster is electing, moving or overloaded).
 fn is_transient(message: &str) -> bool {
-    ["no leader", "not the leader", "timeout", "leadership changed", "shutting down", "overloaded"]
+    ["no leader", "not the leader", "timeout", "leadership changed", "shutting down", "overloaded", "being transferred"]
         .iter()
         .any(|needle| message.contains(needle))
 }
@@ -121,6 +121,12 @@ impl Client {
         args.extend_from_slice(keys);
         let args = self.tagged_args(&args);
         self.integer(args)
+    }
+
+    /// Any command (membership commands and the like), retried across the endpoints like the
+    /// others while the answer says it was not taken (no leader, not the leader, ...).
+    pub fn command(&mut self, args: &[&[u8]]) -> Result<Value, ClientError> {
+        self.call(args)
     }
 
     /// The INFO text of one endpoint (no retries elsewhere: it is about that node).

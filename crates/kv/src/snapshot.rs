@@ -4,10 +4,11 @@
 //! ```text
 //! "RKVS" | version (1 byte) | applied index | n keys | (key, value)* | n sessions |
 //!        (client id, seq, reply, last index)* | cluster id | log time | n deadlines |
-//!        (key, deadline)* | CRC-32C of everything before it (4 bytes, LE)
+//!        (key, deadline)* | configuration | CRC-32C of everything before it (4 bytes, LE)
 //! ```
-//! Numbers and lengths are LEB128 varints. Older versions are still read: version 3 has no log
-//! time and no deadlines (no key could expire), version 2 no cluster id either (0: not named yet),
+//! Numbers and lengths are LEB128 varints; the configuration is the encoded `raft::Membership`
+//! of the last configuration entry applied (empty: none). Older versions are still read: version
+//! 3 has no log time, deadlines or configuration (no key could expire), version 2 no cluster id either (0: not named yet),
 //! version 1 neither, nor a session's last index (its sessions count as older than any write to
 //! come).
 
@@ -69,6 +70,8 @@ impl Store {
             out.extend_from_slice(key);
             put_varint(&mut out, at);
         }
+        put_varint(&mut out, self.membership.len() as u64);
+        out.extend_from_slice(&self.membership);
         let checksum = crc32c(&out);
         out.extend_from_slice(&checksum.to_le_bytes());
         out
@@ -115,6 +118,7 @@ impl Store {
                 }
                 store.deadlines.set(key, Some(at));
             }
+            store.membership = reader.bytes()?.to_vec();
         }
         reader.finish()?;
         Ok(store)
@@ -132,6 +136,7 @@ mod tests {
         store.apply(2, &Command { client_id: 6, seq: 3, op: Op::Append { key: b"b".to_vec(), value: b"xy".to_vec() } }.as_ref());
         store.apply(3, &Command { client_id: 0, seq: 0, op: Op::Clock { now_ms: 1_000 } }.as_ref());
         store.apply(4, &Command { client_id: 0, seq: 0, op: Op::Expire { key: b"a".to_vec(), expiry: crate::Expiry::After(500), condition: 0 } }.as_ref());
+        store.apply_membership(5, b"members");
         store
     }
 

@@ -87,6 +87,9 @@ pub struct Store {
     /// The log time: the latest `Op::Clock` applied, in ms since the Unix epoch (see `expiry`).
     pub(crate) log_time: u64,
     pub(crate) deadlines: Deadlines,
+    /// The cluster's configuration as of the applied index (the encoded `raft::Membership` of the
+    /// last configuration entry applied; empty: none yet), so that snapshots carry it.
+    pub(crate) membership: Vec<u8>,
 }
 
 impl Default for Store {
@@ -100,6 +103,7 @@ impl Default for Store {
             applied_index: 0,
             log_time: 0,
             deadlines: Deadlines::default(),
+            membership: Vec::new(),
         }
     }
 }
@@ -213,6 +217,17 @@ impl Store {
     /// Marks a log index as applied that carries no command (a leader's no-op).
     pub fn skip(&mut self, index: u64) {
         self.applied_index = self.applied_index.max(index);
+    }
+
+    /// Applies a configuration entry: the store keeps it for its snapshots.
+    pub fn apply_membership(&mut self, index: u64, encoded: &[u8]) {
+        self.skip(index);
+        self.membership = encoded.to_vec();
+    }
+
+    /// The encoded configuration last applied (empty: none).
+    pub fn membership(&self) -> &[u8] {
+        &self.membership
     }
 
     /// Applies the command committed at `index` and returns its reply. A write whose sequence

@@ -121,6 +121,7 @@ fn put_entry_body(out: &mut Vec<u8>, entry: &Entry) {
     out.push(match entry.kind {
         EntryKind::Command => 0,
         EntryKind::Noop => 1,
+        EntryKind::Config => 2,
     });
     put_bytes(out, &entry.data);
 }
@@ -150,6 +151,7 @@ fn entry_body(reader: &mut Reader<'_>, index: LogIndex, payloads: Payloads<'_>) 
     let kind = match reader.byte()? {
         0 => EntryKind::Command,
         1 => EntryKind::Noop,
+        2 => EntryKind::Config,
         tag => return Err(DecodeError::BadTag { tag, at }),
     };
     let data = payloads.bytes(reader.bytes()?);
@@ -181,9 +183,10 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
     put_varint(out, message.to.0);
     put_varint(out, message.term.0);
     match &message.body {
-        MessageBody::VoteRequest { pre_vote, last_log_index, last_log_term } => {
+        MessageBody::VoteRequest { pre_vote, transfer, last_log_index, last_log_term } => {
             out.push(0);
-            out.push(u8::from(*pre_vote));
+            // Bit 0: a pre-vote; bit 1: a transfer's election.
+            out.push(u8::from(*pre_vote) | (u8::from(*transfer) << 1));
             put_varint(out, last_log_index.0);
             put_varint(out, last_log_term.0);
         }
@@ -229,6 +232,7 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
             put_varint(out, index.0);
             put_varint(out, *received);
         }
+        MessageBody::TimeoutNow => out.push(7),
     }
 }
 
@@ -251,11 +255,19 @@ fn decode_message_from(input: &[u8], payloads: Payloads<'_>) -> Result<Message, 
     let term = Term(reader.varint()?);
     let at = reader.position;
     let body = match reader.byte()? {
-        0 => MessageBody::VoteRequest {
-            pre_vote: reader.bool()?,
-            last_log_index: LogIndex(reader.varint()?),
-            last_log_term: Term(reader.varint()?),
-        },
+        0 => {
+            let at = reader.position;
+            let flags = reader.byte()?;
+            if flags > 3 {
+                return Err(DecodeError::BadTag { tag: flags, at });
+            }
+            MessageBody::VoteRequest {
+                pre_vote: flags & 1 != 0,
+                transfer: flags & 2 != 0,
+                last_log_index: LogIndex(reader.varint()?),
+                last_log_term: Term(reader.varint()?),
+            }
+        }
         1 => MessageBody::VoteResponse { pre_vote: reader.bool()?, granted: reader.bool()? },
         2 => {
             let prev_log_index = LogIndex(reader.varint()?);
@@ -288,6 +300,7 @@ fn decode_message_from(input: &[u8], payloads: Payloads<'_>) -> Result<Message, 
             MessageBody::SnapshotRequest { meta, total, checksum, offset, data }
         }
         6 => MessageBody::SnapshotResponse { index: LogIndex(reader.varint()?), received: reader.varint()? },
+        7 => MessageBody::TimeoutNow,
         tag => return Err(DecodeError::BadTag { tag, at }),
     };
     reader.finish()?;
@@ -322,7 +335,7 @@ fn check_ranges(message: &Message) -> Result<(), DecodeError> {
             below_max(last_log_index.0, "last log index")?;
             at_most_message_term(*last_log_term, term, "last log term above the message's term")
         }
-        MessageBody::VoteResponse { .. } => Ok(()),
+        MessageBody::VoteResponse { .. } | MessageBody::TimeoutNow => Ok(()),
         MessageBody::AppendRequest { prev_log_term, entries, leader_commit, read_round, .. } => {
             below_max(leader_commit.0, "commit index")?;
             below_max(*read_round, "read round")?;
@@ -406,7 +419,9 @@ mod tests {
     fn sample_messages() -> Vec<Message> {
         let entry = |index, term| Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![7; index as usize].into() };
         let bodies = vec![
-            MessageBody::VoteRequest { pre_vote: true, last_log_index: LogIndex(300), last_log_term: Term(2) },
+            MessageBody::VoteRequest { pre_vote: true, transfer: false, last_log_index: LogIndex(300), last_log_term: Term(2) },
+            MessageBody::VoteRequest { pre_vote: false, transfer: true, last_log_index: LogIndex(3), last_log_term: Term(2) },
+            MessageBody::TimeoutNow,
             MessageBody::VoteResponse { pre_vote: false, granted: true },
             MessageBody::AppendRequest {
                 prev_log_index: LogIndex(4),

@@ -5,8 +5,12 @@ use crate::types::NodeId;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub id: NodeId,
-    /// Every voter of the cluster, this node included.
+    /// The bootstrap voters, this node included: the configuration until the log or a snapshot
+    /// holds one. Empty for a node that joins an existing cluster (it waits to be added).
     pub peers: Vec<NodeId>,
+    /// The configuration recorded with the restored snapshot, if the service kept one (it rides in
+    /// the service's snapshot); None: `peers`, or the log's own configuration entries.
+    pub restored_membership: Option<crate::membership::Membership>,
     /// Lower bound of the randomized election timeout; each timeout is drawn from
     /// [election_timeout_ticks, 2 × election_timeout_ticks) so that split votes clear (§5.2).
     pub election_timeout_ticks: u32,
@@ -68,6 +72,7 @@ impl Config {
         Config {
             id,
             peers,
+            restored_membership: None,
             election_timeout_ticks: 50,
             heartbeat_ticks: 10,
             pre_vote: true,
@@ -88,7 +93,8 @@ impl Config {
         if self.peers.iter().any(|peer| peer.0 == 0) || self.id.0 == 0 {
             return Err(ConfigError::ZeroId);
         }
-        if !self.peers.contains(&self.id) {
+        // No bootstrap voters at all: a node that joins an existing cluster.
+        if !self.peers.is_empty() && !self.peers.contains(&self.id) {
             return Err(ConfigError::IdNotInPeers(self.id));
         }
         let mut sorted = self.peers.clone();

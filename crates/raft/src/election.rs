@@ -28,14 +28,20 @@ impl Node {
         self.tally_votes(true);
     }
 
-    fn become_candidate(&mut self) {
+    /// `transfer`: the election a leader asked for by handing over leadership; its vote requests
+    /// pass the leader-stickiness and lease fences (the leader gave up its lease first).
+    pub(crate) fn become_candidate_for(&mut self, transfer: bool) {
         self.term = self.term.next();
         self.vote = Some(self.id);
         self.role = Role::Candidate;
         self.leader = None;
         self.start_counting_votes();
-        self.request_votes(false, self.term);
+        self.request_votes_for(false, self.term, transfer);
         self.tally_votes(false);
+    }
+
+    fn become_candidate(&mut self) {
+        self.become_candidate_for(false);
     }
 
     fn start_counting_votes(&mut self) {
@@ -45,9 +51,13 @@ impl Node {
     }
 
     fn request_votes(&mut self, pre_vote: bool, term: Term) {
+        self.request_votes_for(pre_vote, term, false);
+    }
+
+    fn request_votes_for(&mut self, pre_vote: bool, term: Term, transfer: bool) {
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
-        for peer in self.followers() {
-            let body = MessageBody::VoteRequest { pre_vote, last_log_index, last_log_term };
+        for peer in self.other_voters() {
+            let body = MessageBody::VoteRequest { pre_vote, transfer, last_log_index, last_log_term };
             let message = crate::message::Message { from: self.id, to: peer, term, body };
             // A real vote request must not leave before the node's own vote for itself is durable:
             // a candidate that crashed and forgot it could otherwise vote twice in one term.
@@ -62,9 +72,11 @@ impl Node {
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         self.reads.fail_all();
         self.lease.reset();
+        self.transfer = None;
         if term > self.term {
             self.term = term;
             self.vote = None;
+            self.lease_forfeited = false;
         }
         self.role = Role::Follower;
         self.leader = leader;
@@ -75,6 +87,8 @@ impl Node {
 
     fn become_leader(&mut self) {
         self.role = Role::Leader;
+        self.transfer = None;
+        self.lease_forfeited = false;
         self.leader = Some(self.id);
         self.votes.clear();
         self.election_elapsed = 0;
@@ -104,6 +118,7 @@ impl Node {
         from: NodeId,
         term: Term,
         pre_vote: bool,
+        transfer: bool,
         last_log_index: LogIndex,
         last_log_term: Term,
     ) {
@@ -114,7 +129,7 @@ impl Node {
             || (pre_vote && term > self.term);
         // A request of a later term was already dropped by `step` inside the fence; this one is of
         // our term, which moved on (without a leader) while a leader's lease may still count on us.
-        let fenced = self.vote_fenced() && self.vote != Some(from);
+        let fenced = self.vote_fenced() && self.vote != Some(from) && !transfer;
         let granted = can_vote && !fenced && self.log.is_up_to_date(last_log_index, last_log_term);
         if granted && !pre_vote {
             self.vote = Some(from);
@@ -127,7 +142,7 @@ impl Node {
     pub(crate) fn on_vote_response(&mut self, from: NodeId, term: Term, pre_vote: bool, granted: bool) {
         let expected_term = if pre_vote { self.term.next() } else { self.term };
         let expected_role = if pre_vote { Role::PreCandidate } else { Role::Candidate };
-        if self.role != expected_role || (granted && term != expected_term) {
+        if self.role != expected_role || (granted && term != expected_term) || !self.membership.is_voter(from) {
             return;
         }
         self.votes.insert(from, granted);
@@ -135,9 +150,10 @@ impl Node {
     }
 
     fn tally_votes(&mut self, pre_vote: bool) {
-        let granted = self.votes.values().filter(|&&granted| granted).count();
-        let rejected = self.votes.len() - granted;
-        match vote_result(self.peers.len(), granted, rejected) {
+        // Only the voters of this node's configuration count (itself included, if it is one).
+        let counted = self.votes.iter().filter(|(id, _)| self.membership.is_voter(**id));
+        let (granted, rejected) = counted.fold((0, 0), |(yes, no), (_, &granted)| if granted { (yes + 1, no) } else { (yes, no + 1) });
+        match vote_result(self.membership.voters().count(), granted, rejected) {
             VoteResult::Won if pre_vote => self.become_candidate(),
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => self.become_follower(self.term, None),

@@ -107,7 +107,7 @@ impl Node {
         if !self.config.lease_reads || self.role != Role::Leader {
             return;
         }
-        let round = self.reads.quorum_round(&self.followers());
+        let round = self.reads.quorum_round(&self.other_voters(), self.membership.is_voter(self.id));
         if round > 0 {
             self.lease.round_confirmed(round);
         }
@@ -116,7 +116,10 @@ impl Node {
     /// Whether a read may be answered now without a round: leases on, leading, and a majority
     /// answered a round sent less than `lease_ticks` ago.
     pub(crate) fn lease_holds(&self) -> bool {
-        self.config.lease_reads && self.role == Role::Leader && self.lease.holds(self.ticks, self.config.lease_ticks())
+        self.config.lease_reads
+            && self.role == Role::Leader
+            && !self.lease_forfeited
+            && self.lease.holds(self.ticks, self.config.lease_ticks())
     }
 
     /// With leases on, whether this node must refuse to help elect anyone: it heard from a leader

@@ -20,7 +20,8 @@ pub struct Message {
 pub enum MessageBody {
     /// RequestVote (§5.2), or a pre-vote when `pre_vote` is set: then `term` is the term the
     /// candidate would use, and nobody changes state on receiving it.
-    VoteRequest { pre_vote: bool, last_log_index: LogIndex, last_log_term: Term },
+    /// `transfer`: the election a leader asked for by handing over leadership (`TimeoutNow`).
+    VoteRequest { pre_vote: bool, transfer: bool, last_log_index: LogIndex, last_log_term: Term },
     VoteResponse { pre_vote: bool, granted: bool },
     /// AppendEntries (§5.3). An empty `entries` is a heartbeat that still carries the commit index.
     /// `read_round` is the leader's latest ReadIndex round (thesis §6.4), echoed in the response: an
@@ -40,6 +41,8 @@ pub enum MessageBody {
     /// The follower holds the first `received` bytes of the snapshot at `index` (0: send it from
     /// the start). A complete snapshot is answered with an `AppendResponse` once it is installed.
     SnapshotResponse { index: LogIndex, received: u64 },
+    /// The leader hands over leadership: campaign now (thesis §3.10).
+    TimeoutNow,
 }
 
 /// The answer to an AppendRequest or a SnapshotRequest.
@@ -75,8 +78,12 @@ impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}->{} {} ", self.from, self.to, self.term)?;
         match &self.body {
-            MessageBody::VoteRequest { pre_vote, last_log_index, last_log_term } => {
-                let kind = if *pre_vote { "PreVoteRequest" } else { "VoteRequest" };
+            MessageBody::VoteRequest { pre_vote, transfer, last_log_index, last_log_term } => {
+                let kind = match (*pre_vote, *transfer) {
+                    (true, _) => "PreVoteRequest",
+                    (false, true) => "VoteRequest(transfer)",
+                    (false, false) => "VoteRequest",
+                };
                 write!(f, "{kind} last={last_log_index}/{last_log_term}")
             }
             MessageBody::VoteResponse { pre_vote, granted } => {
@@ -114,6 +121,7 @@ impl fmt::Display for Message {
             MessageBody::SnapshotResponse { index, received } => {
                 write!(f, "SnapshotResponse last={index} received={received}")
             }
+            MessageBody::TimeoutNow => write!(f, "TimeoutNow"),
         }
     }
 }

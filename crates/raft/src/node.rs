@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{Config, ConfigError};
 use crate::log::RaftLog;
+use crate::membership::Membership;
 use crate::message::{Message, MessageBody};
 use crate::progress::Progress;
 use crate::ready::{Apply, Persist, Ready, Status};
@@ -35,6 +36,10 @@ pub enum InitError {
 pub enum ProposeError {
     #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<NodeId> },
+    /// Leadership is being handed to another node: proposals wait until it is done (bounded by
+    /// an election timeout).
+    #[error("leadership is being transferred")]
+    Transferring,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -46,8 +51,17 @@ pub enum CompactError {
 pub struct Node {
     pub(crate) config: Config,
     pub(crate) id: NodeId,
-    /// Every voter, this node included, sorted.
-    pub(crate) peers: Vec<NodeId>,
+    /// The configuration in effect: the latest in the log, committed or not (thesis §4.1), or
+    /// `base_membership` if the log holds none; and the index of its entry.
+    pub(crate) membership: Membership,
+    pub(crate) membership_index: LogIndex,
+    /// The configuration as of the snapshot (or the bootstrap one, at index 0).
+    pub(crate) base_membership: (LogIndex, Membership),
+    /// A leadership transfer in progress (leader only); see `transfer.rs`.
+    pub(crate) transfer: Option<crate::transfer::Transfer>,
+    /// This leader began a transfer in this term: it serves no lease read until the term ends
+    /// (the target's election may overlap what would have been its lease).
+    pub(crate) lease_forfeited: bool,
     pub(crate) term: Term,
     /// Whom this node voted for in `term` (§5.2: at most one per term, durable before answering).
     pub(crate) vote: Option<NodeId>,
@@ -100,14 +114,20 @@ pub struct Node {
 impl Node {
     pub fn new(config: Config, restored: Restored) -> Result<Node, InitError> {
         config.validate()?;
-        let mut peers = config.peers.clone();
-        peers.sort();
         let Restored { hard_state, snapshot, entries } = restored;
         let meta = snapshot.as_ref().map_or(SnapshotMeta::default(), |snapshot| snapshot.meta);
-        check_restored(&hard_state, meta, &entries, &peers)?;
+        check_restored(&hard_state, meta, &entries)?;
+        let base = match &config.restored_membership {
+            Some(membership) => (meta.index, membership.clone()),
+            None => (LogIndex::ZERO, Membership::bootstrap(&config.peers)),
+        };
         let mut node = Node {
             id: config.id,
-            peers,
+            membership: base.1.clone(),
+            membership_index: base.0,
+            base_membership: base,
+            transfer: None,
+            lease_forfeited: false,
             term: hard_state.term,
             vote: hard_state.vote,
             role: Role::Follower,
@@ -138,6 +158,7 @@ impl Node {
             electable: true,
             config,
         };
+        node.refresh_membership();
         node.reset_election_timer();
         Ok(node)
     }
@@ -150,7 +171,7 @@ impl Node {
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.election_timeout {
-                if self.electable {
+                if self.may_campaign() {
                     self.campaign();
                 } else {
                     self.reset_election_timer();
@@ -160,6 +181,7 @@ impl Node {
     }
 
     fn tick_leader(&mut self) {
+        self.tick_transfer();
         self.election_elapsed += 1;
         if self.election_elapsed >= self.config.election_timeout_ticks {
             self.election_elapsed = 0;
@@ -175,27 +197,28 @@ impl Node {
         }
     }
 
-    /// Whether a majority (this node included) answered since the last round; resets the marks.
+    /// Whether a majority of the voters (this node, if one) answered since the last round;
+    /// resets the marks.
     fn quorum_recently_active(&mut self) -> bool {
-        let mut active = 1;
-        for progress in self.progress.values_mut() {
-            if progress.recently_active {
+        let mut active = usize::from(self.membership.is_voter(self.id));
+        for (id, progress) in &mut self.progress {
+            if progress.recently_active && self.membership.is_voter(*id) {
                 active += 1;
             }
             progress.recently_active = false;
         }
-        active >= crate::quorum::majority(self.peers.len())
+        active >= crate::quorum::majority(self.membership.voters().count())
     }
 
     /// Feeds one message from a peer. Anything malformed, stale or from a stranger is dropped or
     /// answered per the paper; nothing a peer sends can make this panic.
     pub fn step(&mut self, message: Message) {
-        if message.to != self.id || message.from == self.id || !self.peers.contains(&message.from) {
+        if message.to != self.id || message.from == self.id || !self.admits(&message) {
             return;
         }
         if message.term > self.term {
             match &message.body {
-                MessageBody::VoteRequest { .. } if self.in_leader_lease() => return,
+                MessageBody::VoteRequest { transfer: false, .. } if self.in_leader_lease() => return,
                 MessageBody::VoteRequest { pre_vote: true, .. } => {}
                 MessageBody::VoteResponse { pre_vote: true, granted: true } => {}
                 MessageBody::AppendRequest { .. } | MessageBody::SnapshotRequest { .. } => {
@@ -208,8 +231,8 @@ impl Node {
             return;
         }
         match message.body {
-            MessageBody::VoteRequest { pre_vote, last_log_index, last_log_term } => {
-                self.on_vote_request(message.from, message.term, pre_vote, last_log_index, last_log_term)
+            MessageBody::VoteRequest { pre_vote, transfer, last_log_index, last_log_term } => {
+                self.on_vote_request(message.from, message.term, pre_vote, transfer, last_log_index, last_log_term)
             }
             MessageBody::VoteResponse { pre_vote, granted } => {
                 self.on_vote_response(message.from, message.term, pre_vote, granted)
@@ -224,6 +247,7 @@ impl Node {
                 self.on_snapshot_request(message.from, meta, total, checksum, offset, data)
             }
             MessageBody::SnapshotResponse { index, received } => self.on_snapshot_response(message.from, index, received),
+            MessageBody::TimeoutNow => self.on_timeout_now(message.from),
         }
     }
 
@@ -248,7 +272,10 @@ impl Node {
                 },
                 read_round: 0,
             },
-            MessageBody::VoteResponse { .. } | MessageBody::AppendResponse { .. } | MessageBody::SnapshotResponse { .. } => return,
+            MessageBody::VoteResponse { .. }
+            | MessageBody::AppendResponse { .. }
+            | MessageBody::SnapshotResponse { .. }
+            | MessageBody::TimeoutNow => return,
         };
         self.send_now.push(Message { from: self.id, to: message.from, term: self.term, body });
     }
@@ -258,6 +285,9 @@ impl Node {
     pub fn propose(&mut self, data: impl Into<bytes::Bytes>) -> Result<(LogIndex, Term), ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader { leader: self.leader });
+        }
+        if self.transfer.is_some() {
+            return Err(ProposeError::Transferring);
         }
         let index = self.log.last_index().next();
         self.log.append(Entry { term: self.term, index, kind: EntryKind::Command, data: data.into() });
@@ -276,6 +306,7 @@ impl Node {
             return Err(CompactError::NotApplied { index, applied: self.log.applied });
         }
         let term = self.log.term_at(index).expect("an applied index above the snapshot is in the log");
+        self.base_membership = self.membership_at(index);
         self.log.compact(index);
         self.snapshot = Some(Snapshot { meta: SnapshotMeta { index, term }, data: data.into() });
         self.snapshot_unpersisted = true;
@@ -300,7 +331,7 @@ impl Node {
     /// follows, and its votes wait for its saves as always. A sole voter ignores it: there is no
     /// one to step aside for.
     pub fn set_electable(&mut self, electable: bool) {
-        self.electable = electable || self.peers.len() == 1;
+        self.electable = electable || self.sole_voter();
         if !self.electable && self.role != Role::Follower {
             self.become_follower(self.term, None);
         }
@@ -345,7 +376,7 @@ impl Node {
     pub fn ready(&mut self) -> Ready {
         self.start_read_round();
         if self.broadcast_pending && self.role == Role::Leader {
-            for peer in self.followers() {
+            for peer in self.replication_targets() {
                 self.send_append(peer);
             }
         }
@@ -412,8 +443,20 @@ impl Node {
         HardState { term: self.term, vote: self.vote, commit: self.log.commit }
     }
 
+    /// Every other member, voter or learner: whom a leader replicates to.
     pub(crate) fn followers(&self) -> Vec<NodeId> {
-        self.peers.iter().copied().filter(|&peer| peer != self.id).collect()
+        self.membership.members.keys().copied().filter(|&peer| peer != self.id).collect()
+    }
+
+    /// Whom a leader sends its log to: every other member, and a member just removed until it
+    /// has the entry that removed it (so that it knows, and stops).
+    pub(crate) fn replication_targets(&self) -> Vec<NodeId> {
+        self.progress.keys().copied().collect()
+    }
+
+    /// Every other voter: whom a candidate asks for votes.
+    pub(crate) fn other_voters(&self) -> Vec<NodeId> {
+        self.membership.voters().filter(|&peer| peer != self.id).collect()
     }
 
     pub(crate) fn reset_election_timer(&mut self) {
@@ -441,18 +484,8 @@ impl Node {
     }
 }
 
-fn check_restored(
-    hard_state: &HardState,
-    snapshot: SnapshotMeta,
-    entries: &[Entry],
-    peers: &[NodeId],
-) -> Result<(), InitError> {
+fn check_restored(hard_state: &HardState, snapshot: SnapshotMeta, entries: &[Entry]) -> Result<(), InitError> {
     let inconsistent = |what: String| Err(InitError::Inconsistent(what));
-    if let Some(vote) = hard_state.vote {
-        if !peers.contains(&vote) {
-            return inconsistent(format!("voted for {vote}, who is not a peer"));
-        }
-    }
     let mut expected = snapshot.index.next();
     let mut previous_term = snapshot.term;
     for entry in entries {

@@ -28,6 +28,8 @@ pub struct Progress {
     pub state: ReplicationState,
     /// Whether the follower answered anything since the last check-quorum round.
     pub recently_active: bool,
+    /// The leader's tick when the follower last answered an append (0: not in this term).
+    pub heard_at: u64,
     /// The oldest unacknowledged append at the previous heartbeat: if it is still unacknowledged a
     /// whole interval later, it (or its answer) was lost.
     pub oldest_inflight_at_heartbeat: Option<LogIndex>,
@@ -40,6 +42,7 @@ impl Progress {
             next_index: last_index.next(),
             state: ReplicationState::Probe { sent: false },
             recently_active: false,
+            heard_at: 0,
             oldest_inflight_at_heartbeat: None,
         }
     }

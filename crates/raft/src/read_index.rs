@@ -58,11 +58,17 @@ impl Reads {
         self.round
     }
 
-    /// The latest round a majority has answered in this term: this node is always at the current
-    /// round, `followers` at the highest they answered (0 if none).
-    pub(crate) fn quorum_round(&self, followers: &[NodeId]) -> u64 {
-        let mut rounds: Vec<u64> = followers.iter().map(|peer| self.confirmed.get(peer).copied().unwrap_or(0)).collect();
-        rounds.push(self.round);
+    /// The latest round a majority of the voters has answered in this term: this node is always at
+    /// the current
+    /// round (if `leader_votes`), `voters` at the highest they answered (0 if none).
+    pub(crate) fn quorum_round(&self, voters: &[NodeId], leader_votes: bool) -> u64 {
+        let mut rounds: Vec<u64> = voters.iter().map(|peer| self.confirmed.get(peer).copied().unwrap_or(0)).collect();
+        if leader_votes {
+            rounds.push(self.round);
+        }
+        if rounds.is_empty() {
+            return 0;
+        }
         rounds.sort_unstable_by(|a, b| b.cmp(a));
         rounds[majority(rounds.len()) - 1]
     }
@@ -133,9 +139,11 @@ impl Node {
     }
 
     fn release_confirmed_reads(&mut self) {
-        let needed = majority(self.peers.len());
+        let needed = majority(self.membership.voters().count());
+        let leader_votes = usize::from(self.membership.is_voter(self.id));
         while let Some(&read) = self.reads.in_flight.front() {
-            let confirmations = 1 + self.reads.confirmed.values().filter(|&&round| round >= read.round).count();
+            let confirmed_by = self.reads.confirmed.iter().filter(|(id, &round)| round >= read.round && self.membership.is_voter(**id)).count();
+            let confirmations = leader_votes + confirmed_by;
             if confirmations < needed {
                 return;
             }

@@ -43,7 +43,7 @@ impl Node {
             // Every heartbeat renews the lease, so that in steady state it never lapses.
             self.begin_round();
         }
-        for peer in self.followers() {
+        for peer in self.replication_targets() {
             let Some(progress) = self.progress.get_mut(&peer) else { continue };
             progress.on_heartbeat();
             match progress.state {
@@ -79,12 +79,30 @@ impl Node {
 
     /// §5.3/§5.4.2: the highest index stored on a majority commits, but only if it is of the leader's
     /// own term; earlier-term entries commit with it (Figure 8 shows why counting them alone is unsafe).
+    /// Only the voters of the configuration in effect count, the leader itself only if it is one
+    /// (a leader removing itself manages the cluster without counting itself, thesis §4.2.2); once
+    /// the configuration without it is committed, it hands over and steps down.
     pub(crate) fn maybe_commit(&mut self) {
-        let mut matches: Vec<LogIndex> = self.progress.values().map(|progress| progress.match_index).collect();
-        matches.push(self.log.stable);
+        let mut matches: Vec<LogIndex> =
+            self.progress.iter().filter(|(id, _)| self.membership.is_voter(**id)).map(|(_, progress)| progress.match_index).collect();
+        if self.membership.is_voter(self.id) {
+            matches.push(self.log.stable);
+        }
+        if matches.is_empty() {
+            return;
+        }
         let index = committed_index(matches);
         if index > self.log.commit && self.log.term_at(index) == Some(self.term) {
             self.log.commit_to(index);
+        }
+        if self.log.commit >= self.membership_index {
+            // Removed members that have the entry removing them need nothing more.
+            let (membership, index) = (&self.membership, self.membership_index);
+            self.progress.retain(|id, progress| membership.is_member(*id) || progress.match_index < index);
+        }
+        if self.log.commit >= self.membership_index && !self.membership.is_voter(self.id) {
+            self.hand_over_before_leaving();
+            self.become_follower(self.term, None);
         }
     }
 
@@ -114,6 +132,10 @@ impl Node {
         }
         if !self.log.merge(&entries) {
             return;
+        }
+        // A configuration in the new entries takes effect now; one cut off is undone.
+        if entries.iter().any(|entry| entry.kind == crate::types::EntryKind::Config) || self.membership_index > self.log.last_index() {
+            self.refresh_membership();
         }
         let last_new = prev_log_index.plus(entries.len() as u64);
         self.log.commit_to(leader_commit.min(last_new));
@@ -148,6 +170,7 @@ impl Node {
         let last_index = self.log.last_index();
         let Some(progress) = self.progress.get_mut(&from) else { return };
         progress.recently_active = true;
+        progress.heard_at = self.ticks;
         match response {
             AppendResponse::Accepted { match_index } => {
                 if match_index > last_index {
@@ -157,6 +180,7 @@ impl Node {
                     self.maybe_commit();
                 }
                 self.send_append(from);
+                self.maybe_hand_over(from);
             }
             AppendResponse::Rejected { rejected_prev_index, conflict_index, conflict_term } => {
                 let stale = match progress.state {

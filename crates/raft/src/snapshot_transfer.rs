@@ -116,7 +116,7 @@ impl Node {
         if self.config.hold_received_snapshots {
             self.received_snapshot = Some(snapshot);
         } else {
-            self.install_snapshot(snapshot);
+            self.install_snapshot(snapshot, None);
         }
     }
 
@@ -132,8 +132,9 @@ impl Node {
 
     /// Installs a snapshot received from the leader of this term and answers the leader. If this
     /// node already holds the snapshot's last entry, its log matches up to there and what follows
-    /// is kept (§7); otherwise the log is replaced by the snapshot.
-    pub fn install_snapshot(&mut self, snapshot: Snapshot) {
+    /// is kept (§7); otherwise the log is replaced by the snapshot, and `membership` (the
+    /// configuration the service found in it; None: none recorded) is in effect from there.
+    pub fn install_snapshot(&mut self, snapshot: Snapshot, membership: Option<crate::membership::Membership>) {
         let Some(leader) = self.leader.filter(|_| self.role == Role::Follower) else { return };
         let meta = snapshot.meta;
         if meta.index <= self.log.commit {
@@ -143,7 +144,11 @@ impl Node {
         if self.log.term_at(meta.index) == Some(meta.term) {
             self.log.commit_to(meta.index);
         } else {
+            // Without one from the service, what this node knew of the configuration at that index.
+            let base = membership.map_or_else(|| self.membership_at(meta.index), |membership| (meta.index, membership));
             self.log.reset_to_snapshot(meta);
+            self.base_membership = base;
+            self.refresh_membership();
             self.snapshot = Some(snapshot);
             self.snapshot_unpersisted = true;
             self.snapshot_unapplied = true;

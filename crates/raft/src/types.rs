@@ -61,6 +61,9 @@ impl fmt::Display for LogIndex {
 pub enum EntryKind {
     Command,
     Noop,
+    /// A configuration (`membership::Membership`): in effect once in the log; the service only
+    /// records it (it rides in snapshots).
+    Config,
 }
 
 /// One log entry. `index` is implied by position in storage but carried here so that every

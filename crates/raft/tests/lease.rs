@@ -206,7 +206,7 @@ fn entry(index: u64, term: u64) -> Entry {
 }
 
 fn vote_request(from: u64, term: u64, pre_vote: bool) -> Message {
-    let body = MessageBody::VoteRequest { pre_vote, last_log_index: LogIndex(2), last_log_term: Term(2) };
+    let body = MessageBody::VoteRequest { pre_vote, transfer: false, last_log_index: LogIndex(2), last_log_term: Term(2) };
     Message { from: NodeId(from), to: NodeId(1), term: Term(term), body }
 }
 
@@ -277,7 +277,7 @@ fn a_follower_whose_term_moved_on_without_a_leader_still_refuses_votes() {
         assert_eq!(node.status().leader, None, "the term moved on and the leader is forgotten");
         let last = node.log().last_index();
         let last_term = node.log().last_term();
-        node.step(message(MessageBody::VoteRequest { pre_vote: false, last_log_index: last, last_log_term: last_term }));
+        node.step(message(MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: last, last_log_term: last_term }));
         let granted = drain(node).0.iter().any(|message| matches!(message.body, MessageBody::VoteResponse { granted: true, .. }));
         assert_eq!(granted, !lease_reads, "lease_reads={lease_reads}");
     }

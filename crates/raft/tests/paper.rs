@@ -66,11 +66,11 @@ fn candidate_ignores_grants_from_an_earlier_term() {
 #[test]
 fn voter_rejects_a_candidate_with_a_less_up_to_date_log() {
     let mut cluster = Cluster::restored(3, |config| config.pre_vote = false, |id| if id == 2 { with_log(1, &[1, 1]) } else { with_log(1, &[1]) });
-    cluster.node_mut(2).step(message(1, 2, 2, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(1), last_log_term: Term(1) }));
+    cluster.node_mut(2).step(message(1, 2, 2, MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(1), last_log_term: Term(1) }));
     cluster.flush();
     let answer = cluster.queue.pop_front().expect("an answer");
     assert_eq!(answer.body, MessageBody::VoteResponse { pre_vote: false, granted: false });
-    cluster.node_mut(2).step(message(3, 2, 2, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(2), last_log_term: Term(1) }));
+    cluster.node_mut(2).step(message(3, 2, 2, MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(2), last_log_term: Term(1) }));
     cluster.flush();
     let answer = cluster.queue.pop_front().expect("an answer");
     assert_eq!(answer.body, MessageBody::VoteResponse { pre_vote: false, granted: true });
@@ -97,7 +97,7 @@ fn follower_commits_no_further_than_the_request_verified() {
 #[test]
 fn a_vote_is_persisted_before_it_is_sent() {
     let mut cluster = Cluster::new(3, |config| config.pre_vote = false);
-    cluster.node_mut(2).step(message(1, 2, 1, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(0), last_log_term: Term(0) }));
+    cluster.node_mut(2).step(message(1, 2, 1, MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(0), last_log_term: Term(0) }));
     let ready = cluster.node_mut(2).ready();
     let hard_state = ready.persist.hard_state.expect("the vote changes the hard state");
     assert_eq!(hard_state.vote, Some(NodeId(1)));
@@ -111,7 +111,7 @@ fn a_vote_is_persisted_before_it_is_sent() {
 fn a_restarted_node_keeps_its_vote() {
     let restored = |_| Restored { hard_state: HardState { term: Term(5), vote: Some(NodeId(2)), commit: LogIndex(0) }, ..Restored::default() };
     let mut cluster = Cluster::restored(3, |config| config.pre_vote = false, restored);
-    cluster.node_mut(1).step(message(3, 1, 5, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(9), last_log_term: Term(5) }));
+    cluster.node_mut(1).step(message(3, 1, 5, MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(9), last_log_term: Term(5) }));
     cluster.flush();
     let answer = cluster.queue.pop_front().expect("an answer");
     assert_eq!(answer.body, MessageBody::VoteResponse { pre_vote: false, granted: false });
@@ -192,8 +192,8 @@ fn a_stale_snapshot_is_ignored() {
 #[test]
 fn messages_from_strangers_are_dropped() {
     let mut cluster = Cluster::new(3, |_| {});
-    cluster.node_mut(1).step(message(9, 1, 50, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(9), last_log_term: Term(9) }));
-    cluster.node_mut(1).step(message(2, 3, 50, MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(9), last_log_term: Term(9) }));
+    cluster.node_mut(1).step(message(9, 1, 50, MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(9), last_log_term: Term(9) }));
+    cluster.node_mut(1).step(message(2, 3, 50, MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(9), last_log_term: Term(9) }));
     assert_eq!(cluster.node(1).status().term, Term(0));
     assert!(!cluster.node(1).has_ready());
 }

@@ -177,7 +177,7 @@ fn a_held_snapshot_is_installed_only_when_the_driver_says_so() {
     assert!(installed(&cluster, 3).is_empty(), "held, not installed");
     let held = cluster.node_mut(3).take_received_snapshot().expect("complete and held");
     assert_eq!(&held.data[..], &snapshot_data()[..]);
-    cluster.node_mut(3).install_snapshot(held);
+    cluster.node_mut(3).install_snapshot(held, None);
     cluster.settle();
     assert_eq!(installed(&cluster, 3).len(), 1);
     assert_eq!(cluster.node(3).status().commit, LogIndex(4));

@@ -82,6 +82,20 @@ enum Command {
         #[command(flatten)]
         endpoints: Endpoints,
     },
+    /// The cluster's members: list them, add a learner, promote it, remove any member
+    /// (RAFT.NODES and RAFT.NODE on the client port).
+    Member {
+        #[command(subcommand)]
+        action: MemberAction,
+        #[command(flatten)]
+        endpoints: Endpoints,
+    },
+    /// Hand leadership to a caught-up voter (RAFT.TRANSFER-LEADER); returns once it leads.
+    TransferLeader {
+        id: u64,
+        #[command(flatten)]
+        endpoints: Endpoints,
+    },
     /// Load any RESP endpoints (raftkv or Redis) and print throughput and latency percentiles.
     Bench {
         #[command(flatten)]
@@ -104,6 +118,19 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         keys: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum MemberAction {
+    /// Every member: id, address, voter or learner, match index, lag, reachable.
+    List,
+    /// Add a learner that the others dial at ADDRESS (host:port of its peer port); start it with
+    /// `raftkv server --join` on an empty data directory.
+    Add { id: u64, address: String },
+    /// Make a caught-up learner a voter.
+    Promote { id: u64 },
+    /// Remove a member, the leader included; its id is never used again.
+    Remove { id: u64 },
 }
 
 #[derive(clap::Args)]
@@ -145,6 +172,12 @@ struct ServerArgs {
     /// Where this node accepts peer traffic. Default: its own entry in --peers.
     #[arg(long)]
     listen_peer: Option<String>,
+    /// Join an existing cluster instead of bootstrapping one: on an empty --data-dir, start as a
+    /// non-voting node that waits until a member adds it (`raftkv member add`, RAFT.NODE ADD);
+    /// --peers then lists the members to dial and need not name this node (give --listen-peer).
+    /// Ignored once the data directory holds a node's state.
+    #[arg(long)]
+    join: bool,
     /// The RESP client port.
     #[arg(long, default_value = "127.0.0.1:7379")]
     listen_client: String,
@@ -303,6 +336,26 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Status { endpoints } => status(&endpoints.endpoints, endpoints.credentials()?.as_ref()),
+        Command::Member { action, endpoints } => {
+            let (id, address) = match &action {
+                MemberAction::List => (String::new(), String::new()),
+                MemberAction::Add { id, address } => (id.to_string(), address.clone()),
+                MemberAction::Promote { id } | MemberAction::Remove { id } => (id.to_string(), String::new()),
+            };
+            let args: Vec<&[u8]> = match action {
+                MemberAction::List => vec![b"RAFT.NODES"],
+                MemberAction::Add { .. } => vec![b"RAFT.NODE", b"ADD", id.as_bytes(), address.as_bytes()],
+                MemberAction::Promote { .. } => vec![b"RAFT.NODE", b"PROMOTE", id.as_bytes()],
+                MemberAction::Remove { .. } => vec![b"RAFT.NODE", b"REMOVE", id.as_bytes()],
+            };
+            print_reply(endpoints.client()?.command(&args)?);
+            Ok(())
+        }
+        Command::TransferLeader { id, endpoints } => {
+            let id = id.to_string();
+            print_reply(endpoints.client()?.command(&[b"RAFT.TRANSFER-LEADER", id.as_bytes()])?);
+            Ok(())
+        }
         Command::Bench { endpoints, clients, duration, workload, value_size, keys } => bench::run(bench::Options {
             endpoints: endpoints.endpoints,
             clients,
@@ -323,10 +376,14 @@ fn serve(args: ServerArgs) -> Result<()> {
         Some(text) => parse_peers(text)?,
         None => BTreeMap::from([(args.id, "127.0.0.1:17379".to_string())]),
     };
-    if !peers.contains_key(&args.id) {
-        bail!("--peers must include this node's own id {}", args.id);
+    if !args.join && !peers.contains_key(&args.id) {
+        bail!("--peers must include this node's own id {} (or give --join to join an existing cluster)", args.id);
+    }
+    if !peers.contains_key(&args.id) && args.listen_peer.is_none() {
+        bail!("--listen-peer is needed when --peers does not name this node");
     }
     let mut config = server::ServerConfig::new(args.id, peers, args.listen_client, args.data_dir);
+    config.join = args.join;
     if let Some(listen_peer) = args.listen_peer {
         config.listen_peer = listen_peer;
     }
@@ -424,6 +481,20 @@ async fn futures_select_all<F: std::future::Future + Unpin>(mut futures: Vec<F>)
         std::task::Poll::Pending
     })
     .await
+}
+
+/// A reply as a person reads it: OK, or each line of an array.
+fn print_reply(value: client::Value) {
+    match value {
+        client::Value::Array(Some(items)) => {
+            for item in items {
+                print_reply(item);
+            }
+        }
+        client::Value::Bulk(Some(bytes)) => println!("{}", String::from_utf8_lossy(&bytes)),
+        client::Value::Simple(text) => println!("{text}"),
+        other => println!("{other:?}"),
+    }
 }
 
 fn status(endpoints: &[String], credentials: Option<&client::Credentials>) -> Result<()> {

@@ -159,7 +159,7 @@ fn a_node_of_another_cluster_is_refused() {
     // the vote been read, the cluster's term would jump.
     let mut stream = TcpStream::connect(&cluster.node(1).peer_addr).expect("connect");
     let mut bytes = encode(&Wire::Hello { from: NodeId(2), cluster: 0x5eed });
-    let vote = Message { from: NodeId(2), to: NodeId(1), term: Term(1000), body: MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(1000), last_log_term: Term(999) } };
+    let vote = Message { from: NodeId(2), to: NodeId(1), term: Term(1000), body: MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(1000), last_log_term: Term(999) } };
     bytes.extend(encode(&Wire::Frame(Frame::Raft(vote))));
     stream.write_all(&bytes).expect("the foreign hello");
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));

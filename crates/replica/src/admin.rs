@@ -6,7 +6,7 @@
 /// Arity as Redis counts it: the name included, negative for "at least".
 type CommandSpec = (&'static str, i64, &'static [&'static str], i64, i64, i64);
 
-const COMMANDS: [CommandSpec; 60] = [
+const COMMANDS: [CommandSpec; 64] = [
     ("getrange", 4, &["readonly"], 1, 1, 1),
     ("substr", 4, &["readonly"], 1, 1, 1),
     ("setrange", 4, &["write", "denyoom"], 1, 1, 1),
@@ -57,6 +57,10 @@ const COMMANDS: [CommandSpec; 60] = [
     ("del", -2, &["write"], 1, -1, 1),
     ("exists", -2, &["readonly", "fast"], 1, -1, 1),
     ("tagged", -6, &["write", "denyoom"], 4, 4, 1),
+    ("raft.node", -3, &["admin"], 0, 0, 0),
+    ("raft.nodes", 1, &["admin", "readonly"], 0, 0, 0),
+    ("raft.transfer-leader", 2, &["admin"], 0, 0, 0),
+    ("raft.dial", 3, &["admin"], 0, 0, 0),
     ("ping", -1, &["fast"], 0, 0, 0),
     ("echo", 2, &["fast"], 0, 0, 0),
     ("info", -1, &["loading", "stale"], 0, 0, 0),

@@ -49,7 +49,7 @@ impl Connections {
         let connection = self.open.entry(conn).or_default();
         let number = connection.next_number;
         connection.next_number += 1;
-        let write = matches!(request, Request::Write(_));
+        let write = request.orders_as_write();
         connection.queue.push_back(Entry { number, write, deadline, request: Some(request), answer: None });
         let slot = Slot { conn, number };
         self.deadlines.insert((deadline, slot));

@@ -30,6 +30,7 @@
 mod admin;
 mod connections;
 pub mod glob;
+mod membership;
 pub mod metrics;
 mod replica;
 pub mod request;

@@ -41,6 +41,8 @@ pub struct Options {
     /// The id this node proposes for its cluster when it leads one that has none yet (random,
     /// non-zero; 0: never propose). The first applied is the cluster's for ever.
     pub cluster_id_proposal: u64,
+    /// Where this node dials the original members (its `--peers`), for RAFT.NODES.
+    pub peer_addresses: std::collections::BTreeMap<NodeId, String>,
     /// Never set outside the simulator's mutation tests.
     #[doc(hidden)]
     pub mutation: Mutation,
@@ -77,6 +79,7 @@ impl Default for Options {
             read_round_per_read: false,
             fsync_commit_index: false,
             cluster_id_proposal: 0,
+            peer_addresses: std::collections::BTreeMap::new(),
             mutation: Mutation::None,
         }
     }
@@ -105,6 +108,10 @@ pub enum Output {
     Snapshot { index: u64, term: u64, store: Store },
     /// A peer's message was refused (a snapshot that does not decode): log and count it.
     Refused(String),
+    /// The configuration changed (and once at start): dial its members.
+    Membership(raft::Membership),
+    /// RAFT.DIAL: from now on dial member `id` at `address` (this node only).
+    Dial { id: NodeId, address: String },
     /// The node cannot go on (its own state is inconsistent); it stopped.
     Fatal(String),
 }
@@ -112,7 +119,7 @@ pub enum Output {
 /// Who waits for an answer: a request of one of this node's connections, or a request another
 /// node forwarded here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Caller {
+pub(crate) enum Caller {
     Local(Slot),
     Remote { to: NodeId, request_id: u64 },
 }
@@ -175,11 +182,11 @@ fn outcome_unknown(why: &str) -> Answer {
 }
 
 pub struct Replica {
-    node: Node,
+    pub(crate) node: Node,
     store: Store,
-    options: Options,
+    pub(crate) options: Options,
     now: u64,
-    outputs: Vec<Output>,
+    pub(crate) outputs: Vec<Output>,
     connections: Connections,
     /// Writes proposed here, by log index.
     pending: Pending<Caller>,
@@ -210,6 +217,11 @@ pub struct Replica {
     /// time of the last clock entry this node proposed as leader (see `kv::expiry`).
     wall_ms: u64,
     clock_proposed: u64,
+    /// Membership changes proposed here, by log index, and a leadership transfer's caller.
+    pub(crate) changes: BTreeMap<u64, Caller>,
+    pub(crate) transfer_waiter: Option<(NodeId, Caller)>,
+    /// The index of the configuration last handed to the shell.
+    pub(crate) published_membership: Option<LogIndex>,
     /// Snapshot triggering: where the last one was taken, the log bytes applied since, its size.
     last_snapshot: u64,
     log_bytes: u64,
@@ -230,6 +242,10 @@ impl Replica {
     pub fn new(mut config: Config, restored: Restored, store: Store, options: Options) -> Result<Replica, InitError> {
         // A snapshot from the leader is decoded and checked before the core installs it.
         config.hold_received_snapshots = true;
+        // The configuration rides in the store's snapshot.
+        if !store.membership().is_empty() {
+            config.restored_membership = raft::Membership::decode(store.membership()).ok();
+        }
         let saved_hard_state = restored.hard_state;
         let snapshot_bytes = restored.snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len() as u64);
         let node = Node::new(config, restored)?;
@@ -260,6 +276,9 @@ impl Replica {
             counters: Counters::default(),
             wall_ms: 0,
             clock_proposed: 0,
+            changes: BTreeMap::new(),
+            transfer_waiter: None,
+            published_membership: None,
             log_bytes: 0,
             snapshot_bytes,
             snapshot_in_flight: false,
@@ -305,7 +324,8 @@ impl Replica {
                 // A snapshot the leader finished sending is checked before the core takes it.
                 if let Some(snapshot) = self.node.take_received_snapshot() {
                     if self.validate_snapshot(from, &snapshot) {
-                        self.node.install_snapshot(snapshot);
+                        let membership = self.incoming_snapshot.as_ref().and_then(|store| raft::Membership::decode(store.membership()).ok());
+                        self.node.install_snapshot(snapshot, membership);
                     }
                 }
             }
@@ -348,6 +368,11 @@ impl Replica {
     pub fn client(&mut self, conn: ConnId, request: Request) {
         if self.stopped {
             self.outputs.push(Output::Reply { conn, answer: Answer::Error("the node has stopped".into()) });
+            return;
+        }
+        if self.removed() {
+            let answer = Answer::Error(format!("node {} was removed from the cluster; use another node", self.node.id().0));
+            self.outputs.push(Output::Reply { conn, answer });
             return;
         }
         self.counters.requests += 1;
@@ -495,6 +520,12 @@ impl Replica {
     /// Serves a local request here (as the leader) or forwards it, if it can go now; gives it back
     /// if not (no leader known, or the forward window is full).
     fn try_route(&mut self, slot: Slot, request: Request) -> Option<Request> {
+        if let Request::Dial { id, address } = request {
+            // Node-local: this node's own way to reach a member, nothing replicated.
+            self.outputs.push(Output::Dial { id: NodeId(id), address });
+            self.answer(Caller::Local(slot), Answer::Reply(Reply::Done));
+            return None;
+        }
         let status = self.node.status();
         match status.leader {
             _ if status.role == Role::Leader => self.serve(request, Caller::Local(slot)),
@@ -502,6 +533,7 @@ impl Replica {
                 self.next_forward = self.next_forward.wrapping_add(1);
                 let request_id = self.next_forward;
                 let payload = request.encode().into();
+                // A read (or a membership command, which is idempotent) goes again to a new leader.
                 let read = (!matches!(request, Request::Write(_))).then_some(request);
                 self.forwards.insert(request_id, Forwarded { to: leader, slot, read });
                 self.outputs.push(Output::Send { to: leader, frame: Frame::Forward { request_id, payload } });
@@ -548,9 +580,13 @@ impl Replica {
                     let displaced = self.pending.insert(index.0, term.0, write.tag, caller);
                     self.resolve(displaced);
                 }
+                Err(raft::ProposeError::Transferring) => {
+                    self.answer(caller, Answer::Error("leadership is being transferred; the write was not taken, retry".into()))
+                }
                 // Only when this node does not lead (checked above): refused or routed again.
                 Err(_) => self.serve(Request::Write(write), caller),
             },
+            Request::Admin(admin) => self.serve_admin(admin, caller),
             read => {
                 self.next_read += 1;
                 match self.node.read_index(self.next_read) {
@@ -569,7 +605,7 @@ impl Replica {
 
     // ---- answering ----
 
-    fn answer(&mut self, caller: Caller, answer: Answer) {
+    pub(crate) fn answer(&mut self, caller: Caller, answer: Answer) {
         match caller {
             Caller::Local(slot) => {
                 if self.connections.answer(slot, answer) {
@@ -654,6 +690,10 @@ impl Replica {
     fn leadership_changed(&mut self, status: Status) {
         let lost = self.pending.term_changed(status.term.0, status.is_leader());
         self.resolve(lost);
+        if status.is_leader() {
+            // The bootstrap voters go into the log once, so that no later start can change them.
+            let _ = self.node.record_membership();
+        }
         if status.is_leader() && self.store.cluster_id() == 0 && self.options.cluster_id_proposal != 0 {
             // A cluster without a name yet: this leader names it. (An earlier leader's proposal
             // not applied here yet only means a second one, which changes nothing.)
@@ -684,7 +724,7 @@ impl Replica {
 
     /// Carries out the node's Readys until there is nothing left or a save is outstanding, then
     /// acts on a change of leadership.
-    fn drive(&mut self) {
+    pub(crate) fn drive(&mut self) {
         if self.driving {
             return;
         }
@@ -731,6 +771,7 @@ impl Replica {
             self.leadership_changed(status);
             self.drive();
         }
+        self.settle_admin();
     }
 
     /// Applies a Ready's committed entries and serves its reads. Applying needs no local
@@ -794,6 +835,13 @@ impl Replica {
                     return;
                 }
                 self.log_bytes += entry.data.len() as u64;
+                if entry.kind == EntryKind::Config {
+                    self.store.apply_membership(index, &entry.data);
+                    let resolved = self.pending.applied(index, None);
+                    self.resolve(resolved);
+                    self.config_applied(index);
+                    return;
+                }
                 let command = (entry.kind == EntryKind::Command).then(|| CommandRef::decode(&entry.data).ok()).flatten();
                 let resolved = match command {
                     Some(command) => {
@@ -890,7 +938,7 @@ impl Replica {
                 }
                 Request::Type { key } => Answer::Reply(Reply::Status(if self.store.get(key).is_some() { "string" } else { "none" }.into())),
                 Request::Ttl { key, unit } => Answer::Reply(Reply::Integer(unit.answer(self.store.deadline(key), self.store.log_time()))),
-                Request::Write(_) => Answer::Error("internal: a write was queued as a read".into()),
+                Request::Write(_) | Request::Admin(_) | Request::Dial { .. } => Answer::Error("internal: a write was queued as a read".into()),
             };
             self.answer(caller, answer);
         }

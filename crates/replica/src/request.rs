@@ -39,6 +39,29 @@ pub enum Request {
     /// A linearizable read: a key's time to live or deadline (TTL, PTTL, EXPIRETIME,
     /// PEXPIRETIME), by the log time.
     Ttl { key: Vec<u8>, unit: TtlUnit },
+    /// A membership command, served by the leader (see `Admin`).
+    Admin(Admin),
+    /// RAFT.DIAL: from now on this node (only) dials member `id` at `address`.
+    Dial { id: u64, address: String },
+}
+
+/// The membership commands (redisraft's names): served by the leader, answered once committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admin {
+    /// RAFT.NODE ADD, PROMOTE, REMOVE.
+    Change(raft::Change),
+    /// RAFT.TRANSFER-LEADER: answered once the target leads.
+    TransferLeader(raft::NodeId),
+    /// RAFT.NODES: every member, as the leader sees it.
+    Nodes,
+}
+
+impl Request {
+    /// Whether it waits its turn like a write on its connection (writes and membership commands),
+    /// rather than going in flight with the reads around it.
+    pub fn orders_as_write(&self) -> bool {
+        matches!(self, Request::Write(_) | Request::Admin(_) | Request::Dial { .. })
+    }
 }
 
 /// How TTL and its kin answer: what is left, or the deadline, in seconds or milliseconds.
@@ -176,6 +199,26 @@ impl Request {
                 out.extend_from_slice(key);
             }
             Request::DbSize => out.push(5),
+            Request::Admin(admin) => {
+                out.push(12);
+                let (code, id, address) = match admin {
+                    Admin::Change(raft::Change::AddLearner { id, address }) => (0, id.0, address.as_str()),
+                    Admin::Change(raft::Change::Promote { id }) => (1, id.0, ""),
+                    Admin::Change(raft::Change::Remove { id }) => (2, id.0, ""),
+                    Admin::TransferLeader(id) => (3, id.0, ""),
+                    Admin::Nodes => (4, 0, ""),
+                };
+                out.push(code);
+                put_varint(&mut out, id);
+                put_varint(&mut out, address.len() as u64);
+                out.extend_from_slice(address.as_bytes());
+            }
+            Request::Dial { id, address } => {
+                out.push(13);
+                put_varint(&mut out, *id);
+                put_varint(&mut out, address.len() as u64);
+                out.extend_from_slice(address.as_bytes());
+            }
             Request::Ttl { key, unit } => {
                 out.push(11);
                 out.push(unit.code());
@@ -235,6 +278,22 @@ impl Request {
                 Some(if tag == 2 { Request::Exists { keys } } else { Request::MGet { keys } })
             }
             5 if rest.is_empty() => Some(Request::DbSize),
+            12 | 13 => {
+                let mut reader = Reader::new(rest);
+                let code = if tag == 12 { reader.byte().ok()? } else { 5 };
+                let id = raft::NodeId(reader.varint().ok()?);
+                let address = String::from_utf8(reader.bytes().ok()?.to_vec()).ok()?;
+                reader.finish().ok()?;
+                Some(match code {
+                    0 => Request::Admin(Admin::Change(raft::Change::AddLearner { id, address })),
+                    1 => Request::Admin(Admin::Change(raft::Change::Promote { id })),
+                    2 => Request::Admin(Admin::Change(raft::Change::Remove { id })),
+                    3 => Request::Admin(Admin::TransferLeader(id)),
+                    4 => Request::Admin(Admin::Nodes),
+                    5 => Request::Dial { id: id.0, address },
+                    _ => return None,
+                })
+            }
             11 => {
                 let mut reader = Reader::new(rest);
                 let unit = TtlUnit::from_code(reader.byte().ok()?)?;
@@ -286,7 +345,9 @@ impl Request {
             | Request::Scan { .. }
             | Request::GetRange { .. }
             | Request::RandomKey
-            | Request::Ttl { .. } => return None,
+            | Request::Ttl { .. }
+            | Request::Admin(_)
+            | Request::Dial { .. } => return None,
         })
     }
 }
@@ -445,16 +506,33 @@ fn expire_op<'a>(name: &str, key: &'a [u8], time: &[u8], options: &[&[u8]]) -> R
     Ok(OpRef::Expire { key, expiry, condition })
 }
 
+/// A node id argument: an integer from 1.
+fn node_id(arg: &[u8]) -> Result<raft::NodeId, CommandError> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .filter(|&id| id >= 1)
+        .map(raft::NodeId)
+        .ok_or_else(|| CommandError::Message(format!("ERR invalid node id '{}': ids are integers from 1", String::from_utf8_lossy(arg))))
+}
+
+/// A peer address argument, `host:port`.
+fn address(arg: &[u8]) -> Result<String, CommandError> {
+    let text = std::str::from_utf8(arg).ok().filter(|text| text.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()));
+    text.map(str::to_string).ok_or_else(|| CommandError::Message(format!("ERR invalid address '{}': expected host:port", String::from_utf8_lossy(arg))))
+}
+
 /// The prefix by which the project's own client tags a write for exactly-once application:
 /// `TAGGED <client-id> <seq> SET key value` (also APPEND and DEL).
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 60] = [
+const KNOWN: [&str; 64] = [
     "GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH", "INCR", "DECR",
     "INCRBY", "DECRBY", "SETNX", "GETSET", "GETDEL", "MGET", "MSET", "MSETNX", "STRLEN", "DBSIZE", "UNLINK", "KEYS", "TYPE", "TOUCH", "FLUSHDB", "FLUSHALL",
     "RENAME", "RENAMENX", "SCAN", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "GETRANGE", "SUBSTR", "SETRANGE", "INCRBYFLOAT", "COPY", "RANDOMKEY",
     "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME",
+    "RAFT.NODE", "RAFT.NODES", "RAFT.TRANSFER-LEADER", "RAFT.DIAL",
 ];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
@@ -680,6 +758,31 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
             arity(count == 2)?;
             OpRef::Expire { key: arg(1), expiry: Expiry::Clear, condition: 0 }
         }
+        "RAFT.NODE" | "RAFT.NODES" | "RAFT.TRANSFER-LEADER" | "RAFT.DIAL" if tag.is_some() => return Err(CommandError::BadTag),
+        "RAFT.NODE" => {
+            arity(count >= 3)?;
+            let id = node_id(arg(2))?;
+            let change = match (&arg(1).to_ascii_uppercase()[..], count) {
+                (b"ADD", 4) => raft::Change::AddLearner { id, address: address(arg(3))? },
+                (b"PROMOTE", 3) => raft::Change::Promote { id },
+                (b"REMOVE", 3) => raft::Change::Remove { id },
+                (b"ADD" | b"PROMOTE" | b"REMOVE", _) => return Err(CommandError::WrongArity("raft.node".into())),
+                _ => return Err(CommandError::Message(format!("ERR unknown RAFT.NODE subcommand '{}'", String::from_utf8_lossy(arg(1))))),
+            };
+            return Ok(Request::Admin(Admin::Change(change)));
+        }
+        "RAFT.NODES" => {
+            arity(count == 1)?;
+            return Ok(Request::Admin(Admin::Nodes));
+        }
+        "RAFT.TRANSFER-LEADER" => {
+            arity(count == 2)?;
+            return Ok(Request::Admin(Admin::TransferLeader(node_id(arg(1))?)));
+        }
+        "RAFT.DIAL" => {
+            arity(count == 3)?;
+            return Ok(Request::Dial { id: node_id(arg(1))?.0, address: address(arg(2))? });
+        }
         "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME" => {
             arity(count == 2)?;
             let unit = match name {
@@ -755,6 +858,12 @@ mod tests {
             args(&["PERSIST", "k"]),
             args(&["PTTL", "k"]),
             args(&["EXPIRETIME", "k"]),
+            args(&["RAFT.NODE", "ADD", "4", "10.0.0.4:7000"]),
+            args(&["raft.node", "promote", "4"]),
+            args(&["RAFT.NODE", "REMOVE", "1"]),
+            args(&["RAFT.NODES"]),
+            args(&["RAFT.TRANSFER-LEADER", "2"]),
+            args(&["RAFT.DIAL", "5", "127.0.0.1:9"]),
             args(&["SETNX", "k", "v"]),
             args(&["GETDEL", "k"]),
             args(&["MSETNX", "a", "1", "b", "2"]),

@@ -309,7 +309,7 @@ impl Session {
                 admin::client(args, me, &mut out);
             }
             _ => match to_request(args, &mut self.writes) {
-                Ok(Request::Write(_)) if self.role() == Some(Role::ReadOnly) => {
+                Ok(request) if request.orders_as_write() && self.role() == Some(Role::ReadOnly) => {
                     let user = self.user.as_ref().map_or("default", |(user, _)| user.as_str());
                     let command = String::from_utf8_lossy(&args[0]).to_lowercase();
                     resp::encode_error(&format!("NOPERM User {user} has no permissions to run the '{command}' command"), &mut out);

@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::client_port::ClientPort;
-use crate::node_loop::NodeLoop;
+use crate::node_loop::{LoopInput, NodeLoop};
 
 pub use replica::users::Users;
 pub use secrets::{SecretFiles, SecretsError};
@@ -44,6 +44,9 @@ pub struct ServerConfig {
     /// Every node's peer address as this node dials it, this node included.
     pub peers: BTreeMap<u64, String>,
     pub listen_peer: String,
+    /// Join an existing cluster (`--join`): on an empty data directory, start with no voters and
+    /// wait for the leader to add this node.
+    pub join: bool,
     pub listen_client: String,
     /// Where to serve `/metrics` (Prometheus text) and `/health` over HTTP; None: not at all.
     pub listen_http: Option<String>,
@@ -124,6 +127,7 @@ impl ServerConfig {
             id,
             peers,
             listen_peer,
+            join: false,
             listen_client,
             listen_http: None,
             data_dir,
@@ -174,8 +178,8 @@ pub enum ServerError {
 
 /// Runs one node until its Raft loop stops (a fatal storage error) — it does not return otherwise.
 pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
-    if !config.peers.contains_key(&config.id) {
-        return Err(ServerError::Config(format!("--peers must include this node's own id {}", config.id)));
+    if !config.join && !config.peers.contains_key(&config.id) {
+        return Err(ServerError::Config(format!("--peers must include this node's own id {} (or give --join)", config.id)));
     }
     if config.tuning.max_batch == 0 || config.tuning.max_inflight == 0 {
         return Err(ServerError::Config("--max-batch and --max-inflight must be at least 1".into()));
@@ -195,7 +199,16 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         "recovered from {}",
         config.data_dir.display()
     );
-    let mut raft_config = Config::new(me, config.peers.keys().map(|&id| NodeId(id)).collect());
+    // The bootstrap voters: --peers, on a node that does not join and lists itself. A node that
+    // joins (or, restarted, is not in its --peers) starts with none and learns the configuration
+    // from the leader's log; once any configuration is in the log or a snapshot, that one rules.
+    let fresh = restored.snapshot.is_none() && restored.entries.is_empty() && restored.hard_state.term.0 == 0;
+    let bootstrap = !(config.join && fresh) && config.peers.contains_key(&config.id);
+    if config.join && !fresh {
+        tracing::info!("--join ignored: the data directory holds a node's state, which it recovers");
+    }
+    let voters = if bootstrap { config.peers.keys().map(|&id| NodeId(id)).collect() } else { Vec::new() };
+    let mut raft_config = Config::new(me, voters);
     raft_config.election_timeout_ticks = config.election_timeout_ticks;
     raft_config.heartbeat_ticks = config.heartbeat_ticks;
     raft_config.inflight_appends_max = config.tuning.max_inflight;
@@ -209,6 +222,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         serial_fsync: config.tuning.serial_fsync,
         read_round_per_read: config.tuning.read_round_per_read,
         fsync_commit_index: config.tuning.fsync_commit_index,
+        peer_addresses: config.peers.iter().map(|(&id, address)| (NodeId(id), address.clone())).collect(),
         ..replica::Options::default()
     };
     let replica = replica::Replica::new(raft_config, restored, store, options)?;
@@ -233,6 +247,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
 
     let (view_sender, view_receiver) = watch::channel(replica.view());
     let (loop_sender, loop_receiver) = mpsc::unbounded_channel();
+    let loop_sender_for_signals = loop_sender.clone();
     let instruments = Arc::new(replica::metrics::Instruments::default());
     let secrets = Arc::new(secrets::Secrets::load(config.secrets.clone())?);
     let current = secrets.current();
@@ -290,8 +305,24 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         max_batch: config.tuning.max_batch,
         connections: Default::default(),
         cluster_id,
+        flag_peers: config.peers.iter().filter(|(&id, _)| id != config.id).map(|(&id, address)| (NodeId(id), address.clone())).collect(),
+        dials: Default::default(),
+        membership: None,
+        stop_at: None,
     };
+    tokio::spawn(hand_over_on_terminate(loop_sender_for_signals));
     node_loop.run(loop_receiver, peer_receiver).await
+}
+
+/// SIGTERM: the node loop hands leadership over, then stops (and `run` returns).
+async fn hand_over_on_terminate(loop_sender: mpsc::UnboundedSender<LoopInput>) {
+    let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        tracing::warn!("cannot watch for SIGTERM: a leader will stop without handing over");
+        return;
+    };
+    if terminate.recv().await.is_some() {
+        let _ = loop_sender.send(LoopInput::Shutdown);
+    }
 }
 
 /// Reads the client port's secrets again on every SIGHUP (certificate rotation, new passwords);

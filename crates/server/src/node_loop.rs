@@ -30,7 +30,12 @@ pub enum LoopInput {
     SnapshotSkipped,
     /// The save found the disk full and wrote nothing; the replica hands it again later.
     SaveNoSpace(replica::SaveId, storage::StorageError),
+    /// SIGTERM: hand leadership over (if this node leads), then stop.
+    Shutdown,
 }
+
+/// How long a leader waits for its hand-over before it stops anyway.
+const HAND_OVER_WAIT: Duration = Duration::from_secs(2);
 
 /// Room a snapshot's file must leave on the disk for the log to go on.
 const SNAPSHOT_SPACE_MARGIN: u64 = 4 << 20;
@@ -53,6 +58,13 @@ pub struct NodeLoop {
     pub connections: HashMap<ConnId, mpsc::UnboundedSender<Answer>>,
     /// The cluster's id as last given to the transport (0: not named yet).
     pub cluster_id: u64,
+    /// Where the flags say to dial each node (`--peers`), RAFT.DIAL's overrides, and the
+    /// configuration last handed out: together, whom the transport dials where.
+    pub flag_peers: std::collections::BTreeMap<raft::NodeId, String>,
+    pub dials: std::collections::BTreeMap<raft::NodeId, String>,
+    pub membership: Option<raft::Membership>,
+    /// Stopping (SIGTERM): stop once no longer leader, or at this instant.
+    pub stop_at: Option<Instant>,
 }
 
 impl NodeLoop {
@@ -98,6 +110,12 @@ impl NodeLoop {
             }
             self.carry_out()?;
             self.publish();
+            if let Some(stop_at) = self.stop_at {
+                if !self.replica.status().is_leader() || Instant::now() >= stop_at {
+                    tracing::info!(leader = ?self.replica.status().leader.map(|id| id.0), "stopping");
+                    return Ok(());
+                }
+            }
         }
     }
 
@@ -120,6 +138,13 @@ impl NodeLoop {
                 self.replica.save_failed_no_space(id);
             }
             LoopInput::SnapshotSkipped => self.replica.snapshot_skipped(),
+            LoopInput::Shutdown => {
+                match self.replica.hand_over() {
+                    Some(target) => tracing::info!(target = target.0, "SIGTERM: handing leadership over before stopping"),
+                    None => tracing::info!("SIGTERM: stopping"),
+                }
+                self.stop_at = Some(Instant::now() + HAND_OVER_WAIT);
+            }
             LoopInput::SnapshotEncoded { index, data, staged } => {
                 if let Some(staged) = staged {
                     // Before the save that records the snapshot: that save then renames the file.
@@ -159,10 +184,42 @@ impl NodeLoop {
                     }
                     Output::Snapshot { index, term, store } => self.encode_snapshot(index, term, store),
                     Output::Refused(reason) => tracing::warn!("{reason}"),
+                    Output::Membership(membership) => {
+                        tracing::info!(voters = ?membership.voters().map(|id| id.0).collect::<Vec<_>>(), members = membership.members.len(), "configuration");
+                        self.membership = Some(membership);
+                        self.dial_members();
+                    }
+                    Output::Dial { id, address } => {
+                        tracing::info!(id = id.0, %address, "RAFT.DIAL: dialling a member at a new address");
+                        self.dials.insert(id, address);
+                        self.dial_members();
+                    }
                     Output::Fatal(reason) => return Err(ServerError::Fatal(reason)),
                 }
             }
         }
+    }
+
+    /// Tells the transport whom to dial where: each member at its RAFT.DIAL address, else at its
+    /// `--peers` address, else at the address the configuration gives. Until the configuration
+    /// names any member (a node that joins and has not heard from the leader), the flags.
+    fn dial_members(&self) {
+        let members = self.membership.as_ref().filter(|membership| !membership.members.is_empty());
+        let peers = match members {
+            None => self.flag_peers.clone(),
+            Some(membership) => membership
+                .members
+                .iter()
+                .filter_map(|(id, member)| {
+                    let address = self.dials.get(id).or(self.flag_peers.get(id)).cloned().or_else(|| Some(member.address.clone()).filter(|address| !address.is_empty()));
+                    if address.is_none() {
+                        tracing::warn!(id = id.0, "no address known for member {}: add it to --peers or RAFT.DIAL it", id.0);
+                    }
+                    Some((*id, address?))
+                })
+                .collect(),
+        };
+        self.transport.set_peers(peers);
     }
 
     /// Encodes the store copy and writes its file on a blocking thread, so that neither the loop

@@ -237,6 +237,8 @@ impl Host {
                 let data: Arc<[u8]> = store.encode_snapshot().into();
                 self.replica.snapshot_taken(index, data);
             }
+            // The membership is fixed here: every node knows every other from the start.
+            Output::Membership(_) | Output::Dial { .. } => {}
             // No peer here sends anything to refuse: a refusal is a defect.
             Output::Refused(reason) | Output::Fatal(reason) => panic!("server {}: {reason}", self.me),
         }

@@ -655,6 +655,8 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
                     with_node(&world, i, incarnation, |replica| replica.snapshot_taken(index, data));
                 });
             }
+            // The links between the nodes are the simulation's, whatever the configuration says.
+            Output::Membership(_) | Output::Dial { .. } => {}
             // No peer here sends anything to refuse: a refusal is a defect.
             Output::Refused(reason) | Output::Fatal(reason) => panic!("node {i}: {reason}"),
         }

@@ -250,6 +250,7 @@ fn frame_kind(frame: &Frame) -> &'static str {
         AppendResponse { .. } => "AppendResponse",
         SnapshotRequest { .. } => "SnapshotRequest",
         SnapshotResponse { .. } => "SnapshotResponse",
+        TimeoutNow => "TimeoutNow",
     }
 }
 

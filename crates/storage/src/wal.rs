@@ -79,6 +79,7 @@ pub(crate) fn put_entries(out: &mut Vec<u8>, entries: &[Entry]) {
         out.push(match entry.kind {
             EntryKind::Command => 0,
             EntryKind::Noop => 1,
+            EntryKind::Config => 2,
         });
         put_varint(out, entry.data.len() as u64);
         out.extend_from_slice(&entry.data);
@@ -151,6 +152,7 @@ fn decode_entries(reader: &mut Reader<'_>, payload_len: usize) -> Result<Vec<Ent
         let kind = match reader.byte().map_err(text)? {
             0 => EntryKind::Command,
             1 => EntryKind::Noop,
+            2 => EntryKind::Config,
             kind => return Err(format!("unknown entry kind {kind}")),
         };
         let data = reader.bytes().map_err(text)?;

@@ -61,7 +61,8 @@ pub(crate) struct Shared {
     /// This node's cluster id (0 while it is not known yet).
     pub cluster: Arc<std::sync::atomic::AtomicU64>,
     pub max_frame_bytes: usize,
-    pub peers: BTreeMap<NodeId, KnownPeer>,
+    /// The members, changed at run time (`Transport::set_peers`).
+    pub peers: Arc<std::sync::RwLock<BTreeMap<NodeId, KnownPeer>>>,
     pub counters: Arc<Counters>,
     pub inbound: mpsc::Sender<Inbound>,
 }
@@ -133,7 +134,7 @@ enum End {
 }
 
 async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
-    let mut connection = Connection { shared: &shared, admission: Admission::new(shared.me), generation: None, certificate: None };
+    let mut connection = Connection { shared: &shared, admission: Admission::new(shared.me), counters: None, generation: None, certificate: None };
     let ended = match secure(stream, &shared).await {
         Ok((stream, certificate)) => {
             connection.certificate = certificate;
@@ -155,6 +156,8 @@ async fn serve(stream: TcpStream, addr: SocketAddr, shared: Arc<Shared>) {
 struct Connection<'a> {
     shared: &'a Shared,
     admission: Admission,
+    /// The peer's counters, once its Hello named it.
+    counters: Option<Arc<PeerCounters>>,
     /// With TLS: the peer's certificate (verified against the cluster CA), which must name the
     /// node its Hello claims.
     certificate: Option<CertificateDer<'static>>,
@@ -204,13 +207,16 @@ impl Connection<'_> {
         let cluster = shared.cluster.load(std::sync::atomic::Ordering::Relaxed);
         let certificate = &self.certificate;
         let certified = |from| shared.tls.is_none() || certificate.as_ref().is_some_and(|certificate| crate::tls::names_node(certificate, from));
-        match self.admission.admit(wire, cluster, |id| shared.peers.contains_key(&id), certified)? {
+        let is_peer = |id| shared.peers.read().is_ok_and(|peers| peers.contains_key(&id));
+        match self.admission.admit(wire, cluster, is_peer, certified)? {
             Admitted::Hello(from) => {
                 self.hello(from);
                 Ok(None)
             }
             Admitted::Frame(from, frame) => {
-                bump(&shared.peers[&from].counters.frames_received);
+                if let Some(counters) = &self.counters {
+                    bump(&counters.frames_received);
+                }
                 match shared.inbound.send(Inbound { from, frame }).await {
                     Ok(()) => Ok(None),
                     Err(_) => Ok(Some(End::ReceiverGone)),
@@ -219,9 +225,11 @@ impl Connection<'_> {
         }
     }
 
-    /// A newer connection from `from` supersedes its older ones.
+    /// A newer connection from `from` supersedes its older ones; so does its removal.
     fn hello(&mut self, from: NodeId) {
-        let peer = &self.shared.peers[&from];
+        let peers = self.shared.peers.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(peer) = peers.get(&from) else { return };
+        self.counters = Some(peer.counters.clone());
         let mut mine = 0;
         peer.generation.send_modify(|generation| {
             *generation += 1;

@@ -62,6 +62,11 @@ pub use tls::{certificates, private_key, roots, PeerTls, TlsError};
 
 use stats::{bump, Counters, PeerCounters};
 
+/// A lock whose holder panicked is still usable here: the maps it guards stay consistent.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A frame `Transport::send` could not queue: the peer's queue is full.
 #[derive(Debug)]
 pub struct Full(pub Frame);
@@ -149,7 +154,12 @@ pub struct Transport {
 struct Inner {
     me: NodeId,
     local_addr: SocketAddr,
-    peers: BTreeMap<NodeId, Peer>,
+    /// The members this node sends to; changed at run time by `set_peers`.
+    peers: Mutex<BTreeMap<NodeId, Peer>>,
+    /// The same ids as the inbound side admits them.
+    known: Arc<std::sync::RwLock<BTreeMap<NodeId, inbound::KnownPeer>>>,
+    settings: outbound::Settings,
+    queue_frames: usize,
     counters: Arc<Counters>,
     /// Every task watches this; `shutdown` sends on it, and dropping it (with the last handle)
     /// wakes them all the same way. The tasks hold no reference to `Inner`, so that drop happens.
@@ -160,8 +170,10 @@ struct Inner {
 }
 
 struct Peer {
+    address: String,
     queue: mpsc::Sender<Frame>,
     counters: Arc<PeerCounters>,
+    task: JoinHandle<()>,
 }
 
 impl Transport {
@@ -197,37 +209,62 @@ impl Transport {
             connect_timeout: config.connect_timeout,
             write_timeout: config.write_timeout,
         };
-        let mut tasks = Vec::new();
-        let mut peers = BTreeMap::new();
-        let mut known = BTreeMap::new();
-        for (&id, addr) in config.peers.iter().filter(|(&id, _)| id != config.me) {
-            let peer_counters = Arc::new(PeerCounters::default());
-            let (queue, task) = outbound::spawn(
-                id,
-                addr.clone(),
-                config.queue_frames,
-                settings.clone(),
-                peer_counters.clone(),
-                shutdown.subscribe(),
-            );
-            tasks.push(task);
-            peers.insert(id, Peer { queue, counters: peer_counters.clone() });
-            known.insert(id, inbound::KnownPeer { counters: peer_counters, generation: watch::channel(0).0 });
-        }
+        let known = Arc::new(std::sync::RwLock::new(BTreeMap::new()));
         let shared = inbound::Shared {
             tls: config.tls.as_ref().map(|tls| tls.acceptor.clone()),
             me: config.me,
             cluster: cluster.clone(),
             max_frame_bytes: config.max_frame_bytes,
-            peers: known,
+            peers: known.clone(),
             counters: counters.clone(),
             inbound,
         };
-        tasks.push(tokio::spawn(inbound::accept_loop(listener, Arc::new(shared), shutdown.subscribe())));
-        tracing::info!(me = %config.me, listen = %local_addr, peers = peers.len(), "peer transport started");
-        Ok(Transport {
-            inner: Arc::new(Inner { me: config.me, local_addr, peers, counters, shutdown, tasks: Mutex::new(tasks), cluster }),
-        })
+        let tasks = vec![tokio::spawn(inbound::accept_loop(listener, Arc::new(shared), shutdown.subscribe()))];
+        let inner = Inner {
+            me: config.me,
+            local_addr,
+            peers: Mutex::new(BTreeMap::new()),
+            known,
+            settings,
+            queue_frames: config.queue_frames,
+            counters,
+            shutdown,
+            tasks: Mutex::new(tasks),
+            cluster,
+        };
+        let transport = Transport { inner: Arc::new(inner) };
+        transport.set_peers(config.peers);
+        tracing::info!(me = %config.me, listen = %local_addr, peers = transport.peers().count(), "peer transport started");
+        Ok(transport)
+    }
+
+    /// Makes `peers` the nodes this transport sends to and accepts connections from (an entry for
+    /// this node is ignored): new ones are dialled, gone ones are no longer (their queued frames
+    /// dropped, their inbound connections closed), and one whose address changed is dialled
+    /// again there.
+    pub fn set_peers(&self, peers: BTreeMap<NodeId, String>) {
+        let inner = &self.inner;
+        let mut current = lock(&inner.peers);
+        let mut known = inner.known.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let wanted: BTreeMap<NodeId, String> = peers.into_iter().filter(|(id, _)| *id != inner.me).collect();
+        current.retain(|id, peer| {
+            let keep = wanted.get(id) == Some(&peer.address);
+            if !keep {
+                peer.task.abort();
+            }
+            keep
+        });
+        known.retain(|id, _| wanted.contains_key(id));
+        for (id, address) in wanted {
+            if current.contains_key(&id) {
+                continue;
+            }
+            let counters = known.get(&id).map_or_else(|| Arc::new(PeerCounters::default()), |peer| peer.counters.clone());
+            let (queue, task) =
+                outbound::spawn(id, address.clone(), inner.queue_frames, inner.settings.clone(), counters.clone(), inner.shutdown.subscribe());
+            known.entry(id).or_insert_with(|| inbound::KnownPeer { counters: counters.clone(), generation: watch::channel(0).0 });
+            current.insert(id, Peer { address, queue, counters, task });
+        }
     }
 
     /// Queues `frame` for peer `to` and returns at once: it never blocks and never waits on the
@@ -235,7 +272,8 @@ impl Transport {
     /// carried; a frame for a node that is not a peer, or sent after shutdown, is dropped (and
     /// counted).
     pub fn send(&self, to: NodeId, frame: Frame) -> Result<(), Full> {
-        let Some(peer) = self.inner.peers.get(&to) else {
+        let peers = lock(&self.inner.peers);
+        let Some(peer) = peers.get(&to) else {
             bump(&self.inner.counters.unknown_destination);
             trace!(to = %to, "dropping a frame for a node that is not a peer");
             return Ok(());
@@ -258,7 +296,7 @@ impl Transport {
         let counter = |value: &std::sync::atomic::AtomicU64| value.load(std::sync::atomic::Ordering::Relaxed);
         let counters = &self.inner.counters;
         Stats {
-            peers: (self.inner.peers.iter())
+            peers: (lock(&self.inner.peers).iter())
                 .map(|(&id, peer)| {
                     let queued = peer.queue.max_capacity() - peer.queue.capacity();
                     (id, peer.counters.snapshot(queued))
@@ -286,9 +324,9 @@ impl Transport {
         self.inner.me
     }
 
-    /// The peers this transport sends to (every configured node but itself).
-    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.inner.peers.keys().copied()
+    /// The peers this transport sends to (every member but itself).
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> {
+        lock(&self.inner.peers).keys().copied().collect::<Vec<_>>().into_iter()
     }
 
     /// Stops every task, for all handles, and returns once they have finished: the listener is
@@ -296,7 +334,8 @@ impl Transport {
     /// stops the tasks too, but without waiting.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
+        tasks.extend(std::mem::take(&mut *lock(&self.inner.peers)).into_values().map(|peer| peer.task));
         for task in tasks {
             // A task that panicked has stopped all the same.
             let _ = task.await;
@@ -309,7 +348,7 @@ impl fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("me", &self.inner.me)
             .field("local_addr", &self.inner.local_addr)
-            .field("peers", &self.inner.peers.keys().collect::<Vec<_>>())
+            .field("peers", &self.peers().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -20,7 +20,7 @@ fn vote(from: u64, to: u64, term: u64) -> Frame {
         from: NodeId(from),
         to: NodeId(to),
         term: Term(term),
-        body: MessageBody::VoteRequest { pre_vote: false, last_log_index: LogIndex(0), last_log_term: Term(0) },
+        body: MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(0), last_log_term: Term(0) },
     })
 }
 

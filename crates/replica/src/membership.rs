@@ -1,0 +1,119 @@
+//! Membership on the node: the admin commands (RAFT.NODE ADD/PROMOTE/REMOVE, RAFT.NODES,
+//! RAFT.TRANSFER-LEADER, RAFT.DIAL) served by the leader and answered once their change commits
+//! (or the target leads), the configuration handed to the shell whenever it changes (the
+//! transport dials the members), and the hand-over a leader makes before it shuts down.
+
+use raft::{ChangeError, Membership, NodeId};
+
+use crate::replica::{Caller, Output, Replica};
+use crate::request::{Admin, Answer};
+
+impl Replica {
+    /// Serves a membership command as the leader.
+    pub(crate) fn serve_admin(&mut self, admin: Admin, caller: Caller) {
+        match admin {
+            Admin::Change(change) => match self.node.propose_change(&change) {
+                Ok(Some(index)) => {
+                    self.changes.insert(index.0, caller);
+                }
+                Ok(None) => self.answer(caller, ok()),
+                Err(ChangeError::NotLeader { .. }) => self.answer(caller, Answer::Error("not the leader; retry".into())),
+                Err(error) => self.answer(caller, Answer::Error(error.to_string())),
+            },
+            Admin::TransferLeader(target) => match self.node.transfer_leadership(target) {
+                Ok(()) if target == self.node.id() => self.answer(caller, ok()),
+                Ok(()) => {
+                    if let Some((_, earlier)) = self.transfer_waiter.replace((target, caller)) {
+                        self.answer(earlier, Answer::Error("another leadership transfer replaced this one".into()));
+                    }
+                }
+                Err(error) => self.answer(caller, Answer::Error(error.to_string())),
+            },
+            Admin::Nodes => {
+                let lines = self.member_lines().into_iter().map(|line| Some(line.into_bytes())).collect();
+                self.answer(caller, Answer::Reply(kv::Reply::Values(lines)));
+            }
+        }
+    }
+
+    /// RAFT.NODES, as the leader sees it: one line per member.
+    fn member_lines(&self) -> Vec<String> {
+        let membership = self.node.membership();
+        let last = self.node.status().last_index;
+        membership
+            .members
+            .iter()
+            .map(|(&id, member)| {
+                let (matched, reachable) = if id == self.node.id() { (last, true) } else { self.node.follower_progress(id).unwrap_or_default() };
+                let address = if member.address.is_empty() { self.options.peer_addresses.get(&id).cloned().unwrap_or_default() } else { member.address.clone() };
+                let role = if member.voter { "voter" } else { "learner" };
+                let lag = last.0.saturating_sub(matched.0);
+                let reachable = if reachable { "yes" } else { "no" };
+                format!("id={} addr={address} role={role} match={} lag={lag} reachable={reachable}", id.0, matched.0)
+            })
+            .collect()
+    }
+
+    /// A configuration entry at `index` was applied: the change proposed there is done.
+    pub(crate) fn config_applied(&mut self, index: u64) {
+        if let Some(caller) = self.changes.remove(&index) {
+            self.answer(caller, ok());
+        }
+    }
+
+    /// After the node's state moved: changes whose leader is gone have an unknown outcome, and a
+    /// transfer is answered once its target leads (or it was abandoned).
+    pub(crate) fn settle_admin(&mut self) {
+        let status = self.node.status();
+        if !status.is_leader() && !self.changes.is_empty() {
+            for (_, caller) in std::mem::take(&mut self.changes) {
+                self.answer(caller, Answer::Error("leadership changed before the membership change committed; its outcome is unknown, retry".into()));
+            }
+        }
+        if let Some((target, _)) = self.transfer_waiter {
+            let answer = if status.leader == Some(target) {
+                Some(ok())
+            } else if status.is_leader() && self.node.transferring().is_none() {
+                Some(Answer::Error(format!("node {} did not take over within an election timeout; this node still leads", target.0)))
+            } else {
+                None
+            };
+            if let (Some(answer), Some((_, caller))) = (answer, self.transfer_waiter.take()) {
+                self.answer(caller, answer);
+            }
+        }
+        let index = self.node.membership_index();
+        if self.published_membership != Some(index) {
+            self.published_membership = Some(index);
+            self.outputs.push(Output::Membership(self.node.membership().clone()));
+        }
+    }
+
+    /// Before a shutdown: as leader, hands leadership to the most caught-up voter. Returns the
+    /// target, if a transfer began; the shell then waits (boundedly) until this node no longer leads.
+    pub fn hand_over(&mut self) -> Option<NodeId> {
+        if !self.node.status().is_leader() {
+            return None;
+        }
+        let me = self.node.id();
+        let voters: Vec<NodeId> = self.node.membership().voters().filter(|&id| id != me).collect();
+        let target = voters.into_iter().max_by_key(|&id| self.node.follower_progress(id).map_or(0, |(matched, _)| matched.0))?;
+        self.node.transfer_leadership(target).ok()?;
+        self.drive();
+        Some(target)
+    }
+
+    /// Whether this node was removed from the cluster (it then refuses every request).
+    pub fn removed(&self) -> bool {
+        self.node.membership().removed.contains(&self.node.id())
+    }
+
+    /// The configuration in effect on this node.
+    pub fn membership(&self) -> &Membership {
+        self.node.membership()
+    }
+}
+
+fn ok() -> Answer {
+    Answer::Reply(kv::Reply::Done)
+}
