@@ -41,7 +41,7 @@ fn refused_message(rng: &mut Rng, from: u64, to: u64) -> Message {
         _ => (1 << 62) + rng.below(1000),
     });
     let body = match rng.below(5) {
-        0 => MessageBody::VoteRequest { pre_vote: rng.below(2) == 0, last_log_index: LogIndex(number(rng)), last_log_term: Term(number(rng)) },
+        0 => MessageBody::VoteRequest { pre_vote: rng.below(2) == 0, transfer: rng.below(4) == 0, last_log_index: LogIndex(number(rng)), last_log_term: Term(number(rng)) },
         1 => MessageBody::VoteResponse { pre_vote: rng.below(2) == 0, granted: rng.below(2) == 0 },
         2 => {
             let prev = rng.below(30);

@@ -72,6 +72,7 @@ fn rewrite(rng: &mut Rng, message: &mut raft::Message) {
             _ => *received = interesting(rng, *received),
         },
         (MessageBody::VoteResponse { granted, .. }, _) => *granted = !*granted,
+        (MessageBody::TimeoutNow, _) => message.term = Term(interesting(rng, term)),
     }
 }
 
@@ -148,6 +149,7 @@ impl Cluster {
                         let data: Arc<[u8]> = store.encode_snapshot().into();
                         self.nodes[i].snapshot_taken(index, data);
                     }
+                    Output::Membership(_) | Output::Dial { .. } => {}
                     Output::Refused(_) => self.refused += 1,
                     Output::Fatal(reason) => panic!("seed {seed}: node {i} stopped: {reason}"),
                 }

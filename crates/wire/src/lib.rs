@@ -58,7 +58,7 @@ pub enum FrameError {
 
 /// The only version this build speaks. A peer speaking another one is disconnected.
 /// 2: the cluster id in Hello; snapshots in chunks (SnapshotRequest's layout, SnapshotResponse).
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// The bytes of the length prefix.
 pub const LENGTH_BYTES: usize = 4;
 /// The bytes after the length prefix that every frame has: version and kind.
@@ -271,6 +271,7 @@ mod tests {
             Wire::Hello { from: NodeId(u64::MAX), cluster: u64::MAX },
             Wire::Frame(Frame::Raft(message(MessageBody::VoteRequest {
                 pre_vote: true,
+                transfer: false,
                 last_log_index: LogIndex(300),
                 last_log_term: Term(6),
             }))),
