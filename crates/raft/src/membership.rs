@@ -217,6 +217,12 @@ impl crate::node::Node {
         &self.membership
     }
 
+    /// The configuration as of the commit index (the one `membership` replaces, while a change is
+    /// uncommitted).
+    pub fn committed_membership(&self) -> Membership {
+        self.membership_at(self.log.commit).1
+    }
+
     /// The index of the configuration's entry (0: the bootstrap one, never written).
     pub fn membership_index(&self) -> crate::types::LogIndex {
         self.membership_index
@@ -230,7 +236,9 @@ impl crate::node::Node {
         if self.role != crate::types::Role::Leader {
             return Err(ChangeError::NotLeader { leader: self.leader });
         }
-        if self.membership_index > self.log.commit {
+        // An uncommitted entry that only records the configuration (`record_membership`) is no
+        // change: another may follow it.
+        if self.membership_index > self.log.commit && self.membership_at(self.log.commit).1 != self.membership {
             return Err(ChangeError::InProgress);
         }
         let Some(next) = self.membership.after(change)? else { return Ok(None) };

@@ -82,10 +82,22 @@ impl Replica {
                 self.answer(caller, answer);
             }
         }
+        // Whom to keep links with: the members, and, until their removal commits, the members it
+        // removes (the others must still hear a leader that removes itself). A node whose removal
+        // committed: none.
         let index = self.node.membership_index();
-        if self.published_membership != Some(index) {
-            self.published_membership = Some(index);
-            self.outputs.push(Output::Membership(self.node.membership().clone()));
+        let committed = status.commit >= index;
+        if self.published_membership != Some((index, committed)) {
+            self.published_membership = Some((index, committed));
+            let mut linked = self.node.membership().clone();
+            if self.removed() && committed {
+                linked.members.clear();
+            } else if !committed {
+                for (id, member) in self.node.committed_membership().members {
+                    linked.members.entry(id).or_insert(member);
+                }
+            }
+            self.outputs.push(Output::Membership(linked));
         }
     }
 

@@ -108,7 +108,8 @@ pub enum Output {
     Snapshot { index: u64, term: u64, store: Store },
     /// A peer's message was refused (a snapshot that does not decode): log and count it.
     Refused(String),
-    /// The configuration changed (and once at start): dial its members.
+    /// Whom to keep peer links with (at start, and whenever that changes): the members, those a
+    /// change not yet committed removes, none on a removed node.
     Membership(raft::Membership),
     /// RAFT.DIAL: from now on dial member `id` at `address` (this node only).
     Dial { id: NodeId, address: String },
@@ -220,8 +221,8 @@ pub struct Replica {
     /// Membership changes proposed here, by log index, and a leadership transfer's caller.
     pub(crate) changes: BTreeMap<u64, Caller>,
     pub(crate) transfer_waiter: Option<(NodeId, Caller)>,
-    /// The index of the configuration last handed to the shell.
-    pub(crate) published_membership: Option<LogIndex>,
+    /// The configuration last handed to the shell: its index, and whether it was committed.
+    pub(crate) published_membership: Option<(LogIndex, bool)>,
     /// Snapshot triggering: where the last one was taken, the log bytes applied since, its size.
     last_snapshot: u64,
     log_bytes: u64,

@@ -141,7 +141,11 @@ impl Cluster {
                                 self.seen[slot] = bytes;
                             }
                         }
-                        self.queue.push_back((i, (to.0 - 1) as usize, frame));
+                        // A forged configuration can name nodes that do not exist: like the
+                        // transport, drop what is addressed to them.
+                        if (1..=self.nodes.len() as u64).contains(&to.0) {
+                            self.queue.push_back((i, (to.0 - 1) as usize, frame));
+                        }
                     }
                     Output::Reply { .. } => self.answers += 1,
                     Output::Save { id, .. } => self.nodes[i].persisted(id),

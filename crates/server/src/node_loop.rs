@@ -204,12 +204,16 @@ impl NodeLoop {
     /// `--peers` address, else at the address the configuration gives. Until the configuration
     /// names any member (a node that joins and has not heard from the leader), the flags.
     fn dial_members(&self) {
-        let members = self.membership.as_ref().filter(|membership| !membership.members.is_empty());
+        // A node that joins has no members until the leader reaches it; a removed node has none
+        // and dials no one.
+        let removed = self.replica.removed();
+        let members = self.membership.as_ref().filter(|membership| !membership.members.is_empty() || removed);
         let peers = match members {
             None => self.flag_peers.clone(),
             Some(membership) => membership
                 .members
                 .iter()
+                .filter(|(id, _)| **id != self.replica.node().id())
                 .filter_map(|(id, member)| {
                     let address = self.dials.get(id).or(self.flag_peers.get(id)).cloned().or_else(|| Some(member.address.clone()).filter(|address| !address.is_empty()));
                     if address.is_none() {

@@ -58,6 +58,7 @@ pub enum FrameError {
 
 /// The only version this build speaks. A peer speaking another one is disconnected.
 /// 2: the cluster id in Hello; snapshots in chunks (SnapshotRequest's layout, SnapshotResponse).
+/// 3: configuration entries, TimeoutNow, and the transfer flag of vote requests.
 pub const VERSION: u8 = 3;
 /// The bytes of the length prefix.
 pub const LENGTH_BYTES: usize = 4;

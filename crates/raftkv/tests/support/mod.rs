@@ -382,6 +382,49 @@ impl Cluster {
         node.spawn();
     }
 
+    /// Starts a new node, the next id, with `--join` on an empty data directory: it dials the
+    /// others directly (no proxies). Returns its id and the peer address to add it with.
+    pub fn start_joiner(&mut self) -> (u64, String) {
+        let id = self.nodes.len() as u64 + 1;
+        let (peer, client) = (free_port(), free_port());
+        let peers_flag = self.nodes.iter().map(|node| format!("{}={}", node.id, node.peer_addr)).collect::<Vec<_>>().join(",");
+        let node_dir = self.dir.join(format!("node-{id}"));
+        let extra_flags = self.nodes.first().map(|node| node.extra_flags.clone()).unwrap_or_default();
+        let mut node = Node {
+            id,
+            client_addr: format!("127.0.0.1:{client}"),
+            peer_addr: format!("127.0.0.1:{peer}"),
+            peers_flag,
+            data_dir: node_dir.join("data"),
+            log_path: self.dir.join(format!("node-{id}.log")),
+            child: None,
+            paused: false,
+            starts: 0,
+            extra_flags: extra_flags.into_iter().chain(["--join".to_string()]).collect(),
+        };
+        node.spawn();
+        let address = node.peer_addr.clone();
+        self.nodes.push(node);
+        (id, address)
+    }
+
+    /// SIGTERM, then waits up to `bound` for the process to exit; its exit status (None: still
+    /// running at the bound, and then killed).
+    pub fn terminate(&mut self, id: u64, bound: Duration) -> Option<std::process::ExitStatus> {
+        let node = self.node_mut(id);
+        node.signal("-TERM");
+        let started = Instant::now();
+        while started.elapsed() < bound {
+            if let Some(status) = node.exited() {
+                node.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        node.kill();
+        None
+    }
+
     /// Starts every node that is not running.
     pub fn restart_dead(&mut self) -> Vec<u64> {
         let mut started = Vec::new();
