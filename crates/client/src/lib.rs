@@ -27,7 +27,7 @@ pub enum ClientError {
 
 /// Errors after which a retry may succeed (the cluster is electing, moving or overloaded).
 fn is_transient(message: &str) -> bool {
-    ["no leader", "not the leader", "timeout", "leadership changed", "shutting down", "overloaded", "being transferred", "removed from the cluster"]
+    ["no leader", "not the leader", "timeout", "leadership changed", "shutting down", "overloaded", "being transferred", "removed from the cluster", "outcome is unknown"]
         .iter()
         .any(|needle| message.contains(needle))
 }

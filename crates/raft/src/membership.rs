@@ -231,15 +231,19 @@ impl crate::node::Node {
     /// Proposes one change of membership (thesis §4.2: one server at a time). Refused while
     /// another change is uncommitted, before this leader has committed an entry of its own term,
     /// during a leadership transfer, and, for a promotion, while the learner is behind the commit
-    /// index. `Ok(None)`: the change is in effect already (a repeat), nothing proposed.
+    /// index. `Ok(None)`: the change is in effect already (a repeat), nothing proposed;
+    /// `Ok(Some(index))`: it commits at `index` (a repeat of the change in progress: that one).
     pub fn propose_change(&mut self, change: &Change) -> Result<Option<crate::types::LogIndex>, ChangeError> {
         if self.role != crate::types::Role::Leader {
             return Err(ChangeError::NotLeader { leader: self.leader });
         }
         // An uncommitted entry that only records the configuration (`record_membership`) is no
-        // change: another may follow it.
+        // change: another may follow it. A repeat of the change in progress waits for it.
         if self.membership_index > self.log.commit && self.membership_at(self.log.commit).1 != self.membership {
-            return Err(ChangeError::InProgress);
+            return match self.membership.after(change) {
+                Ok(None) => Ok(Some(self.membership_index)),
+                _ => Err(ChangeError::InProgress),
+            };
         }
         let Some(next) = self.membership.after(change)? else { return Ok(None) };
         if self.log.term_at(self.log.commit) != Some(self.term) {

@@ -33,7 +33,10 @@ impl Appender {
                     match client.append(b"log", format!("[{token}]").as_bytes()) {
                         Ok(_) => acknowledged.lock().expect("lock").push(token),
                         // The client gave up on this one: its outcome is unknown; the next token is new.
-                        Err(_) => *failures.lock().expect("lock") += 1,
+                        Err(error) => {
+                            eprintln!("appender: [{token}] gave up: {error}");
+                            *failures.lock().expect("lock") += 1;
+                        }
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }

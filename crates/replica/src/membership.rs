@@ -13,9 +13,8 @@ impl Replica {
     pub(crate) fn serve_admin(&mut self, admin: Admin, caller: Caller) {
         match admin {
             Admin::Change(change) => match self.node.propose_change(&change) {
-                Ok(Some(index)) => {
-                    self.changes.insert(index.0, caller);
-                }
+                // (A repeat of the change in progress waits for the same entry.)
+                Ok(Some(index)) => self.changes.entry(index.0).or_default().push(caller),
                 Ok(None) => self.answer(caller, ok()),
                 Err(ChangeError::NotLeader { .. }) => self.answer(caller, Answer::Error("not the leader; retry".into())),
                 Err(error) => self.answer(caller, Answer::Error(error.to_string())),
@@ -56,7 +55,7 @@ impl Replica {
 
     /// A configuration entry at `index` was applied: the change proposed there is done.
     pub(crate) fn config_applied(&mut self, index: u64) {
-        if let Some(caller) = self.changes.remove(&index) {
+        for caller in self.changes.remove(&index).unwrap_or_default() {
             self.answer(caller, ok());
         }
     }
@@ -66,7 +65,7 @@ impl Replica {
     pub(crate) fn settle_admin(&mut self) {
         let status = self.node.status();
         if !status.is_leader() && !self.changes.is_empty() {
-            for (_, caller) in std::mem::take(&mut self.changes) {
+            for caller in std::mem::take(&mut self.changes).into_values().flatten() {
                 self.answer(caller, Answer::Error("leadership changed before the membership change committed; its outcome is unknown, retry".into()));
             }
         }

@@ -86,6 +86,8 @@ pub fn render(view: &NodeView, instruments: &Instruments, links: &Links) -> Stri
         ("raftkv_applied_index", "Highest log index applied to the store.", view.applied_index),
         ("raftkv_last_log_index", "Last index in this node's log.", status.last_index.0),
         ("raftkv_disk_full", "1 while the data directory's disk is full and writes are refused.", u64::from(view.disk_full)),
+        ("raftkv_voters", "Voters in the configuration in effect on this node.", view.voters),
+        ("raftkv_learners", "Learners (non-voting members) in the configuration in effect on this node.", view.learners),
     ];
     for (name, help, value) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");

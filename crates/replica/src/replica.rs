@@ -219,7 +219,7 @@ pub struct Replica {
     wall_ms: u64,
     clock_proposed: u64,
     /// Membership changes proposed here, by log index, and a leadership transfer's caller.
-    pub(crate) changes: BTreeMap<u64, Caller>,
+    pub(crate) changes: BTreeMap<u64, Vec<Caller>>,
     pub(crate) transfer_waiter: Option<(NodeId, Caller)>,
     /// The configuration last handed to the shell: its index, and whether it was committed.
     pub(crate) published_membership: Option<(LogIndex, bool)>,
@@ -490,6 +490,9 @@ impl Replica {
             disk_full: self.disk_full,
             applied_index: self.store.applied_index(),
             counters: self.counters,
+            voters: self.node.membership().voters().count() as u64,
+            learners: self.node.membership().members.values().filter(|member| !member.voter).count() as u64,
+            voter: self.node.membership().is_voter(self.node.id()),
             ..NodeView::of(self.node.status())
         }
     }

@@ -30,12 +30,17 @@ pub struct NodeView {
     /// Highest log index applied to the store.
     pub applied_index: u64,
     pub counters: crate::metrics::Counters,
+    /// The configuration in effect: how many voters and learners, and whether this node is one
+    /// of the voters.
+    pub voters: u64,
+    pub learners: u64,
+    pub voter: bool,
 }
 
 impl NodeView {
     /// A view of `status` alone (the other figures 0).
     pub fn of(status: Status) -> NodeView {
-        NodeView { status, keys: 0, expires: 0, clients: 0, used_memory: 0, uptime_seconds: 0, disk_full: false, applied_index: 0, counters: Default::default() }
+        NodeView { status, keys: 0, expires: 0, clients: 0, used_memory: 0, uptime_seconds: 0, disk_full: false, applied_index: 0, counters: Default::default(), voters: 0, learners: 0, voter: false }
     }
 }
 
@@ -526,7 +531,7 @@ fn info(node: &NodeView, args: &resp::ArgBuf) -> String {
         (
             "replication",
             format!(
-                "role:{role}\r\nnode_id:{}\r\nleader_id:{}\r\nterm:{}\r\ncommit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\nsnapshot_index:{}\r\n",
+                "role:{role}\r\nnode_id:{}\r\nleader_id:{}\r\nterm:{}\r\ncommit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\nsnapshot_index:{}\r\nvoters:{}\r\nlearners:{}\r\nvoter:{}\r\n",
                 status.id.0,
                 status.leader.map_or(0, |leader| leader.0),
                 status.term.0,
@@ -534,6 +539,9 @@ fn info(node: &NodeView, args: &resp::ArgBuf) -> String {
                 status.applied.0,
                 status.last_index.0,
                 status.snapshot_index.0,
+                node.voters,
+                node.learners,
+                if node.voter { "yes" } else { "no" },
             ),
         ),
         // Redis lists only databases that hold keys.
