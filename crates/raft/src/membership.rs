@@ -290,8 +290,8 @@ impl crate::node::Node {
     }
 
     /// The configuration in effect at `index`: the latest configuration entry at or before it,
-    /// else the base one.
-    pub(crate) fn membership_at(&self, index: crate::types::LogIndex) -> (crate::types::LogIndex, Membership) {
+    /// else the base one; and that entry's index.
+    pub fn membership_at(&self, index: crate::types::LogIndex) -> (crate::types::LogIndex, Membership) {
         let first = self.log.snapshot_meta().index.next();
         let mut at = index;
         while at >= first && at > crate::types::LogIndex::ZERO {
@@ -324,14 +324,19 @@ impl crate::node::Node {
             if self.transfer.as_ref().is_some_and(|transfer| !self.membership.is_voter(transfer.target)) {
                 self.transfer = None;
             }
-        } else if matches!(self.role, crate::types::Role::Candidate | crate::types::Role::PreCandidate) && !self.membership.is_voter(self.id) {
+        } else if matches!(self.role, crate::types::Role::Candidate | crate::types::Role::PreCandidate) && !self.may_campaign() {
             self.become_follower(self.term, None);
         }
     }
 
-    /// Whether this node may start an election: a voter of its configuration, and electable.
+    /// Whether this node may start an election: electable, and a voter of its configuration, or
+    /// of the committed one when the change that removes it is not committed yet. Such a node
+    /// may hold the only copy of the newest entries (its removal among them): it must be able to
+    /// lead, to commit them (counting the others only, as a leader removing itself does) and then
+    /// hand over; otherwise the others could wait for its vote for ever. Its vote requests reach
+    /// only nodes that do not have its removal, so it never disturbs a cluster that committed it.
     pub(crate) fn may_campaign(&self) -> bool {
-        self.electable && self.membership.is_voter(self.id)
+        self.electable && (self.membership.is_voter(self.id) || self.committed_membership().is_voter(self.id))
     }
 
     pub(crate) fn sole_voter(&self) -> bool {
@@ -347,6 +352,8 @@ impl crate::node::Node {
     pub(crate) fn admits(&self, message: &crate::message::Message) -> bool {
         use crate::message::MessageBody;
         self.membership.is_member(message.from)
+            // A member being removed still answers the leader that sends it its removal.
+            || self.progress.contains_key(&message.from)
             || matches!(message.body, MessageBody::AppendRequest { .. } | MessageBody::SnapshotRequest { .. } | MessageBody::TimeoutNow)
     }
 

@@ -96,9 +96,17 @@ impl Node {
             self.log.commit_to(index);
         }
         if self.log.commit >= self.membership_index {
-            // Removed members that have the entry removing them need nothing more.
+            // Removed members that have the entry removing them need nothing more than to learn
+            // that it committed (then they stop campaigning for good): one last heartbeat.
             let (membership, index) = (&self.membership, self.membership_index);
-            self.progress.retain(|id, progress| membership.is_member(*id) || progress.match_index < index);
+            let done: Vec<(NodeId, LogIndex)> = (self.progress.iter())
+                .filter(|(id, progress)| !membership.is_member(**id) && progress.match_index >= index)
+                .map(|(&id, progress)| (id, progress.match_index))
+                .collect();
+            for (id, matched) in done {
+                self.send_heartbeat(id, matched);
+                self.progress.remove(&id);
+            }
         }
         if self.log.commit >= self.membership_index && !self.membership.is_voter(self.id) {
             self.hand_over_before_leaving();
@@ -133,8 +141,9 @@ impl Node {
         if !self.log.merge(&entries) {
             return;
         }
-        // A configuration in the new entries takes effect now; one cut off is undone.
-        if entries.iter().any(|entry| entry.kind == crate::types::EntryKind::Config) || self.membership_index > self.log.last_index() {
+        // A configuration in the new entries takes effect now; one they replaced (or cut off) is
+        // undone.
+        if entries.iter().any(|entry| entry.kind == crate::types::EntryKind::Config) || self.membership_index > prev_log_index {
             self.refresh_membership();
         }
         let last_new = prev_log_index.plus(entries.len() as u64);

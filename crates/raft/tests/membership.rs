@@ -209,3 +209,31 @@ fn a_removed_member_gets_the_entry_that_removes_it_and_stops_campaigning() {
     }
     assert_eq!(cluster.node(3).status().role, raft::Role::Follower, "it never campaigns");
 }
+
+/// A configuration entry a new leader's log overwrites is undone on the follower that had it.
+/// Before, a follower kept a configuration from an entry replaced by entries of another kind,
+/// and if it later led, it built the next change on it: the simulation of the production node
+/// caught one leader going from five voters to three in one entry (node chaos seed 624).
+#[test]
+fn a_configuration_overwritten_by_a_new_leader_is_undone() {
+    let mut cluster = Cluster::new(5, |_| {});
+    cluster.elect(1);
+    cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
+    cluster.settle();
+    // Only node 2 gets the change: it is not committed.
+    cluster.isolated.extend([3, 4, 5]);
+    cluster.node_mut(1).propose_change(&Change::AddLearner { id: NodeId(6), address: "h:6".into() }).expect("valid").expect("a change");
+    cluster.settle();
+    assert!(cluster.node(2).membership().is_member(NodeId(6)));
+    // Nodes 3, 4 and 5 elect a leader, which writes entries of its term over that index.
+    cluster.isolated = [1, 2].into();
+    cluster.tick_all(100);
+    let leader = [3, 4, 5].into_iter().find(|&id| cluster.node(id).status().is_leader()).expect("a leader among 3, 4, 5");
+    cluster.node_mut(leader).propose(b"y".to_vec()).expect("leader");
+    cluster.node_mut(leader).propose(b"z".to_vec()).expect("leader");
+    cluster.settle();
+    cluster.isolated = [1].into();
+    cluster.tick_all(20);
+    assert_eq!(cluster.node(2).status().last_index, cluster.node(leader).status().last_index);
+    assert!(!cluster.node(2).membership().is_member(NodeId(6)), "node 2 still has the overwritten configuration");
+}

@@ -93,6 +93,14 @@ impl Connections {
     }
 
     /// Whether `slot` still waits for its answer (its connection is open and nothing answered it).
+    /// The deadline of `slot`'s request (None: answered already, or its connection closed).
+    pub fn deadline(&self, slot: Slot) -> Option<u64> {
+        let connection = self.open.get(&slot.conn)?;
+        let front = connection.queue.front()?.number;
+        let entry = connection.queue.get(usize::try_from(slot.number.checked_sub(front)?).ok()?)?;
+        Some(entry.deadline)
+    }
+
     pub fn is_waiting(&self, slot: Slot) -> bool {
         let Some(connection) = self.open.get(&slot.conn) else { return false };
         let Some(front) = connection.queue.front().map(|entry| entry.number) else { return false };

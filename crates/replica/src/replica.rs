@@ -371,11 +371,6 @@ impl Replica {
             self.outputs.push(Output::Reply { conn, answer: Answer::Error("the node has stopped".into()) });
             return;
         }
-        if self.removed() {
-            let answer = Answer::Error(format!("node {} was removed from the cluster; use another node", self.node.id().0));
-            self.outputs.push(Output::Reply { conn, answer });
-            return;
-        }
         self.counters.requests += 1;
         self.connections.push(conn, request, self.now + self.options.request_timeout_ticks);
         self.admit(conn);
@@ -513,17 +508,23 @@ impl Replica {
     fn route(&mut self, slot: Slot, request: Request) {
         if !self.parked.is_empty() && self.options.mutation != Mutation::ParkedOvertakenByNewer {
             // Behind the ones already waiting: no request overtakes an earlier one.
-            self.parked.push_back(Parked { slot, request, since: self.now });
+            self.parked.push_back(Parked { slot, request, since: self.arrival(slot) });
             return;
         }
         if let Some(request) = self.try_route(slot, request) {
-            self.parked.push_back(Parked { slot, request, since: self.now });
+            self.parked.push_back(Parked { slot, request, since: self.arrival(slot) });
         }
     }
 
     /// Serves a local request here (as the leader) or forwards it, if it can go now; gives it back
     /// if not (no leader known, or the forward window is full).
     fn try_route(&mut self, slot: Slot, request: Request) -> Option<Request> {
+        if self.removed() {
+            // In its turn, like any answer: the connection's earlier requests are answered first.
+            let answer = Answer::Error(format!("node {} was removed from the cluster; use another node", self.node.id().0));
+            self.answer(Caller::Local(slot), answer);
+            return None;
+        }
         if let Request::Dial { id, address } = request {
             // Node-local: this node's own way to reach a member, nothing replicated.
             self.outputs.push(Output::Dial { id: NodeId(id), address });
@@ -545,6 +546,12 @@ impl Replica {
             _ => return Some(request),
         }
         None
+    }
+
+    /// When `slot`'s request reached this node: its wait for a leader counts from there, however
+    /// long it waited behind earlier requests of its connection.
+    fn arrival(&self, slot: Slot) -> u64 {
+        self.connections.deadline(slot).map_or(self.now, |deadline| deadline.saturating_sub(self.options.request_timeout_ticks))
     }
 
     /// Routes parked requests, oldest first, for as long as they can go.
@@ -573,7 +580,7 @@ impl Replica {
         }
         if self.node.status().role != Role::Leader {
             match caller {
-                Caller::Local(slot) => self.parked.push_back(Parked { slot, request, since: self.now }),
+                Caller::Local(slot) => self.parked.push_back(Parked { slot, request, since: self.arrival(slot) }),
                 Caller::Remote { .. } => self.answer(caller, Answer::Error("not the leader; retry".into())),
             }
             return;
@@ -656,17 +663,17 @@ impl Replica {
             self.route_parked();
         }
         if self.node.status().leader.is_none() {
-            let wait = self.options.leader_wait_ticks;
-            while self.parked.front().is_some_and(|parked| self.now.saturating_sub(parked.since) >= wait) {
-                let Some(parked) = self.parked.pop_front() else { break };
+            // Each by its own arrival (answers still leave in each connection's order).
+            let (wait, now) = (self.options.leader_wait_ticks, self.now);
+            let (expired, waiting): (VecDeque<Parked>, VecDeque<Parked>) =
+                std::mem::take(&mut self.parked).into_iter().partition(|parked| now.saturating_sub(parked.since) >= wait);
+            self.parked = waiting;
+            for parked in expired {
                 self.answer(Caller::Local(parked.slot), Answer::Error("no leader: the cluster has no quorum or is electing one".into()));
             }
         }
     }
 
-    /// The leader changed (or this node's role or term): writes proposed here in earlier terms are
-    /// lost, requests forwarded to a node that no longer leads are sent again (reads) or failed
-    /// (writes: the old leader may still commit them), and parked requests go on.
     /// As leader, keeps the log time moving while keys have a time to live: a clock entry when
     /// one is due to expire, and every `CLOCK_EVERY_MS` so that TTL reads stay current.
     fn keep_log_time(&mut self) {
@@ -691,6 +698,9 @@ impl Replica {
         self.node.propose(kv::Command { client_id: 0, seq: 0, op }.encode()).map(|_| ())
     }
 
+    /// The leader changed (or this node's role or term): writes proposed here in earlier terms are
+    /// lost, requests forwarded to a node that no longer leads are sent again (reads) or failed
+    /// (writes: the old leader may still commit them), and parked requests go on.
     fn leadership_changed(&mut self, status: Status) {
         let lost = self.pending.term_changed(status.term.0, status.is_leader());
         self.resolve(lost);
@@ -710,7 +720,7 @@ impl Replica {
         for id in stale {
             let Some(forwarded) = self.forwards.remove(&id) else { continue };
             match forwarded.read {
-                Some(read) => reads_again.push(Parked { slot: forwarded.slot, request: read, since: self.now }),
+                Some(read) => reads_again.push(Parked { slot: forwarded.slot, request: read, since: self.arrival(forwarded.slot) }),
                 None => self.answer(Caller::Local(forwarded.slot), outcome_unknown("the leader changed while the write was forwarded")),
             }
         }

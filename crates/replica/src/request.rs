@@ -56,6 +56,12 @@ pub enum Admin {
     Nodes,
 }
 
+impl From<raft::Change> for Admin {
+    fn from(change: raft::Change) -> Admin {
+        Admin::Change(change)
+    }
+}
+
 impl Request {
     /// Whether it waits its turn like a write on its connection (writes and membership commands),
     /// rather than going in flight with the reads around it.

@@ -31,7 +31,8 @@ use kv::Store;
 use linearizability::kv::{KvInput, KvModel, KvOp, KvOutput};
 use linearizability::{CheckResult, Operation};
 use raft::{Config, NodeId};
-use replica::request::Answer;
+use raft::Change;
+use replica::request::{Admin, Answer, Request};
 use replica::session::{Session, Step};
 use replica::{ConnId, Mutation, Options, Output, Replica};
 use storage::{MemDisk, Storage};
@@ -87,6 +88,12 @@ pub struct Params {
     pub snapshot_every: u64,
     pub max_forwards_in_flight: usize,
     pub keys: usize,
+    /// The bootstrap voters are nodes 0..voters; the rest (`servers - voters`) start as nodes
+    /// that join (`--join`) and wait to be added.
+    pub voters: usize,
+    /// Per step: the leader is asked for a membership change (add a waiting node as a learner,
+    /// promote a learner, remove any member, transfer leadership). 0: the membership stays.
+    pub membership_per_mille: u64,
 }
 
 impl Params {
@@ -113,8 +120,25 @@ impl Params {
             // Drawn last, so that adding it left every earlier choice of a seed as it was.
             duplicate_per_mille: fault(&[0, 0, 10, 50]),
             disk_full_per_mille: fault(&[0, 0, 10, 30]),
+            voters: 0,
+            membership_per_mille: 0,
         }
     }
+
+    /// Half the seeds change the membership, with up to three nodes waiting to join. Drawn from a
+    /// generator of their own, so that the seeds without changes run exactly as they did before.
+    fn draw_membership(&mut self, rng: &SimRng) {
+        self.voters = self.servers;
+        if rng.chance(1, 2) {
+            self.membership_per_mille = *rng.pick(&[20, 50, 100]);
+            self.servers += 1 + rng.below(3) as usize;
+        }
+    }
+}
+
+/// The seed of a run's membership generator, from its seed.
+fn membership_seed(seed: u64) -> u64 {
+    seed ^ 0x6d65_6d62_6572_7321
 }
 
 /// What a passing seed did.
@@ -174,6 +198,9 @@ struct Client {
     tagged_id: Option<u64>,
     /// A tagged append to send again (its first call time kept: it is one operation).
     retry: Option<Sent>,
+    /// The node answered that it knows no leader, or was removed: connect elsewhere once every
+    /// answer is in (with membership changes only, so that other seeds run as they did).
+    move_on: bool,
 }
 
 struct World {
@@ -224,6 +251,11 @@ struct World {
     mutation: Mutation,
     /// Whether clients keep sending.
     running: bool,
+    /// Draws the membership changes (see `Params::draw_membership`).
+    membership_rng: SimRng,
+    /// Each node's configuration index as its last input left it while it led, and the term.
+    led_configs: Vec<Option<(u64, raft::LogIndex)>>,
+    membership_changes: u64,
 }
 
 type Shared = Rc<RefCell<World>>;
@@ -248,6 +280,8 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
     let rng = SimRng::new(seed);
     let trace = Trace::default();
     let mut params = Params::from_seed(&rng);
+    let membership_rng = SimRng::new(membership_seed(seed));
+    params.draw_membership(&membership_rng);
     adjust(&mut params);
     let n = params.servers;
     trace.set_servers(n);
@@ -283,6 +317,9 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         undecided: false,
         running: true,
         mutation,
+        membership_rng,
+        led_configs: vec![None; n],
+        membership_changes: 0,
         params: params.clone(),
     }));
     let result = crate::chaos::run_scenario(&sim, &trace, scenario(world.clone()));
@@ -317,7 +354,7 @@ async fn scenario(world: Shared) {
         // Untagged writes are numbered from random high bits, as a node numbers them.
         let session = Session::new(resp::Limits::default(), Arc::new(AtomicU64::new(rng.u64() << 32)));
         let tagged_id = rng.chance(1, 3).then(|| rng.u64().max(1));
-        let client = Client { id: c as u64 + 1, connection: None, session, outstanding: Vec::new(), next_token: 0, tagged_id, retry: None };
+        let client = Client { id: c as u64 + 1, connection: None, session, outstanding: Vec::new(), next_token: 0, tagged_id, retry: None, move_on: false };
         world.borrow_mut().clients.push(client);
         sim.spawn(client_loop(world.clone(), c));
     }
@@ -409,6 +446,47 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
             start(world, *rng.pick(&dead));
         }
     }
+    let membership_rng = world.borrow().membership_rng.clone();
+    if params.membership_per_mille > 0 && membership_rng.chance(params.membership_per_mille, 1000) {
+        change_membership(world, &membership_rng);
+    }
+}
+
+/// The connection membership commands come in on: their answers go nowhere (they are not part
+/// of the checked history; the configurations they make are checked in `observe`).
+const ADMIN_CONN: ConnId = ConnId(u64::MAX);
+
+/// Asks the leader of the highest term for one membership change, as an operator would.
+fn change_membership(world: &Shared, rng: &SimRng) {
+    let (leader, incarnation, membership) = {
+        let w = world.borrow();
+        let leaders = w.nodes.iter().enumerate().filter_map(|(i, node)| node.as_ref().filter(|node| node.replica.status().is_leader()).map(|node| (i, node)));
+        let Some((leader, node)) = leaders.max_by_key(|(_, node)| node.replica.status().term) else { return };
+        (leader, node.incarnation, node.replica.membership().clone())
+    };
+    let n = world.borrow().params.servers;
+    let voters: Vec<u64> = membership.voters().map(|id| id.0).collect();
+    let learners: Vec<u64> = membership.members.iter().filter(|(_, member)| !member.voter).map(|(id, _)| id.0).collect();
+    let waiting: Vec<u64> = (1..=n as u64).filter(|&id| !membership.is_member(NodeId(id)) && !membership.removed.contains(&NodeId(id))).collect();
+    let members: Vec<u64> = membership.members.keys().map(|id| id.0).filter(|&id| voters.len() > 1 || !voters.contains(&id)).collect();
+    let others: Vec<u64> = voters.iter().copied().filter(|&id| id != node_id(leader).0).collect();
+    let admin = match rng.below(5) {
+        0 | 1 if !waiting.is_empty() => Change::AddLearner { id: NodeId(*rng.pick(&waiting)), address: String::new() }.into(),
+        0..=2 if !learners.is_empty() => Change::Promote { id: NodeId(*rng.pick(&learners)) }.into(),
+        3 if !members.is_empty() => Change::Remove { id: NodeId(*rng.pick(&members)) }.into(),
+        4 if !others.is_empty() => Admin::TransferLeader(NodeId(*rng.pick(&others))),
+        _ => return,
+    };
+    {
+        let mut w = world.borrow_mut();
+        w.membership_changes += 1;
+        act(&w, Some(leader), "membership", &format!("{admin:?}"));
+    }
+    if with_node(world, leader, incarnation, |replica| replica.client(ADMIN_CONN, Request::Admin(admin))) {
+        if let Some(running) = world.borrow_mut().nodes[leader].as_mut() {
+            running.requests += 1;
+        }
+    }
 }
 
 fn record_links(world: &Shared) {
@@ -467,8 +545,9 @@ fn start(world: &Shared, i: usize) {
         Some(snapshot) => Store::decode_snapshot(&snapshot.data).unwrap_or_else(|error| panic!("node {i}'s snapshot: {error}")),
         None => Store::new(),
     };
-    let n = w.params.servers;
-    let mut config = Config::new(node_id(i), (0..n).map(node_id).collect());
+    // The bootstrap voters start as `--peers` says; the others as `--join` (no voters known).
+    let voters = w.params.voters;
+    let mut config = Config::new(node_id(i), if i < voters { (0..voters).map(node_id).collect() } else { Vec::new() });
     config.election_timeout_ticks = 50;
     config.heartbeat_ticks = 10;
     config.seed = w.rng.u64();
@@ -491,6 +570,7 @@ fn start(world: &Shared, i: usize) {
     w.incarnations += 1;
     let incarnation = w.incarnations;
     w.nodes[i] = Some(Running { replica, storage, incarnation, requests: 0, leader_changes: 0 });
+    w.led_configs[i] = None;
     w.known_leaders[i] = None;
     act(&w, Some(i), "start", &format!("incarnation {incarnation}, term {term}"));
     w.trace.event(w.sim.now(), Event::Start { server: i, term });
@@ -598,12 +678,45 @@ fn observe(world: &Shared, i: usize) {
         }
     }
     let term = status.term.0;
+    if status.is_leader() && w.leaders.get(&term) != Some(&i) {
+        let voters: Vec<u64> = w.nodes[i].as_ref().map(|node| node.replica.membership().voters().map(|id| id.0).collect()).unwrap_or_default();
+        let last = status.last_index.0;
+        w.trace.record(w.sim.now(), format_args!("node {i} leads term {term} (last index {last}, commit {}) with voters {voters:?}", status.commit.0));
+    }
     assert!(term >= w.terms[i], "node {i}'s term went down from {} to {term}", w.terms[i]);
     if status.is_leader() {
         let previous = *w.leaders.entry(term).or_insert(i);
         assert_eq!(previous, i, "election safety: nodes {previous} and {i} both lead term {term}");
+        check_config_change(&mut w, i, term);
     }
     w.terms[i] = term;
+}
+
+/// The rules of single-server changes, where a leader makes them: a new configuration differs by
+/// one voter at most from the one before it in the leader's log (so that a majority of either
+/// intersects a majority of the other), and that one was committed when the new one was proposed
+/// (one change at a time; the commit index only grows, so one not committed now was not then).
+fn check_config_change(w: &mut World, i: usize, term: u64) {
+    let Some(node) = w.nodes[i].as_ref() else { return };
+    let core = node.replica.node();
+    let (index, commit) = (core.membership_index(), core.status().commit);
+    if let Some((led_term, led_index)) = w.led_configs[i] {
+        if led_term == term && index > led_index {
+            let (before_index, before) = core.membership_at(index.prev());
+            let changed_anything = before != *core.membership();
+            // An uncommitted entry that only recorded the committed configuration changed nothing.
+            let before_changed_nothing = core.membership_at(commit).1 == before;
+            let voters: Vec<u64> = core.membership().voters().map(|id| id.0).collect();
+            let before: Vec<u64> = before.voters().map(|id| id.0).collect();
+            let changed = before.iter().filter(|id| !voters.contains(id)).count() + voters.iter().filter(|id| !before.contains(id)).count();
+            assert!(changed <= 1, "node {i} went from voters {before:?} to {voters:?} in one change (term {term}, index {index})");
+            assert!(
+                commit >= before_index || !changed_anything || before_changed_nothing,
+                "node {i} proposed voters {voters:?} at index {index} while the configuration before it (index {before_index}) was not committed (commit {commit})"
+            );
+        }
+    }
+    w.led_configs[i] = Some((term, index));
 }
 
 fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
@@ -801,6 +914,12 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     assert!(!client.outstanding.is_empty(), "client {} got an answer it did not ask for: {answer:?}", client.id);
     let sent = client.outstanding.remove(0);
     let client_id = client.id;
+    if let Answer::Error(message) = &answer {
+        let members_change = w.params.servers > w.params.voters || w.params.membership_per_mille > 0;
+        if members_change && (message.starts_with("no leader") || message.contains("removed from the cluster")) {
+            w.clients[c].move_on = true;
+        }
+    }
     if sent.tag.is_some() && matches!(answer, Answer::Error(_)) && w.running {
         // Outcome unknown: the same tagged append again, on whatever connection comes next.
         w.errors += 1;
@@ -861,7 +980,12 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     if let Answer::Error(message) = &answer {
         let p = &w.params;
         let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.disk_full_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0 && p.duplicate_per_mille == 0;
-        assert!(!(faultless && message.starts_with("timeout")), "client {client_id}'s request {:?} timed out with no fault injected: {message}", sent.input);
+        let status = w.nodes[i].as_ref().map(|node| (node.replica.status(), node.replica.membership().voters().count()));
+        assert!(
+            !(faultless && message.starts_with("timeout")),
+            "client {client_id}'s request {:?} to node {i} (status and voters {status:?}) timed out with no fault injected: {message}",
+            sent.input
+        );
     }
     match output {
         None => {}
@@ -906,6 +1030,21 @@ async fn client_loop(world: Shared, c: usize) {
         }
         let (node, conn, requests) = {
             let mut w = world.borrow_mut();
+            if w.clients[c].move_on && !w.clients[c].outstanding.is_empty() {
+                // Nothing more on this connection: wait for what it has in flight.
+                continue;
+            }
+            if w.clients[c].move_on {
+                // A node waiting to join, or removed: another node, as a client with several
+                // endpoints would.
+                w.clients[c].move_on = false;
+                if let Some((node, conn)) = w.clients[c].connection.take() {
+                    w.conns[node].remove(&conn);
+                    if let Some(running) = w.nodes[node].as_mut() {
+                        running.replica.disconnected(conn);
+                    }
+                }
+            }
             if w.clients[c].connection.is_none() {
                 let live: Vec<usize> = (0..w.params.servers).filter(|&i| w.nodes[i].is_some()).collect();
                 if live.is_empty() {
@@ -1027,18 +1166,46 @@ async fn await_progress(world: &Shared) {
     loop {
         sim.sleep(Duration::from_millis(100)).await;
         let w = world.borrow();
-        let leader = (0..w.params.servers).find(|&i| w.nodes[i].as_ref().is_some_and(|node| node.replica.status().is_leader()));
+        let leader = (0..w.params.servers)
+            .filter(|&i| w.nodes[i].as_ref().is_some_and(|node| node.replica.status().is_leader()))
+            .max_by_key(|&i| w.nodes[i].as_ref().map(|node| node.replica.status().term));
         let caught_up = leader.is_some_and(|leader| {
-            let commit = w.nodes[leader].as_ref().map(|node| node.replica.status().commit).unwrap_or_default();
-            w.nodes.iter().flatten().all(|node| node.replica.store().applied_index() >= commit.0)
+            let node = w.nodes[leader].as_ref().expect("running");
+            let (commit, membership) = (node.replica.status().commit, node.replica.membership());
+            // Nodes waiting to join, or removed, follow no one.
+            members_of(&w, membership).all(|node| node.replica.store().applied_index() >= commit.0)
         });
         if caught_up && w.answered > 0 {
             let detail = format!("leader {leader:?}, every node applied its commit index, {:?} after the heal", sim.now() - healed);
             w.trace.check(sim.now(), "liveness", true, detail);
             return;
         }
-        assert!(sim.now() - healed < LIVENESS_BOUND, "liveness: the healed cluster did not converge within {LIVENESS_BOUND:?}");
+        if sim.now() - healed >= LIVENESS_BOUND {
+            let states: Vec<String> = w
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, node)| match node {
+                    Some(node) => format!("{i}: {:?} applied {} voters {:?}", node.replica.status(), node.replica.store().applied_index(), node.replica.membership().voters().map(|id| id.0).collect::<Vec<_>>()),
+                    None => format!("{i}: down"),
+                })
+                .collect();
+            let clients: Vec<String> = w.clients.iter().map(|client| format!("client {} on {:?}, {} outstanding", client.id, client.connection, client.outstanding.len())).collect();
+            panic!(
+                "liveness: the healed cluster did not converge within {LIVENESS_BOUND:?}: leader {leader:?}, answered {}, errors {}, sent {}\n{}\n{}",
+                w.answered,
+                w.errors,
+                w.sent,
+                states.join("\n"),
+                clients.join("\n")
+            );
+        }
     }
+}
+
+/// The running nodes that are members of `membership`.
+fn members_of<'a>(w: &'a World, membership: &'a raft::Membership) -> impl Iterator<Item = &'a Running> {
+    w.nodes.iter().enumerate().filter(|(i, _)| membership.is_member(node_id(*i))).filter_map(|(_, node)| node.as_ref())
 }
 
 /// Appends of unknown outcome make the checker's search explode (each may take effect anywhere
@@ -1046,11 +1213,13 @@ async fn await_progress(world: &Shared) {
 /// node's log is committed and applied, a token in the final value was appended — no later than
 /// the first read that saw it, or the end — and a token missing never was.
 fn settle_unknown_appends(w: &mut World) {
-    let settled = w.nodes.iter().flatten().all(|node| {
+    let Some(leader) = w.nodes.iter().flatten().filter(|node| node.replica.status().is_leader()).max_by_key(|node| node.replica.status().term) else {
+        return;
+    };
+    let settled = members_of(w, leader.replica.membership()).all(|node| {
         let status = node.replica.status();
         status.last_index == status.commit && node.replica.store().applied_index() >= status.commit.0
     });
-    let Some(leader) = w.nodes.iter().flatten().find(|node| node.replica.status().is_leader()) else { return };
     if !settled {
         return;
     }
