@@ -343,18 +343,17 @@ impl crate::node::Node {
         self.membership.is_voter(self.id) && self.membership.voters().count() == 1
     }
 
-    /// Whether to look at a message from `message.from`: from a member, or, for a leader's
-    /// appends, snapshots and hand-over, from anyone — a node being added knows nothing of the
-    /// cluster until the leader's log tells it, and a leader removing itself leads its term until
-    /// the change commits (terms keep that safe: no member votes for a non-member, see below).
-    /// Vote requests from non-members are ignored, so a removed node cannot disturb the cluster it
-    /// left, and only voters' votes are counted.
+    /// Whether to look at a message from `message.from`: anyone's but a vote request from a node
+    /// this configuration removed (a removed node never has a reason to campaign). A node being
+    /// added knows nothing of the cluster until the leader's log tells it; a leader removing
+    /// itself leads its term until the change commits; and a node that missed changes may know a
+    /// candidate only from a later configuration and must still answer it, or it could hold back
+    /// an election for ever. Terms and the log check keep this safe (a majority of any
+    /// configuration a stale node holds intersects one that has the next configuration); only
+    /// voters' votes are counted, and pre-vote and leader stickiness keep a node that does not
+    /// know it was removed from disturbing the others.
     pub(crate) fn admits(&self, message: &crate::message::Message) -> bool {
-        use crate::message::MessageBody;
-        self.membership.is_member(message.from)
-            // A member being removed still answers the leader that sends it its removal.
-            || self.progress.contains_key(&message.from)
-            || matches!(message.body, MessageBody::AppendRequest { .. } | MessageBody::SnapshotRequest { .. } | MessageBody::TimeoutNow)
+        !(matches!(message.body, crate::message::MessageBody::VoteRequest { .. }) && self.membership.removed.contains(&message.from))
     }
 
     /// The leader's view of a follower: its match index, and whether it answered an append within

@@ -188,14 +188,23 @@ fn a_stale_snapshot_is_ignored() {
     assert_eq!(cluster.node(1).log().last_index(), LogIndex(3));
 }
 
-/// §5.1: a message from a stranger or addressed to someone else is dropped, whatever it says.
+/// A message addressed to someone else is dropped, whatever it says; a vote request of a node the
+/// configuration removed too. (A node the configuration does not know is answered: it may be a
+/// member added while this node was away, and the candidate it votes for counts only voters.)
 #[test]
-fn messages_from_strangers_are_dropped() {
+fn messages_for_others_and_votes_of_removed_nodes_are_dropped() {
     let mut cluster = Cluster::new(3, |_| {});
-    cluster.node_mut(1).step(message(9, 1, 50, MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(9), last_log_term: Term(9) }));
     cluster.node_mut(1).step(message(2, 3, 50, MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(9), last_log_term: Term(9) }));
     assert_eq!(cluster.node(1).status().term, Term(0));
     assert!(!cluster.node(1).has_ready());
+    cluster.elect(1);
+    cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
+    cluster.settle();
+    cluster.node_mut(1).propose_change(&raft::Change::Remove { id: NodeId(3) }).expect("valid").expect("a change");
+    cluster.settle();
+    let term = cluster.node(2).status().term;
+    cluster.node_mut(2).step(message(3, 2, 50, MessageBody::VoteRequest { pre_vote: false, transfer: true, last_log_index: LogIndex(9), last_log_term: Term(9) }));
+    assert_eq!(cluster.node(2).status().term, term, "a removed node's vote request changed nothing");
 }
 
 fn take_reads(cluster: &mut Cluster, id: u64) -> Vec<raft::ReadyRead> {
