@@ -151,6 +151,8 @@ pub struct Summary {
     pub snapshot_chunks: u64,
     /// Saves that found a disk full (and were handed again later).
     pub saves_on_full_disk: u64,
+    /// Membership changes and leadership transfers asked of a leader.
+    pub membership_changes: u64,
     pub operations: usize,
     /// The checker ran out of its budget (the history was neither proven nor refuted).
     pub undecided: bool,
@@ -331,6 +333,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
             errors: w.errors,
             snapshot_chunks: w.snapshot_chunks,
             saves_on_full_disk: w.saves_on_full_disk,
+            membership_changes: w.membership_changes,
             operations: w.history.len(),
             undecided: w.undecided,
             virtual_time: sim.now(),
