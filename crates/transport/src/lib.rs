@@ -173,7 +173,8 @@ struct Peer {
     address: String,
     queue: mpsc::Sender<Frame>,
     counters: Arc<PeerCounters>,
-    task: JoinHandle<()>,
+    /// None once `shutdown` took it to wait for it.
+    task: Option<JoinHandle<()>>,
 }
 
 impl Transport {
@@ -250,7 +251,9 @@ impl Transport {
         current.retain(|id, peer| {
             let keep = wanted.get(id) == Some(&peer.address);
             if !keep {
-                peer.task.abort();
+                if let Some(task) = &peer.task {
+                    task.abort();
+                }
             }
             keep
         });
@@ -263,7 +266,7 @@ impl Transport {
             let (queue, task) =
                 outbound::spawn(id, address.clone(), inner.queue_frames, inner.settings.clone(), counters.clone(), inner.shutdown.subscribe());
             known.entry(id).or_insert_with(|| inbound::KnownPeer { counters: counters.clone(), generation: watch::channel(0).0 });
-            current.insert(id, Peer { address, queue, counters, task });
+            current.insert(id, Peer { address, queue, counters, task: Some(task) });
         }
     }
 
@@ -335,7 +338,7 @@ impl Transport {
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
         let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
-        tasks.extend(std::mem::take(&mut *lock(&self.inner.peers)).into_values().map(|peer| peer.task));
+        tasks.extend(lock(&self.inner.peers).values_mut().filter_map(|peer| peer.task.take()));
         for task in tasks {
             // A task that panicked has stopped all the same.
             let _ = task.await;
