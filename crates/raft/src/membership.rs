@@ -51,17 +51,15 @@ pub enum ChangeError {
     NotReady,
     #[error("a leadership transfer is in progress; retry")]
     Transferring,
-    #[error("node {0} was removed from this cluster; ids are never reused")]
+    #[error("node {} was removed from this cluster; ids are never reused", .0 .0)]
     Removed(NodeId),
-    #[error("node {0} is not a member")]
+    #[error("node {} is not a member", .0 .0)]
     NotAMember(NodeId),
-    #[error("node {id} is already a member at {address:?}")]
+    #[error("node {} is already a member at {address:?}", id.0)]
     OtherAddress { id: NodeId, address: String },
-    #[error("node {0} is a learner; promote it first")]
-    Learner(NodeId),
-    #[error("node {id} is not caught up ({behind} entries behind); retry once it is")]
+    #[error("node {} is not caught up ({behind} entries behind); retry once it is", id.0)]
     NotCaughtUp { id: NodeId, behind: u64 },
-    #[error("removing node {0} would leave no voter")]
+    #[error("removing node {} would leave no voter", .0 .0)]
     LastVoter(NodeId),
     #[error("node ids start at 1")]
     ZeroId,

@@ -20,7 +20,7 @@ pub(crate) struct Transfer {
 pub enum TransferError {
     #[error("not the leader")]
     NotLeader { leader: Option<NodeId> },
-    #[error("node {0} is not a voter")]
+    #[error("node {} is not a voter", .0 .0)]
     NotAVoter(NodeId),
 }
 

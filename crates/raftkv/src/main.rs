@@ -77,7 +77,8 @@ enum Command {
         #[command(flatten)]
         endpoints: Endpoints,
     },
-    /// Show every node's role, term, leader, commit and applied index.
+    /// Show every node's role, term, leader, commit and applied index, whether it votes, and how
+    /// many voters its configuration has.
     Status {
         #[command(flatten)]
         endpoints: Endpoints,
@@ -136,13 +137,13 @@ enum MemberAction {
 #[derive(clap::Args)]
 struct Endpoints {
     /// Client addresses of the nodes, comma-separated (any node will do; followers forward).
-    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7379")]
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7379", global = true)]
     endpoints: Vec<String>,
     /// For nodes that require authentication: a file whose first line is the password.
-    #[arg(long)]
+    #[arg(long, global = true)]
     password_file: Option<PathBuf>,
     /// The user to authenticate as (default: the default user).
-    #[arg(long, requires = "password_file")]
+    #[arg(long, requires = "password_file", global = true)]
     user: Option<String>,
 }
 
@@ -498,7 +499,7 @@ fn print_reply(value: client::Value) {
 }
 
 fn status(endpoints: &[String], credentials: Option<&client::Credentials>) -> Result<()> {
-    println!("{:<22} {:>4} {:<10} {:>6} {:>7} {:>10} {:>10}", "endpoint", "id", "role", "term", "leader", "commit", "applied");
+    println!("{:<22} {:>4} {:<10} {:>6} {:>7} {:>10} {:>10} {:>6} {:>7}", "endpoint", "id", "role", "term", "leader", "commit", "applied", "voter", "voters");
     let mut reachable = 0;
     for endpoint in endpoints {
         match client::Client::info_as(endpoint, Duration::from_secs(2), credentials) {
@@ -508,14 +509,16 @@ fn status(endpoints: &[String], credentials: Option<&client::Credentials>) -> Re
                     info.lines().find_map(|line| line.strip_prefix(&format!("{name}:"))).unwrap_or("?").trim().to_string()
                 };
                 println!(
-                    "{:<22} {:>4} {:<10} {:>6} {:>7} {:>10} {:>10}",
+                    "{:<22} {:>4} {:<10} {:>6} {:>7} {:>10} {:>10} {:>6} {:>7}",
                     endpoint,
                     field("node_id"),
                     field("role"),
                     field("term"),
                     field("leader_id"),
                     field("commit_index"),
-                    field("applied_index")
+                    field("applied_index"),
+                    field("voter"),
+                    field("voters")
                 );
             }
             Err(error) => println!("{endpoint:<22} unreachable: {error}"),
