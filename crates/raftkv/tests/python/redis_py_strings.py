@@ -47,21 +47,21 @@ for protocol in (None, 2):
         assert r.getdel(f"{k}:c") == b"6", where
         assert r.getdel(f"{k}:c") is None, where
         # Expiry: by the log's time, as Redis answers it.
-        assert r.set(f"{k}:e", "1", ex=100) is True and 99 <= r.ttl(f"{k}:e") <= 100, where
-        assert 99_000 <= r.pttl(f"{k}:e") <= 100_000, where
+        assert r.set(f"{k}:e", "1", ex=100) is True and 95 <= r.ttl(f"{k}:e") <= 100, where
+        assert 95_000 <= r.pttl(f"{k}:e") <= 100_000, where
         assert r.set(f"{k}:e", "2", keepttl=True) is True and r.ttl(f"{k}:e") > 0, where
         assert r.set(f"{k}:e", "3") is True and r.ttl(f"{k}:e") == -1, "a plain SET clears the time to live: " + where
         assert r.ttl(f"{k}:missing") == -2 and r.pttl(f"{k}:missing") == -2, where
         assert r.expire(f"{k}:e", 50) is True and r.expire(f"{k}:e", 10, gt=True) is False, where
-        assert r.expire(f"{k}:e", 10, lt=True) is True and 9 <= r.ttl(f"{k}:e") <= 10, where
+        assert r.expire(f"{k}:e", 10, lt=True) is True and 8 <= r.ttl(f"{k}:e") <= 10, where
         assert r.expire(f"{k}:e", 20, nx=True) is False and r.expire(f"{k}:e", 20, xx=True) is True, where
         assert r.persist(f"{k}:e") is True and r.persist(f"{k}:e") is False and r.ttl(f"{k}:e") == -1, where
         assert r.pexpireat(f"{k}:e", 4102444800000) is True and r.expiretime(f"{k}:e") == 4102444800, where
         assert r.pexpiretime(f"{k}:e") == 4102444800000, where
-        assert r.setex(f"{k}:e", 30, "4") is True and r.get(f"{k}:e") == b"4" and r.ttl(f"{k}:e") == 30, where
-        assert r.psetex(f"{k}:e", 30_000, "5") is True and r.ttl(f"{k}:e") == 30, where
+        assert r.setex(f"{k}:e", 30, "4") is True and r.get(f"{k}:e") == b"4" and 28 <= r.ttl(f"{k}:e") <= 30, where
+        assert r.psetex(f"{k}:e", 30_000, "5") is True and 28 <= r.ttl(f"{k}:e") <= 30, where
         assert r.getex(f"{k}:e", persist=True) == b"5" and r.ttl(f"{k}:e") == -1, where
-        assert r.getex(f"{k}:e", px=200_000) == b"5" and 199_000 <= r.pttl(f"{k}:e") <= 200_000, where
+        assert r.getex(f"{k}:e", px=200_000) == b"5" and 195_000 <= r.pttl(f"{k}:e") <= 200_000, where
         assert r.set(f"{k}:short", "x", px=150) is True and r.get(f"{k}:short") == b"x", where
         deadline = time.time() + 5
         while r.get(f"{k}:short") is not None:
