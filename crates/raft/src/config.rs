@@ -48,6 +48,26 @@ pub struct Config {
     /// Seed of the node's private random generator (election timeouts). Mixed with the id, so one
     /// cluster seed gives every node its own sequence.
     pub seed: u64,
+    /// Never set outside the simulator's mutation tests.
+    #[doc(hidden)]
+    pub broken: Broken,
+}
+
+/// Deliberately broken membership rules, for the simulator's mutation tests only: each must be
+/// caught by a seed.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Broken {
+    #[default]
+    None,
+    /// A change proposed before the leader committed an entry of its term.
+    ChangeBeforeCommitInTerm,
+    /// A change proposed while the previous one is uncommitted.
+    TwoChangesInFlight,
+    /// Learners' acknowledgements counted toward commitment.
+    LearnerCounted,
+    /// A node that knows its removal committed still campaigns.
+    RemovedCampaigns,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +106,7 @@ impl Config {
             snapshot_chunks_inflight: 4,
             hold_received_snapshots: false,
             seed: 0,
+            broken: Broken::None,
         }
     }
 

@@ -55,7 +55,7 @@ mod transfer;
 mod types;
 
 pub use bytes::Bytes;
-pub use config::{Config, ConfigError};
+pub use config::{Broken, Config, ConfigError};
 pub use membership::{Change, ChangeError, Member, Membership};
 pub use message::{AppendResponse, Message, MessageBody};
 pub use transfer::TransferError;

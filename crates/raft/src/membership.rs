@@ -237,14 +237,18 @@ impl crate::node::Node {
         }
         // An uncommitted entry that only records the configuration (`record_membership`) is no
         // change: another may follow it. A repeat of the change in progress waits for it.
-        if self.membership_index > self.log.commit && self.membership_at(self.log.commit).1 != self.membership {
+        let broken = self.config.broken;
+        if self.membership_index > self.log.commit
+            && self.membership_at(self.log.commit).1 != self.membership
+            && broken != crate::config::Broken::TwoChangesInFlight
+        {
             return match self.membership.after(change) {
                 Ok(None) => Ok(Some(self.membership_index)),
                 _ => Err(ChangeError::InProgress),
             };
         }
         let Some(next) = self.membership.after(change)? else { return Ok(None) };
-        if self.log.term_at(self.log.commit) != Some(self.term) {
+        if self.log.term_at(self.log.commit) != Some(self.term) && broken != crate::config::Broken::ChangeBeforeCommitInTerm {
             return Err(ChangeError::NotReady);
         }
         if self.transfer.is_some() {
@@ -334,7 +338,10 @@ impl crate::node::Node {
     /// hand over; otherwise the others could wait for its vote for ever. Its vote requests reach
     /// only nodes that do not have its removal, so it never disturbs a cluster that committed it.
     pub(crate) fn may_campaign(&self) -> bool {
-        self.electable && (self.membership.is_voter(self.id) || self.committed_membership().is_voter(self.id))
+        self.electable
+            && (self.membership.is_voter(self.id)
+                || self.committed_membership().is_voter(self.id)
+                || (self.config.broken == crate::config::Broken::RemovedCampaigns && self.membership.removed.contains(&self.id)))
     }
 
     pub(crate) fn sole_voter(&self) -> bool {

@@ -83,8 +83,11 @@ impl Node {
     /// (a leader removing itself manages the cluster without counting itself, thesis §4.2.2); once
     /// the configuration without it is committed, it hands over and steps down.
     pub(crate) fn maybe_commit(&mut self) {
-        let mut matches: Vec<LogIndex> =
-            self.progress.iter().filter(|(id, _)| self.membership.is_voter(**id)).map(|(_, progress)| progress.match_index).collect();
+        let learners_count = self.config.broken == crate::config::Broken::LearnerCounted;
+        let mut matches: Vec<LogIndex> = (self.progress.iter())
+            .filter(|(id, _)| self.membership.is_voter(**id) || (learners_count && self.membership.is_member(**id)))
+            .map(|(_, progress)| progress.match_index)
+            .collect();
         if self.membership.is_voter(self.id) {
             matches.push(self.log.stable);
         }

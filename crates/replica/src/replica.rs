@@ -63,6 +63,10 @@ pub enum Mutation {
     ForwardsDroppedSilently,
     /// A forwarded request that arrives twice is served twice (an untagged write applied twice).
     DuplicateForwardsServed,
+    /// The membership rules broken in the core (`raft::Broken`).
+    Core(raft::Broken),
+    /// The configuration is left out of what a restart and an installed snapshot restore.
+    ConfigLeftOutOfSnapshot,
 }
 
 impl Default for Options {
@@ -244,8 +248,11 @@ impl Replica {
         // A snapshot from the leader is decoded and checked before the core installs it.
         config.hold_received_snapshots = true;
         // The configuration rides in the store's snapshot.
-        if !store.membership().is_empty() {
+        if !store.membership().is_empty() && options.mutation != Mutation::ConfigLeftOutOfSnapshot {
             config.restored_membership = raft::Membership::decode(store.membership()).ok();
+        }
+        if let Mutation::Core(broken) = options.mutation {
+            config.broken = broken;
         }
         let saved_hard_state = restored.hard_state;
         let snapshot_bytes = restored.snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len() as u64);
@@ -326,6 +333,7 @@ impl Replica {
                 if let Some(snapshot) = self.node.take_received_snapshot() {
                     if self.validate_snapshot(from, &snapshot) {
                         let membership = self.incoming_snapshot.as_ref().and_then(|store| raft::Membership::decode(store.membership()).ok());
+                        let membership = membership.filter(|_| self.options.mutation != Mutation::ConfigLeftOutOfSnapshot);
                         self.node.install_snapshot(snapshot, membership);
                     }
                 }

@@ -687,6 +687,12 @@ fn observe(world: &Shared, i: usize) {
         w.trace.record(w.sim.now(), format_args!("node {i} leads term {term} (last index {last}, commit {}) with voters {voters:?}", status.commit.0));
     }
     assert!(term >= w.terms[i], "node {i}'s term went down from {} to {term}", w.terms[i]);
+    if status.role != raft::Role::Follower {
+        if let Some(node) = w.nodes[i].as_ref() {
+            let removed = node.replica.node().committed_membership().removed.contains(&node_id(i));
+            assert!(!removed, "node {i} campaigns or leads ({:?}, term {term}) after its removal committed", status.role);
+        }
+    }
     if status.is_leader() {
         let previous = *w.leaders.entry(term).or_insert(i);
         assert_eq!(previous, i, "election safety: nodes {previous} and {i} both lead term {term}");
@@ -713,6 +719,10 @@ fn check_config_change(w: &mut World, i: usize, term: u64) {
             let before: Vec<u64> = before.voters().map(|id| id.0).collect();
             let changed = before.iter().filter(|id| !voters.contains(id)).count() + voters.iter().filter(|id| !before.contains(id)).count();
             assert!(changed <= 1, "node {i} went from voters {before:?} to {voters:?} in one change (term {term}, index {index})");
+            assert!(
+                !changed_anything || core.log().term_at(commit) == Some(raft::Term(term)),
+                "node {i} changed the configuration at index {index} before committing an entry of its term {term} (commit {commit})"
+            );
             assert!(
                 commit >= before_index || !changed_anything || before_changed_nothing,
                 "node {i} proposed voters {voters:?} at index {index} while the configuration before it (index {before_index}) was not committed (commit {commit})"

@@ -32,11 +32,16 @@ fn node_chaos_seeds_stay_linearizable_ordered_and_answered() {
 /// The searches run without membership changes (each defect is about forwarding and ordering,
 /// and their seeds stay the ones this file documents).
 fn first_catch(mutation: Mutation, seeds: std::ops::RangeInclusive<u64>, adjust: impl Fn(&mut Params)) -> (u64, String) {
-    let adjust = |params: &mut Params| {
+    first_catch_with(mutation, seeds, move |params: &mut Params| {
         params.membership_per_mille = 0;
         params.servers = params.voters;
         adjust(params);
-    };
+    })
+}
+
+/// The first seed of `seeds` that catches every node broken as `mutation` says, with the seeds'
+/// own membership changes.
+fn first_catch_with(mutation: Mutation, seeds: std::ops::RangeInclusive<u64>, adjust: impl Fn(&mut Params)) -> (u64, String) {
     let caught = seeds.clone().find_map(|seed| run_with(seed, mutation, &adjust).err().map(|(_, message, _)| (seed, message)));
     let Some((seed, message)) = caught else { panic!("no seed in {seeds:?} catches {mutation:?}") };
     println!("{mutation:?}: caught by seed {seed}: {message}");
@@ -97,4 +102,37 @@ fn duplicated_forwards_served_twice_are_caught() {
         params.lossy_at_start = true;
     });
     assert!(message.contains("not linearizable") || message.contains("exactly once"), "{message}");
+}
+
+/// The membership rules, each broken in turn, with membership changes in every seed (and often).
+fn membership_mix(params: &mut Params) {
+    if params.membership_per_mille == 0 {
+        params.membership_per_mille = 100;
+        params.servers += 2;
+    }
+}
+
+#[test]
+fn a_change_before_the_leaders_first_commit_is_caught() {
+    first_catch_with(Mutation::Core(raft::Broken::ChangeBeforeCommitInTerm), 1..=300, membership_mix);
+}
+
+#[test]
+fn two_changes_in_flight_are_caught() {
+    first_catch_with(Mutation::Core(raft::Broken::TwoChangesInFlight), 1..=300, membership_mix);
+}
+
+#[test]
+fn a_learner_counted_in_a_quorum_is_caught() {
+    first_catch_with(Mutation::Core(raft::Broken::LearnerCounted), 1..=300, membership_mix);
+}
+
+#[test]
+fn a_removed_node_that_campaigns_is_caught() {
+    first_catch_with(Mutation::Core(raft::Broken::RemovedCampaigns), 1..=300, membership_mix);
+}
+
+#[test]
+fn the_configuration_left_out_of_snapshots_is_caught() {
+    first_catch_with(Mutation::ConfigLeftOutOfSnapshot, 1..=300, membership_mix);
 }
