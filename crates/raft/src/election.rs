@@ -15,7 +15,7 @@ impl Node {
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
-            self.become_candidate();
+            self.become_candidate(false);
         }
     }
 
@@ -24,24 +24,20 @@ impl Node {
         self.leader = None;
         self.start_counting_votes();
         let proposed = self.term.next();
-        self.request_votes(true, proposed);
+        self.request_votes(true, proposed, false);
         self.tally_votes(true);
     }
 
     /// `transfer`: the election a leader asked for by handing over leadership; its vote requests
     /// pass the leader-stickiness and lease fences (the leader gave up its lease first).
-    pub(crate) fn become_candidate_for(&mut self, transfer: bool) {
+    pub(crate) fn become_candidate(&mut self, transfer: bool) {
         self.term = self.term.next();
         self.vote = Some(self.id);
         self.role = Role::Candidate;
         self.leader = None;
         self.start_counting_votes();
-        self.request_votes_for(false, self.term, transfer);
+        self.request_votes(false, self.term, transfer);
         self.tally_votes(false);
-    }
-
-    fn become_candidate(&mut self) {
-        self.become_candidate_for(false);
     }
 
     fn start_counting_votes(&mut self) {
@@ -50,11 +46,7 @@ impl Node {
         self.progress.clear();
     }
 
-    fn request_votes(&mut self, pre_vote: bool, term: Term) {
-        self.request_votes_for(pre_vote, term, false);
-    }
-
-    fn request_votes_for(&mut self, pre_vote: bool, term: Term, transfer: bool) {
+    fn request_votes(&mut self, pre_vote: bool, term: Term, transfer: bool) {
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         for peer in self.other_voters() {
             let body = MessageBody::VoteRequest { pre_vote, transfer, last_log_index, last_log_term };
@@ -154,7 +146,7 @@ impl Node {
         let counted = self.votes.iter().filter(|(id, _)| self.membership.is_voter(**id));
         let (granted, rejected) = counted.fold((0, 0), |(yes, no), (_, &granted)| if granted { (yes + 1, no) } else { (yes, no + 1) });
         match vote_result(self.membership.voters().count(), granted, rejected) {
-            VoteResult::Won if pre_vote => self.become_candidate(),
+            VoteResult::Won if pre_vote => self.become_candidate(false),
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}

@@ -11,7 +11,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec::{put_varint, DecodeError, Reader};
-use crate::types::NodeId;
+use crate::config::Broken;
+use crate::message::{Message, MessageBody};
+use crate::progress::Progress;
+use crate::types::{Entry, EntryKind, LogIndex, NodeId, Role};
 
 /// One member: a voter or a learner, and where peers dial it ("" for the original members, which
 /// every node dials at the address of its own `--peers`).
@@ -222,7 +225,7 @@ impl crate::node::Node {
     }
 
     /// The index of the configuration's entry (0: the bootstrap one, never written).
-    pub fn membership_index(&self) -> crate::types::LogIndex {
+    pub fn membership_index(&self) -> LogIndex {
         self.membership_index
     }
 
@@ -231,8 +234,8 @@ impl crate::node::Node {
     /// during a leadership transfer, and, for a promotion, while the learner is behind the commit
     /// index. `Ok(None)`: the change is in effect already (a repeat), nothing proposed;
     /// `Ok(Some(index))`: it commits at `index` (a repeat of the change in progress: that one).
-    pub fn propose_change(&mut self, change: &Change) -> Result<Option<crate::types::LogIndex>, ChangeError> {
-        if self.role != crate::types::Role::Leader {
+    pub fn propose_change(&mut self, change: &Change) -> Result<Option<LogIndex>, ChangeError> {
+        if self.role != Role::Leader {
             return Err(ChangeError::NotLeader { leader: self.leader });
         }
         // An uncommitted entry that only records the configuration (`record_membership`) is no
@@ -240,7 +243,7 @@ impl crate::node::Node {
         let broken = self.config.broken;
         if self.membership_index > self.log.commit
             && self.membership_at(self.log.commit).1 != self.membership
-            && broken != crate::config::Broken::TwoChangesInFlight
+            && broken != Broken::TwoChangesInFlight
         {
             return match self.membership.after(change) {
                 Ok(None) => Ok(Some(self.membership_index)),
@@ -248,14 +251,14 @@ impl crate::node::Node {
             };
         }
         let Some(next) = self.membership.after(change)? else { return Ok(None) };
-        if self.log.term_at(self.log.commit) != Some(self.term) && broken != crate::config::Broken::ChangeBeforeCommitInTerm {
+        if self.log.term_at(self.log.commit) != Some(self.term) && broken != Broken::ChangeBeforeCommitInTerm {
             return Err(ChangeError::NotReady);
         }
         if self.transfer.is_some() {
             return Err(ChangeError::Transferring);
         }
         if let Change::Promote { id } = change {
-            let matched = self.progress.get(id).map_or(crate::types::LogIndex::ZERO, |progress| progress.match_index);
+            let matched = self.progress.get(id).map_or(LogIndex::ZERO, |progress| progress.match_index);
             if matched < self.log.commit {
                 return Err(ChangeError::NotCaughtUp { id: *id, behind: self.log.commit.0 - matched.0 });
             }
@@ -267,17 +270,17 @@ impl crate::node::Node {
     /// bootstrap voters (from the flags of each node's first start) then live in the log and in
     /// snapshots, and nothing a later start is given can change them. Leader only; `None` if there
     /// was nothing to do.
-    pub fn record_membership(&mut self) -> Option<crate::types::LogIndex> {
-        if self.role != crate::types::Role::Leader || self.membership_index != crate::types::LogIndex::ZERO || self.transfer.is_some() {
+    pub fn record_membership(&mut self) -> Option<LogIndex> {
+        if self.role != Role::Leader || self.membership_index != LogIndex::ZERO || self.transfer.is_some() {
             return None;
         }
         Some(self.append_membership(self.membership.clone()))
     }
 
-    fn append_membership(&mut self, next: Membership) -> crate::types::LogIndex {
+    fn append_membership(&mut self, next: Membership) -> LogIndex {
         let index = self.log.last_index().next();
         let data = bytes::Bytes::from(next.encode());
-        self.log.append(crate::types::Entry { term: self.term, index, kind: crate::types::EntryKind::Config, data });
+        self.log.append(Entry { term: self.term, index, kind: EntryKind::Config, data });
         self.set_membership(index, next);
         self.broadcast_pending = true;
         index
@@ -293,11 +296,11 @@ impl crate::node::Node {
 
     /// The configuration in effect at `index`: the latest configuration entry at or before it,
     /// else the base one; and that entry's index.
-    pub fn membership_at(&self, index: crate::types::LogIndex) -> (crate::types::LogIndex, Membership) {
+    pub fn membership_at(&self, index: LogIndex) -> (LogIndex, Membership) {
         let first = self.log.snapshot_meta().index.next();
         let mut at = index;
-        while at >= first && at > crate::types::LogIndex::ZERO {
-            if let Some(entry) = self.log.entry(at).filter(|entry| entry.kind == crate::types::EntryKind::Config) {
+        while at >= first && at > LogIndex::ZERO {
+            if let Some(entry) = self.log.entry(at).filter(|entry| entry.kind == EntryKind::Config) {
                 // Entries the leader wrote; one that does not decode is not a configuration.
                 if let Ok(membership) = Membership::decode(&entry.data) {
                     return (at, membership);
@@ -311,22 +314,22 @@ impl crate::node::Node {
     /// A configuration takes effect: a leader tracks the new members and forgets the gone ones;
     /// a node that is no longer a voter stops campaigning (a leader steps down only once the
     /// change is committed: `maybe_commit`).
-    fn set_membership(&mut self, index: crate::types::LogIndex, membership: Membership) {
+    fn set_membership(&mut self, index: LogIndex, membership: Membership) {
         let previous = std::mem::replace(&mut self.membership, membership);
         self.membership_index = index;
-        if self.role == crate::types::Role::Leader {
+        if self.role == Role::Leader {
             let last = self.log.last_index();
             // A removed member stays a replication target until it has its removal
             // (`maybe_commit` lets it go): only the last change's departures are kept.
             let departing: Vec<NodeId> = previous.members.keys().copied().filter(|id| !self.membership.is_member(*id)).collect();
             self.progress.retain(|id, _| self.membership.is_member(*id) || departing.contains(id));
             for peer in self.followers() {
-                self.progress.entry(peer).or_insert_with(|| crate::progress::Progress::new(last));
+                self.progress.entry(peer).or_insert_with(|| Progress::new(last));
             }
             if self.transfer.as_ref().is_some_and(|transfer| !self.membership.is_voter(transfer.target)) {
                 self.transfer = None;
             }
-        } else if matches!(self.role, crate::types::Role::Candidate | crate::types::Role::PreCandidate) && !self.may_campaign() {
+        } else if matches!(self.role, Role::Candidate | Role::PreCandidate) && !self.may_campaign() {
             self.become_follower(self.term, None);
         }
     }
@@ -341,7 +344,7 @@ impl crate::node::Node {
         self.electable
             && (self.membership.is_voter(self.id)
                 || self.committed_membership().is_voter(self.id)
-                || (self.config.broken == crate::config::Broken::RemovedCampaigns && self.membership.removed.contains(&self.id)))
+                || (self.config.broken == Broken::RemovedCampaigns && self.membership.removed.contains(&self.id)))
     }
 
     pub(crate) fn sole_voter(&self) -> bool {
@@ -357,13 +360,13 @@ impl crate::node::Node {
     /// configuration a stale node holds intersects one that has the next configuration); only
     /// voters' votes are counted, and pre-vote and leader stickiness keep a node that does not
     /// know it was removed from disturbing the others.
-    pub(crate) fn admits(&self, message: &crate::message::Message) -> bool {
-        !(matches!(message.body, crate::message::MessageBody::VoteRequest { .. }) && self.membership.removed.contains(&message.from))
+    pub(crate) fn admits(&self, message: &Message) -> bool {
+        !(matches!(message.body, MessageBody::VoteRequest { .. }) && self.membership.removed.contains(&message.from))
     }
 
     /// The leader's view of a follower: its match index, and whether it answered an append within
     /// the last election timeout.
-    pub fn follower_progress(&self, id: NodeId) -> Option<(crate::types::LogIndex, bool)> {
+    pub fn follower_progress(&self, id: NodeId) -> Option<(LogIndex, bool)> {
         let timeout = u64::from(self.config.election_timeout_ticks);
         self.progress.get(&id).map(|progress| (progress.match_index, progress.heard_at > 0 && self.ticks - progress.heard_at < timeout))
     }

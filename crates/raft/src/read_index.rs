@@ -58,9 +58,9 @@ impl Reads {
         self.round
     }
 
-    /// The latest round a majority of the voters has answered in this term: this node is always at
-    /// the current
-    /// round (if `leader_votes`), `voters` at the highest they answered (0 if none).
+    /// The latest round a majority of the voters has answered in this term: this node (if
+    /// `leader_votes`) is always at the current round, `voters` at the highest they answered (0
+    /// if none).
     pub(crate) fn quorum_round(&self, voters: &[NodeId], leader_votes: bool) -> u64 {
         let mut rounds: Vec<u64> = voters.iter().map(|peer| self.confirmed.get(peer).copied().unwrap_or(0)).collect();
         if leader_votes {

@@ -98,20 +98,21 @@ impl Node {
         if index > self.log.commit && self.log.term_at(index) == Some(self.term) {
             self.log.commit_to(index);
         }
-        if self.log.commit >= self.membership_index {
-            // Removed members that have the entry removing them need nothing more than to learn
-            // that it committed (then they stop campaigning for good): one last heartbeat.
-            let (membership, index) = (&self.membership, self.membership_index);
-            let done: Vec<(NodeId, LogIndex)> = (self.progress.iter())
-                .filter(|(id, progress)| !membership.is_member(**id) && progress.match_index >= index)
-                .map(|(&id, progress)| (id, progress.match_index))
-                .collect();
-            for (id, matched) in done {
-                self.send_heartbeat(id, matched);
-                self.progress.remove(&id);
-            }
+        if self.log.commit < self.membership_index {
+            return;
         }
-        if self.log.commit >= self.membership_index && !self.membership.is_voter(self.id) {
+        // Removed members that have the entry removing them need nothing more than to learn that
+        // it committed (then they stop campaigning for good): one last heartbeat.
+        let (membership, index) = (&self.membership, self.membership_index);
+        let done: Vec<(NodeId, LogIndex)> = (self.progress.iter())
+            .filter(|(id, progress)| !membership.is_member(**id) && progress.match_index >= index)
+            .map(|(&id, progress)| (id, progress.match_index))
+            .collect();
+        for (id, matched) in done {
+            self.send_heartbeat(id, matched);
+            self.progress.remove(&id);
+        }
+        if !self.membership.is_voter(self.id) {
             self.hand_over_before_leaving();
             self.become_follower(self.term, None);
         }

@@ -95,7 +95,7 @@ impl Node {
     /// The leader of this term asks this node to campaign now.
     pub(crate) fn on_timeout_now(&mut self, from: crate::types::NodeId) {
         if self.role == Role::Follower && self.leader == Some(from) && self.may_campaign() {
-            self.become_candidate_for(true);
+            self.become_candidate(true);
         }
     }
 }

@@ -92,20 +92,21 @@ impl Connections {
         true
     }
 
-    /// Whether `slot` still waits for its answer (its connection is open and nothing answered it).
-    /// The deadline of `slot`'s request (None: answered already, or its connection closed).
-    pub fn deadline(&self, slot: Slot) -> Option<u64> {
+    /// `slot`'s place in its connection's queue, while it is there.
+    fn entry(&self, slot: Slot) -> Option<&Entry> {
         let connection = self.open.get(&slot.conn)?;
         let front = connection.queue.front()?.number;
-        let entry = connection.queue.get(usize::try_from(slot.number.checked_sub(front)?).ok()?)?;
-        Some(entry.deadline)
+        connection.queue.get(usize::try_from(slot.number.checked_sub(front)?).ok()?)
     }
 
+    /// The deadline of `slot`'s request (None: no longer queued, or its connection closed).
+    pub fn deadline(&self, slot: Slot) -> Option<u64> {
+        self.entry(slot).map(|entry| entry.deadline)
+    }
+
+    /// Whether `slot` still waits for its answer (its connection is open and nothing answered it).
     pub fn is_waiting(&self, slot: Slot) -> bool {
-        let Some(connection) = self.open.get(&slot.conn) else { return false };
-        let Some(front) = connection.queue.front().map(|entry| entry.number) else { return false };
-        let entry = slot.number.checked_sub(front).and_then(|at| connection.queue.get(at as usize));
-        entry.is_some_and(|entry| entry.answer.is_none())
+        self.entry(slot).is_some_and(|entry| entry.answer.is_none())
     }
 
     /// The answers of `conn` that can leave now: the answered requests at the front of its queue.
