@@ -174,3 +174,43 @@ fn a_rolling_restart_with_sigterm_hands_leadership_over_and_loses_nothing() {
     eprintln!("rolling restart: {acknowledged} appends acknowledged, {failures} gave up; a leader again after SIGTERM to the leader: {handovers:?}");
     assert!(cluster.crashed().is_empty());
 }
+
+/// The INFO field `name` of node `id`, as a number.
+fn info_number(cluster: &Cluster, id: u64, name: &str) -> Option<u64> {
+    let info = cluster.info(id).ok()?;
+    info.lines().find_map(|line| line.strip_prefix(&format!("{name}:"))).and_then(|value| value.trim().parse().ok())
+}
+
+/// A node that was down while a new member joined and took the lead has never heard of it: its
+/// log and its `--peers` name only the old members. It must still take the new leader's appends
+/// and answer them (the leader's Hello says where to dial it back), and so catch up.
+#[test]
+fn a_node_that_was_down_while_a_member_joined_catches_up_from_it_as_leader() {
+    let mut cluster = Cluster::start_without_proxies("stale-node", 3);
+    cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
+    let stale = (1..=3).find(|&id| Some(id) != cluster.leader()).expect("a follower");
+    // A few writes first, so that the node has saved a commit index past the entry that names
+    // the cluster: it knows its cluster id when it comes back (a node that stopped before it
+    // learned it takes connections only from the members it knows).
+    let mut client = cluster.client(Duration::from_secs(10));
+    for round in 0..3 {
+        client.set(b"before", format!("{round}").as_bytes()).expect("a write");
+    }
+    cluster.kill(stale);
+    let four = add_voter(&mut cluster);
+    assert_eq!(command(&cluster, &["RAFT.TRANSFER-LEADER", &four.to_string()]), Ok(client::Value::ok()), "{}", cluster.log_tails(20));
+    client.set(b"written-while-away", b"yes").expect("a write under the new leader");
+    let commit = info_number(&cluster, four, "commit_index").expect("the new leader's INFO");
+    cluster.restart(stale);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while info_number(&cluster, stale, "applied_index").is_none_or(|applied| applied < commit) {
+        assert!(
+            Instant::now() < deadline,
+            "node {stale} did not catch up from leader {four} within 15 s (applied {:?} of {commit})\n{}",
+            info_number(&cluster, stale, "applied_index"),
+            cluster.log_tails(30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(cluster.crashed().is_empty());
+}

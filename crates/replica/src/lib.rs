@@ -16,7 +16,9 @@
 //!  save_failed_no_space(id)      │            │  Snapshot { index, store }  (then snapshot_taken,
 //!  snapshot_taken(index, data)   │            │                              or snapshot_skipped)
 //!  snapshot_skipped()            │            │  Refused(reason)            (a peer's message)
-//!  undeliverable(to, frame)      ┘            └  Fatal(reason)
+//!  undeliverable(to, frame)      │            │  Peers { peers, advertise } (whom to dial where)
+//!  peer_hello(from, address)     ┘            │  Warning(text)
+//!                                             └  Fatal(reason)
 //! ```
 //!
 //! Inputs only record; `take_outputs` carries out the core's work for all of them at once (one
@@ -30,6 +32,7 @@
 mod admin;
 mod connections;
 pub mod glob;
+mod links;
 mod membership;
 pub mod metrics;
 mod replica;

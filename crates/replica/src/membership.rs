@@ -1,11 +1,10 @@
 //! Membership on the node: the admin commands (RAFT.NODE ADD/PROMOTE/REMOVE, RAFT.NODES,
 //! RAFT.TRANSFER-LEADER, RAFT.DIAL) served by the leader and answered once their change commits
-//! (or the target leads), the configuration handed to the shell whenever it changes (the
-//! transport dials the members), and the hand-over a leader makes before it shuts down.
+//! (or the target leads), and the hand-over a leader makes before it shuts down.
 
 use raft::{ChangeError, Membership, NodeId};
 
-use crate::replica::{Caller, Output, Replica};
+use crate::replica::{Caller, Replica};
 use crate::request::{Admin, Answer};
 
 impl Replica {
@@ -81,23 +80,7 @@ impl Replica {
                 self.answer(caller, answer);
             }
         }
-        // Whom to keep links with: the members, and, until their removal commits, the members it
-        // removes (the others must still hear a leader that removes itself). A node whose removal
-        // committed: none.
-        let index = self.node.membership_index();
-        let committed = status.commit >= index;
-        if self.published_membership != Some((index, committed)) {
-            self.published_membership = Some((index, committed));
-            let mut linked = self.node.membership().clone();
-            if self.removed() && committed {
-                linked.members.clear();
-            } else if !committed {
-                for (id, member) in self.node.committed_membership().members {
-                    linked.members.entry(id).or_insert(member);
-                }
-            }
-            self.outputs.push(Output::Membership(linked));
-        }
+        self.publish_links();
     }
 
     /// Before a shutdown: as leader, hands leadership to the most caught-up voter. Returns the

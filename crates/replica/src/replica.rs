@@ -112,11 +112,13 @@ pub enum Output {
     Snapshot { index: u64, term: u64, store: Store },
     /// A peer's message was refused (a snapshot that does not decode): log and count it.
     Refused(String),
-    /// Whom to keep peer links with (at start, and whenever that changes): the members, those a
-    /// change not yet committed removes, none on a removed node.
-    Membership(raft::Membership),
-    /// RAFT.DIAL: from now on dial member `id` at `address` (this node only).
-    Dial { id: NodeId, address: String },
+    /// Something an operator should know about (log it).
+    Warning(String),
+    /// Keep links with exactly these peers, dialled at these addresses, and tell each, in the
+    /// Hello that opens a connection, that this node takes connections at `advertise`; `joining`:
+    /// this node waits to be added (see `wire::admission`). At start, and whenever any of it
+    /// changes; see `links`.
+    Peers { peers: std::collections::BTreeMap<NodeId, String>, advertise: String, joining: bool },
     /// The node cannot go on (its own state is inconsistent); it stopped.
     Fatal(String),
 }
@@ -225,8 +227,8 @@ pub struct Replica {
     /// Membership changes proposed here, by log index, and a leadership transfer's caller.
     pub(crate) changes: BTreeMap<u64, Vec<Caller>>,
     pub(crate) transfer_waiter: Option<(NodeId, Caller)>,
-    /// The configuration last handed to the shell: its index, and whether it was committed.
-    pub(crate) published_membership: Option<(LogIndex, bool)>,
+    /// Whom this node dials where.
+    pub(crate) links: crate::links::Links,
     /// Snapshot triggering: where the last one was taken, the log bytes applied since, its size.
     last_snapshot: u64,
     log_bytes: u64,
@@ -286,7 +288,7 @@ impl Replica {
             clock_proposed: 0,
             changes: BTreeMap::new(),
             transfer_waiter: None,
-            published_membership: None,
+            links: Default::default(),
             log_bytes: 0,
             snapshot_bytes,
             snapshot_in_flight: false,
@@ -535,7 +537,7 @@ impl Replica {
         }
         if let Request::Dial { id, address } = request {
             // Node-local: this node's own way to reach a member, nothing replicated.
-            self.outputs.push(Output::Dial { id: NodeId(id), address });
+            self.dial(NodeId(id), address);
             self.answer(Caller::Local(slot), Answer::Reply(Reply::Done));
             return None;
         }

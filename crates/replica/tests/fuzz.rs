@@ -153,7 +153,7 @@ impl Cluster {
                         let data: Arc<[u8]> = store.encode_snapshot().into();
                         self.nodes[i].snapshot_taken(index, data);
                     }
-                    Output::Membership(_) | Output::Dial { .. } => {}
+                    Output::Peers { .. } | Output::Warning(_) => {}
                     Output::Refused(_) => self.refused += 1,
                     Output::Fatal(reason) => panic!("seed {seed}: node {i} stopped: {reason}"),
                 }

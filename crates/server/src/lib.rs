@@ -305,9 +305,6 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         max_batch: config.tuning.max_batch,
         connections: Default::default(),
         cluster_id,
-        flag_peers: config.peers.iter().filter(|(&id, _)| id != config.id).map(|(&id, address)| (NodeId(id), address.clone())).collect(),
-        dials: Default::default(),
-        membership: None,
         stop_at: None,
     };
     tokio::spawn(hand_over_on_terminate(loop_sender_for_signals));

@@ -58,11 +58,6 @@ pub struct NodeLoop {
     pub connections: HashMap<ConnId, mpsc::UnboundedSender<Answer>>,
     /// The cluster's id as last given to the transport (0: not named yet).
     pub cluster_id: u64,
-    /// Where the flags say to dial each node (`--peers`), RAFT.DIAL's overrides, and the
-    /// configuration last handed out: together, whom the transport dials where.
-    pub flag_peers: std::collections::BTreeMap<raft::NodeId, String>,
-    pub dials: std::collections::BTreeMap<raft::NodeId, String>,
-    pub membership: Option<raft::Membership>,
     /// Stopping (SIGTERM): stop once no longer leader, or at this instant.
     pub stop_at: Option<Instant>,
 }
@@ -92,7 +87,7 @@ impl NodeLoop {
             }
             match event {
                 Some(Ok(input)) => self.on_input(input)?,
-                Some(Err(inbound)) => self.replica.peer_frame(inbound.from, inbound.frame),
+                Some(Err(inbound)) => self.on_peer(inbound),
                 None => {}
             }
             // Everything already queued goes into this batch: one Ready, one save, one append per peer.
@@ -104,7 +99,7 @@ impl NodeLoop {
             }
             for _ in 0..4096 {
                 match peers.try_recv() {
-                    Ok(inbound) => self.replica.peer_frame(inbound.from, inbound.frame),
+                    Ok(inbound) => self.on_peer(inbound),
                     Err(_) => break,
                 }
             }
@@ -116,6 +111,13 @@ impl NodeLoop {
                     return Ok(());
                 }
             }
+        }
+    }
+
+    fn on_peer(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Hello { from, address } => self.replica.peer_hello(from, address),
+            Inbound::Frame { from, frame } => self.replica.peer_frame(from, frame),
         }
     }
 
@@ -184,46 +186,15 @@ impl NodeLoop {
                     }
                     Output::Snapshot { index, term, store } => self.encode_snapshot(index, term, store),
                     Output::Refused(reason) => tracing::warn!("{reason}"),
-                    Output::Membership(membership) => {
-                        tracing::info!(voters = ?membership.voters().map(|id| id.0).collect::<Vec<_>>(), members = membership.members.len(), "configuration");
-                        self.membership = Some(membership);
-                        self.dial_members();
-                    }
-                    Output::Dial { id, address } => {
-                        tracing::info!(id = id.0, %address, "RAFT.DIAL: dialling a member at a new address");
-                        self.dials.insert(id, address);
-                        self.dial_members();
+                    Output::Warning(text) => tracing::warn!("{text}"),
+                    Output::Peers { peers, advertise, joining } => {
+                        tracing::info!(?peers, %advertise, joining, "peer links");
+                        self.transport.set_peers(peers, &advertise, joining);
                     }
                     Output::Fatal(reason) => return Err(ServerError::Fatal(reason)),
                 }
             }
         }
-    }
-
-    /// Tells the transport whom to dial where: each member at its RAFT.DIAL address, else at its
-    /// `--peers` address, else at the address the configuration gives. Until the configuration
-    /// names any member (a node that joins and has not heard from the leader), the flags.
-    fn dial_members(&self) {
-        // A node that joins has no members until the leader reaches it; a removed node has none
-        // and dials no one.
-        let removed = self.replica.removed();
-        let members = self.membership.as_ref().filter(|membership| !membership.members.is_empty() || removed);
-        let peers = match members {
-            None => self.flag_peers.clone(),
-            Some(membership) => membership
-                .members
-                .iter()
-                .filter(|(id, _)| **id != self.replica.node().id())
-                .filter_map(|(id, member)| {
-                    let address = self.dials.get(id).or(self.flag_peers.get(id)).cloned().or_else(|| Some(member.address.clone()).filter(|address| !address.is_empty()));
-                    if address.is_none() {
-                        tracing::warn!(id = id.0, "no address known for member {}: add it to --peers or RAFT.DIAL it", id.0);
-                    }
-                    Some((*id, address?))
-                })
-                .collect(),
-        };
-        self.transport.set_peers(peers);
     }
 
     /// Encodes the store copy and writes its file on a blocking thread, so that neither the loop

@@ -238,7 +238,7 @@ impl Host {
                 self.replica.snapshot_taken(index, data);
             }
             // The membership is fixed here: every node knows every other from the start.
-            Output::Membership(_) | Output::Dial { .. } => {}
+            Output::Peers { .. } | Output::Warning(_) => {}
             // No peer here sends anything to refuse: a refusal is a defect.
             Output::Refused(reason) | Output::Fatal(reason) => panic!("server {}: {reason}", self.me),
         }

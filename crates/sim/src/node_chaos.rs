@@ -175,6 +175,11 @@ struct Running {
     /// what its `/metrics` must report.
     requests: u64,
     leader_changes: u64,
+    /// Whom it dials (the last `Output::Peers`; at start its `--peers`, as the transport starts
+    /// with them), where it says it takes connections, and whether it waits to be added.
+    peers: BTreeMap<NodeId, String>,
+    advertise: String,
+    joining: bool,
 }
 
 /// One request a client sent and has not been answered yet.
@@ -264,6 +269,11 @@ type Shared = Rc<RefCell<World>>;
 
 fn node_id(i: usize) -> NodeId {
     NodeId(i as u64 + 1)
+}
+
+/// Where node `id` takes peer connections, as the simulation names it.
+fn address(id: NodeId) -> String {
+    format!("sim-{}", id.0)
 }
 
 fn index_of(id: NodeId) -> usize {
@@ -474,7 +484,10 @@ fn change_membership(world: &Shared, rng: &SimRng) {
     let members: Vec<u64> = membership.members.keys().map(|id| id.0).filter(|&id| voters.len() > 1 || !voters.contains(&id)).collect();
     let others: Vec<u64> = voters.iter().copied().filter(|&id| id != node_id(leader).0).collect();
     let admin = match rng.below(5) {
-        0 | 1 if !waiting.is_empty() => Change::AddLearner { id: NodeId(*rng.pick(&waiting)), address: String::new() }.into(),
+        0 | 1 if !waiting.is_empty() => {
+            let id = NodeId(*rng.pick(&waiting));
+            Change::AddLearner { id, address: address(id) }.into()
+        }
         0..=2 if !learners.is_empty() => Change::Promote { id: NodeId(*rng.pick(&learners)) }.into(),
         3 if !members.is_empty() => Change::Remove { id: NodeId(*rng.pick(&members)) }.into(),
         4 if !others.is_empty() => Admin::TransferLeader(NodeId(*rng.pick(&others))),
@@ -557,7 +570,10 @@ fn start(world: &Shared, i: usize) {
     // Snapshots of a few kilobytes travel in several chunks (64 B to 8 KiB, by the node's seed),
     // so that lost, duplicated and reordered chunks and leader changes mid-transfer happen.
     config.snapshot_chunk_bytes = 64 << (config.seed % 8);
+    // `--peers`: the bootstrap voters, a voter itself among them; a node that joins is not.
+    let flags: BTreeMap<NodeId, String> = (0..voters).map(|j| (node_id(j), address(node_id(j)))).collect();
     let options = Options {
+        peer_addresses: flags.clone(),
         request_timeout_ticks: REQUEST_TIMEOUT_TICKS,
         snapshot_every: w.params.snapshot_every,
         max_forwards_in_flight: w.params.max_forwards_in_flight,
@@ -572,7 +588,9 @@ fn start(world: &Shared, i: usize) {
     let replica = Replica::new(config, restored, store, options).unwrap_or_else(|error| panic!("node {i}: {error}"));
     w.incarnations += 1;
     let incarnation = w.incarnations;
-    w.nodes[i] = Some(Running { replica, storage, incarnation, requests: 0, leader_changes: 0 });
+    let advertise = flags.get(&node_id(i)).cloned().unwrap_or_default();
+    let peers = flags.into_iter().filter(|(id, _)| *id != node_id(i)).collect();
+    w.nodes[i] = Some(Running { replica, storage, incarnation, requests: 0, leader_changes: 0, peers, advertise, joining: false });
     w.led_configs[i] = None;
     w.known_leaders[i] = None;
     act(&w, Some(i), "start", &format!("incarnation {incarnation}, term {term}"));
@@ -781,8 +799,17 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
                     with_node(&world, i, incarnation, |replica| replica.snapshot_taken(index, data));
                 });
             }
-            // The links between the nodes are the simulation's, whatever the configuration says.
-            Output::Membership(_) | Output::Dial { .. } => {}
+            // What the transport is told: whom it sends to and admits, what its Hellos say.
+            Output::Peers { peers, advertise, joining } => {
+                let mut w = world.borrow_mut();
+                let now = w.sim.now();
+                w.trace.record(now, format_args!("node {i} dials {peers:?}, says it is at {advertise:?}, joining {joining}"));
+                if let Some(node) = w.nodes[i].as_mut().filter(|node| node.incarnation == incarnation) {
+                    (node.peers, node.advertise, node.joining) = (peers, advertise, joining);
+                }
+            }
+            // Every member of the simulation has an address.
+            Output::Warning(warning) => panic!("node {i}: {warning}"),
             // No peer here sends anything to refuse: a refusal is a defect.
             Output::Refused(reason) | Output::Fatal(reason) => panic!("node {i}: {reason}"),
         }
@@ -818,6 +845,15 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     let encoded = wire::encode(&Wire::Frame(frame.clone()), wire::DEFAULT_MAX_FRAME_BYTES, &mut bytes);
     let mut w = world.borrow_mut();
     let now = w.sim.now();
+    // As the transport does: a frame for a node it does not dial is dropped.
+    let (advertise, dialled) = match w.nodes[from].as_ref() {
+        Some(node) => (node.advertise.clone(), node.peers.contains_key(&node_id(to))),
+        None => return,
+    };
+    if !dialled {
+        w.trace.record(now, format_args!("{from}->{to} not a peer of {from}, dropped"));
+        return;
+    }
     if matches!(&frame, Frame::Raft(message) if matches!(message.body, raft::MessageBody::SnapshotRequest { .. })) {
         w.snapshot_chunks += 1;
     }
@@ -850,7 +886,7 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     let cluster = w.nodes[from].as_ref().map_or(0, |node| node.replica.store().cluster_id());
     for _ in 0..copies {
         let id = w.trace.message(from, to, now, &frame, Fate::Delivered, Some(arrival));
-        let frame = InFlight { from, to, sender: incarnation, cluster, target, bytes: bytes.clone(), id };
+        let frame = InFlight { from, to, sender: incarnation, cluster, advertise: advertise.clone(), target, bytes: bytes.clone(), id };
         let world = world.clone();
         sim.schedule(arrival - now, move || arrive(&world, frame));
     }
@@ -860,9 +896,10 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
 struct InFlight {
     from: usize,
     to: usize,
-    /// The sender's incarnation, and its cluster id (what its connection's Hello carries).
+    /// The sender's incarnation, and its cluster id and address (what its connection's Hello carries).
     sender: u64,
     cluster: u64,
+    advertise: String,
     target: Option<u64>,
     bytes: Vec<u8>,
     id: crate::trace::MessageId,
@@ -873,6 +910,8 @@ struct InFlight {
 /// for an earlier incarnation reaches the new one half the time (sent on the new connection) and
 /// is lost otherwise (it was on the wire when the old connection broke).
 fn arrive(world: &Shared, frame: InFlight) {
+    // The Hello of a connection admitted now: the receiver learns where its sender is.
+    let mut hello = None;
     let (decoded, incarnation) = {
         let mut w = world.borrow_mut();
         let current = w.nodes[frame.to].as_ref().map(|node| node.incarnation);
@@ -887,26 +926,42 @@ fn arrive(world: &Shared, frame: InFlight) {
             return;
         }
         let incarnation = current.unwrap_or_default();
-        let ours = w.nodes[frame.to].as_ref().map_or(0, |node| node.replica.store().cluster_id());
-        let n = w.nodes.len() as u64;
-        let is_member = |id: NodeId| (1..=n).contains(&id.0);
-        let hello = Wire::Hello { from: node_id(frame.from), cluster: frame.cluster };
-        let admission = w.admissions.entry((frame.to, frame.from, frame.sender, incarnation)).or_insert_with(|| {
+        // A connection is admitted by its Hello as the transport admits it, with the receiver's
+        // peers as they are when it opens; a refused one is dialled again (a fresh Hello) with
+        // the next frame.
+        let key = (frame.to, frame.from, frame.sender, incarnation);
+        if !w.admissions.contains_key(&key) {
+            let receiver = w.nodes[frame.to].as_ref().expect("running");
+            let ours = receiver.replica.store().cluster_id();
+            let opening = Wire::Hello { from: node_id(frame.from), cluster: frame.cluster, address: frame.advertise.clone() };
             let mut admission = Admission::new(node_id(frame.to));
-            if let Err(refusal) = admission.admit(hello, ours, is_member, |_| true) {
-                panic!("node {} refused a connection from node {}: {refusal}", node_id(frame.to), node_id(frame.from));
+            match admission.admit(opening, ours, receiver.joining, |id| receiver.peers.contains_key(&id), |_| true) {
+                Ok(Admitted::Hello { from, address }) => {
+                    w.admissions.insert(key, admission);
+                    hello = Some((from, address));
+                }
+                Ok(Admitted::Frame(..)) => unreachable!("a Hello is admitted as one"),
+                Err(refusal) => {
+                    let now = w.sim.now();
+                    w.trace.record(now, format_args!("{}->{} connection refused: {refusal}", frame.from, frame.to));
+                    w.trace.message_lost(frame.id, now);
+                    return;
+                }
             }
-            admission
-        });
+        }
+        let admission = w.admissions.get_mut(&key).expect("admitted");
         let decoded = match wire::decode(&frame.bytes, admission.frame_limit(wire::DEFAULT_MAX_FRAME_BYTES)) {
             Ok(Some((wire, used))) if used == frame.bytes.len() => wire,
             other => panic!("a frame did not decode to itself: {other:?}"),
         };
-        match admission.admit(decoded, ours, is_member, |_| true) {
+        match admission.admit(decoded, 0, false, |_| false, |_| true) {
             Ok(Admitted::Frame(_, decoded)) => (decoded, incarnation),
             other => panic!("node {} refused a frame from node {}: {other:?}", node_id(frame.to), node_id(frame.from)),
         }
     };
+    if let Some((from, address)) = hello {
+        with_node(world, frame.to, incarnation, |replica| replica.peer_hello(from, address));
+    }
     with_node(world, frame.to, incarnation, |replica| replica.peer_frame(node_id(frame.from), decoded));
 }
 

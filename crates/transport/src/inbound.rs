@@ -1,7 +1,8 @@
 //! The inbound side: accept connections on the listen address and read frames from them.
 //!
 //! Every accepted connection gets its own reader task. Its first frame must be a Hello from a
-//! known peer; after that every frame is handed to the `inbound` channel tagged with that peer.
+//! peer (`wire::admission` says who is one); the Hello and then every frame are handed to the
+//! `inbound` channel tagged with that peer.
 //! Anything wrong (bad frame, wrong first frame, I/O error, a frame cut off by EOF) closes that one
 //! connection with a warning naming the remote address and the reason; the node carries on, and
 //! the peer's outbound task reconnects. Readers await the channel when it is full: that pushes
@@ -28,11 +29,12 @@ use crate::stats::{bump, Counters, PeerCounters};
 use crate::tls::PeerStream;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 
-/// One frame received from a peer. `from` is the id the connection's Hello named.
+/// What a peer connection delivers. `from` is the id the connection's Hello named.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Inbound {
-    pub from: NodeId,
-    pub frame: Frame,
+pub enum Inbound {
+    /// A connection was admitted; its peer takes connections at `address` (empty: not said).
+    Hello { from: NodeId, address: String },
+    Frame { from: NodeId, frame: Frame },
 }
 
 /// A connection that has not identified itself by then is closed, so idle sockets can't pile up.
@@ -60,6 +62,8 @@ pub(crate) struct Shared {
     pub me: NodeId,
     /// This node's cluster id (0 while it is not known yet).
     pub cluster: Arc<std::sync::atomic::AtomicU64>,
+    /// Whether this node waits to be added to a cluster.
+    pub joining: Arc<std::sync::atomic::AtomicBool>,
     pub max_frame_bytes: usize,
     /// The members, changed at run time (`Transport::set_peers`).
     pub peers: Arc<std::sync::RwLock<BTreeMap<NodeId, KnownPeer>>>,
@@ -183,10 +187,12 @@ impl Connection<'_> {
             make_read_space(&mut buffer);
 
             let read = match &mut self.generation {
-                None => match timeout_at(hello_deadline, stream.read_buf(&mut buffer)).await {
+                None if self.admission.peer().is_none() => match timeout_at(hello_deadline, stream.read_buf(&mut buffer)).await {
                     Ok(read) => read,
                     Err(_) => return Err(Close::HelloTimeout),
                 },
+                // A node admitted before this one's configuration names it.
+                None => stream.read_buf(&mut buffer).await,
                 Some((mine, latest)) => {
                     let mine = *mine;
                     tokio::select! {
@@ -208,16 +214,20 @@ impl Connection<'_> {
         let certificate = &self.certificate;
         let certified = |from| shared.tls.is_none() || certificate.as_ref().is_some_and(|certificate| crate::tls::names_node(certificate, from));
         let is_peer = |id| shared.peers.read().is_ok_and(|peers| peers.contains_key(&id));
-        match self.admission.admit(wire, cluster, is_peer, certified)? {
-            Admitted::Hello(from) => {
+        let joining = shared.joining.load(std::sync::atomic::Ordering::Relaxed);
+        match self.admission.admit(wire, cluster, joining, is_peer, certified)? {
+            Admitted::Hello { from, address } => {
                 self.hello(from);
-                Ok(None)
+                match shared.inbound.send(Inbound::Hello { from, address }).await {
+                    Ok(()) => Ok(None),
+                    Err(_) => Ok(Some(End::ReceiverGone)),
+                }
             }
             Admitted::Frame(from, frame) => {
                 if let Some(counters) = &self.counters {
                     bump(&counters.frames_received);
                 }
-                match shared.inbound.send(Inbound { from, frame }).await {
+                match shared.inbound.send(Inbound::Frame { from, frame }).await {
                     Ok(()) => Ok(None),
                     Err(_) => Ok(Some(End::ReceiverGone)),
                 }

@@ -106,6 +106,9 @@ pub struct Config {
     pub write_timeout: Duration,
     /// Mutual TLS with the peers (None: plaintext).
     pub tls: Option<PeerTls>,
+    /// Where this node takes peer connections, as peers should dial it (in every Hello; empty:
+    /// not said). `set_peers` changes it.
+    pub advertise: String,
 }
 
 impl Config {
@@ -120,6 +123,7 @@ impl Config {
             connect_timeout: Duration::from_secs(1),
             write_timeout: Duration::from_secs(5),
             tls: None,
+            advertise: String::new(),
         }
     }
 
@@ -167,6 +171,8 @@ struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// This node's cluster id, in every Hello; a Hello naming another one is refused.
     cluster: Arc<std::sync::atomic::AtomicU64>,
+    /// Whether this node waits to be added to a cluster (shared with the inbound side).
+    joining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 struct Peer {
@@ -206,12 +212,15 @@ impl Transport {
             tls: config.tls.as_ref().map(|tls| tls.connector.clone()),
             me: config.me,
             cluster: cluster.clone(),
+            advertise: Arc::new(std::sync::RwLock::new(config.advertise.clone())),
             max_frame_bytes: config.max_frame_bytes,
             connect_timeout: config.connect_timeout,
             write_timeout: config.write_timeout,
         };
         let known = Arc::new(std::sync::RwLock::new(BTreeMap::new()));
+        let joining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shared = inbound::Shared {
+            joining: joining.clone(),
             tls: config.tls.as_ref().map(|tls| tls.acceptor.clone()),
             me: config.me,
             cluster: cluster.clone(),
@@ -232,9 +241,10 @@ impl Transport {
             shutdown,
             tasks: Mutex::new(tasks),
             cluster,
+            joining,
         };
         let transport = Transport { inner: Arc::new(inner) };
-        transport.set_peers(config.peers);
+        transport.set_peers(config.peers, &config.advertise, false);
         tracing::info!(me = %config.me, listen = %local_addr, peers = transport.peers().count(), "peer transport started");
         Ok(transport)
     }
@@ -242,9 +252,18 @@ impl Transport {
     /// Makes `peers` the nodes this transport sends to and accepts connections from (an entry for
     /// this node is ignored): new ones are dialled, gone ones are no longer (their queued frames
     /// dropped, their inbound connections closed), and one whose address changed is dialled
-    /// again there.
-    pub fn set_peers(&self, peers: BTreeMap<NodeId, String>) {
+    /// again there. Connections opened from now on say this node takes connections at
+    /// `advertise`.
+    ///
+    /// `joining`: this node waits to be added to a cluster; until then it takes connections from
+    /// any node of a named cluster (see `wire::admission`).
+    pub fn set_peers(&self, peers: BTreeMap<NodeId, String>, advertise: &str, joining: bool) {
         let inner = &self.inner;
+        inner.joining.store(joining, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut current) = inner.settings.advertise.write() {
+            current.clear();
+            current.push_str(advertise);
+        }
         let mut current = lock(&inner.peers);
         let mut known = inner.known.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let wanted: BTreeMap<NodeId, String> = peers.into_iter().filter(|(id, _)| *id != inner.me).collect();

@@ -45,6 +45,8 @@ pub(crate) struct Settings {
     pub me: NodeId,
     /// This node's cluster id, sent in every Hello (0 while it is not known yet).
     pub cluster: Arc<AtomicU64>,
+    /// Where this node takes peer connections, sent in every Hello (empty: not known).
+    pub advertise: Arc<std::sync::RwLock<String>>,
     pub max_frame_bytes: usize,
     pub connect_timeout: Duration,
     pub write_timeout: Duration,
@@ -158,7 +160,8 @@ impl Task {
         };
         let mut hello = Vec::new();
         let cluster = self.settings.cluster.load(Ordering::Relaxed);
-        frame::encode(&Wire::Hello { from: self.settings.me, cluster }, self.settings.max_frame_bytes, &mut hello)
+        let address = self.settings.advertise.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |address| address.clone());
+        frame::encode(&Wire::Hello { from: self.settings.me, cluster, address }, self.settings.max_frame_bytes, &mut hello)
             .map_err(std::io::Error::other)?;
         stream.write_all(&hello).await?;
         stream.flush().await?;

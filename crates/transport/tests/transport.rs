@@ -36,9 +36,21 @@ struct Node {
     inbound: mpsc::Receiver<Inbound>,
 }
 
+/// A frame as received (the Hellos that open connections are passed over).
+#[derive(Debug, PartialEq, Eq)]
+struct Received {
+    from: NodeId,
+    frame: Frame,
+}
+
 impl Node {
-    async fn recv(&mut self) -> Inbound {
-        timeout(WAIT, self.inbound.recv()).await.expect("timed out waiting for a frame").expect("inbound closed")
+    async fn recv(&mut self) -> Received {
+        loop {
+            match timeout(WAIT, self.inbound.recv()).await.expect("timed out waiting for a frame").expect("inbound closed") {
+                Inbound::Hello { .. } => continue,
+                Inbound::Frame { from, frame } => return Received { from, frame },
+            }
+        }
     }
 }
 
@@ -82,17 +94,22 @@ async fn cluster(n: usize, tweak: impl Fn(&mut Config)) -> Vec<Node> {
 
 /// Sends `frame()` from `from` to `to` every 20 ms until `to` receives one (earlier ones may be
 /// lost while the link comes up), and returns it.
-async fn send_until_received(from: &Transport, to: &mut Node, frame: impl Fn() -> Frame) -> Inbound {
+async fn send_until_received(from: &Transport, to: &mut Node, frame: impl Fn() -> Frame) -> Received {
     let target = to.transport.me();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let _ = from.send(target, frame());
-        match tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + Duration::from_millis(20)), to.inbound.recv())
-            .await
-        {
-            Ok(received) => return received.expect("inbound closed"),
-            Err(_) => assert!(tokio::time::Instant::now() < deadline, "{target} never received a frame"),
+        let wait = deadline.min(tokio::time::Instant::now() + Duration::from_millis(20));
+        // A Hello is not the frame: wait on, without sending again.
+        loop {
+            match tokio::time::timeout_at(wait, to.inbound.recv()).await {
+                Ok(Some(Inbound::Frame { from, frame })) => return Received { from, frame },
+                Ok(Some(Inbound::Hello { .. })) => continue,
+                Ok(None) => panic!("inbound closed"),
+                Err(_) => break,
+            }
         }
+        assert!(tokio::time::Instant::now() < deadline, "{target} never received a frame");
     }
 }
 
@@ -140,7 +157,7 @@ async fn three_nodes_exchange_every_kind_both_ways() {
         let me = index as u64 + 1;
         let mut per_peer: BTreeMap<u64, Vec<Frame>> = BTreeMap::new();
         for _ in 0..6 {
-            let Inbound { from, frame } = node.recv().await;
+            let Received { from, frame } = node.recv().await;
             per_peer.entry(from.0).or_default().push(frame);
         }
         let expected: BTreeMap<u64, Vec<Frame>> = (1..=3u64)
@@ -224,7 +241,7 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
         nodes.push(start(config, Some(listener)).await);
     }
     let target = nodes[0].transport.local_addr();
-    let hello_3 = encode(Wire::Hello { from: NodeId(3), cluster: 0 });
+    let hello_3 = encode(Wire::Hello { from: NodeId(3), cluster: 0, address: String::new() });
     let mut oversized = hello_3.clone();
     oversized.extend_from_slice(&4097u32.to_le_bytes());
     let mut truncated = hello_3.clone();
@@ -237,8 +254,8 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
         ("an HTTP request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), false),
         ("random bytes", (0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect(), false),
         ("a Raft frame before any Hello", encode(Wire::Frame(vote(3, 1, 1))), false),
-        ("a Hello from a stranger", encode(Wire::Hello { from: NodeId(9), cluster: 0 }), false),
-        ("a Hello from the node itself", encode(Wire::Hello { from: NodeId(1), cluster: 0 }), false),
+        ("a Hello from a stranger", encode(Wire::Hello { from: NodeId(9), cluster: 0, address: String::new() }), false),
+        ("a Hello from the node itself", encode(Wire::Hello { from: NodeId(1), cluster: 0, address: String::new() }), false),
         ("an oversized frame", oversized, false),
         // Within the frame limit, but no Hello is that long: refused before its body is awaited.
         ("a long frame announced before any Hello", 4000u32.to_le_bytes().to_vec(), false),
@@ -264,9 +281,9 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
 
     // Node 1 still hears node 2, and node 2 still hears node 1.
     let _ = nodes[1].transport.send(NodeId(1), vote(2, 1, 5));
-    assert_eq!(nodes[0].recv().await, Inbound { from: NodeId(2), frame: vote(2, 1, 5) });
+    assert_eq!(nodes[0].recv().await, Received { from: NodeId(2), frame: vote(2, 1, 5) });
     let _ = nodes[0].transport.send(NodeId(2), vote(1, 2, 6));
-    assert_eq!(nodes[1].recv().await, Inbound { from: NodeId(1), frame: vote(1, 2, 6) });
+    assert_eq!(nodes[1].recv().await, Received { from: NodeId(1), frame: vote(1, 2, 6) });
 }
 
 #[tokio::test]
@@ -374,13 +391,17 @@ async fn dropping_the_transport_stops_its_tasks() {
     let mut nodes = cluster(2, |_| {}).await;
     let _ = nodes[0].transport.send(NodeId(2), vote(1, 2, 1));
     nodes[1].recv().await;
-    let Node { transport, mut inbound } = nodes.remove(0);
-    let addr = transport.local_addr();
-    let clone = transport.clone();
+    let mut node = nodes.remove(0);
+    let addr = node.transport.local_addr();
+    let clone = node.transport.clone();
+    let Node { transport, inbound } = node;
     drop(transport);
     // A clone keeps it running.
     let _ = nodes[0].transport.send(NodeId(1), vote(2, 1, 2));
-    assert_eq!(timeout(WAIT, inbound.recv()).await.unwrap().unwrap().from, NodeId(2));
+    node = Node { transport: clone.clone(), inbound };
+    assert_eq!(node.recv().await.from, NodeId(2));
+    let Node { transport, mut inbound } = node;
+    drop(transport);
     drop(clone);
     // The accept task held the only sender of `inbound`: it ends once every task has.
     assert_eq!(timeout(WAIT, inbound.recv()).await.expect("tasks still running"), None);
@@ -394,7 +415,10 @@ async fn shutdown_stops_everything_and_later_sends_are_dropped() {
     nodes[1].recv().await;
     let node = &mut nodes[0];
     node.transport.shutdown().await;
-    assert_eq!(node.inbound.recv().await, None, "tasks finished before shutdown returned");
+    // Only Hellos may be left over: no frame, and then the channel is closed.
+    while let Some(left) = node.inbound.recv().await {
+        assert!(matches!(left, Inbound::Hello { .. }), "tasks finished before shutdown returned: {left:?}");
+    }
     assert!(TcpStream::connect(node.transport.local_addr()).await.is_err());
     let _ = node.transport.send(NodeId(2), vote(1, 2, 2));
     let peer = node.transport.stats().peers[&NodeId(2)].clone();
@@ -427,7 +451,7 @@ async fn a_node_of_another_cluster_is_refused_at_its_hello() {
     let mut nodes = cluster(2, |_| {}).await;
     nodes[0].transport.set_cluster_id(5);
     let target = nodes[0].transport.local_addr();
-    let mut foreign = encode(Wire::Hello { from: NodeId(2), cluster: 6 });
+    let mut foreign = encode(Wire::Hello { from: NodeId(2), cluster: 6, address: String::new() });
     foreign.extend_from_slice(&encode(Wire::Frame(vote(2, 1, 99))));
     let mut stream = TcpStream::connect(target).await.unwrap();
     stream.write_all(&foreign).await.unwrap();
@@ -437,8 +461,8 @@ async fn a_node_of_another_cluster_is_refused_at_its_hello() {
     // once it knows the cluster (5), so does it.
     let (first, second) = nodes.split_at_mut(1);
     let received = send_until_received(&second[0].transport, &mut first[0], || vote(2, 1, 3)).await;
-    assert_eq!(received, Inbound { from: NodeId(2), frame: vote(2, 1, 3) });
-    let mut same = encode(Wire::Hello { from: NodeId(2), cluster: 5 });
+    assert_eq!(received, Received { from: NodeId(2), frame: vote(2, 1, 3) });
+    let mut same = encode(Wire::Hello { from: NodeId(2), cluster: 5, address: String::new() });
     same.extend_from_slice(&encode(Wire::Frame(vote(2, 1, 4))));
     let mut stream = TcpStream::connect(target).await.unwrap();
     stream.write_all(&same).await.unwrap();

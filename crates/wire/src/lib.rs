@@ -13,9 +13,9 @@
 //!       `length` counts every byte after itself (version + kind + payload) and is at most
 //!       the configured limit (64 MiB by default).
 //!
-//!  kind 1  Hello         varint node id of the dialer, varint cluster id (0: not known yet; may be
-//!                        absent, as from a build before cluster ids); the first frame on every
-//!                        connection
+//!  kind 1  Hello         varint node id of the dialer, varint cluster id (0: not known yet), then
+//!                        optionally the dialer's peer address (varint length, UTF-8, at most
+//!                        255 bytes); the first frame on every connection
 //!  kind 2  Raft          raft::codec::encode_message
 //!  kind 3  Forward       varint request id, then opaque bytes up to the end of the frame
 //!  kind 4  ForwardReply  varint request id, then opaque bytes up to the end of the frame
@@ -59,7 +59,10 @@ pub enum FrameError {
 /// The only version this build speaks. A peer speaking another one is disconnected.
 /// 2: the cluster id in Hello; snapshots in chunks (SnapshotRequest's layout, SnapshotResponse).
 /// 3: configuration entries, TimeoutNow, and the transfer flag of vote requests.
-pub const VERSION: u8 = 3;
+/// 4: the dialer's address in Hello.
+pub const VERSION: u8 = 4;
+/// The longest address a Hello may carry.
+pub const MAX_ADDRESS_BYTES: usize = 255;
 /// The bytes of the length prefix.
 pub const LENGTH_BYTES: usize = 4;
 /// The bytes after the length prefix that every frame has: version and kind.
@@ -85,8 +88,10 @@ pub enum Frame {
 /// Everything that travels on a connection: the Hello that opens it, then frames.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Wire {
-    /// `cluster`: the id of the dialer's cluster, 0 while it does not know it yet.
-    Hello { from: NodeId, cluster: u64 },
+    /// `cluster`: the id of the dialer's cluster, 0 while it does not know it yet. `address`:
+    /// where the dialer takes peer connections (empty: not known), so that a node that has not
+    /// heard of it yet (it joined while that node was away) can answer it.
+    Hello { from: NodeId, cluster: u64, address: String },
     Frame(Frame),
 }
 
@@ -119,9 +124,15 @@ pub fn encode(wire: &Wire, max_frame_bytes: usize, out: &mut Vec<u8>) -> Result<
     out.push(VERSION);
     out.push(wire.kind());
     match wire {
-        Wire::Hello { from, cluster } => {
+        Wire::Hello { from, cluster, address } => {
             put_varint(out, from.0);
             put_varint(out, *cluster);
+            if !address.is_empty() {
+                // An address that cannot be said is not said: the Hello stays valid.
+                let address = if address.len() <= MAX_ADDRESS_BYTES { address.as_bytes() } else { &[] };
+                put_varint(out, address.len() as u64);
+                out.extend_from_slice(address);
+            }
         }
         Wire::Frame(Frame::Raft(message)) => encode_message(message, out),
         Wire::Frame(Frame::Forward { request_id, payload } | Frame::ForwardReply { request_id, payload }) => {
@@ -223,10 +234,11 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Wire, DecodeError> {
         KIND_HELLO => {
             let (from, rest) = take_varint(payload)?;
             let (cluster, rest) = if rest.is_empty() { (0, rest) } else { take_varint(rest)? };
+            let (address, rest) = if rest.is_empty() { (String::new(), rest) } else { take_address(rest)? };
             if !rest.is_empty() {
                 return Err(DecodeError::TrailingBytes(rest.len()));
             }
-            Ok(Wire::Hello { from: NodeId(from), cluster })
+            Ok(Wire::Hello { from: NodeId(from), cluster, address })
         }
         KIND_RAFT => Ok(Wire::Frame(Frame::Raft(decode_message(payload)?))),
         _ => {
@@ -234,6 +246,15 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Wire, DecodeError> {
             Ok(forward(kind, request_id, Bytes::copy_from_slice(rest)))
         }
     }
+}
+
+/// A Hello's address: a varint length (at most `MAX_ADDRESS_BYTES`), then that much UTF-8.
+fn take_address(input: &[u8]) -> Result<(String, &[u8]), DecodeError> {
+    let (length, rest) = take_varint(input)?;
+    let length = usize::try_from(length).ok().filter(|&length| length <= MAX_ADDRESS_BYTES && length <= rest.len());
+    let Some(length) = length else { return Err(DecodeError::OutOfRange("a Hello's address is longer than its frame or 255 bytes")) };
+    let address = std::str::from_utf8(&rest[..length]).map_err(|_| DecodeError::OutOfRange("a Hello's address is not UTF-8"))?;
+    Ok((address.to_string(), &rest[length..]))
 }
 
 /// A LEB128 varint as `raft::codec::put_varint` writes it, and what follows it.
@@ -268,8 +289,8 @@ mod tests {
             data: vec![index as u8; index as usize * 10].into(),
         };
         vec![
-            Wire::Hello { from: NodeId(1), cluster: 0 },
-            Wire::Hello { from: NodeId(u64::MAX), cluster: u64::MAX },
+            Wire::Hello { from: NodeId(1), cluster: 0, address: String::new() },
+            Wire::Hello { from: NodeId(u64::MAX), cluster: u64::MAX, address: "node-9.example:7001".into() },
             Wire::Frame(Frame::Raft(message(MessageBody::VoteRequest {
                 pre_vote: true,
                 transfer: false,
@@ -412,15 +433,37 @@ mod tests {
     }
 
     #[test]
+    fn a_hello_address_that_is_too_long_or_not_text_is_refused() {
+        let hello = |address: &[u8]| {
+            let mut bytes = vec![0, 0, 0, 0, VERSION, KIND_HELLO, 2, 5];
+            put_varint(&mut bytes, address.len() as u64);
+            bytes.extend_from_slice(address);
+            let length = (bytes.len() - LENGTH_BYTES) as u32;
+            bytes[..LENGTH_BYTES].copy_from_slice(&length.to_le_bytes());
+            decode(&bytes, MAX)
+        };
+        let decoded = hello(b"10.0.0.2:7001");
+        assert!(matches!(decoded, Ok(Some((Wire::Hello { ref address, .. }, _))) if address == "10.0.0.2:7001"), "{decoded:?}");
+        assert!(matches!(hello(&[b'a'; MAX_ADDRESS_BYTES + 1]), Err(FrameError::BadPayload { .. })));
+        assert!(matches!(hello(&[0xff, 0xfe]), Err(FrameError::BadPayload { .. })));
+        // A length that claims more than the frame holds.
+        assert!(matches!(decode(&[9, 0, 0, 0, VERSION, KIND_HELLO, 2, 5, 40, b'a', b'b', b'c', b'd'], MAX), Err(FrameError::BadPayload { .. })));
+        // Too long to be said: the Hello goes without it.
+        let mut out = Vec::new();
+        encode(&Wire::Hello { from: NodeId(2), cluster: 5, address: "a".repeat(MAX_ADDRESS_BYTES + 1) }, MAX, &mut out).expect("encodes");
+        assert!(matches!(decode(&out, MAX), Ok(Some((Wire::Hello { ref address, .. }, _))) if address.is_empty()));
+    }
+
+    #[test]
     fn bad_version_kind_and_length_are_rejected() {
-        let mut bytes = encoded(&Wire::Hello { from: NodeId(3), cluster: 7 });
+        let mut bytes = encoded(&Wire::Hello { from: NodeId(3), cluster: 7, address: String::new() });
         bytes[LENGTH_BYTES] = 1;
         assert_eq!(decode(&bytes, MAX), Err(FrameError::BadVersion(1)), "a build of the previous version");
         // Rejected as soon as the byte is there, without waiting for the rest of the frame.
         assert_eq!(decode(&bytes[..LENGTH_BYTES + 1], MAX), Err(FrameError::BadVersion(1)));
 
         for kind in [0, 5, 0xff] {
-            let mut bytes = encoded(&Wire::Hello { from: NodeId(3), cluster: 7 });
+            let mut bytes = encoded(&Wire::Hello { from: NodeId(3), cluster: 7, address: String::new() });
             bytes[LENGTH_BYTES + 1] = kind;
             assert_eq!(decode(&bytes, MAX), Err(FrameError::UnknownKind(kind)));
         }
