@@ -370,4 +370,11 @@ impl crate::node::Node {
         let timeout = u64::from(self.config.election_timeout_ticks);
         self.progress.get(&id).map(|progress| (progress.match_index, progress.heard_at > 0 && self.ticks - progress.heard_at < timeout))
     }
+
+    /// As leader: the members just removed that it still sends its log to, until they have the
+    /// entry that removed them (so that they know). None on any other node.
+    pub fn departing(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let leading = self.role == Role::Leader;
+        self.progress.keys().copied().filter(move |id| leading && !self.membership.is_member(*id))
+    }
 }

@@ -16,8 +16,9 @@
 //!  save_failed_no_space(id)      │            │  Snapshot { index, store }  (then snapshot_taken,
 //!  snapshot_taken(index, data)   │            │                              or snapshot_skipped)
 //!  snapshot_skipped()            │            │  Refused(reason)            (a peer's message)
-//!  undeliverable(to, frame)      │            │  Peers { peers, advertise } (whom to dial where)
-//!  peer_hello(from, address)     ┘            │  Warning(text)
+//!  undeliverable(to, frame)      │            │  Peers(links)               (whom to dial where)
+//!  peer_hello(from, address)     │            │  Warning(text)
+//!  shut_down()                   ┘            │  Stopped                    (after shut_down)
 //!                                             └  Fatal(reason)
 //! ```
 //!
@@ -32,7 +33,7 @@
 mod admin;
 mod connections;
 pub mod glob;
-mod links;
+pub mod links;
 mod membership;
 pub mod metrics;
 mod replica;

@@ -83,9 +83,19 @@ impl Replica {
         self.publish_links();
     }
 
-    /// Before a shutdown: as leader, hands leadership to the most caught-up voter. Returns the
-    /// target, if a transfer began; the shell then waits (boundedly) until this node no longer leads.
-    pub fn hand_over(&mut self) -> Option<NodeId> {
+    /// SIGTERM: a leader hands leadership to its most caught-up voter and stops once it no longer
+    /// leads (or after `hand_over_ticks`); any other node stops at once. `Output::Stopped` says
+    /// when. Returns the target of the hand-over, if one began.
+    pub fn shut_down(&mut self) -> Option<NodeId> {
+        let target = self.hand_over();
+        // With no one to hand over to, there is nothing to wait for.
+        let wait = if target.is_some() { self.options.hand_over_ticks } else { 0 };
+        self.stop_at = Some(self.now() + wait);
+        self.drive();
+        target
+    }
+
+    fn hand_over(&mut self) -> Option<NodeId> {
         if !self.node.status().is_leader() {
             return None;
         }
@@ -93,7 +103,6 @@ impl Replica {
         let voters: Vec<NodeId> = self.node.membership().voters().filter(|&id| id != me).collect();
         let target = voters.into_iter().max_by_key(|&id| self.node.follower_progress(id).map_or(0, |(matched, _)| matched.0))?;
         self.node.transfer_leadership(target).ok()?;
-        self.drive();
         Some(target)
     }
 

@@ -41,6 +41,8 @@ pub struct Options {
     /// The id this node proposes for its cluster when it leads one that has none yet (random,
     /// non-zero; 0: never propose). The first applied is the cluster's for ever.
     pub cluster_id_proposal: u64,
+    /// How long a leader told to shut down waits for its hand-over before it stops anyway.
+    pub hand_over_ticks: u64,
     /// Where this node dials the original members (its `--peers`), for RAFT.NODES.
     pub peer_addresses: std::collections::BTreeMap<NodeId, String>,
     /// Never set outside the simulator's mutation tests.
@@ -67,6 +69,13 @@ pub enum Mutation {
     Core(raft::Broken),
     /// The configuration is left out of what a restart and an installed snapshot restore.
     ConfigLeftOutOfSnapshot,
+    /// A Hello's address is ignored: a node that has not heard of the dialer never dials it back.
+    HelloIgnored,
+    /// A peer that drops out of the links goes at once, with answers still owed to it.
+    LinksDroppedAtOnce,
+    /// A forwarded request waits for the leader it went to as long as that node leads, even in a
+    /// later term (after it restarted, and knows nothing of it).
+    ForwardsKeptAcrossTerms,
 }
 
 impl Default for Options {
@@ -83,6 +92,7 @@ impl Default for Options {
             read_round_per_read: false,
             fsync_commit_index: false,
             cluster_id_proposal: 0,
+            hand_over_ticks: 200,
             peer_addresses: std::collections::BTreeMap::new(),
             mutation: Mutation::None,
         }
@@ -114,13 +124,14 @@ pub enum Output {
     Refused(String),
     /// Something an operator should know about (log it).
     Warning(String),
-    /// Keep links with exactly these peers, dialled at these addresses, and tell each, in the
-    /// Hello that opens a connection, that this node takes connections at `advertise`; `joining`:
-    /// this node waits to be added (see `wire::admission`). At start, and whenever any of it
-    /// changes; see `links`.
-    Peers { peers: std::collections::BTreeMap<NodeId, String>, advertise: String, joining: bool },
+    /// Whom to keep peer links with, where to dial them, and what this node's Hellos say and its
+    /// admission takes: at start, and whenever any of it changes (see `links`).
+    Peers(crate::links::PeerLinks),
     /// The node cannot go on (its own state is inconsistent); it stopped.
     Fatal(String),
+    /// The stop asked for by `shut_down` is done (leadership handed over, or the wait was over):
+    /// the shell may end the process.
+    Stopped,
 }
 
 /// Who waits for an answer: a request of one of this node's connections, or a request another
@@ -134,6 +145,9 @@ pub(crate) enum Caller {
 /// A request sent on to the leader, waiting for its answer.
 struct Forwarded {
     to: NodeId,
+    /// The term in which `to` led: once the term moves on, the answer may never come (the leader
+    /// may have restarted, and a new incarnation knows nothing of it), even if `to` leads again.
+    term: u64,
     slot: Slot,
     /// Kept for reads: one forwarded to a leader that is no longer one is simply sent again.
     read: Option<Request>,
@@ -192,7 +206,7 @@ pub struct Replica {
     pub(crate) node: Node,
     store: Store,
     pub(crate) options: Options,
-    now: u64,
+    pub(crate) now: u64,
     pub(crate) outputs: Vec<Output>,
     connections: Connections,
     /// Writes proposed here, by log index.
@@ -241,6 +255,8 @@ pub struct Replica {
     /// In `drive`: a nested call must not take another Ready before this one is advanced.
     driving: bool,
     stopped: bool,
+    /// Shutting down (`shut_down`): stop once no longer leader, or at this tick.
+    pub(crate) stop_at: Option<u64>,
 }
 
 impl Replica {
@@ -296,6 +312,7 @@ impl Replica {
             retry_save_at: None,
             driving: false,
             stopped: false,
+            stop_at: None,
         })
     }
 
@@ -308,6 +325,7 @@ impl Replica {
         }
         self.now += 1;
         self.node.tick();
+        self.expire_leaving_links();
         self.expire();
         self.keep_log_time();
         if self.retry_save_at.is_some_and(|at| at <= self.now) {
@@ -550,7 +568,7 @@ impl Replica {
                 let payload = request.encode().into();
                 // A read (or a membership command, which is idempotent) goes again to a new leader.
                 let read = (!matches!(request, Request::Write(_))).then_some(request);
-                self.forwards.insert(request_id, Forwarded { to: leader, slot, read });
+                self.forwards.insert(request_id, Forwarded { to: leader, term: status.term.0, slot, read });
                 self.outputs.push(Output::Send { to: leader, frame: Frame::Forward { request_id, payload } });
             }
             _ => return Some(request),
@@ -724,8 +742,13 @@ impl Replica {
             let op = kv::Op::ClusterId { id: self.options.cluster_id_proposal };
             let _ = self.node.propose(kv::Command { client_id: 0, seq: 0, op }.encode());
         }
-        let stale: Vec<u64> =
-            self.forwards.iter().filter(|(_, forwarded)| Some(forwarded.to) != status.leader).map(|(&id, _)| id).collect();
+        let stale: Vec<u64> = (self.forwards.iter())
+            .filter(|(_, forwarded)| {
+                let term_moved = forwarded.term != status.term.0 && self.options.mutation != Mutation::ForwardsKeptAcrossTerms;
+                Some(forwarded.to) != status.leader || term_moved
+            })
+            .map(|(&id, _)| id)
+            .collect();
         let mut reads_again = Vec::new();
         for id in stale {
             let Some(forwarded) = self.forwards.remove(&id) else { continue };
@@ -787,6 +810,12 @@ impl Replica {
         }
         self.driving = false;
         let status = self.node.status();
+        if self.stop_at.is_some_and(|at| !status.is_leader() || self.now >= at) {
+            self.stop_at = None;
+            self.stopped = true;
+            self.outputs.push(Output::Stopped);
+            return;
+        }
         if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
             if status.leader != self.last_status.leader {
                 self.counters.leader_changes += 1;

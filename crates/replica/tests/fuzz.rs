@@ -153,7 +153,8 @@ impl Cluster {
                         let data: Arc<[u8]> = store.encode_snapshot().into();
                         self.nodes[i].snapshot_taken(index, data);
                     }
-                    Output::Peers { .. } | Output::Warning(_) => {}
+                    Output::Peers(_) | Output::Warning(_) => {}
+                    Output::Stopped => panic!("stopped, but no one asked it to"),
                     Output::Refused(_) => self.refused += 1,
                     Output::Fatal(reason) => panic!("seed {seed}: node {i} stopped: {reason}"),
                 }

@@ -222,6 +222,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         serial_fsync: config.tuning.serial_fsync,
         read_round_per_read: config.tuning.read_round_per_read,
         fsync_commit_index: config.tuning.fsync_commit_index,
+        hand_over_ticks: ticks(Duration::from_secs(2), config.tick),
         peer_addresses: config.peers.iter().map(|(&id, address)| (NodeId(id), address.clone())).collect(),
         ..replica::Options::default()
     };
@@ -235,11 +236,6 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         None => tracing::warn!("no --peer-tls-dir: peer links are plaintext and unauthenticated; keep the peer port on a private network"),
     }
     let transport = transport::Transport::start(transport_config, peer_sender).await?;
-    let cluster_id = replica.store().cluster_id();
-    transport.set_cluster_id(cluster_id);
-    if cluster_id != 0 {
-        tracing::info!(cluster = %format!("{cluster_id:#018x}"), "member of cluster");
-    }
     let listener = TcpListener::bind(&config.listen_client)
         .await
         .map_err(|source| ServerError::ClientListen { address: config.listen_client.clone(), source })?;
@@ -304,8 +300,6 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         tick: config.tick,
         max_batch: config.tuning.max_batch,
         connections: Default::default(),
-        cluster_id,
-        stop_at: None,
     };
     tokio::spawn(hand_over_on_terminate(loop_sender_for_signals));
     node_loop.run(loop_receiver, peer_receiver).await

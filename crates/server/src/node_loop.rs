@@ -34,8 +34,12 @@ pub enum LoopInput {
     Shutdown,
 }
 
-/// How long a leader waits for its hand-over before it stops anyway.
-const HAND_OVER_WAIT: Duration = Duration::from_secs(2);
+#[derive(PartialEq, Eq)]
+enum Carried {
+    All,
+    /// The replica stopped as asked (SIGTERM): the loop ends.
+    Stopped,
+}
 
 /// Room a snapshot's file must leave on the disk for the log to go on.
 const SNAPSHOT_SPACE_MARGIN: u64 = 4 << 20;
@@ -56,10 +60,6 @@ pub struct NodeLoop {
     /// Client requests taken into one batch at most (one Ready, one save).
     pub max_batch: usize,
     pub connections: HashMap<ConnId, mpsc::UnboundedSender<Answer>>,
-    /// The cluster's id as last given to the transport (0: not named yet).
-    pub cluster_id: u64,
-    /// Stopping (SIGTERM): stop once no longer leader, or at this instant.
-    pub stop_at: Option<Instant>,
 }
 
 impl NodeLoop {
@@ -103,14 +103,11 @@ impl NodeLoop {
                     Err(_) => break,
                 }
             }
-            self.carry_out()?;
-            self.publish();
-            if let Some(stop_at) = self.stop_at {
-                if !self.replica.status().is_leader() || Instant::now() >= stop_at {
-                    tracing::info!(leader = ?self.replica.status().leader.map(|id| id.0), "stopping");
-                    return Ok(());
-                }
+            if self.carry_out()? == Carried::Stopped {
+                tracing::info!(leader = ?self.replica.status().leader.map(|id| id.0), "stopping");
+                return Ok(());
             }
+            self.publish();
         }
     }
 
@@ -140,13 +137,10 @@ impl NodeLoop {
                 self.replica.save_failed_no_space(id);
             }
             LoopInput::SnapshotSkipped => self.replica.snapshot_skipped(),
-            LoopInput::Shutdown => {
-                match self.replica.hand_over() {
-                    Some(target) => tracing::info!(target = target.0, "SIGTERM: handing leadership over before stopping"),
-                    None => tracing::info!("SIGTERM: stopping"),
-                }
-                self.stop_at = Some(Instant::now() + HAND_OVER_WAIT);
-            }
+            LoopInput::Shutdown => match self.replica.shut_down() {
+                Some(target) => tracing::info!(target = target.0, "SIGTERM: handing leadership over before stopping"),
+                None => tracing::info!("SIGTERM: stopping"),
+            },
             LoopInput::SnapshotEncoded { index, data, staged } => {
                 if let Some(staged) = staged {
                     // Before the save that records the snapshot: that save then renames the file.
@@ -160,11 +154,11 @@ impl NodeLoop {
 
     /// Carries out the replica's outputs until it has none (a frame that cannot be queued is
     /// given back to it, which may produce more).
-    fn carry_out(&mut self) -> Result<(), ServerError> {
+    fn carry_out(&mut self) -> Result<Carried, ServerError> {
         loop {
             let outputs = self.replica.take_outputs();
             if outputs.is_empty() {
-                return Ok(());
+                return Ok(Carried::All);
             }
             for output in outputs {
                 match output {
@@ -187,11 +181,15 @@ impl NodeLoop {
                     Output::Snapshot { index, term, store } => self.encode_snapshot(index, term, store),
                     Output::Refused(reason) => tracing::warn!("{reason}"),
                     Output::Warning(text) => tracing::warn!("{text}"),
-                    Output::Peers { peers, advertise, joining } => {
-                        tracing::info!(?peers, %advertise, joining, "peer links");
-                        self.transport.set_peers(peers, &advertise, joining);
+                    Output::Peers(links) => {
+                        tracing::info!(peers = ?links.peers, advertise = %links.advertise, joining = links.joining, "peer links");
+                        if self.transport.set_cluster_id(links.cluster) != links.cluster {
+                            tracing::info!(cluster = %format!("{:#018x}", links.cluster), "the cluster is named; peers of other clusters are refused from now on");
+                        }
+                        self.transport.set_peers(links.peers, &links.advertise, links.joining);
                     }
                     Output::Fatal(reason) => return Err(ServerError::Fatal(reason)),
+                    Output::Stopped => return Ok(Carried::Stopped),
                 }
             }
         }
@@ -233,12 +231,6 @@ impl NodeLoop {
             self.memory = (resident_bytes().unwrap_or(0), Some(now));
         }
         self.view.send_replace(NodeView { used_memory: self.memory.0, uptime_seconds: now.duration_since(self.started).as_secs(), ..view });
-        let cluster_id = self.replica.store().cluster_id();
-        if cluster_id != self.cluster_id {
-            tracing::info!(cluster = %format!("{cluster_id:#018x}"), "the cluster is named; peers of other clusters are refused from now on");
-            self.transport.set_cluster_id(cluster_id);
-            self.cluster_id = cluster_id;
-        }
     }
 }
 

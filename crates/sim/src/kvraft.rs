@@ -238,7 +238,8 @@ impl Host {
                 self.replica.snapshot_taken(index, data);
             }
             // The membership is fixed here: every node knows every other from the start.
-            Output::Peers { .. } | Output::Warning(_) => {}
+            Output::Peers(_) | Output::Warning(_) => {}
+            Output::Stopped => panic!("a server stopped, but no one asked it to"),
             // No peer here sends anything to refuse: a refusal is a defect.
             Output::Refused(reason) | Output::Fatal(reason) => panic!("server {}: {reason}", self.me),
         }

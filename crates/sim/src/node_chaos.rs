@@ -34,6 +34,7 @@ use raft::{Config, NodeId};
 use raft::Change;
 use replica::request::{Admin, Answer, Request};
 use replica::session::{Session, Step};
+use replica::links::PeerLinks;
 use replica::{ConnId, Mutation, Options, Output, Replica};
 use storage::{MemDisk, Storage};
 use wire::admission::{Admission, Admitted};
@@ -175,11 +176,9 @@ struct Running {
     /// what its `/metrics` must report.
     requests: u64,
     leader_changes: u64,
-    /// Whom it dials (the last `Output::Peers`; at start its `--peers`, as the transport starts
-    /// with them), where it says it takes connections, and whether it waits to be added.
-    peers: BTreeMap<NodeId, String>,
-    advertise: String,
-    joining: bool,
+    /// What its transport was told (the last `Output::Peers`; at start its `--peers`, as the
+    /// transport starts with them): whom it dials, what its Hellos say, whom it admits.
+    links: PeerLinks,
 }
 
 /// One request a client sent and has not been answered yet.
@@ -258,6 +257,8 @@ struct World {
     mutation: Mutation,
     /// Whether clients keep sending.
     running: bool,
+    /// The faults are over (`heal`).
+    healed: bool,
     /// Draws the membership changes (see `Params::draw_membership`).
     membership_rng: SimRng,
     /// Each node's configuration index as its last input left it while it led, and the term.
@@ -328,6 +329,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         issued_tags: Vec::new(),
         undecided: false,
         running: true,
+        healed: false,
         mutation,
         membership_rng,
         led_configs: vec![None; n],
@@ -483,7 +485,7 @@ fn change_membership(world: &Shared, rng: &SimRng) {
     let waiting: Vec<u64> = (1..=n as u64).filter(|&id| !membership.is_member(NodeId(id)) && !membership.removed.contains(&NodeId(id))).collect();
     let members: Vec<u64> = membership.members.keys().map(|id| id.0).filter(|&id| voters.len() > 1 || !voters.contains(&id)).collect();
     let others: Vec<u64> = voters.iter().copied().filter(|&id| id != node_id(leader).0).collect();
-    let admin = match rng.below(5) {
+    let admin = match rng.below(6) {
         0 | 1 if !waiting.is_empty() => {
             let id = NodeId(*rng.pick(&waiting));
             Change::AddLearner { id, address: address(id) }.into()
@@ -491,6 +493,15 @@ fn change_membership(world: &Shared, rng: &SimRng) {
         0..=2 if !learners.is_empty() => Change::Promote { id: NodeId(*rng.pick(&learners)) }.into(),
         3 if !members.is_empty() => Change::Remove { id: NodeId(*rng.pick(&members)) }.into(),
         4 if !others.is_empty() => Admin::TransferLeader(NodeId(*rng.pick(&others))),
+        // SIGTERM to the leader, as a rolling restart does: it hands over, then stops (and comes
+        // back as any stopped node does).
+        5 => {
+            act(&world.borrow(), Some(leader), "SIGTERM", "");
+            with_node(world, leader, incarnation, |replica| {
+                replica.shut_down();
+            });
+            return;
+        }
         _ => return,
     };
     {
@@ -529,6 +540,7 @@ fn heal(world: &Shared) {
     let n = {
         let mut w = world.borrow_mut();
         w.lossy = false;
+        w.healed = true;
         for i in 0..w.params.servers {
             w.disks[i].disarm();
             w.disks[i].set_capacity(None);
@@ -578,6 +590,9 @@ fn start(world: &Shared, i: usize) {
         snapshot_every: w.params.snapshot_every,
         max_forwards_in_flight: w.params.max_forwards_in_flight,
         forward_id_base: w.rng.u64() << 16,
+        // Each node proposes its own id for the cluster, as a server proposes a random one; the
+        // first applied names the cluster (not drawn, so that the runs' draws stay as they were).
+        cluster_id_proposal: 0xc1_0000 + i as u64,
         mutation: w.mutation,
         ..Options::default()
     };
@@ -588,9 +603,8 @@ fn start(world: &Shared, i: usize) {
     let replica = Replica::new(config, restored, store, options).unwrap_or_else(|error| panic!("node {i}: {error}"));
     w.incarnations += 1;
     let incarnation = w.incarnations;
-    let advertise = flags.get(&node_id(i)).cloned().unwrap_or_default();
-    let peers = flags.into_iter().filter(|(id, _)| *id != node_id(i)).collect();
-    w.nodes[i] = Some(Running { replica, storage, incarnation, requests: 0, leader_changes: 0, peers, advertise, joining: false });
+    let links = PeerLinks { peers: flags.into_iter().filter(|(id, _)| *id != node_id(i)).collect(), ..PeerLinks::default() };
+    w.nodes[i] = Some(Running { replica, storage, incarnation, requests: 0, leader_changes: 0, links });
     w.led_configs[i] = None;
     w.known_leaders[i] = None;
     act(&w, Some(i), "start", &format!("incarnation {incarnation}, term {term}"));
@@ -800,12 +814,20 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
                 });
             }
             // What the transport is told: whom it sends to and admits, what its Hellos say.
-            Output::Peers { peers, advertise, joining } => {
+            Output::Peers(links) => {
                 let mut w = world.borrow_mut();
                 let now = w.sim.now();
-                w.trace.record(now, format_args!("node {i} dials {peers:?}, says it is at {advertise:?}, joining {joining}"));
+                w.trace.record(now, format_args!("node {i}'s links: {links:?}"));
                 if let Some(node) = w.nodes[i].as_mut().filter(|node| node.incarnation == incarnation) {
-                    (node.peers, node.advertise, node.joining) = (peers, advertise, joining);
+                    node.links = links;
+                }
+            }
+            Output::Stopped => {
+                stop(&world, i, "stopped after SIGTERM");
+                // A stop asked for before the heal ends after it: the node comes back at once,
+                // as a rolling restart brings it back.
+                if world.borrow().healed {
+                    start(&world, i);
                 }
             }
             // Every member of the simulation has an address.
@@ -846,8 +868,8 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     let mut w = world.borrow_mut();
     let now = w.sim.now();
     // As the transport does: a frame for a node it does not dial is dropped.
-    let (advertise, dialled) = match w.nodes[from].as_ref() {
-        Some(node) => (node.advertise.clone(), node.peers.contains_key(&node_id(to))),
+    let (advertise, cluster, dialled) = match w.nodes[from].as_ref() {
+        Some(node) => (node.links.advertise.clone(), node.links.cluster, node.links.peers.contains_key(&node_id(to))),
         None => return,
     };
     if !dialled {
@@ -883,7 +905,6 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     link.last_arrival = arrival;
     link.in_flight += copies;
     let (sim, target) = (w.sim.clone(), w.nodes[to].as_ref().map(|node| node.incarnation));
-    let cluster = w.nodes[from].as_ref().map_or(0, |node| node.replica.store().cluster_id());
     for _ in 0..copies {
         let id = w.trace.message(from, to, now, &frame, Fate::Delivered, Some(arrival));
         let frame = InFlight { from, to, sender: incarnation, cluster, advertise: advertise.clone(), target, bytes: bytes.clone(), id };
@@ -932,10 +953,10 @@ fn arrive(world: &Shared, frame: InFlight) {
         let key = (frame.to, frame.from, frame.sender, incarnation);
         if !w.admissions.contains_key(&key) {
             let receiver = w.nodes[frame.to].as_ref().expect("running");
-            let ours = receiver.replica.store().cluster_id();
+            let ours = receiver.links.cluster;
             let opening = Wire::Hello { from: node_id(frame.from), cluster: frame.cluster, address: frame.advertise.clone() };
             let mut admission = Admission::new(node_id(frame.to));
-            match admission.admit(opening, ours, receiver.joining, |id| receiver.peers.contains_key(&id), |_| true) {
+            match admission.admit(opening, ours, receiver.links.joining, |id| receiver.links.peers.contains_key(&id), |_| true) {
                 Ok(Admitted::Hello { from, address }) => {
                     w.admissions.insert(key, admission);
                     hello = Some((from, address));

@@ -136,3 +136,36 @@ fn a_removed_node_that_campaigns_is_caught() {
 fn the_configuration_left_out_of_snapshots_is_caught() {
     first_catch_with(Mutation::ConfigLeftOutOfSnapshot, 1..=300, membership_mix);
 }
+
+// Peer links, decided by the replica and carried out by the simulated transport as the real one
+// carries them out: a node sends only to the nodes it dials and admits a connection as its
+// transport would.
+
+/// A node that was away while a member joined never dials it back, so it cannot follow it.
+#[test]
+fn a_hello_address_ignored_is_caught() {
+    let (_, message) = first_catch_with(Mutation::HelloIgnored, 1..=300, membership_mix);
+    assert!(message.contains("liveness"), "{message}");
+}
+
+/// The answers to requests a removed node forwarded just before its removal never reach it.
+#[test]
+fn links_dropped_at_once_are_caught() {
+    let (_, message) = first_catch_with(Mutation::LinksDroppedAtOnce, 1..=300, membership_mix);
+    assert!(message.contains("timed out with no fault injected"), "{message}");
+}
+
+/// A request forwarded to a leader that then stopped (SIGTERM) and leads again in a later term
+/// waits for an answer its new incarnation will never give.
+#[test]
+fn forwards_kept_across_terms_are_caught() {
+    // One voter, which has no one to hand over to: SIGTERM stops it at once, and it leads again
+    // when it is back. No other fault, so that no request may time out.
+    let (_, message) = first_catch_with(Mutation::ForwardsKeptAcrossTerms, 1..=300, |params| {
+        (params.voters, params.servers, params.membership_per_mille) = (1, 3, 300);
+        (params.crash_per_mille, params.disk_death_per_mille, params.partition_per_mille, params.disk_full_per_mille) = (0, 0, 0, 0);
+        (params.loss_per_mille, params.long_delay_per_mille, params.duplicate_per_mille, params.lossy_at_start) = (0, 0, 0, false);
+        params.streaming = true;
+    });
+    assert!(message.contains("timed out with no fault injected"), "{message}");
+}

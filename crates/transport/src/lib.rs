@@ -331,13 +331,14 @@ impl Transport {
         }
     }
 
-    /// The address the listener is bound to (useful when it was given port 0).
     /// Sets the cluster id this node sends in its Hellos and expects in its peers' (0: not known
-    /// yet; then any is accepted). Connections made from now on carry it.
-    pub fn set_cluster_id(&self, id: u64) {
-        self.inner.cluster.store(id, std::sync::atomic::Ordering::Relaxed);
+    /// yet; then any is accepted). Connections made from now on carry it. Returns the one it
+    /// replaces.
+    pub fn set_cluster_id(&self, id: u64) -> u64 {
+        self.inner.cluster.swap(id, std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The address the listener is bound to (useful when it was given port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
     }

@@ -1,16 +1,20 @@
 //! `node_chaos`: runs the production node's simulation (`sim::node_chaos`) for many seeds and prints
 //! `N passed, M failed`. Usage: node_chaos [--seeds N] [--from S] [--trace] [--verbose]
 //! [--broken-answers-by-id | --broken-parked-overtaken | --broken-forwards-dropped |
-//! --broken-duplicates-served]: these
+//! --broken-duplicates-served | --broken-hello-ignored | --broken-links-dropped-at-once |
+//! --broken-forwards-kept-across-terms]: these
 //! run every node deliberately broken (`replica::Mutation`), to see which seeds catch it.
 
 use replica::Mutation;
 
-const MUTATIONS: [(&str, Mutation); 4] = [
+const MUTATIONS: [(&str, Mutation); 7] = [
     ("--broken-answers-by-id", Mutation::AnswersMatchedByIdAlone),
     ("--broken-parked-overtaken", Mutation::ParkedOvertakenByNewer),
     ("--broken-forwards-dropped", Mutation::ForwardsDroppedSilently),
     ("--broken-duplicates-served", Mutation::DuplicateForwardsServed),
+    ("--broken-hello-ignored", Mutation::HelloIgnored),
+    ("--broken-links-dropped-at-once", Mutation::LinksDroppedAtOnce),
+    ("--broken-forwards-kept-across-terms", Mutation::ForwardsKeptAcrossTerms),
 ];
 
 fn main() -> std::process::ExitCode {
