@@ -30,8 +30,8 @@ pub enum Op {
     /// RENAME (and RENAMENX with `only_new`: not if `to` exists).
     Rename { from: Vec<u8>, to: Vec<u8>, only_new: bool },
     /// MULTI ... EXEC: the operations applied one after the other at one log index, atomically,
-    /// if every watched key still holds the value WATCH read (None: missing); otherwise none.
-    Multi { ops: Vec<Op>, watched: Vec<(Vec<u8>, Option<Vec<u8>>)> },
+    /// if no watched key changed since WATCH read it; otherwise none.
+    Multi { ops: Vec<Op>, watched: Watched },
     /// Reads in a transaction (outside one they are not logged): MGET, EXISTS, STRLEN.
     MGet { keys: Vec<Vec<u8>> },
     Exists { keys: Vec<Vec<u8>> },
@@ -127,7 +127,7 @@ pub enum OpRef<'a> {
     MSet { pairs: Vec<(&'a [u8], &'a [u8])>, only_new: bool },
     Flush,
     Rename { from: &'a [u8], to: &'a [u8], only_new: bool },
-    Multi { ops: Vec<OpRef<'a>>, watched: Vec<(&'a [u8], Option<&'a [u8]>)> },
+    Multi { ops: Vec<OpRef<'a>>, watched: WatchedRef<'a> },
     MGet { keys: Vec<&'a [u8]> },
     Exists { keys: Vec<&'a [u8]> },
     Strlen { key: &'a [u8] },
@@ -173,7 +173,7 @@ impl OpRef<'_> {
             OpRef::Delete { keys } | OpRef::MGet { keys } | OpRef::Exists { keys } => keys.clone(),
             OpRef::MSet { pairs, .. } => pairs.iter().map(|(key, _)| *key).collect(),
             OpRef::Rename { from, to, .. } | OpRef::Copy { from, to, .. } => vec![from, to],
-            OpRef::Multi { watched, .. } => watched.iter().map(|(key, _)| *key).collect(),
+            OpRef::Multi { watched, .. } => watched.keys(),
             OpRef::ClusterId { .. } | OpRef::Flush | OpRef::Refused { .. } | OpRef::Clock { .. } => Vec::new(),
         }
     }
@@ -193,10 +193,7 @@ impl OpRef<'_> {
             }
             OpRef::Flush => Op::Flush,
             OpRef::Rename { from, to, only_new } => Op::Rename { from: from.to_vec(), to: to.to_vec(), only_new: *only_new },
-            OpRef::Multi { ops, watched } => Op::Multi {
-                ops: ops.iter().map(OpRef::to_owned).collect(),
-                watched: watched.iter().map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec))).collect(),
-            },
+            OpRef::Multi { ops, watched } => Op::Multi { ops: ops.iter().map(OpRef::to_owned).collect(), watched: watched.to_owned() },
             OpRef::MGet { keys } => Op::MGet { keys: keys.iter().map(|key| key.to_vec()).collect() },
             OpRef::Exists { keys } => Op::Exists { keys: keys.iter().map(|key| key.to_vec()).collect() },
             OpRef::Strlen { key } => Op::Strlen { key: key.to_vec() },
@@ -303,19 +300,30 @@ impl OpRef<'_> {
                 out.put_u8(u8::from(*only_new));
             }
             OpRef::Multi { ops, watched } => {
-                out.put_u8(11);
+                out.put_u8(if matches!(watched, WatchedRef::Since(_)) { 23 } else { 11 });
                 put_varint(out, ops.len() as u64);
                 for op in ops {
                     op.encode_into(out);
                 }
-                put_varint(out, watched.len() as u64);
-                for (key, value) in watched {
-                    put_bytes(out, key);
-                    match value {
-                        None => out.put_u8(0),
-                        Some(value) => {
-                            out.put_u8(1);
-                            put_bytes(out, value);
+                match watched {
+                    WatchedRef::Since(keys) => {
+                        put_varint(out, keys.len() as u64);
+                        for (key, since) in keys {
+                            put_bytes(out, key);
+                            put_varint(out, *since);
+                        }
+                    }
+                    WatchedRef::Values(values) => {
+                        put_varint(out, values.len() as u64);
+                        for (key, value) in values {
+                            put_bytes(out, key);
+                            match value {
+                                None => out.put_u8(0),
+                                Some(value) => {
+                                    out.put_u8(1);
+                                    put_bytes(out, value);
+                                }
+                            }
                         }
                     }
                 }
@@ -385,7 +393,10 @@ impl OpRef<'_> {
             OpRef::Rename { from, to, .. } => from.len() + to.len() + 21,
             OpRef::Multi { ops, watched } => {
                 ops.iter().map(OpRef::encoded_len_bound).sum::<usize>()
-                    + watched.iter().map(|(key, value)| key.len() + value.map_or(0, <[u8]>::len) + 21).sum::<usize>()
+                    + match watched {
+                        WatchedRef::Since(keys) => keys.iter().map(|(key, _)| key.len() + 20).sum::<usize>(),
+                        WatchedRef::Values(values) => values.iter().map(|(key, value)| key.len() + value.map_or(0, <[u8]>::len) + 21).sum::<usize>(),
+                    }
                     + 21
             }
             OpRef::MGet { keys } | OpRef::Exists { keys } => keys.iter().map(|key| key.len() + 10).sum::<usize>() + 11,
@@ -411,6 +422,47 @@ impl<'a> CommandRef<'a> {
         let op = OpRef::decode(&mut reader, input.len(), true)?;
         reader.finish()?;
         Ok(CommandRef { client_id, seq, op })
+    }
+}
+
+/// What EXEC checks before it applies a transaction's operations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Watched {
+    /// No key changed after the log index WATCH read it at (`Store::changed_since`).
+    Since(Vec<(Vec<u8>, u64)>),
+    /// Each key still holds the value WATCH read (None: missing): how a transaction logged by a
+    /// build before per-key change indexes is applied, still (its entry may be in a log).
+    Values(Vec<(Vec<u8>, Option<Vec<u8>>)>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchedRef<'a> {
+    Since(Vec<(&'a [u8], u64)>),
+    Values(Vec<(&'a [u8], Option<&'a [u8]>)>),
+}
+
+impl Watched {
+    pub fn as_ref(&self) -> WatchedRef<'_> {
+        match self {
+            Watched::Since(keys) => WatchedRef::Since(keys.iter().map(|(key, since)| (&key[..], *since)).collect()),
+            Watched::Values(values) => WatchedRef::Values(values.iter().map(|(key, value)| (&key[..], value.as_deref())).collect()),
+        }
+    }
+}
+
+impl WatchedRef<'_> {
+    fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            WatchedRef::Since(keys) => keys.iter().map(|(key, _)| *key).collect(),
+            WatchedRef::Values(values) => values.iter().map(|(key, _)| *key).collect(),
+        }
+    }
+
+    fn to_owned(&self) -> Watched {
+        match self {
+            WatchedRef::Since(keys) => Watched::Since(keys.iter().map(|(key, since)| (key.to_vec(), *since)).collect()),
+            WatchedRef::Values(values) => Watched::Values(values.iter().map(|(key, value)| (key.to_vec(), value.map(<[u8]>::to_vec))).collect()),
+        }
     }
 }
 
@@ -457,18 +509,28 @@ impl<'a> OpRef<'a> {
             }
             9 => OpRef::Flush,
             10 => OpRef::Rename { from: reader.bytes()?, to: reader.bytes()?, only_new: reader.bool()? },
-            11 if outer => {
+            11 | 23 if outer => {
                 let count = reader.varint()?;
                 let mut ops = Vec::with_capacity(count.min(input as u64) as usize);
                 for _ in 0..count {
                     ops.push(OpRef::decode(reader, input, false)?);
                 }
                 let count = reader.varint()?;
-                let mut watched = Vec::with_capacity(count.min(input as u64) as usize);
-                for _ in 0..count {
-                    let key = reader.bytes()?;
-                    watched.push((key, if reader.bool()? { Some(reader.bytes()?) } else { None }));
-                }
+                let capacity = count.min(input as u64) as usize;
+                let watched = if tag == 23 {
+                    let mut keys = Vec::with_capacity(capacity);
+                    for _ in 0..count {
+                        keys.push((reader.bytes()?, reader.varint()?));
+                    }
+                    WatchedRef::Since(keys)
+                } else {
+                    let mut values = Vec::with_capacity(capacity);
+                    for _ in 0..count {
+                        let key = reader.bytes()?;
+                        values.push((key, if reader.bool()? { Some(reader.bytes()?) } else { None }));
+                    }
+                    WatchedRef::Values(values)
+                };
                 OpRef::Multi { ops, watched }
             }
             12 => OpRef::MGet { keys: keys(reader)? },
@@ -503,10 +565,7 @@ impl Op {
             Op::MSet { pairs, only_new } => OpRef::MSet { pairs: pairs.iter().map(|(key, value)| (&key[..], &value[..])).collect(), only_new: *only_new },
             Op::Flush => OpRef::Flush,
             Op::Rename { from, to, only_new } => OpRef::Rename { from, to, only_new: *only_new },
-            Op::Multi { ops, watched } => OpRef::Multi {
-                ops: ops.iter().map(Op::as_ref).collect(),
-                watched: watched.iter().map(|(key, value)| (&key[..], value.as_deref())).collect(),
-            },
+            Op::Multi { ops, watched } => OpRef::Multi { ops: ops.iter().map(Op::as_ref).collect(), watched: watched.as_ref() },
             Op::MGet { keys } => OpRef::MGet { keys: keys.iter().map(Vec::as_slice).collect() },
             Op::Exists { keys } => OpRef::Exists { keys: keys.iter().map(Vec::as_slice).collect() },
             Op::Strlen { key } => OpRef::Strlen { key },
@@ -673,8 +732,9 @@ mod tests {
             Op::Rename { from: b"a".to_vec(), to: b"b".to_vec(), only_new: true },
             Op::Multi {
                 ops: vec![Op::Get { key: b"k".to_vec() }, Op::IncrBy { key: b"n".to_vec(), delta: 1 }, Op::MGet { keys: vec![b"a".to_vec()] }, Op::Refused { message: b"ERR x".to_vec() }],
-                watched: vec![(b"k".to_vec(), None), (b"n".to_vec(), Some(b"3".to_vec()))],
+                watched: crate::Watched::Values(vec![(b"k".to_vec(), None), (b"n".to_vec(), Some(b"3".to_vec()))]),
             },
+            Op::Multi { ops: vec![Op::Get { key: b"k".to_vec() }], watched: crate::Watched::Since(vec![(b"k".to_vec(), 7), (b"m".to_vec(), u64::MAX)]) },
             Op::Exists { keys: vec![b"a".to_vec()] },
             Op::SetRange { key: b"k".to_vec(), offset: 1 << 40, value: b"v".to_vec(), max_len: 16 << 20 },
             Op::IncrByFloat { key: b"f".to_vec(), delta: b"-0.1".to_vec() },
@@ -696,7 +756,7 @@ mod tests {
             assert_eq!(Reply::decode(&mut Reader::new(&bytes)), Ok(reply));
         }
         // A transaction inside a transaction is not a command.
-        let nested = Command { client_id: 0, seq: 1, op: Op::Multi { ops: vec![Op::Multi { ops: Vec::new(), watched: Vec::new() }], watched: Vec::new() } };
+        let nested = Command { client_id: 0, seq: 1, op: Op::Multi { ops: vec![Op::Multi { ops: Vec::new(), watched: crate::Watched::Since(Vec::new()) }], watched: crate::Watched::Since(Vec::new()) } };
         assert!(Command::decode(&nested.encode()).is_err());
     }
 }

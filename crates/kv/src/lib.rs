@@ -20,7 +20,7 @@ pub mod pending;
 pub mod snapshot;
 pub mod store;
 
-pub use command::{Command, CommandRef, Op, OpRef, Reply, SetFlags};
+pub use command::{Command, CommandRef, Op, OpRef, Reply, SetFlags, Watched, WatchedRef};
 pub use expiry::{ExpireIf, Expiry};
 pub use pending::{Outcome, Pending};
 pub use snapshot::SnapshotError;

@@ -2,12 +2,16 @@
 //! snapshot is an error and never a silently empty store.
 //!
 //! ```text
-//! "RKVS" | version (1 byte) | applied index | n keys | (key, value)* | n sessions |
+//! "RKVS" | version (1 byte) | applied index | n keys | (key, value, changed)* | n sessions |
 //!        (client id, seq, reply, last index)* | cluster id | log time | n deadlines |
-//!        (key, deadline)* | configuration | CRC-32C of everything before it (4 bytes, LE)
+//!        (key, deadline)* | configuration | removals horizon | n removals | (index, key)* |
+//!        CRC-32C of everything before it (4 bytes, LE)
 //! ```
 //! Numbers and lengths are LEB128 varints; the configuration is the encoded `raft::Membership`
-//! of the last configuration entry applied (empty: none). Older versions are still read: version
+//! of the last configuration entry applied (empty: none); `changed` is the log index of a key's
+//! last change, and the removals are the ones WATCH remembers (see `store::Removals`), oldest
+//! first. Older versions are still read: version 4 has no change indexes or removals (every key
+//! counts as changed at the snapshot's index, and so may any missing one), version
 //! 3 has no log time, deadlines or configuration (no key could expire), version 2 no cluster id either (0: not named yet),
 //! version 1 neither, nor a session's last index (its sessions count as older than any write to
 //! come).
@@ -19,7 +23,9 @@ use raft::crc32c::crc32c;
 use crate::store::{Session, Store, Value};
 
 const MAGIC: &[u8; 4] = b"RKVS";
-const VERSION: u8 = 4;
+const VERSION: u8 = 5;
+/// Without change indexes and removals.
+const VERSION_4: u8 = 4;
 /// Without the log time and the deadlines.
 const VERSION_3: u8 = 3;
 /// Without the cluster id.
@@ -49,11 +55,12 @@ impl Store {
         put_varint(&mut out, self.applied_index);
         put_varint(&mut out, self.data.len() as u64);
         for (key, value) in &self.data {
-            let value = value.as_slice();
+            let (bytes, changed) = (value.as_slice(), value.changed);
             put_varint(&mut out, key.len() as u64);
             out.extend_from_slice(key);
-            put_varint(&mut out, value.len() as u64);
-            out.extend_from_slice(value);
+            put_varint(&mut out, bytes.len() as u64);
+            out.extend_from_slice(bytes);
+            put_varint(&mut out, changed);
         }
         put_varint(&mut out, self.sessions.len() as u64);
         for (client_id, session) in &self.sessions {
@@ -72,6 +79,13 @@ impl Store {
         }
         put_varint(&mut out, self.membership.len() as u64);
         out.extend_from_slice(&self.membership);
+        put_varint(&mut out, self.removals.horizon);
+        put_varint(&mut out, self.removals.order.len() as u64);
+        for (index, key) in &self.removals.order {
+            put_varint(&mut out, *index);
+            put_varint(&mut out, key.len() as u64);
+            out.extend_from_slice(key);
+        }
         let checksum = crc32c(&out);
         out.extend_from_slice(&checksum.to_le_bytes());
         out
@@ -82,7 +96,7 @@ impl Store {
             return Err(SnapshotError::BadMagic);
         }
         let version = bytes[4];
-        if ![VERSION, VERSION_3, VERSION_2, VERSION_1].contains(&version) {
+        if ![VERSION, VERSION_4, VERSION_3, VERSION_2, VERSION_1].contains(&version) {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let (body, tail) = bytes.split_at(bytes.len() - 4);
@@ -95,8 +109,12 @@ impl Store {
         let mut store = Store { applied_index: reader.varint()?, ..Store::default() };
         for _ in 0..reader.varint()? {
             let key = reader.bytes()?.to_vec();
-            let value = Value::Fixed(reader.bytes()?.into());
-            store.data.insert(key, value);
+            let bytes = reader.bytes()?;
+            let changed = if version >= VERSION { reader.varint()? } else { store.applied_index };
+            if changed > store.applied_index {
+                return Err(DecodeError::OutOfRange("a key changed after the snapshot's index").into());
+            }
+            store.data.insert(key, Value::new(bytes, changed));
         }
         for _ in 0..reader.varint()? {
             let client_id = reader.varint()?;
@@ -108,7 +126,7 @@ impl Store {
         if version >= VERSION_3 {
             store.cluster_id = reader.varint()?;
         }
-        if version >= VERSION {
+        if version >= VERSION_4 {
             store.log_time = reader.varint()?;
             for _ in 0..reader.varint()? {
                 let key = reader.bytes()?;
@@ -119,6 +137,24 @@ impl Store {
                 store.deadlines.set(key, Some(at));
             }
             store.membership = reader.bytes()?.to_vec();
+        }
+        store.removals.horizon = store.applied_index;
+        if version >= VERSION {
+            let horizon = reader.varint()?;
+            let mut order = std::collections::VecDeque::new();
+            let mut last = horizon;
+            for _ in 0..reader.varint()? {
+                let index = reader.varint()?;
+                if index < last || index > store.applied_index || order.len() >= crate::store::REMOVALS_KEPT {
+                    return Err(DecodeError::OutOfRange("removals out of order, after the snapshot's index, or too many").into());
+                }
+                last = index;
+                order.push_back((index, reader.bytes()?.to_vec()));
+            }
+            if horizon > store.applied_index {
+                return Err(DecodeError::OutOfRange("a removals horizon after the snapshot's index").into());
+            }
+            store.removals = crate::store::Removals::restore(order, horizon);
         }
         reader.finish()?;
         Ok(store)

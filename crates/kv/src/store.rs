@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::command::{CommandRef, OpRef, Reply, SetFlags};
+use crate::command::{CommandRef, OpRef, Reply, SetFlags, WatchedRef};
 use crate::expiry::{Deadlines, ExpireIf, Expiry, PURGE_PER_CLOCK};
 
 /// The last write of one client. Clients have one operation outstanding at a time and number them
@@ -28,44 +28,110 @@ pub struct Session {
 /// constant, never a setting.
 pub const MAX_SESSIONS: usize = 100_000;
 
-/// A value, shared so that a snapshot's copy of the store costs no copy of the values. A SET
-/// stores it in one allocation; the first APPEND to it moves it into a growable buffer, which
-/// later appends extend in place while nothing else holds it (`Arc::make_mut`): repeated appends
-/// cost amortized linear time instead of a copy of the whole value each.
+/// A key's value, and the log index of the last change to the key (its value or its time to
+/// live), which WATCH compares: a transaction runs only if none of its watched keys changed after
+/// the index WATCH read them at (a value changed and changed back counts, as in Redis).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Value {
+    bytes: Bytes,
+    pub(crate) changed: u64,
+}
+
+/// The bytes, shared so that a snapshot's copy of the store costs no copy of the values. A SET
+/// stores them in one allocation; the first APPEND moves them into a growable buffer, which later
+/// appends extend in place while nothing else holds it (`Arc::make_mut`): repeated appends cost
+/// amortized linear time instead of a copy of the whole value each.
 #[derive(Clone, Debug)]
-pub(crate) enum Value {
+enum Bytes {
     Fixed(Arc<[u8]>),
     Growing(Arc<Vec<u8>>),
 }
 
-/// Values are equal by their bytes, however they are held.
-impl PartialEq for Value {
-    fn eq(&self, other: &Value) -> bool {
+/// Equal by their bytes, however they are held.
+impl PartialEq for Bytes {
+    fn eq(&self, other: &Bytes) -> bool {
         self.as_slice() == other.as_slice()
     }
 }
 
-impl Eq for Value {}
+impl Eq for Bytes {}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Fixed(bytes) => bytes,
+            Bytes::Growing(bytes) => bytes,
+        }
+    }
+}
 
 impl Value {
+    pub(crate) fn new(bytes: &[u8], changed: u64) -> Value {
+        Value { bytes: Bytes::Fixed(Arc::from(bytes)), changed }
+    }
+
     pub(crate) fn as_slice(&self) -> &[u8] {
-        match self {
-            Value::Fixed(bytes) => bytes,
-            Value::Growing(bytes) => bytes,
-        }
+        self.bytes.as_slice()
     }
 
     /// Appends `more`, copying only if a snapshot's copy of the store holds this value too.
     fn append(&mut self, more: &[u8]) -> u64 {
-        if let Value::Fixed(bytes) = self {
+        if let Bytes::Fixed(bytes) = &self.bytes {
             let mut grown = Vec::with_capacity((bytes.len() + more.len()).next_power_of_two());
             grown.extend_from_slice(bytes);
-            *self = Value::Growing(Arc::new(grown));
+            self.bytes = Bytes::Growing(Arc::new(grown));
         }
-        let Value::Growing(bytes) = self else { unreachable!("made growable just above") };
+        let Bytes::Growing(bytes) = &mut self.bytes else { unreachable!("made growable just above") };
         let grown = Arc::make_mut(bytes);
         grown.extend_from_slice(more);
         grown.len() as u64
+    }
+}
+
+/// Removals remembered for WATCH (a key missing when watched, created and removed since, has
+/// changed): past this many, the oldest is forgotten, and a missing key watched before it counts
+/// as changed. The same on every replica: a constant.
+pub const REMOVALS_KEPT: usize = 65_536;
+
+/// The keys removed lately, by the log index of their removal (see `REMOVALS_KEPT`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Removals {
+    /// In the order of removal, a key again each time it is removed.
+    pub(crate) order: std::collections::VecDeque<(u64, Vec<u8>)>,
+    latest: BTreeMap<Vec<u8>, u64>,
+    /// Any key missing now may have been removed at or before this index.
+    pub(crate) horizon: u64,
+}
+
+impl Removals {
+    pub(crate) fn record(&mut self, index: u64, key: &[u8]) {
+        self.latest.insert(key.to_vec(), index);
+        self.order.push_back((index, key.to_vec()));
+        while self.order.len() > REMOVALS_KEPT {
+            let Some((oldest, key)) = self.order.pop_front() else { break };
+            self.horizon = self.horizon.max(oldest);
+            if self.latest.get(&key) == Some(&oldest) {
+                self.latest.remove(&key);
+            }
+        }
+    }
+
+    /// Every key may have been removed at `index` (FLUSHDB).
+    fn all(&mut self, index: u64) {
+        self.order.clear();
+        self.latest.clear();
+        self.horizon = index;
+    }
+
+    /// Whether a key missing now may have been removed after `since`.
+    fn since(&self, key: &[u8], since: u64) -> bool {
+        since < self.horizon || self.latest.get(key).is_some_and(|&at| at > since)
+    }
+
+    /// From a snapshot: the removals in order, and the horizon.
+    pub(crate) fn restore(order: std::collections::VecDeque<(u64, Vec<u8>)>, horizon: u64) -> Removals {
+        let latest = order.iter().map(|(index, key)| (key.clone(), *index)).collect();
+        Removals { order, latest, horizon }
     }
 }
 
@@ -90,6 +156,7 @@ pub struct Store {
     /// The cluster's configuration as of the applied index (the encoded `raft::Membership` of the
     /// last configuration entry applied; empty: none yet), so that snapshots carry it.
     pub(crate) membership: Vec<u8>,
+    pub(crate) removals: Removals,
 }
 
 impl Default for Store {
@@ -104,6 +171,7 @@ impl Default for Store {
             log_time: 0,
             deadlines: Deadlines::default(),
             membership: Vec::new(),
+            removals: Removals::default(),
         }
     }
 }
@@ -130,6 +198,15 @@ impl Store {
 
     pub fn applied_index(&self) -> u64 {
         self.applied_index
+    }
+
+    /// Whether `key` changed after log index `since` (WATCH read it there): its value or time to
+    /// live set, or it was removed (or may have been: see `REMOVALS_KEPT`).
+    pub fn changed_since(&self, key: &[u8], since: u64) -> bool {
+        match self.data.get(key) {
+            Some(value) => value.changed > since,
+            None => self.removals.since(key, since),
+        }
     }
 
     /// A key's value; None if it is missing or has expired.
@@ -282,10 +359,12 @@ impl Store {
                 Reply::Done
             }
             OpRef::Append { key, value } => {
+                let index = self.applied_index;
                 let stored = match self.data.get_mut(*key) {
                     Some(stored) => stored,
-                    None => self.data.entry(key.to_vec()).or_insert_with(|| Value::Growing(Arc::default())),
+                    None => self.data.entry(key.to_vec()).or_insert_with(|| Value { bytes: Bytes::Growing(Arc::default()), changed: index }),
                 };
+                stored.changed = index;
                 Reply::Length(stored.append(value))
             }
             OpRef::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.remove(key).is_some()).count() as u64),
@@ -337,10 +416,15 @@ impl Store {
             OpRef::Flush => {
                 self.data.clear();
                 self.deadlines.clear();
+                self.removals.all(self.applied_index);
                 Reply::Done
             }
             OpRef::Multi { ops, watched } => {
-                if watched.iter().any(|(key, value)| self.get(key) != *value) {
+                let changed = match watched {
+                    WatchedRef::Since(keys) => keys.iter().any(|(key, since)| self.changed_since(key, *since)),
+                    WatchedRef::Values(values) => values.iter().any(|(key, value)| self.get(key) != *value),
+                };
+                if changed {
                     return Reply::Aborted;
                 }
                 Reply::Multi(ops.iter().map(|op| self.execute(op)).collect())
@@ -387,7 +471,7 @@ impl Store {
                 Reply::Value(Some(text.into_bytes()))
             }
             OpRef::Copy { from, to, replace } => {
-                let Some(value) = self.data.get(*from).map(|value| Value::Fixed(Arc::from(value.as_slice()))) else {
+                let Some(value) = self.data.get(*from).map(|value| Value::new(value.as_slice(), self.applied_index)) else {
                     return Reply::Integer(0);
                 };
                 if !replace && self.data.contains_key(*to) {
@@ -406,7 +490,8 @@ impl Store {
                 }
                 if from != to {
                     let deadline = self.deadlines.get(from);
-                    if let Some(value) = self.remove(from) {
+                    if let Some(mut value) = self.remove(from) {
+                        value.changed = self.applied_index;
                         self.data.insert(to.to_vec(), value);
                         self.deadlines.set(to, deadline);
                     }
@@ -417,7 +502,9 @@ impl Store {
                 self.log_time = self.log_time.max(*now_ms);
                 for _ in 0..PURGE_PER_CLOCK {
                     let Some(key) = self.deadlines.pop_due(self.log_time) else { break };
-                    self.data.remove(&key);
+                    if self.data.remove(&key).is_some() {
+                        self.removals.record(self.applied_index, &key);
+                    }
                 }
                 Reply::Done
             }
@@ -428,7 +515,10 @@ impl Store {
                 let current = self.deadlines.get(key);
                 let Some(at) = self.resolve(*expiry) else {
                     // PERSIST: 1 if there was a time to live to remove.
-                    self.deadlines.set(key, None);
+                    if current.is_some() {
+                        self.deadlines.set(key, None);
+                        self.touch(key);
+                    }
                     return Reply::Integer(i64::from(current.is_some()));
                 };
                 let allowed = match current {
@@ -441,6 +531,7 @@ impl Store {
                 };
                 if allowed {
                     self.deadlines.set(key, Some(at));
+                    self.touch(key);
                 }
                 Reply::Integer(i64::from(allowed))
             }
@@ -467,17 +558,29 @@ impl Store {
     fn expire_at(&mut self, key: &[u8], expiry: Expiry) {
         if expiry != Expiry::Keep {
             self.deadlines.set(key, self.resolve(expiry));
+            self.touch(key);
+        }
+    }
+
+    /// Records that `key` (which exists) changed at the index being applied.
+    fn touch(&mut self, key: &[u8]) {
+        if let Some(value) = self.data.get_mut(key) {
+            value.changed = self.applied_index;
         }
     }
 
     /// Removes a key and its time to live.
     fn remove(&mut self, key: &[u8]) -> Option<Value> {
         self.deadlines.set(key, None);
-        self.data.remove(key)
+        let removed = self.data.remove(key);
+        if removed.is_some() {
+            self.removals.record(self.applied_index, key);
+        }
+        removed
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) {
-        let value = Value::Fixed(Arc::from(value));
+        let value = Value::new(value, self.applied_index);
         match self.data.get_mut(key) {
             Some(stored) => *stored = value,
             None => {
@@ -614,14 +717,72 @@ mod tests {
         assert_eq!(run(&mut store, copy("r", "f", false)), Reply::Integer(0), "the destination exists");
         assert_eq!(run(&mut store, copy("r", "f", true)), Reply::Integer(1));
         assert_eq!(store.get(b"f"), store.get(b"r"));
-        // A transaction runs only if its watched keys hold what WATCH read.
-        let transaction = |watched: Vec<(Vec<u8>, Option<Vec<u8>>)>| Op::Multi { ops: vec![Op::IncrBy { key: b"w".to_vec(), delta: 1 }], watched };
+        // A transaction logged by an earlier build runs only if its watched keys hold what WATCH read.
+        let transaction = |watched| Op::Multi { ops: vec![Op::IncrBy { key: b"w".to_vec(), delta: 1 }], watched: crate::Watched::Values(watched) };
         assert_eq!(run(&mut store, transaction(vec![(b"w".to_vec(), None)])), Reply::Multi(vec![Reply::Integer(1)]));
         assert_eq!(run(&mut store, transaction(vec![(b"w".to_vec(), None)])), Reply::Aborted, "w exists now");
         assert_eq!(run(&mut store, transaction(vec![(b"w".to_vec(), Some(b"1".to_vec()))])), Reply::Multi(vec![Reply::Integer(2)]));
         assert_eq!(store.get(b"w"), Some(&b"2"[..]));
         assert_eq!(apply(&mut store, 102, write(0, 0, Op::Flush)), Reply::Done);
         assert_eq!(store.len(), 0);
+    }
+
+    #[test]
+    fn a_transaction_runs_only_if_no_watched_key_changed_since_watch_read_it() {
+        let mut store = Store::new();
+        let exec = |store: &mut Store, index, watched: &[(&str, u64)]| {
+            let watched = crate::Watched::Since(watched.iter().map(|(key, since)| (key.as_bytes().to_vec(), *since)).collect());
+            apply(store, index, write(0, 0, Op::Multi { ops: vec![Op::IncrBy { key: b"n".to_vec(), delta: 1 }], watched }))
+        };
+        let put = |key: &str, value: &str| write(0, 0, Op::Put { key: key.into(), value: value.into() });
+        apply(&mut store, 1, put("k", "a"));
+        assert_eq!(exec(&mut store, 2, &[("k", 1), ("missing", 1)]), Reply::Multi(vec![Reply::Integer(1)]), "nothing changed since 1");
+        // Changed and changed back (ABA): Redis aborts, so does this.
+        apply(&mut store, 3, put("k", "b"));
+        apply(&mut store, 4, put("k", "a"));
+        assert_eq!(exec(&mut store, 5, &[("k", 2)]), Reply::Aborted);
+        assert_eq!(exec(&mut store, 6, &[("k", 4)]), Reply::Multi(vec![Reply::Integer(2)]), "watched after the change");
+        // A missing key created and removed again since.
+        apply(&mut store, 7, put("gone", "x"));
+        apply(&mut store, 8, write(0, 0, Op::Delete { keys: vec![b"gone".to_vec()] }));
+        assert_eq!(exec(&mut store, 9, &[("gone", 6)]), Reply::Aborted);
+        assert_eq!(exec(&mut store, 10, &[("gone", 8)]), Reply::Multi(vec![Reply::Integer(3)]));
+        // A new time to live is a change; EXPIRE on a missing key is not.
+        let expire = |key: &str| write(0, 0, Op::Expire { key: key.into(), expiry: crate::Expiry::After(60_000), condition: 0 });
+        apply(&mut store, 11, expire("k"));
+        assert_eq!(exec(&mut store, 12, &[("k", 10)]), Reply::Aborted);
+        apply(&mut store, 13, expire("nothing"));
+        assert_eq!(exec(&mut store, 14, &[("nothing", 12)]), Reply::Multi(vec![Reply::Integer(4)]));
+        // A transaction's own writes are changes too: watching "n" before the last EXEC aborts.
+        assert_eq!(exec(&mut store, 15, &[("n", 13)]), Reply::Aborted);
+        // FLUSHDB changes every key, missing ones included.
+        apply(&mut store, 16, write(0, 0, Op::Flush));
+        assert_eq!(exec(&mut store, 17, &[("never-there", 15)]), Reply::Aborted);
+        assert_eq!(exec(&mut store, 18, &[("never-there", 16)]), Reply::Multi(vec![Reply::Integer(1)]));
+        // What a snapshot restores judges the same.
+        let restored = Store::decode_snapshot(&store.encode_snapshot()).expect("decodes");
+        assert_eq!(restored, store);
+        for (key, since) in [("n", 17), ("n", 18), ("k", 15), ("never-there", 15), ("gone", 16)] {
+            assert_eq!(restored.changed_since(key.as_bytes(), since), store.changed_since(key.as_bytes(), since), "{key} since {since}");
+        }
+    }
+
+    #[test]
+    fn removals_remembered_are_bounded_and_older_ones_count_as_changes() {
+        let mut store = Store::new();
+        let (put, delete) = (|key: &[u8]| write(0, 0, Op::Put { key: key.to_vec(), value: b"v".to_vec() }), |key: &[u8]| write(0, 0, Op::Delete { keys: vec![key.to_vec()] }));
+        let mut index = 0;
+        for round in 0..=REMOVALS_KEPT as u64 {
+            let key = round.to_be_bytes();
+            apply(&mut store, index + 1, put(&key));
+            apply(&mut store, index + 2, delete(&key));
+            index += 2;
+        }
+        assert_eq!(store.removals.order.len(), REMOVALS_KEPT);
+        // The first removal (at index 2) was forgotten: a missing key watched before it has changed.
+        assert!(store.changed_since(b"never-there", 1));
+        assert!(!store.changed_since(b"never-there", 2));
+        assert!(store.changed_since(&(REMOVALS_KEPT as u64).to_be_bytes(), index - 1));
     }
 
     #[test]
@@ -714,9 +875,9 @@ mod tests {
         apply(&mut store, 1, write(0, 0, append("k", "ab")));
         // Where the value's buffer lives: the same while it grows in place (its bytes may move
         // as it doubles), another once it had to be copied.
-        let value = |store: &Store| match &store.data[&b"k"[..]] {
-            Value::Growing(buffer) => Arc::as_ptr(buffer),
-            Value::Fixed(_) => panic!("an appended value is growable"),
+        let value = |store: &Store| match &store.data[&b"k"[..]].bytes {
+            Bytes::Growing(buffer) => Arc::as_ptr(buffer),
+            Bytes::Fixed(_) => panic!("an appended value is growable"),
         };
         let before = value(&store);
         for index in 2..100 {

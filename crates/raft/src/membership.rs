@@ -352,7 +352,9 @@ impl crate::node::Node {
     }
 
     /// Whether to look at a message from `message.from`: anyone's but a vote request from a node
-    /// this configuration removed (a removed node never has a reason to campaign). A node being
+    /// whose removal this node knows to be committed (a removed node never has a reason to
+    /// campaign; one whose removal is not committed may still be needed: the entry removing it
+    /// may be cut off by a leader whose log wins, and then it may be the vote the others lack). A node being
     /// added knows nothing of the cluster until the leader's log tells it; a leader removing
     /// itself leads its term until the change commits; and a node that missed changes may know a
     /// candidate only from a later configuration and must still answer it, or it could hold back
@@ -361,7 +363,9 @@ impl crate::node::Node {
     /// voters' votes are counted, and pre-vote and leader stickiness keep a node that does not
     /// know it was removed from disturbing the others.
     pub(crate) fn admits(&self, message: &Message) -> bool {
-        !(matches!(message.body, MessageBody::VoteRequest { .. }) && self.membership.removed.contains(&message.from))
+        !(matches!(message.body, MessageBody::VoteRequest { .. })
+            && self.membership.removed.contains(&message.from)
+            && self.committed_membership().removed.contains(&message.from))
     }
 
     /// The leader's view of a follower: its match index, and whether it answered an append within

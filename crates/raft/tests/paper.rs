@@ -202,9 +202,41 @@ fn messages_for_others_and_votes_of_removed_nodes_are_dropped() {
     cluster.settle();
     cluster.node_mut(1).propose_change(&raft::Change::Remove { id: NodeId(3) }).expect("valid").expect("a change");
     cluster.settle();
+    // Node 2 learns that the removal committed with the next entry.
+    cluster.node_mut(1).propose(b"y".to_vec()).expect("leader");
+    cluster.settle();
+    assert!(cluster.node(2).committed_membership().removed.contains(&NodeId(3)));
     let term = cluster.node(2).status().term;
     cluster.node_mut(2).step(message(3, 2, 50, MessageBody::VoteRequest { pre_vote: false, transfer: true, last_log_index: LogIndex(9), last_log_term: Term(9) }));
     assert_eq!(cluster.node(2).status().term, term, "a removed node's vote request changed nothing");
+}
+
+/// A vote request from a node whose removal is not committed is answered: the entry removing it
+/// may be cut off by a leader whose log wins, and its vote may be the one the others lack
+/// (node chaos seed 6,167: three nodes each held a different uncommitted configuration and none
+/// could be elected, because the one that could win was "removed" in the log of the one it
+/// needed).
+#[test]
+fn a_vote_request_from_a_node_whose_removal_is_not_committed_is_answered() {
+    let mut cluster = Cluster::new(3, |_| {});
+    cluster.elect(1);
+    cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
+    cluster.settle();
+    cluster.node_mut(1).propose_change(&raft::Change::Remove { id: NodeId(3) }).expect("valid").expect("a change");
+    // The change reaches node 2, but it does not learn that it committed.
+    cluster.flush();
+    for message in std::mem::take(&mut cluster.queue) {
+        if message.to == NodeId(2) {
+            cluster.node_mut(2).step(message);
+        }
+    }
+    cluster.flush();
+    cluster.queue.clear();
+    assert!(cluster.node(2).membership().removed.contains(&NodeId(3)));
+    assert!(!cluster.node(2).committed_membership().removed.contains(&NodeId(3)));
+    let term = cluster.node(2).status().term;
+    cluster.node_mut(2).step(message(3, 2, term.0 + 5, MessageBody::VoteRequest { pre_vote: false, transfer: true, last_log_index: LogIndex(90), last_log_term: Term(term.0 + 4) }));
+    assert_eq!(cluster.node(2).status().term, Term(term.0 + 5), "the vote request was looked at");
 }
 
 fn take_reads(cluster: &mut Cluster, id: u64) -> Vec<raft::ReadyRead> {

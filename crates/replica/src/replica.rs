@@ -983,6 +983,7 @@ impl Replica {
                     Answer::Reply(Reply::Scan { cursor: next, keys })
                 }
                 Request::GetRange { key, start, end } => Answer::Reply(Reply::Value(Some(range_of(self.store.get(key).unwrap_or_default(), *start, *end).to_vec()))),
+                Request::ReadPoint => Answer::Count(applied),
                 Request::RandomKey => {
                     // Any key will do; which one follows from the applied index, the same on every replica.
                     let len = self.store.len();

@@ -33,6 +33,9 @@ pub enum Request {
     GetRange { key: Vec<u8>, start: i64, end: i64 },
     /// A linearizable read: some key, or none if there are none (RANDOMKEY).
     RandomKey,
+    /// A linearizable read of nothing but its place in the log: the applied index of the state
+    /// it reads (WATCH: EXEC then checks that its keys did not change after it).
+    ReadPoint,
     /// A linearizable read: one page of SCAN (see `kv::Store::scan`), its keys filtered by
     /// `pattern` (MATCH) and, with `strings` false (TYPE other than string), emptied.
     Scan { cursor: u64, count: u64, pattern: Option<Vec<u8>>, strings: bool },
@@ -155,9 +158,9 @@ impl WriteEncoder {
     }
 
     /// MULTI ... EXEC: the queued operations as one write, applied atomically at one index if
-    /// the watched keys still hold the values WATCH read.
-    pub fn transaction(&mut self, ops: &[kv::Op], watched: &[(Vec<u8>, Option<Vec<u8>>)]) -> Request {
-        let watched = watched.iter().map(|(key, value)| (&key[..], value.as_deref())).collect();
+    /// no watched key changed after the log index WATCH read it at.
+    pub fn transaction(&mut self, ops: &[kv::Op], watched: &[(Vec<u8>, u64)]) -> Request {
+        let watched = kv::WatchedRef::Since(watched.iter().map(|(key, since)| (&key[..], *since)).collect());
         Request::Write(self.encode(0, 0, OpRef::Multi { ops: ops.iter().map(kv::Op::as_ref).collect(), watched }))
     }
 
@@ -232,6 +235,7 @@ impl Request {
                 out.extend_from_slice(key);
             }
             Request::RandomKey => out.push(9),
+            Request::ReadPoint => out.push(14),
             Request::GetRange { key, start, end } => {
                 out.push(10);
                 put_varint(&mut out, key.len() as u64);
@@ -308,6 +312,7 @@ impl Request {
                 Some(Request::Ttl { key, unit })
             }
             9 if rest.is_empty() => Some(Request::RandomKey),
+            14 if rest.is_empty() => Some(Request::ReadPoint),
             10 => {
                 let mut reader = Reader::new(rest);
                 let key = reader.bytes().ok()?.to_vec();
@@ -351,6 +356,7 @@ impl Request {
             | Request::Scan { .. }
             | Request::GetRange { .. }
             | Request::RandomKey
+            | Request::ReadPoint
             | Request::Ttl { .. }
             | Request::Admin(_)
             | Request::Dial { .. } => return None,

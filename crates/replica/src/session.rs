@@ -88,7 +88,8 @@ pub struct Session {
     /// WATCH: the keys of reads in flight, in order; the values they read; whether one failed
     /// (then EXEC runs nothing, as when a watched key changed).
     watches_in_flight: std::collections::VecDeque<Vec<Vec<u8>>>,
-    watched: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Each watched key and the log index of the state WATCH read (`Request::ReadPoint`).
+    watched: Vec<(Vec<u8>, u64)>,
     watch_failed: bool,
 }
 
@@ -280,10 +281,10 @@ impl Session {
             "WATCH" if self.transaction.is_some() => self.refuse_in_transaction("ERR WATCH inside MULTI is not allowed", &mut out),
             "WATCH" if args.len() < 2 => resp::encode_error("ERR wrong number of arguments for 'watch' command", &mut out),
             "WATCH" => {
-                // A linearizable read of the keys; `watch_answered` keeps what it read.
+                // A linearizable read of where the log is; `watch_answered` keeps it with the keys.
                 let keys: Vec<Vec<u8>> = args.iter().skip(1).map(<[u8]>::to_vec).collect();
-                self.watches_in_flight.push_back(keys.clone());
-                return Step::Watch { request: Request::MGet { keys }, resp3: self.resp3 };
+                self.watches_in_flight.push_back(keys);
+                return Step::Watch { request: Request::ReadPoint, resp3: self.resp3 };
             }
             "UNWATCH" => {
                 self.unwatch();
@@ -376,8 +377,8 @@ impl Session {
     pub fn watch_answered(&mut self, answer: Answer, out: &mut Vec<u8>) {
         let keys = self.watches_in_flight.pop_front();
         match (answer, keys) {
-            (Answer::Reply(kv::Reply::Values(values)), Some(keys)) if values.len() == keys.len() => {
-                self.watched.extend(keys.into_iter().zip(values));
+            (Answer::Count(index), Some(keys)) => {
+                self.watched.extend(keys.into_iter().map(|key| (key, index)));
                 resp::encode_simple("OK", out);
             }
             (answer, _) => {
@@ -614,18 +615,20 @@ mod tests {
     }
 
     #[test]
-    fn watch_reads_its_keys_and_exec_runs_only_if_they_still_hold_that() {
+    fn watch_reads_where_the_log_is_and_exec_runs_only_if_its_keys_did_not_change_after() {
         let mut session = session();
-        assert!(matches!(command(&mut session, &["WATCH", "k", "m"]), Step::Watch { request: Request::MGet { .. }, .. }));
+        assert!(matches!(command(&mut session, &["WATCH", "k", "m"]), Step::Watch { request: Request::ReadPoint, .. }));
         let mut out = Vec::new();
-        session.watch_answered(Answer::Reply(kv::Reply::Values(vec![Some(b"1".to_vec()), None])), &mut out);
+        session.watch_answered(Answer::Count(41), &mut out);
         assert_eq!(out, b"+OK\r\n");
+        command(&mut session, &["WATCH", "n"]);
+        session.watch_answered(Answer::Count(57), &mut out);
         command(&mut session, &["MULTI"]);
         command(&mut session, &["INCR", "k"]);
         let Step::Request { request: Request::Write(write), .. } = command(&mut session, &["EXEC"]) else { panic!("EXEC is one write") };
         let entry = kv::CommandRef::decode(&write.data).expect("an entry");
         let kv::OpRef::Multi { watched, .. } = entry.op else { panic!("a transaction") };
-        assert_eq!(watched, vec![(&b"k"[..], Some(&b"1"[..])), (&b"m"[..], None)]);
+        assert_eq!(watched, kv::WatchedRef::Since(vec![(&b"k"[..], 41), (&b"m"[..], 41), (&b"n"[..], 57)]));
         // EXEC forgets the watches; a WATCH that could not read makes the next EXEC run nothing.
         command(&mut session, &["WATCH", "k"]);
         let mut out = Vec::new();
@@ -651,7 +654,7 @@ mod tests {
         command(&mut session, &["MULTI"]);
         command(&mut session, &["SET", "k", "1"]);
         assert_eq!(reply(&command(&mut session, &["DISCARD"])), b"+OK\r\n");
-        assert!(matches!(command(&mut session, &["WATCH", "k"]), Step::Watch { request: Request::MGet { .. }, .. }));
+        assert!(matches!(command(&mut session, &["WATCH", "k"]), Step::Watch { request: Request::ReadPoint, .. }));
         assert!(matches!(command(&mut session, &["GET", "k"]), Step::Request { request: Request::Get { .. }, .. }), "out of the transaction");
         // A transaction is bounded as one command is: its entry must fit in a peer frame.
         let mut session = Session::new(resp::Limits { max_bulk_bytes: 100, ..resp::Limits::default() }, Arc::new(AtomicU64::new(0)));

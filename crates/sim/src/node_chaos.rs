@@ -1275,7 +1275,13 @@ async fn await_progress(world: &Shared) {
                 .iter()
                 .enumerate()
                 .map(|(i, node)| match node {
-                    Some(node) => format!("{i}: {:?} applied {} voters {:?}", node.replica.status(), node.replica.store().applied_index(), node.replica.membership().voters().map(|id| id.0).collect::<Vec<_>>()),
+                    Some(node) => format!(
+                        "{i}: {:?} applied {} voters {:?} dials {:?}",
+                        node.replica.status(),
+                        node.replica.store().applied_index(),
+                        node.replica.membership().voters().map(|id| id.0).collect::<Vec<_>>(),
+                        node.links.peers.keys().map(|id| id.0).collect::<Vec<_>>()
+                    ),
                     None => format!("{i}: down"),
                 })
                 .collect();

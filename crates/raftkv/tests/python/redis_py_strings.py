@@ -139,6 +139,44 @@ for protocol in (None, 2):
             pass
         assert r.get(f"{k}:w") == b"100", where
         pipe.reset()
+        # Changed and changed back (ABA), or set to the value it had, or a missing key created and
+        # deleted again: each is a change, and EXEC runs nothing (as Redis does).
+        for change in (
+            lambda: (other.set(f"{k}:w", "200"), other.set(f"{k}:w", "100")),
+            lambda: other.set(f"{k}:w", "100"),
+            lambda: other.expire(f"{k}:w", 1000),
+        ):
+            pipe = r.pipeline()
+            pipe.watch(f"{k}:w", f"{k}:absent")
+            change()
+            pipe.multi()
+            pipe.set(f"{k}:w", "5")
+            try:
+                pipe.execute()
+                raise AssertionError(f"{where}: EXEC ran although a watched key changed and changed back")
+            except redis.WatchError:
+                pass
+            pipe.reset()
+        pipe = r.pipeline()
+        pipe.watch(f"{k}:absent")
+        other.set(f"{k}:absent", "1")
+        other.delete(f"{k}:absent")
+        pipe.multi()
+        pipe.set(f"{k}:w", "5")
+        try:
+            pipe.execute()
+            raise AssertionError(f"{where}: EXEC ran although a watched missing key was created and deleted")
+        except redis.WatchError:
+            pass
+        pipe.reset()
+        assert r.get(f"{k}:w") == b"100", where
+        # Keys nobody touched: EXEC runs.
+        pipe = r.pipeline()
+        pipe.watch(f"{k}:w", f"{k}:absent")
+        other.set(f"{k}:elsewhere", "1")
+        pipe.multi()
+        pipe.set(f"{k}:w", "6")
+        assert pipe.execute() == [True], where
         other.close()
         # A bad argument is an error in EXEC's reply, in its place; the rest is applied (as Redis does).
         pipe = r.pipeline()
