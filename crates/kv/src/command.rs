@@ -54,6 +54,11 @@ pub enum Op {
     Expire { key: Vec<u8>, expiry: Expiry, condition: u8 },
     /// GETEX: the value, and its time to live changed (`Expiry::Keep`: left as it is).
     GetEx { key: Vec<u8>, expiry: Expiry },
+    /// VSET: writes the value only if the key is at `version` (0: only if it is missing), and
+    /// answers the version it is at then.
+    VersionedPut { key: Vec<u8>, value: Vec<u8>, version: u64 },
+    /// VDEL: removes the key only if it is at `version`.
+    VersionedDelete { key: Vec<u8>, version: u64 },
 }
 
 /// SET's options as bits of `Op::Set`'s flags.
@@ -138,6 +143,8 @@ pub enum OpRef<'a> {
     Clock { now_ms: u64 },
     Expire { key: &'a [u8], expiry: Expiry, condition: u8 },
     GetEx { key: &'a [u8], expiry: Expiry },
+    VersionedPut { key: &'a [u8], value: &'a [u8], version: u64 },
+    VersionedDelete { key: &'a [u8], version: u64 },
 }
 
 impl OpRef<'_> {
@@ -169,7 +176,9 @@ impl OpRef<'_> {
             | OpRef::SetRange { key, .. }
             | OpRef::IncrByFloat { key, .. }
             | OpRef::Expire { key, .. }
-            | OpRef::GetEx { key, .. } => vec![key],
+            | OpRef::GetEx { key, .. }
+            | OpRef::VersionedPut { key, .. }
+            | OpRef::VersionedDelete { key, .. } => vec![key],
             OpRef::Delete { keys } | OpRef::MGet { keys } | OpRef::Exists { keys } => keys.clone(),
             OpRef::MSet { pairs, .. } => pairs.iter().map(|(key, _)| *key).collect(),
             OpRef::Rename { from, to, .. } | OpRef::Copy { from, to, .. } => vec![from, to],
@@ -204,6 +213,8 @@ impl OpRef<'_> {
             OpRef::Clock { now_ms } => Op::Clock { now_ms: *now_ms },
             OpRef::Expire { key, expiry, condition } => Op::Expire { key: key.to_vec(), expiry: *expiry, condition: *condition },
             OpRef::GetEx { key, expiry } => Op::GetEx { key: key.to_vec(), expiry: *expiry },
+            OpRef::VersionedPut { key, value, version } => Op::VersionedPut { key: key.to_vec(), value: value.to_vec(), version: *version },
+            OpRef::VersionedDelete { key, version } => Op::VersionedDelete { key: key.to_vec(), version: *version },
         }
     }
 }
@@ -376,13 +387,25 @@ impl OpRef<'_> {
                 put_bytes(out, key);
                 expiry.encode_into(out);
             }
+            OpRef::VersionedPut { key, value, version } => {
+                out.put_u8(24);
+                put_bytes(out, key);
+                put_bytes(out, value);
+                put_varint(out, *version);
+            }
+            OpRef::VersionedDelete { key, version } => {
+                out.put_u8(25);
+                put_bytes(out, key);
+                put_varint(out, *version);
+            }
         }
     }
 
     fn encoded_len_bound(&self) -> usize {
         match self {
             OpRef::Get { key } | OpRef::GetDel { key } => key.len() + 10,
-            OpRef::Put { key, value } | OpRef::Append { key, value } => key.len() + value.len() + 20,
+            OpRef::Put { key, value } | OpRef::Append { key, value } | OpRef::VersionedPut { key, value, .. } => key.len() + value.len() + 30,
+            OpRef::VersionedDelete { key, .. } => key.len() + 21,
             OpRef::Set { key, value, .. } => key.len() + value.len() + 32,
             OpRef::Clock { .. } => 11,
             OpRef::Expire { key, .. } | OpRef::GetEx { key, .. } => key.len() + 22,
@@ -496,6 +519,8 @@ impl<'a> OpRef<'a> {
             20 => OpRef::Clock { now_ms: reader.varint()? },
             21 => OpRef::Expire { key: reader.bytes()?, expiry: Expiry::decode(reader)?, condition: reader.byte()? },
             22 => OpRef::GetEx { key: reader.bytes()?, expiry: Expiry::decode(reader)? },
+            24 => OpRef::VersionedPut { key: reader.bytes()?, value: reader.bytes()?, version: reader.varint()? },
+            25 => OpRef::VersionedDelete { key: reader.bytes()?, version: reader.varint()? },
             7 => OpRef::GetDel { key: reader.bytes()? },
             8 => {
                 let only_new = reader.bool()?;
@@ -576,6 +601,8 @@ impl Op {
             Op::Clock { now_ms } => OpRef::Clock { now_ms: *now_ms },
             Op::Expire { key, expiry, condition } => OpRef::Expire { key, expiry: *expiry, condition: *condition },
             Op::GetEx { key, expiry } => OpRef::GetEx { key, expiry: *expiry },
+            Op::VersionedPut { key, value, version } => OpRef::VersionedPut { key, value, version: *version },
+            Op::VersionedDelete { key, version } => OpRef::VersionedDelete { key, version: *version },
         }
     }
 }
@@ -726,6 +753,8 @@ mod tests {
             Op::Clock { now_ms: 1_700_000_000_000 },
             Op::Expire { key: b"k".to_vec(), expiry: Expiry::At(u64::MAX), condition: crate::ExpireIf::LATER },
             Op::GetEx { key: b"k".to_vec(), expiry: Expiry::Clear },
+            Op::VersionedPut { key: b"k".to_vec(), value: b"v".to_vec(), version: u64::MAX },
+            Op::VersionedDelete { key: b"k".to_vec(), version: 0 },
             Op::GetDel { key: b"k".to_vec() },
             Op::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), Vec::new())], only_new: true },
             Op::Flush,

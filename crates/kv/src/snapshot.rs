@@ -2,16 +2,16 @@
 //! snapshot is an error and never a silently empty store.
 //!
 //! ```text
-//! "RKVS" | version (1 byte) | applied index | n keys | (key, value, changed)* | n sessions |
+//! "RKVS" | version (1 byte) | applied index | n keys | (key, value, changed, version)* | n sessions |
 //!        (client id, seq, reply, last index)* | cluster id | log time | n deadlines |
 //!        (key, deadline)* | configuration | removals horizon | n removals | (index, key)* |
 //!        CRC-32C of everything before it (4 bytes, LE)
 //! ```
 //! Numbers and lengths are LEB128 varints; the configuration is the encoded `raft::Membership`
 //! of the last configuration entry applied (empty: none); `changed` is the log index of a key's
-//! last change, and the removals are the ones WATCH remembers (see `store::Removals`), oldest
-//! first. Older versions are still read: version 4 has no change indexes or removals (every key
-//! counts as changed at the snapshot's index, and so may any missing one), version
+//! last change and `version` how many changes it has seen since it was created (VSET), and the removals are the ones WATCH remembers (see `store::Removals`), oldest
+//! first. Older versions are still read: version 4 has no change indexes, versions or removals (every key
+//! counts as changed at the snapshot's index, and so may any missing one; each is at version 1), version
 //! 3 has no log time, deadlines or configuration (no key could expire), version 2 no cluster id either (0: not named yet),
 //! version 1 neither, nor a session's last index (its sessions count as older than any write to
 //! come).
@@ -55,12 +55,13 @@ impl Store {
         put_varint(&mut out, self.applied_index);
         put_varint(&mut out, self.data.len() as u64);
         for (key, value) in &self.data {
-            let (bytes, changed) = (value.as_slice(), value.changed);
+            let (bytes, changed, version) = (value.as_slice(), value.changed, value.version);
             put_varint(&mut out, key.len() as u64);
             out.extend_from_slice(key);
             put_varint(&mut out, bytes.len() as u64);
             out.extend_from_slice(bytes);
             put_varint(&mut out, changed);
+            put_varint(&mut out, version);
         }
         put_varint(&mut out, self.sessions.len() as u64);
         for (client_id, session) in &self.sessions {
@@ -110,11 +111,11 @@ impl Store {
         for _ in 0..reader.varint()? {
             let key = reader.bytes()?.to_vec();
             let bytes = reader.bytes()?;
-            let changed = if version >= VERSION { reader.varint()? } else { store.applied_index };
-            if changed > store.applied_index {
-                return Err(DecodeError::OutOfRange("a key changed after the snapshot's index").into());
+            let (changed, key_version) = if version >= VERSION { (reader.varint()?, reader.varint()?) } else { (store.applied_index, 1) };
+            if changed > store.applied_index || key_version == 0 {
+                return Err(DecodeError::OutOfRange("a key changed after the snapshot's index, or at version 0").into());
             }
-            store.data.insert(key, Value::new(bytes, changed));
+            store.data.insert(key, Value::new(bytes, changed, key_version));
         }
         for _ in 0..reader.varint()? {
             let client_id = reader.varint()?;

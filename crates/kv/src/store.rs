@@ -35,6 +35,9 @@ pub const MAX_SESSIONS: usize = 100_000;
 pub(crate) struct Value {
     bytes: Bytes,
     pub(crate) changed: u64,
+    /// How many times the key changed since it was created (1: created): what VSET compares, as
+    /// the 2025 lab's versioned Put does.
+    pub(crate) version: u64,
 }
 
 /// The bytes, shared so that a snapshot's copy of the store costs no copy of the values. A SET
@@ -66,8 +69,8 @@ impl Bytes {
 }
 
 impl Value {
-    pub(crate) fn new(bytes: &[u8], changed: u64) -> Value {
-        Value { bytes: Bytes::Fixed(Arc::from(bytes)), changed }
+    pub(crate) fn new(bytes: &[u8], changed: u64, version: u64) -> Value {
+        Value { bytes: Bytes::Fixed(Arc::from(bytes)), changed, version }
     }
 
     pub(crate) fn as_slice(&self) -> &[u8] {
@@ -212,6 +215,11 @@ impl Store {
     /// A key's value; None if it is missing or has expired.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         self.data.get(key).filter(|_| !self.expired(key)).map(Value::as_slice)
+    }
+
+    /// A key's value and version (VGET); None if it is missing or has expired.
+    pub fn get_versioned(&self, key: &[u8]) -> Option<(&[u8], u64)> {
+        self.data.get(key).filter(|_| !self.expired(key)).map(|value| (value.as_slice(), value.version))
     }
 
     /// Whether `key` has a deadline at or before the log time (it may still be in memory, until a
@@ -362,9 +370,10 @@ impl Store {
                 let index = self.applied_index;
                 let stored = match self.data.get_mut(*key) {
                     Some(stored) => stored,
-                    None => self.data.entry(key.to_vec()).or_insert_with(|| Value { bytes: Bytes::Growing(Arc::default()), changed: index }),
+                    None => self.data.entry(key.to_vec()).or_insert_with(|| Value { bytes: Bytes::Growing(Arc::default()), changed: index, version: 0 }),
                 };
                 stored.changed = index;
+                stored.version = stored.version.saturating_add(1);
                 Reply::Length(stored.append(value))
             }
             OpRef::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.remove(key).is_some()).count() as u64),
@@ -471,7 +480,8 @@ impl Store {
                 Reply::Value(Some(text.into_bytes()))
             }
             OpRef::Copy { from, to, replace } => {
-                let Some(value) = self.data.get(*from).map(|value| Value::new(value.as_slice(), self.applied_index)) else {
+                let version = self.next_version(to);
+                let Some(value) = self.data.get(*from).map(|value| Value::new(value.as_slice(), self.applied_index, version)) else {
                     return Reply::Integer(0);
                 };
                 if !replace && self.data.contains_key(*to) {
@@ -490,8 +500,10 @@ impl Store {
                 }
                 if from != to {
                     let deadline = self.deadlines.get(from);
+                    let version = self.next_version(to);
                     if let Some(mut value) = self.remove(from) {
                         value.changed = self.applied_index;
+                        value.version = version;
                         self.data.insert(to.to_vec(), value);
                         self.deadlines.set(to, deadline);
                     }
@@ -535,6 +547,20 @@ impl Store {
                 }
                 Reply::Integer(i64::from(allowed))
             }
+            OpRef::VersionedPut { key, value, version } => {
+                if let Err(refusal) = self.version_matches(key, *version) {
+                    return refusal;
+                }
+                self.put(key, value);
+                self.deadlines.set(key, None);
+                Reply::Integer(self.data.get(*key).map_or(0, |stored| i64::try_from(stored.version).unwrap_or(i64::MAX)))
+            }
+            OpRef::VersionedDelete { key, version } => {
+                if let Err(refusal) = self.version_matches(key, *version) {
+                    return refusal;
+                }
+                Reply::Removed(u64::from(self.remove(key).is_some()))
+            }
             OpRef::GetEx { key, expiry } => {
                 let value = self.data.get(*key).map(|value| value.as_slice().to_vec());
                 if value.is_some() {
@@ -566,6 +592,23 @@ impl Store {
     fn touch(&mut self, key: &[u8]) {
         if let Some(value) = self.data.get_mut(key) {
             value.changed = self.applied_index;
+            value.version = value.version.saturating_add(1);
+        }
+    }
+
+    /// The version `key` has once written: one more than now, 1 if it is created.
+    fn next_version(&self, key: &[u8]) -> u64 {
+        self.data.get(key).map_or(1, |value| value.version.saturating_add(1))
+    }
+
+    /// Whether a VSET or VDEL naming `version` may write `key`: the key is at that version, or it
+    /// is missing and the version is 0. Otherwise the refusal, with the version it is at.
+    fn version_matches(&self, key: &[u8], version: u64) -> Result<(), Reply> {
+        match self.data.get(key) {
+            Some(value) if value.version == version => Ok(()),
+            Some(value) => Err(Reply::Error(format!("VERSION the key is at version {}", value.version))),
+            None if version == 0 => Ok(()),
+            None => Err(Reply::Error("NOKEY no such key".into())),
         }
     }
 
@@ -580,7 +623,7 @@ impl Store {
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) {
-        let value = Value::new(value, self.applied_index);
+        let value = Value::new(value, self.applied_index, self.next_version(key));
         match self.data.get_mut(key) {
             Some(stored) => *stored = value,
             None => {
@@ -725,6 +768,43 @@ mod tests {
         assert_eq!(store.get(b"w"), Some(&b"2"[..]));
         assert_eq!(apply(&mut store, 102, write(0, 0, Op::Flush)), Reply::Done);
         assert_eq!(store.len(), 0);
+    }
+
+    /// The 2025 lab's versioned Put (VSET), and VDEL: version 0 creates, every change of the key
+    /// by any command counts one, and a refusal changes nothing and names the version.
+    #[test]
+    fn versioned_writes_apply_only_at_the_version_named() {
+        let mut store = Store::new();
+        let vset = |key: &str, value: &str, version| write(0, 0, Op::VersionedPut { key: key.into(), value: value.into(), version });
+        let version = |store: &Store, key: &str| store.get_versioned(key.as_bytes()).map(|(value, version)| (String::from_utf8_lossy(value).into_owned(), version));
+        assert_eq!(apply(&mut store, 1, vset("k", "a", 0)), Reply::Integer(1));
+        assert_eq!(version(&store, "k"), Some(("a".into(), 1)));
+        assert_eq!(apply(&mut store, 2, vset("k", "b", 0)), Reply::Error("VERSION the key is at version 1".into()), "0 only creates");
+        assert_eq!(apply(&mut store, 3, vset("y", "b", 1)), Reply::Error("NOKEY no such key".into()));
+        assert_eq!(version(&store, "y"), None);
+        assert_eq!(apply(&mut store, 4, vset("k", "b", 1)), Reply::Integer(2));
+        assert_eq!(apply(&mut store, 5, vset("k", "c", 1)), Reply::Error("VERSION the key is at version 2".into()), "a retry of the same write is refused");
+        assert_eq!(version(&store, "k"), Some(("b".into(), 2)));
+        // Every other write counts: APPEND, INCR, a time to live; RENAME and COPY write their target.
+        apply(&mut store, 6, write(0, 0, append("k", "x")));
+        apply(&mut store, 7, write(0, 0, Op::Expire { key: b"k".to_vec(), expiry: crate::Expiry::After(60_000), condition: 0 }));
+        assert_eq!(version(&store, "k"), Some(("bx".into(), 4)));
+        apply(&mut store, 8, write(0, 0, Op::Copy { from: b"k".to_vec(), to: b"c".to_vec(), replace: false }));
+        assert_eq!(version(&store, "c"), Some(("bx".into(), 1)), "a copy is a new key");
+        apply(&mut store, 9, write(0, 0, Op::Rename { from: b"k".to_vec(), to: b"c".to_vec(), only_new: false }));
+        assert_eq!(version(&store, "c"), Some(("bx".into(), 2)), "renamed onto an existing key: its next version");
+        apply(&mut store, 10, write(0, 0, append("new", "x")));
+        assert_eq!(version(&store, "new"), Some(("x".into(), 1)));
+        // VDEL: only at the version named; a removed key starts again at 1.
+        let vdel = |key: &str, version| write(0, 0, Op::VersionedDelete { key: key.into(), version });
+        assert_eq!(apply(&mut store, 11, vdel("c", 1)), Reply::Error("VERSION the key is at version 2".into()));
+        assert_eq!(apply(&mut store, 12, vdel("c", 2)), Reply::Removed(1));
+        assert_eq!(apply(&mut store, 13, vdel("c", 0)), Reply::Removed(0));
+        assert_eq!(apply(&mut store, 14, vset("c", "again", 0)), Reply::Integer(1));
+        // Versions survive a snapshot.
+        let restored = Store::decode_snapshot(&store.encode_snapshot()).expect("a valid snapshot");
+        assert_eq!(restored, store);
+        assert_eq!(version(&restored, "new"), Some(("x".into(), 1)));
     }
 
     #[test]

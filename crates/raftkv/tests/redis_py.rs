@@ -34,3 +34,10 @@ fn redis_py_with_its_defaults_works_against_every_node() {
 fn redis_py_string_commands_answer_as_redis_does_on_every_node() {
     run_against_a_cluster("redis-py-strings", "redis_py_strings.py");
 }
+
+/// VGET, VSET and VDEL (compare-and-set on per-key versions) and a SET NX PX lock given back by
+/// VDEL, through redis-py's `execute_command`.
+#[test]
+fn versioned_commands_and_a_lock_work_through_redis_py_on_every_node() {
+    run_against_a_cluster("redis-py-versioned", "redis_py_versioned.py");
+}

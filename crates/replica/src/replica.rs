@@ -966,6 +966,10 @@ impl Replica {
         for (request, caller) in ready.into_values().flatten() {
             let answer = match &request {
                 Request::Get { key } => Answer::Reply(Reply::Value(self.store.get(key).map(<[u8]>::to_vec))),
+                Request::VGet { key } => {
+                    let (value, version) = self.store.get_versioned(key).map_or((None, 0), |(value, version)| (Some(value.to_vec()), version));
+                    Answer::Reply(Reply::Multi(vec![Reply::Value(value), Reply::Integer(i64::try_from(version).unwrap_or(i64::MAX))]))
+                }
                 Request::Exists { keys } => Answer::Count(self.store.existing(keys)),
                 Request::MGet { keys } => Answer::Reply(Reply::Values(self.store.values(keys))),
                 Request::Strlen { key } => Answer::Count(self.store.value_len(key)),

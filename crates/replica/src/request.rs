@@ -33,6 +33,8 @@ pub enum Request {
     GetRange { key: Vec<u8>, start: i64, end: i64 },
     /// A linearizable read: some key, or none if there are none (RANDOMKEY).
     RandomKey,
+    /// A linearizable read: the key's value and version (VGET), `[nil, 0]` if it is missing.
+    VGet { key: Vec<u8> },
     /// A linearizable read of nothing but its place in the log: the applied index of the state
     /// it reads (WATCH: EXEC then checks that its keys did not change after it).
     ReadPoint,
@@ -198,10 +200,11 @@ impl Request {
                     out.extend_from_slice(key);
                 }
             }
-            Request::Strlen { key } | Request::Keys { pattern: key } | Request::Type { key } => {
+            Request::Strlen { key } | Request::Keys { pattern: key } | Request::Type { key } | Request::VGet { key } => {
                 out.push(match self {
                     Request::Strlen { .. } => 4,
                     Request::Keys { .. } => 6,
+                    Request::VGet { .. } => 15,
                     _ => 7,
                 });
                 put_varint(&mut out, key.len() as u64);
@@ -266,7 +269,7 @@ impl Request {
                 let command = CommandRef::decode(rest).ok().filter(|command| command.op.is_write())?;
                 Some(Request::Write(Write { tag: (command.client_id, command.seq), data: bytes.slice(1..), timed: command.op.needs_clock() }))
             }
-            1 | 4 | 6 | 7 => {
+            1 | 4 | 6 | 7 | 15 => {
                 let mut reader = Reader::new(rest);
                 let key = reader.bytes().ok()?.to_vec();
                 reader.finish().ok()?;
@@ -274,6 +277,7 @@ impl Request {
                     1 => Request::Get { key },
                     4 => Request::Strlen { key },
                     6 => Request::Keys { pattern: key },
+                    15 => Request::VGet { key },
                     _ => Request::Type { key },
                 })
             }
@@ -357,6 +361,7 @@ impl Request {
             | Request::GetRange { .. }
             | Request::RandomKey
             | Request::ReadPoint
+            | Request::VGet { .. }
             | Request::Ttl { .. }
             | Request::Admin(_)
             | Request::Dial { .. } => return None,
@@ -539,12 +544,12 @@ fn address(arg: &[u8]) -> Result<String, CommandError> {
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 64] = [
+const KNOWN: [&str; 67] = [
     "GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH", "INCR", "DECR",
     "INCRBY", "DECRBY", "SETNX", "GETSET", "GETDEL", "MGET", "MSET", "MSETNX", "STRLEN", "DBSIZE", "UNLINK", "KEYS", "TYPE", "TOUCH", "FLUSHDB", "FLUSHALL",
     "RENAME", "RENAMENX", "SCAN", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "GETRANGE", "SUBSTR", "SETRANGE", "INCRBYFLOAT", "COPY", "RANDOMKEY",
     "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME",
-    "RAFT.NODE", "RAFT.NODES", "RAFT.TRANSFER-LEADER", "RAFT.DIAL",
+    "RAFT.NODE", "RAFT.NODES", "RAFT.TRANSFER-LEADER", "RAFT.DIAL", "VGET", "VSET", "VDEL",
 ];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
@@ -618,9 +623,10 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
     let arity = |ok: bool| if ok { Ok(()) } else { Err(CommandError::WrongArity(name.to_lowercase())) };
     let keys = || args.iter().skip(first + 1).map(<[u8]>::to_vec).collect::<Vec<_>>();
     let integer = |arg: &[u8]| kv::parse_integer(arg).ok_or(CommandError::NotAnInteger);
+    let version = |arg: &[u8]| kv::parse_integer(arg).and_then(|version| u64::try_from(version).ok()).ok_or(CommandError::NotAnInteger);
     let op = match name {
         "GET" | "EXISTS" | "MGET" | "STRLEN" | "DBSIZE" | "KEYS" | "TYPE" | "TOUCH" | "SCAN" | "GETRANGE" | "SUBSTR" | "RANDOMKEY" | "TTL" | "PTTL" | "EXPIRETIME"
-        | "PEXPIRETIME"
+        | "PEXPIRETIME" | "VGET"
             if tag.is_some() => {
             return Err(CommandError::BadTag)
         }
@@ -631,6 +637,18 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
         "RANDOMKEY" => {
             arity(count == 1)?;
             return Ok(Request::RandomKey);
+        }
+        "VGET" => {
+            arity(count == 2)?;
+            return Ok(Request::VGet { key: arg(1).to_vec() });
+        }
+        "VSET" => {
+            arity(count == 4)?;
+            OpRef::VersionedPut { key: arg(1), value: arg(2), version: version(arg(3))? }
+        }
+        "VDEL" => {
+            arity(count == 3)?;
+            OpRef::VersionedDelete { key: arg(1), version: version(arg(2))? }
         }
         "SETRANGE" => {
             arity(count == 4)?;
@@ -893,6 +911,10 @@ mod tests {
             args(&["INCRBYFLOAT", "f", "-1.5e2"]),
             args(&["COPY", "a", "b", "DB", "0", "REPLACE"]),
             args(&["scan", "18446744073709551615", "match", "u*", "count", "100", "type", "hash"]),
+            args(&["VGET", "k"]),
+            args(&["vset", "k", "v", "0"]),
+            args(&["TAGGED", "7", "4", "VSET", "k", "v", "9223372036854775807"]),
+            args(&["VDEL", "k", "3"]),
         ];
         for case in cases {
             let request = to_request(&case).expect("valid");
@@ -939,6 +961,9 @@ mod tests {
         assert_eq!(to_request(&args(&["INCRBYFLOAT", "f", "nan"])), Err(CommandError::NotAFloat));
         assert!(matches!(to_request(&args(&["COPY", "a", "b", "DB", "1"])), Err(CommandError::Unsupported(_))));
         assert_eq!(to_request(&args(&["SCAN", "x"])), Err(CommandError::InvalidCursor));
+        assert_eq!(to_request(&args(&["VSET", "k", "v", "-1"])), Err(CommandError::NotAnInteger), "a version is never negative");
+        assert_eq!(to_request(&args(&["VSET", "k", "v"])), Err(CommandError::WrongArity("vset".into())));
+        assert_eq!(to_request(&args(&["TAGGED", "7", "4", "VGET", "k"])), Err(CommandError::BadTag), "a read is not tagged");
         assert_eq!(to_request(&args(&["SCAN", "0", "COUNT", "0"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["FLUSHALL", "NOW"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["INCRBY", "n", "1.5"])), Err(CommandError::NotAnInteger));

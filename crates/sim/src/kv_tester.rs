@@ -222,7 +222,7 @@ impl KvTester {
         }
     }
 
-    fn timestamp(&self) -> u64 {
+    pub(crate) fn timestamp(&self) -> u64 {
         let now = self.sim.now().as_nanos() as u64;
         let stamp = now.max(self.last_timestamp.get() + 1);
         self.last_timestamp.set(stamp);
@@ -325,6 +325,16 @@ impl KvTester {
         }
     }
 
+
+    /// Counts an operation for the "Passed" line.
+    pub(crate) fn count_operation(&self) {
+        self.operations.set(self.operations.get() + 1);
+    }
+
+    /// Each live server's retained state (`KvServer::retained`).
+    pub fn retained(&self) -> Vec<(usize, usize)> {
+        self.servers.borrow().iter().flatten().map(KvServer::retained).collect()
+    }
 
     pub fn history_len(&self) -> usize {
         self.history.borrow().len()

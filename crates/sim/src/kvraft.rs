@@ -130,6 +130,13 @@ impl KvServer {
         (status.term.0, status.is_leader())
     }
 
+    /// What the node's store keeps, as bytes of its snapshot, and how many client sessions it
+    /// remembers: the state that grows if a server keeps something per client.
+    pub fn retained(&self) -> (usize, usize) {
+        let host = self.0.borrow();
+        (host.replica.store().encode_snapshot().len(), host.replica.store().sessions())
+    }
+
     /// The cluster id this node's store has applied (0: none yet).
     pub fn cluster_id(&self) -> u64 {
         self.0.borrow().replica.store().cluster_id()
@@ -269,6 +276,15 @@ fn snapshot_options(max_raft_state: Option<usize>) -> Options {
     }
 }
 
+/// What a versioned Put came to, as the 2025 lab's clerk reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    Ok,
+    ErrVersion,
+    ErrNoKey,
+    Maybe,
+}
+
 /// The lab's Clerk: one operation at a time, retried across servers until one succeeds.
 pub struct Clerk {
     sim: Sim,
@@ -306,6 +322,42 @@ impl Clerk {
         self.write(Op::Append { key: key.into(), value: value.into() }).await;
     }
 
+    /// The 2025 lab's Get: the key's value and version, None for a missing key (ErrNoKey).
+    pub async fn vget(&self, key: &str) -> Option<(String, u64)> {
+        match self.execute(Request::VGet { key: key.into() }).await {
+            Answer::Reply(Reply::Multi(replies)) => match &replies[..] {
+                [Reply::Value(None), Reply::Integer(0)] => None,
+                [Reply::Value(Some(value)), Reply::Integer(version)] if *version > 0 => Some((String::from_utf8_lossy(value).into_owned(), *version as u64)),
+                other => panic!("a VGET answered {other:?}"),
+            },
+            other => panic!("a VGET answered {other:?}"),
+        }
+    }
+
+    /// The 2025 lab's versioned Put (VSET), untagged: the version check alone keeps a resend from
+    /// taking effect twice, and a resend refused for its version is `Maybe` (the first copy may
+    /// have taken effect, its answer lost).
+    pub async fn vput(&self, key: &str, value: &str, version: u64) -> PutOutcome {
+        let seq = self.seq.get() + 1;
+        self.seq.set(seq);
+        // Untagged (client id 0), but numbered apart from every other write: a caller is matched
+        // to its entry by that number.
+        let data = Command { client_id: 0, seq: self.client_id.wrapping_add(seq), op: Op::VersionedPut { key: key.into(), value: value.into(), version } }.encode();
+        let (answer, resent) = self.send(Request::Write(Write { tag: (0, self.client_id.wrapping_add(seq)), data: data.into(), timed: false })).await;
+        match answer {
+            Answer::Reply(Reply::Integer(new)) if new as u64 == version + 1 => PutOutcome::Ok,
+            Answer::Reply(Reply::Error(error)) if error.starts_with("VERSION ") => {
+                if resent {
+                    PutOutcome::Maybe
+                } else {
+                    PutOutcome::ErrVersion
+                }
+            }
+            Answer::Reply(Reply::Error(error)) if error.starts_with("NOKEY ") => PutOutcome::ErrNoKey,
+            other => panic!("a VSET at version {version} answered {other:?}"),
+        }
+    }
+
     /// A write tagged with this clerk's id and its next sequence number: however often it is
     /// sent, it takes effect once.
     async fn write(&self, op: Op) -> Answer {
@@ -317,16 +369,23 @@ impl Clerk {
 
     /// Sends one request until some server answers it without an error; never returns a failure.
     async fn execute(&self, request: Request) -> Answer {
+        self.send(request).await.0
+    }
+
+    /// `execute`, and whether an earlier copy may have taken effect (a call failed or was
+    /// answered with an error before the answer came).
+    async fn send(&self, request: Request) -> (Answer, bool) {
         let bytes = request.encode();
+        let mut resent = false;
         loop {
             for attempt in 0..self.ends.len() {
                 let position = (self.leader.get() + attempt) % self.ends.len();
                 let answer = self.net.call(self.ends[position], bytes.clone()).await;
                 match answer.as_deref().and_then(Answer::decode) {
-                    Some(Answer::Error(_)) | None => {}
+                    Some(Answer::Error(_)) | None => resent = true,
                     Some(answer) => {
                         self.leader.set(position);
-                        return answer;
+                        return (answer, resent);
                     }
                 }
             }

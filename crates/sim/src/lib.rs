@@ -11,6 +11,7 @@
 pub mod executor;
 pub mod kv_tester;
 pub mod kvraft;
+pub mod kvsrv_tester;
 pub mod lab;
 pub mod network;
 pub mod node_chaos;
