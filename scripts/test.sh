@@ -4,7 +4,8 @@
 # The process-level tests (crates/raftkv/tests/redis_tools.rs, redis_py.rs, redis_differential.rs)
 # drive the real redis-cli, redis-benchmark, redis-server and redis-py and fail when they are
 # missing, so this script first installs Debian's redis-tools and redis-server packages if a tool
-# is not on PATH (apt-get; through sudo when not root), and redis-py into a virtualenv under target/.
+# is not on PATH (apt-get; through sudo when not root), redis-py into a virtualenv under target/,
+# and ioredis (with Debian's nodejs and npm if node is missing) under target/nodejs.
 #
 # Then, when run without arguments, it opens the drawings of failing simulated runs that
 # crates/sim/tests/viz.rs leaves in target/sim-traces in headless Chromium
@@ -38,6 +39,18 @@ if ! "$pyenv/bin/python" -c "import redis" >/dev/null 2>&1; then
     "$pyenv/bin/pip" install --quiet --disable-pip-version-check 'redis>=5'
 fi
 export RAFTKV_PYTHON="$pyenv/bin/python"
+
+# ioredis, the Node.js client most people use, for crates/raftkv/tests/node_client.rs: Debian's
+# nodejs and npm if node is missing, and ioredis from npm under target/nodejs.
+if ! have node || ! have npm; then
+    "$root/scripts/apt-install.sh" test.sh nodejs npm
+fi
+nodedir="$root/target/nodejs"
+if [ ! -f "$nodedir/node_modules/ioredis/package.json" ]; then
+    mkdir -p "$nodedir"
+    npm install --prefix "$nodedir" --silent --no-audit --no-fund 'ioredis@5'
+fi
+export RAFTKV_NODE_MODULES="$nodedir/node_modules"
 
 cd "$root"
 cargo test --release "$@"

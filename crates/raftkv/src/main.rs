@@ -336,7 +336,23 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", endpoints.client()?.del(&keys)?);
             Ok(())
         }
-        Command::Status { endpoints } => status(&endpoints.endpoints, endpoints.credentials()?.as_ref()),
+        Command::Status { endpoints } => {
+            status(&endpoints.endpoints, endpoints.credentials()?.as_ref())?;
+            // The members as the leader sees them (any node forwards RAFT.NODES to it).
+            match endpoints.client().and_then(|mut client| Ok(client.command(&[b"RAFT.NODES"])?)) {
+                Ok(client::Value::Array(Some(members))) => {
+                    println!("members (as the leader sees them):");
+                    for member in members {
+                        if let client::Value::Bulk(Some(line)) = member {
+                            println!("  {}", String::from_utf8_lossy(&line));
+                        }
+                    }
+                }
+                Ok(other) => println!("members: unexpected answer {other:?}"),
+                Err(error) => println!("members: unknown ({error:#})"),
+            }
+            Ok(())
+        }
         Command::Member { action, endpoints } => {
             let (id, address) = match &action {
                 MemberAction::List => (String::new(), String::new()),

@@ -118,6 +118,7 @@ fn the_cli_authenticates() {
     assert!(success && stdout.trim() == "v", "get: {stdout}");
     let (success, stdout, _) = cli(&["status", "--password-file", &password]);
     assert!(success && stdout.contains("leader"), "status: {stdout}");
+    assert!(stdout.contains("members (as the leader sees them):") && stdout.contains("id=1 addr=") && stdout.contains("role=voter"), "status lists the members: {stdout}");
     let (success, _, stderr) = cli(&["get", "k"]);
     assert!(!success && stderr.contains("NOAUTH"), "without a password: {stderr}");
     let reader = dir.join("reader-password").to_string_lossy().into_owned();
