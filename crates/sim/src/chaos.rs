@@ -120,13 +120,7 @@ pub(crate) struct Cluster<S> {
 pub(crate) type Shared<S> = Rc<RefCell<Cluster<S>>>;
 
 impl<S> Cluster<S> {
-    pub(crate) fn new(
-        sim: &Sim,
-        rng: &SimRng,
-        trace: &Trace,
-        params: &ChaosParams,
-        store: S,
-    ) -> Shared<S> {
+    pub(crate) fn new(sim: &Sim, rng: &SimRng, trace: &Trace, params: &ChaosParams, store: S) -> Shared<S> {
         let n = params.servers;
         Rc::new(RefCell::new(Cluster {
             sim: sim.clone(),
@@ -158,12 +152,8 @@ impl<S> Cluster<S> {
     pub(crate) fn act(&self, server: Option<usize>, short: &str, details: &str) {
         let now = self.sim.now();
         match server {
-            Some(i) => self
-                .trace
-                .record(now, format_args!("chaos: {short} {i} {details}")),
-            None => self
-                .trace
-                .record(now, format_args!("chaos: {short} {details}")),
+            Some(i) => self.trace.record(now, format_args!("chaos: {short} {i} {details}")),
+            None => self.trace.record(now, format_args!("chaos: {short} {details}")),
         }
         self.trace.note(now, server, short, details, NoteBy::Tester);
     }
@@ -203,10 +193,7 @@ pub fn run(seed: u64) -> Result<ChaosSummary, (ChaosParams, String, Trace)> {
 }
 
 /// `run`, making and checking reads as `reads` says. The seed picks the same parameters either way.
-pub fn run_with(
-    seed: u64,
-    reads: ChaosReads,
-) -> Result<ChaosSummary, (ChaosParams, String, Trace)> {
+pub fn run_with(seed: u64, reads: ChaosReads) -> Result<ChaosSummary, (ChaosParams, String, Trace)> {
     let sim = Sim::new();
     let rng = SimRng::new(seed);
     let trace = Trace::default();
@@ -234,11 +221,7 @@ pub fn run_with(
 async fn scenario(cluster: Shared<Vec<Persister>>) {
     let (sim, rng, params) = {
         let cluster = cluster.borrow();
-        (
-            cluster.sim.clone(),
-            cluster.rng.clone(),
-            cluster.params.clone(),
-        )
+        (cluster.sim.clone(), cluster.rng.clone(), cluster.params.clone())
     };
     for i in 0..params.servers {
         start(&cluster, i);
@@ -246,10 +229,7 @@ async fn scenario(cluster: Shared<Vec<Persister>>) {
     if params.unreliable {
         cluster.borrow().net.set_reliable(false);
     }
-    cluster
-        .borrow()
-        .net
-        .set_long_reordering(params.long_reordering);
+    cluster.borrow().net.set_long_reordering(params.long_reordering);
     if cluster.borrow().reads != ChaosReads::Off {
         cluster.borrow_mut().reading = true;
         sim.spawn(reader(cluster.clone()));
@@ -296,10 +276,7 @@ async fn reader<S>(cluster: Shared<S>) {
                 c.next_read
             };
             if raft.read(context) {
-                cluster
-                    .borrow_mut()
-                    .read_checks
-                    .insert(context, ReadCheck { node, floor });
+                cluster.borrow_mut().read_checks.insert(context, ReadCheck { node, floor });
             }
         }
     }
@@ -321,9 +298,7 @@ fn chaos_step(cluster: &Shared<Vec<Persister>>, rng: &SimRng, params: &ChaosPara
         crash(cluster, victim);
     }
     if rng.chance(60, 1000) {
-        let dead: Vec<usize> = (0..n)
-            .filter(|&i| cluster.borrow().rafts[i].is_none())
-            .collect();
+        let dead: Vec<usize> = (0..n).filter(|&i| cluster.borrow().rafts[i].is_none()).collect();
         if !dead.is_empty() {
             start(cluster, *rng.pick(&dead));
         }
@@ -348,14 +323,8 @@ pub(crate) fn change_links<S>(cluster: &Shared<S>, rng: &SimRng, params: &ChaosP
         let side: Vec<bool> = (0..n).map(|_| rng.chance(1, 2)).collect();
         let mut c = cluster.borrow_mut();
         let groups = |on: bool| (0..n).filter(|&i| side[i] == on).collect::<Vec<_>>();
-        c.act(
-            None,
-            "partition",
-            &format!("{:?} | {:?}", groups(true), groups(false)),
-        );
-        c.links = (0..n)
-            .map(|i| (0..n).map(|j| side[i] == side[j]).collect())
-            .collect();
+        c.act(None, "partition", &format!("{:?} | {:?}", groups(true), groups(false)));
+        c.links = (0..n).map(|i| (0..n).map(|j| side[i] == side[j]).collect()).collect();
         drop(c);
         apply_links(cluster);
     } else if rng.chance(40, 1000) {
@@ -371,11 +340,7 @@ pub(crate) fn change_links<S>(cluster: &Shared<S>, rng: &SimRng, params: &ChaosP
 pub(crate) fn propose_some<S>(cluster: &Shared<S>, rng: &SimRng) {
     let n = cluster.borrow().params.servers;
     for _ in 0..rng.below(4) {
-        let target = if rng.chance(1, 5) {
-            Some(rng.below(n as u64) as usize)
-        } else {
-            believed_leader(cluster)
-        };
+        let target = if rng.chance(1, 5) { Some(rng.below(n as u64) as usize) } else { believed_leader(cluster) };
         if let Some(target) = target {
             propose(cluster, target);
         }
@@ -384,9 +349,7 @@ pub(crate) fn propose_some<S>(cluster: &Shared<S>, rng: &SimRng) {
 
 fn believed_leader<S>(cluster: &Shared<S>) -> Option<usize> {
     let c = cluster.borrow();
-    (0..c.params.servers)
-        .filter(|&i| c.rafts[i].as_ref().is_some_and(|raft| raft.state().1))
-        .max_by_key(|&i| c.rafts[i].as_ref().map(|raft| raft.state().0))
+    (0..c.params.servers).filter(|&i| c.rafts[i].as_ref().is_some_and(|raft| raft.state().1)).max_by_key(|&i| c.rafts[i].as_ref().map(|raft| raft.state().0))
 }
 
 fn propose<S>(cluster: &Shared<S>, target: usize) -> Option<(u64, Vec<u8>)> {
@@ -424,9 +387,7 @@ fn crash(cluster: &Shared<Vec<Persister>>, i: usize) {
 /// Takes node `i` down, if it is up: off the network, killed. Returns whether it was up.
 pub(crate) fn stop<S>(cluster: &Shared<S>, i: usize, why: &str) -> bool {
     let mut c = cluster.borrow_mut();
-    let Some(raft) = c.rafts[i].take() else {
-        return false;
-    };
+    let Some(raft) = c.rafts[i].take() else { return false };
     c.act(Some(i), why, "");
     // Its reads will never be answered.
     c.read_checks.retain(|_, check| check.node != i);
@@ -456,15 +417,12 @@ pub(crate) fn launch<S: 'static>(
     durable: Box<dyn Durable>,
 ) -> LabRaft {
     let mut c = cluster.borrow_mut();
-    let ends: Vec<EndId> = (0..c.params.servers)
-        .map(|j| c.net.make_end(i, j))
-        .collect();
+    let ends: Vec<EndId> = (0..c.params.servers).map(|j| c.net.make_end(i, j)).collect();
     c.ends[i] = ends.clone();
     // The service restores from the persisted snapshot itself, as the lab's does.
     c.machines[i] = match &restored.snapshot {
         Some(snapshot) if !snapshot.data.is_empty() => {
-            let (_, machine) =
-                decode_snapshot(&snapshot.data).expect("the persisted snapshot decodes");
+            let (_, machine) = decode_snapshot(&snapshot.data).expect("the persisted snapshot decodes");
             machine
         }
         _ => BTreeMap::new(),
@@ -472,13 +430,8 @@ pub(crate) fn launch<S: 'static>(
     let (sender, receiver) = channel();
     let seed = c.rng.u64();
     // No-ops stay off, as in the lab: the apply checks expect every index to carry a command.
-    let options = LabOptions {
-        lease_reads: c.reads == ChaosReads::Lease,
-        noop_on_election: false,
-    };
-    let raft = LabRaft::make_with_options(
-        &c.sim, &c.net, &c.trace, ends, i, restored, durable, sender, seed, options,
-    );
+    let options = LabOptions { lease_reads: c.reads == ChaosReads::Lease, noop_on_election: false };
+    let raft = LabRaft::make_with_options(&c.sim, &c.net, &c.trace, ends, i, restored, durable, sender, seed, options);
     let observed = Rc::downgrade(cluster);
     raft.set_observer(Rc::new(move |status: &Status| {
         if let Some(cluster) = observed.upgrade() {
@@ -497,18 +450,11 @@ pub(crate) fn launch<S: 'static>(
 fn observe_status<S>(cluster: &Shared<S>, i: usize, status: &Status) {
     let mut c = cluster.borrow_mut();
     let term = status.term.0;
-    assert!(
-        term >= c.terms[i],
-        "node {i}'s term went down from {} to {term}",
-        c.terms[i]
-    );
+    assert!(term >= c.terms[i], "node {i}'s term went down from {} to {term}", c.terms[i]);
     c.terms[i] = term;
     if status.role == Role::Leader {
         let previous = *c.leaders.entry(term).or_insert(i);
-        assert_eq!(
-            previous, i,
-            "election safety: nodes {previous} and {i} both lead term {term}"
-        );
+        assert_eq!(previous, i, "election safety: nodes {previous} and {i} both lead term {term}");
     }
 }
 
@@ -520,21 +466,10 @@ async fn read_applies<S>(cluster: Shared<S>, i: usize, mut receiver: Receiver<Ap
         match message {
             ApplyMsg::Command { index, command } => {
                 let last = c.machines[i].keys().next_back().copied().unwrap_or(0);
-                assert_eq!(
-                    index,
-                    last + 1,
-                    "node {i} applied {index} right after {last}"
-                );
+                assert_eq!(index, last + 1, "node {i} applied {index} right after {last}");
                 let max_term = c.terms.iter().copied().max().unwrap_or(0);
-                let (known, _) = c
-                    .committed
-                    .entry(index)
-                    .or_insert((command.clone(), max_term))
-                    .clone();
-                assert!(
-                    known == command,
-                    "state machine safety: node {i} applied a different command at {index}"
-                );
+                let (known, _) = c.committed.entry(index).or_insert((command.clone(), max_term)).clone();
+                assert!(known == command, "state machine safety: node {i} applied a different command at {index}");
                 c.machines[i].insert(index, command);
                 if c.rng.chance(c.params.snapshot_per_mille, 1000) {
                     let data = encode_snapshot(index, &c.machines[i]);
@@ -548,21 +483,12 @@ async fn read_applies<S>(cluster: Shared<S>, i: usize, mut receiver: Receiver<Ap
             ApplyMsg::Read { context, index } => check_read(&mut c, i, context, index),
             ApplyMsg::Snapshot { index, data, .. } => {
                 let (decoded, machine) = decode_snapshot(&data).expect("snapshots decode");
-                assert_eq!(
-                    decoded, index,
-                    "node {i}: snapshot message for {index} holds {decoded}"
-                );
+                assert_eq!(decoded, index, "node {i}: snapshot message for {index} holds {decoded}");
                 let last = c.machines[i].keys().next_back().copied().unwrap_or(0);
-                assert!(
-                    index > last,
-                    "node {i}: snapshot at {index} would move its state back from {last}"
-                );
+                assert!(index > last, "node {i}: snapshot at {index} would move its state back from {last}");
                 for (position, command) in &machine {
                     if let Some((known, _)) = c.committed.get(position) {
-                        assert!(
-                            known == command,
-                            "state machine safety: snapshot disagrees at {position}"
-                        );
+                        assert!(known == command, "state machine safety: snapshot disagrees at {position}");
                     }
                 }
                 c.machines[i] = machine;
@@ -574,13 +500,8 @@ async fn read_applies<S>(cluster: Shared<S>, i: usize, mut receiver: Receiver<Ap
 /// Linearizability of one read answered by node `i`: no older than what had committed anywhere when
 /// it was asked, and served from a state machine that has applied up to its index.
 fn check_read<S>(c: &mut Cluster<S>, i: usize, context: u64, index: Option<u64>) {
-    let Some(ReadCheck { node, floor }) = c.read_checks.remove(&context) else {
-        return;
-    };
-    assert_eq!(
-        node, i,
-        "read {context} was asked of node {node} but answered by {i}"
-    );
+    let Some(ReadCheck { node, floor }) = c.read_checks.remove(&context) else { return };
+    assert_eq!(node, i, "read {context} was asked of node {node} but answered by {i}");
     let Some(index) = index else {
         c.reads_failed += 1;
         return;
@@ -590,27 +511,17 @@ fn check_read<S>(c: &mut Cluster<S>, i: usize, context: u64, index: Option<u64>)
         "read linearizability: node {i} answered read {context} at index {index}, but {floor} had committed before it was asked"
     );
     let applied = c.machines[i].keys().next_back().copied().unwrap_or(0);
-    assert!(
-        applied >= index,
-        "node {i} answered read {context} at index {index} having applied only up to {applied}"
-    );
+    assert!(applied >= index, "node {i} answered read {context} at index {index} having applied only up to {applied}");
     c.reads_answered += 1;
 }
 
 /// Log matching and leader completeness, over every living node's in-memory log.
 pub(crate) fn check_logs<S>(cluster: &Shared<S>) {
     let c = cluster.borrow();
-    let logs: Vec<(usize, LabRaft)> = c
-        .rafts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, raft)| raft.clone().map(|raft| (i, raft)))
-        .collect();
+    let logs: Vec<(usize, LabRaft)> = c.rafts.iter().enumerate().filter_map(|(i, raft)| raft.clone().map(|raft| (i, raft))).collect();
     for (a, (i, first)) in logs.iter().enumerate() {
         for (j, second) in &logs[a + 1..] {
-            first.inspect(|left| {
-                second.inspect(|right| check_log_matching(*i, left.log(), *j, right.log()))
-            });
+            first.inspect(|left| second.inspect(|right| check_log_matching(*i, left.log(), *j, right.log())));
         }
     }
     for (i, raft) in &logs {
@@ -634,12 +545,7 @@ pub(crate) fn check_logs<S>(cluster: &Shared<S>) {
         });
     }
     let detail = format!("over the logs of the {} running nodes", logs.len());
-    c.trace.check(
-        c.sim.now(),
-        "log matching, leader completeness",
-        true,
-        detail,
-    );
+    c.trace.check(c.sim.now(), "log matching, leader completeness", true, detail);
 }
 
 fn check_log_matching(i: usize, left: &raft::log::RaftLog, j: usize, right: &raft::log::RaftLog) {
@@ -651,10 +557,7 @@ fn check_log_matching(i: usize, left: &raft::log::RaftLog, j: usize, right: &raf
         if let (Some(a), Some(b)) = (a, b) {
             if matched || a.term == b.term {
                 matched = true;
-                assert!(
-                    a == b,
-                    "log matching: nodes {i} and {j} differ at {index} below a common entry"
-                );
+                assert!(a == b, "log matching: nodes {i} and {j} differ at {index} below a common entry");
             }
         }
         index = index.prev();
@@ -676,11 +579,7 @@ fn heal(cluster: &Shared<Vec<Persister>>) {
 pub(crate) fn heal_network<S>(cluster: &Shared<S>) {
     let n = cluster.borrow().params.servers;
     let mut c = cluster.borrow_mut();
-    c.act(
-        None,
-        "heal everything",
-        "every link up, reliable, no long reordering",
-    );
+    c.act(None, "heal everything", "every link up, reliable, no long reordering");
     c.links = vec![vec![true; n]; n];
     c.net.set_reliable(true);
     c.net.set_long_reordering(false);
@@ -693,26 +592,16 @@ pub(crate) async fn await_progress<S>(cluster: &Shared<S>, sim: &Sim, live: &[us
     let mut proposed: Vec<(u64, Vec<u8>)> = Vec::new();
     while sim.now() - healed < LIVENESS_BOUND {
         if let Some(leader) = believed_leader(cluster) {
-            if proposed.is_empty()
-                || sim.now() - healed > Duration::from_secs(2) && proposed.len() < 5
-            {
+            if proposed.is_empty() || sim.now() - healed > Duration::from_secs(2) && proposed.len() < 5 {
                 proposed.extend(propose(cluster, leader));
             }
         }
         let c = cluster.borrow();
-        let everywhere = |(index, command): &&(u64, Vec<u8>)| {
-            live.iter()
-                .all(|&i| c.machines[i].get(index) == Some(command))
-        };
+        let everywhere =
+            |(index, command): &&(u64, Vec<u8>)| live.iter().all(|&i| c.machines[i].get(index) == Some(command));
         if let Some((index, _)) = proposed.iter().find(everywhere) {
-            c.trace.record(
-                c.sim.now(),
-                "chaos: a new command committed everywhere after the heal",
-            );
-            let detail = format!(
-                "index {index} applied on {live:?} {:?} after the heal",
-                sim.now() - healed
-            );
+            c.trace.record(c.sim.now(), "chaos: a new command committed everywhere after the heal");
+            let detail = format!("index {index} applied on {live:?} {:?} after the heal", sim.now() - healed);
             c.trace.check(sim.now(), "liveness", true, detail);
             return *index;
         }

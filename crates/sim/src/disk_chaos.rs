@@ -42,8 +42,8 @@ use raft::{Persist, Restored};
 use storage::{Disk, MemDisk, Options, Storage, StorageError};
 
 use crate::chaos::{
-    apply_links, await_progress, change_links, check_logs, heal_network, launch, propose_some,
-    run_scenario, shut_down, stop, ChaosParams, Cluster, Shared,
+    apply_links, await_progress, change_links, check_logs, heal_network, launch, propose_some, run_scenario,
+    shut_down, stop, ChaosParams, Cluster, Shared,
 };
 use crate::executor::Sim;
 use crate::lab::Durable;
@@ -167,8 +167,7 @@ type DiskCluster = Shared<Disks>;
 
 /// A disk fault, in the trace and in the drawing.
 fn disk_fault(c: &Cluster<Disks>, i: usize, what: String) {
-    c.trace
-        .record(c.sim.now(), format_args!("chaos: node {i}: {what}"));
+    c.trace.record(c.sim.now(), format_args!("chaos: node {i}: {what}"));
     c.trace.event(c.sim.now(), Event::Disk { server: i, what });
 }
 
@@ -186,11 +185,7 @@ struct Checked {
 
 impl Durable for Checked {
     fn save(&mut self, persist: &Persist) -> Result<(), StorageError> {
-        assert!(
-            !self.failed,
-            "node {} saved again after a failed save: it must have stopped",
-            self.node
-        );
+        assert!(!self.failed, "node {} saved again after a failed save: it must have stopped", self.node);
         let result = self.storage.save(persist);
         let mut mirror = self.mirror.borrow_mut();
         match &result {
@@ -220,11 +215,7 @@ pub fn run(seed: u64) -> Result<Summary, (Params, String, Trace)> {
             refused: false,
         })
         .collect();
-    let disks = Disks {
-        params: params.clone(),
-        nodes,
-        faults: Faults::default(),
-    };
+    let disks = Disks { params: params.clone(), nodes, faults: Faults::default() };
     let cluster = Cluster::new(&sim, &rng, &trace, &params.chaos, disks);
     match run_scenario(&sim, &trace, scenario(cluster.clone())) {
         Ok(()) => {
@@ -254,23 +245,15 @@ async fn scenario(cluster: DiskCluster) {
     if params.chaos.unreliable {
         cluster.borrow().net.set_reliable(false);
     }
-    cluster
-        .borrow()
-        .net
-        .set_long_reordering(params.chaos.long_reordering);
+    cluster.borrow().net.set_long_reordering(params.chaos.long_reordering);
     for _ in 0..params.chaos.steps {
         sim.sleep(ms(rng.below(150))).await;
         disk_step(&cluster, &rng, &params);
         check_logs(&cluster);
     }
     heal(&cluster);
-    let live: Vec<usize> = (0..n)
-        .filter(|&i| !cluster.borrow().store.nodes[i].refused)
-        .collect();
-    assert!(
-        live.len() > n / 2,
-        "the run corrupted a majority of the disks"
-    );
+    let live: Vec<usize> = (0..n).filter(|&i| !cluster.borrow().store.nodes[i].refused).collect();
+    assert!(live.len() > n / 2, "the run corrupted a majority of the disks");
     let index = await_progress(&cluster, &sim, &live).await;
     check_logs(&cluster);
     check_acknowledged(&cluster, &live, index);
@@ -316,16 +299,7 @@ fn crash(cluster: &DiskCluster, i: usize, torn: bool) {
         return;
     }
     let mut c = cluster.borrow_mut();
-    disk_fault(
-        &c,
-        i,
-        if torn {
-            "power failure: unsynced writes torn"
-        } else {
-            "power failure: unsynced writes lost"
-        }
-        .to_string(),
-    );
+    disk_fault(&c, i, if torn { "power failure: unsynced writes torn" } else { "power failure: unsynced writes lost" }.to_string());
     let disks = &mut c.store;
     let node = &mut disks.nodes[i];
     node.armed = false;
@@ -344,11 +318,7 @@ fn arm(cluster: &DiskCluster, i: usize, sync: u64, torn: bool) {
     if c.rafts[i].is_none() || c.store.nodes[i].armed {
         return;
     }
-    disk_fault(
-        &c,
-        i,
-        format!("the disk dies at its sync #{sync} from now (torn: {torn})"),
-    );
+    disk_fault(&c, i, format!("the disk dies at its sync #{sync} from now (torn: {torn})"));
     let node = &mut c.store.nodes[i];
     node.disk.crash_at_sync(sync, torn);
     node.armed = true;
@@ -359,10 +329,7 @@ fn died_in_save(cluster: &DiskCluster, i: usize, error: &StorageError) {
     {
         let mut c = cluster.borrow_mut();
         let armed = std::mem::replace(&mut c.store.nodes[i].armed, false);
-        assert!(
-            armed,
-            "node {i}: a save failed with no disk fault armed: {error}"
-        );
+        assert!(armed, "node {i}: a save failed with no disk fault armed: {error}");
         c.store.faults.died_in_save += 1;
     }
     stop(cluster, i, "save failed, stop");
@@ -378,45 +345,25 @@ fn restart(cluster: &DiskCluster, i: usize, faults: bool) {
         c.act(Some(i), "start", "from what its disk recovers");
         let recovery_crash = faults && c.rng.chance(params.recovery_crash_per_mille, 1000);
         let torn = recovery_crash && c.rng.chance(params.torn_per_mille, 1000);
-        (
-            c.store.nodes[i].disk.clone(),
-            torn,
-            recovery_crash,
-            params.segment_bytes,
-            params.preallocate_bytes,
-        )
+        (c.store.nodes[i].disk.clone(), torn, recovery_crash, params.segment_bytes, params.preallocate_bytes)
     };
     if recovery_crash {
         let sync = 1 + cluster.borrow().rng.below(3);
         disk.crash_at_sync(sync, torn);
     }
-    let opened = Storage::open_with(
-        disk.clone(),
-        node_dir(i),
-        Options {
-            segment_bytes,
-            preallocate_bytes,
-        },
-    );
+    let opened = Storage::open_with(disk.clone(), node_dir(i), Options { segment_bytes, preallocate_bytes });
     disk.disarm();
     let mut c = cluster.borrow_mut();
     let corruption = c.store.nodes[i].corruption.take();
     let (storage, restored) = match opened {
-        Err(StorageError::Io { source, .. })
-            if recovery_crash && source.to_string() == "simulated crash" =>
-        {
+        Err(StorageError::Io { source, .. }) if recovery_crash && source.to_string() == "simulated crash" => {
             disk_fault(&c, i, "crashed in recovery".to_string());
             c.store.faults.crashed_in_recovery += 1;
             c.store.nodes[i].corruption = corruption;
             return;
         }
         Err(error) => {
-            let Some(Corruption {
-                file,
-                byte,
-                expect: Expect::Refuse { offset },
-            }) = corruption
-            else {
+            let Some(Corruption { file, byte, expect: Expect::Refuse { offset } }) = corruption else {
                 panic!("node {i} could not reopen its storage: {error}");
             };
             match &error {
@@ -428,12 +375,7 @@ fn restart(cluster: &DiskCluster, i: usize, faults: bool) {
                 ),
             }
             disk_fault(&c, i, format!("refuses to start, down for good: {error}"));
-            c.trace.check(
-                c.sim.now(),
-                "corruption refused",
-                true,
-                format!("node {i}: {error}"),
-            );
+            c.trace.check(c.sim.now(), "corruption refused", true, format!("node {i}: {error}"));
             c.store.nodes[i].refused = true;
             c.store.faults.refused += 1;
             return;
@@ -447,39 +389,18 @@ fn restart(cluster: &DiskCluster, i: usize, faults: bool) {
             "node {i} started from a disk whose byte {byte} of {} was flipped: recovery must refuse it",
             file.display()
         );
-        disk_fault(
-            &c,
-            i,
-            "recovered, cutting off its corrupted torn tail".to_string(),
-        );
+        disk_fault(&c, i, "recovered, cutting off its corrupted torn tail".to_string());
         c.store.faults.recovered_from_corruption += 1;
     }
-    c.trace.record(
-        c.sim.now(),
-        format_args!("chaos: node {i} recovered {}", Show(&restored)),
-    );
+    c.trace.record(c.sim.now(), format_args!("chaos: node {i} recovered {}", Show(&restored)));
     let mirror = c.store.nodes[i].mirror.clone();
     check_recovered(&mirror, i, &restored, &mut c.store.faults);
-    c.trace.check(
-        c.sim.now(),
-        "recovery",
-        true,
-        format!("node {i} recovered what it saved: {}", Show(&restored)),
-    );
+    c.trace.check(c.sim.now(), "recovery", true, format!("node {i} recovered what it saved: {}", Show(&restored)));
     let term = restored.hard_state.term.0;
-    assert!(
-        term >= c.terms[i],
-        "node {i}'s term went down across a restart, from {} to {term}",
-        c.terms[i]
-    );
+    assert!(term >= c.terms[i], "node {i}'s term went down across a restart, from {} to {term}", c.terms[i]);
     c.store.faults.restarts += 1;
     drop(c);
-    let durable = Checked {
-        node: i,
-        storage,
-        mirror,
-        failed: false,
-    };
+    let durable = Checked { node: i, storage, mirror, failed: false };
     let raft = launch(cluster, i, restored, Box::new(durable));
     let observed = Rc::downgrade(cluster);
     raft.set_on_failure(Rc::new(move |error: &StorageError| {
@@ -491,41 +412,21 @@ fn restart(cluster: &DiskCluster, i: usize, faults: bool) {
 
 /// What `open` recovered must be what the node's successful saves made durable, plus all, the
 /// snapshot only, or nothing of the save it died in. The model then follows what was recovered.
-fn check_recovered(
-    mirror: &Rc<RefCell<Mirror>>,
-    i: usize,
-    restored: &Restored,
-    faults: &mut Faults,
-) {
+fn check_recovered(mirror: &Rc<RefCell<Mirror>>, i: usize, restored: &Restored, faults: &mut Faults) {
     let mut mirror = mirror.borrow_mut();
-    let mut candidates = vec![(
-        Landed::Nothing,
-        "every save that returned Ok",
-        mirror.model.copy(),
-    )];
+    let mut candidates = vec![(Landed::Nothing, "every save that returned Ok", mirror.model.copy())];
     if let Some(failed) = mirror.failed.take() {
         if failed.snapshot.is_some() {
             let partial = mirror.model.copy();
-            partial.save(&Persist {
-                hard_state: None,
-                snapshot: failed.snapshot.clone(),
-                entries: Vec::new(),
-            });
-            candidates.push((
-                Landed::Snapshot,
-                "those plus the snapshot of the save it died in",
-                partial,
-            ));
+            partial.save(&Persist { hard_state: None, snapshot: failed.snapshot.clone(), entries: Vec::new() });
+            candidates.push((Landed::Snapshot, "those plus the snapshot of the save it died in", partial));
         }
         let whole = mirror.model.copy();
         whole.save(&failed);
         candidates.push((Landed::Whole, "those plus the whole save it died in", whole));
     }
     // Checked in this order: a failed save that changed nothing matches the first.
-    match candidates
-        .iter()
-        .find(|(_, _, model)| same(&model.restored(), restored))
-    {
+    match candidates.iter().find(|(_, _, model)| same(&model.restored(), restored)) {
         Some((landed, _, model)) => {
             match landed {
                 Landed::Nothing => {}
@@ -535,15 +436,9 @@ fn check_recovered(
             mirror.model = model.copy();
         }
         None => {
-            let expected: Vec<String> = candidates
-                .iter()
-                .map(|(_, what, model)| format!("{what}: {}", Show(&model.restored())))
-                .collect();
-            panic!(
-                "node {i} recovered {} but expected {}",
-                Show(restored),
-                expected.join(", or ")
-            );
+            let expected: Vec<String> =
+                candidates.iter().map(|(_, what, model)| format!("{what}: {}", Show(&model.restored()))).collect();
+            panic!("node {i} recovered {} but expected {}", Show(restored), expected.join(", or "));
         }
     }
 }
@@ -563,29 +458,15 @@ struct Show<'a>(&'a Restored);
 
 impl fmt::Display for Show<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Restored {
-            hard_state,
-            snapshot,
-            entries,
-        } = self.0;
+        let Restored { hard_state, snapshot, entries } = self.0;
         write!(f, "[{hard_state:?}, snapshot ")?;
         match snapshot {
-            Some(snapshot) => write!(
-                f,
-                "{} {} ({} bytes)",
-                snapshot.meta.index,
-                snapshot.meta.term,
-                snapshot.data.len()
-            )?,
+            Some(snapshot) => write!(f, "{} {} ({} bytes)", snapshot.meta.index, snapshot.meta.term, snapshot.data.len())?,
             None => write!(f, "none")?,
         }
         match (entries.first(), entries.last()) {
             (Some(first), Some(last)) => {
-                write!(
-                    f,
-                    ", entries {}..={} ending in term {}]",
-                    first.index, last.index, last.term
-                )
+                write!(f, ", entries {}..={} ending in term {}]", first.index, last.index, last.term)
             }
             _ => write!(f, ", no entries]"),
         }
@@ -597,20 +478,12 @@ impl fmt::Display for Show<'_> {
 fn corrupt_some(cluster: &DiskCluster, rng: &SimRng) {
     let mut c = cluster.borrow_mut();
     let n = c.params.servers;
-    let corrupted = c
-        .store
-        .nodes
-        .iter()
-        .filter(|node| node.ever_corrupted)
-        .count();
+    let corrupted = c.store.nodes.iter().filter(|node| node.ever_corrupted).count();
     if corrupted >= (n - 1) / 2 {
         return;
     }
-    let down: Vec<usize> = (0..n)
-        .filter(|&i| {
-            c.rafts[i].is_none() && !c.store.nodes[i].refused && !c.store.nodes[i].ever_corrupted
-        })
-        .collect();
+    let down: Vec<usize> =
+        (0..n).filter(|&i| c.rafts[i].is_none() && !c.store.nodes[i].refused && !c.store.nodes[i].ever_corrupted).collect();
     if down.is_empty() {
         return;
     }
@@ -622,10 +495,7 @@ fn corrupt_some(cluster: &DiskCluster, rng: &SimRng) {
     }
     // A torn tail, when there is one, is a small target: aim at it a third of the time.
     let tail = targets.iter().find_map(|(file, ranges)| {
-        ranges
-            .iter()
-            .find(|(_, expect)| *expect == Expect::Recover)
-            .map(|&range| (file.clone(), vec![range]))
+        ranges.iter().find(|(_, expect)| *expect == Expect::Recover).map(|&range| (file.clone(), vec![range]))
     });
     let (file, ranges) = match tail {
         Some(tail) if rng.chance(1, 3) => tail,
@@ -645,11 +515,7 @@ fn corrupt_some(cluster: &DiskCluster, rng: &SimRng) {
         })
         .expect("the pick is inside the ranges");
     disk.corrupt(&file, byte);
-    disk_fault(
-        &c,
-        i,
-        format!("flip byte {byte} of {} (expect {expect:?})", file.display()),
-    );
+    disk_fault(&c, i, format!("flip byte {byte} of {} (expect {expect:?})", file.display()));
     let node = &mut c.store.nodes[i];
     node.corruption = Some(Corruption { file, byte, expect });
     node.ever_corrupted = true;
@@ -668,9 +534,7 @@ fn corruption_targets(disk: &MemDisk, dir: &Path) -> Vec<(PathBuf, Vec<Target>)>
         let ranges = [((0, 8), 0), ((8, 52), 48), ((52, len), 52)];
         let ranges = ranges
             .into_iter()
-            .map(|((start, end), offset)| {
-                ((start.min(len), end.min(len)), Expect::Refuse { offset })
-            })
+            .map(|((start, end), offset)| ((start.min(len), end.min(len)), Expect::Refuse { offset }))
             .filter(|((start, end), _)| start < end)
             .collect::<Vec<_>>();
         if !ranges.is_empty() {
@@ -685,17 +549,11 @@ fn corruption_targets(disk: &MemDisk, dir: &Path) -> Vec<(PathBuf, Vec<Target>)>
         let bytes = disk.read(&path).unwrap_or_default();
         let last_segment = position + 1 == segments.len();
         let (records, tail) = whole_records(&bytes);
-        assert!(
-            last_segment || tail == bytes.len() as u64,
-            "{} has a torn tail but is not the last segment",
-            path.display()
-        );
+        assert!(last_segment || tail == bytes.len() as u64, "{} has a torn tail but is not the last segment", path.display());
         // A flipped byte makes its record bad; unless it is the newest whole record, a valid one
         // follows (or the segment is not the last one), so recovery must refuse at the record.
-        let mut ranges: Vec<Target> = records
-            .iter()
-            .map(|&(start, end)| ((start, end), Expect::Refuse { offset: start }))
-            .collect();
+        let mut ranges: Vec<Target> =
+            records.iter().map(|&(start, end)| ((start, end), Expect::Refuse { offset: start })).collect();
         if last_segment {
             ranges.pop();
         }
@@ -760,10 +618,5 @@ fn check_acknowledged(cluster: &DiskCluster, live: &[usize], up_to: u64) {
             );
         }
     }
-    c.trace.check(
-        c.sim.now(),
-        "no acknowledged write lost",
-        true,
-        format!("indexes up to {up_to} on nodes {live:?}"),
-    );
+    c.trace.check(c.sim.now(), "no acknowledged write lost", true, format!("indexes up to {up_to} on nodes {live:?}"));
 }

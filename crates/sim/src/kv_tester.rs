@@ -59,13 +59,7 @@ pub struct KvTester {
 
 impl KvTester {
     /// `n` servers started and connected, then the network's reliability set (the lab's order).
-    pub fn new(
-        run: &Run,
-        n: usize,
-        unreliable: bool,
-        max_raft_state: Option<usize>,
-        read_path: ReadPath,
-    ) -> Rc<KvTester> {
+    pub fn new(run: &Run, n: usize, unreliable: bool, max_raft_state: Option<usize>, read_path: ReadPath) -> Rc<KvTester> {
         run.sim.set_event_limit(EVENT_LIMIT);
         let net = Network::new(run.sim.clone(), run.rng.clone(), run.trace.clone(), n);
         net.set_latency(HOP_LATENCY_MIN, HOP_LATENCY_MAX);
@@ -94,8 +88,7 @@ impl KvTester {
         // A drawing of a failed run shows the history next to the Raft events; drawing it costs a
         // check, so it is made only then.
         let history = tester.history.clone();
-        run.trace
-            .set_history(Rc::new(move || Some(history_html(&history.borrow()))));
+        run.trace.set_history(Rc::new(move || Some(history_html(&history.borrow()))));
         tester
     }
 
@@ -104,15 +97,13 @@ impl KvTester {
     }
 
     fn note(&self, line: impl std::fmt::Display) {
-        self.trace
-            .record(self.sim.now(), format_args!("tester: {line}"));
+        self.trace.record(self.sim.now(), format_args!("tester: {line}"));
     }
 
     /// A note of the tester's own action, in the trace and, as an annotation, in the drawing.
     fn act(&self, server: Option<usize>, short: &str, details: &str) {
         self.note(format_args!("{short} {details}"));
-        self.trace
-            .note(self.sim.now(), server, short, details, NoteBy::Tester);
+        self.trace.note(self.sim.now(), server, short, details, NoteBy::Tester);
     }
 
     /// The lab's `Annotate`: a test's own note, shown at this moment in `server`'s lane (or across
@@ -140,8 +131,7 @@ impl KvTester {
         let ends = self.ends.borrow();
         for i in 0..self.n {
             for j in 0..self.n {
-                let together = (group1.contains(&i) && group1.contains(&j))
-                    || (group2.contains(&i) && group2.contains(&j));
+                let together = (group1.contains(&i) && group1.contains(&j)) || (group2.contains(&i) && group2.contains(&j));
                 if let Some(&end) = ends[i].get(j) {
                     self.net.enable(end, together);
                 }
@@ -179,11 +169,7 @@ impl KvTester {
     /// The lab's `StartServer`: fresh ends, a copy of the persisted state; links to the other
     /// servers come back with the next `connect_all`.
     pub fn start_server(&self, i: usize) {
-        self.act(
-            Some(i),
-            "start",
-            &format!("server {i}, from its persisted state"),
-        );
+        self.act(Some(i), "start", &format!("server {i}, from its persisted state"));
         let ends: Vec<EndId> = (0..self.n).map(|j| self.net.make_end(i, j)).collect();
         self.ends.borrow_mut()[i] = ends.clone();
         let persister = {
@@ -191,17 +177,8 @@ impl KvTester {
             persisters[i] = persisters[i].copy();
             persisters[i].clone()
         };
-        let server = KvServer::start(
-            &self.sim,
-            &self.net,
-            &self.trace,
-            ends,
-            i,
-            persister,
-            self.max_raft_state,
-            &self.rng,
-            self.read_path,
-        );
+        let server =
+            KvServer::start(&self.sim, &self.net, &self.trace, ends, i, persister, self.max_raft_state, &self.rng, self.read_path);
         self.net.add_server(i, server.handler());
         self.net.add_service(i, server.service());
         self.servers.borrow_mut()[i] = Some(server);
@@ -234,10 +211,7 @@ impl KvTester {
             shuffled.swap(k, self.rng.below(k as u64 + 1) as usize);
         }
         let client_id = self.rng.u64().max(1);
-        let clerk = TestClerk {
-            clerk: Clerk::new(&self.sim, &self.net, shuffled, client_id),
-            ends_by_server,
-        };
+        let clerk = TestClerk { clerk: Clerk::new(&self.sim, &self.net, shuffled, client_id), ends_by_server };
         self.connect_client(&clerk, to);
         clerk
     }
@@ -256,11 +230,7 @@ impl KvTester {
     }
 
     fn record(&self, client: u64, op: KvOp, key: &str, value: &str, call: u64, output: String) {
-        let input = KvInput {
-            op,
-            key: key.to_string(),
-            value: value.to_string(),
-        };
+        let input = KvInput { op, key: key.to_string(), value: value.to_string() };
         let return_time = self.timestamp();
         self.history.borrow_mut().push(Operation {
             client,
@@ -297,36 +267,23 @@ impl KvTester {
     /// A Get whose result must be `expected` (the lab's `check`).
     pub async fn check(&self, clerk: &TestClerk, key: &str, expected: &str) {
         let value = self.get(clerk, key, 0).await;
-        self.verdict(&format!("Get({key})"), value == expected, || {
-            format!("Get({key}): expected:\n{expected}\nreceived:\n{value}")
-        });
+        self.verdict(&format!("Get({key})"), value == expected, || format!("Get({key}): expected:\n{expected}\nreceived:\n{value}"));
     }
 
     /// The largest Raft state any server persisted.
     pub fn log_size(&self) -> usize {
-        self.persisters
-            .borrow()
-            .iter()
-            .map(Persister::raft_state_size)
-            .max()
-            .unwrap_or(0)
+        self.persisters.borrow().iter().map(Persister::raft_state_size).max().unwrap_or(0)
     }
 
     /// The largest snapshot any server persisted.
     pub fn snapshot_size(&self) -> usize {
-        self.persisters
-            .borrow()
-            .iter()
-            .map(Persister::snapshot_size)
-            .max()
-            .unwrap_or(0)
+        self.persisters.borrow().iter().map(Persister::snapshot_size).max().unwrap_or(0)
     }
 
     pub fn begin(&self, description: &str) {
         println!("{description} ...");
         self.act(None, "begin", description);
-        self.begin
-            .set((self.sim.now(), self.net.total_rpcs(), self.operations.get()));
+        self.begin.set((self.sim.now(), self.net.total_rpcs(), self.operations.get()));
     }
 
     pub fn end(&self) {
@@ -368,6 +325,7 @@ impl KvTester {
         }
     }
 
+
     /// Counts an operation for the "Passed" line.
     pub(crate) fn count_operation(&self) {
         self.operations.set(self.operations.get() + 1);
@@ -375,12 +333,7 @@ impl KvTester {
 
     /// Each live server's retained state (`KvServer::retained`).
     pub fn retained(&self) -> Vec<(usize, usize)> {
-        self.servers
-            .borrow()
-            .iter()
-            .flatten()
-            .map(KvServer::retained)
-            .collect()
+        self.servers.borrow().iter().flatten().map(KvServer::retained).collect()
     }
 
     pub fn history_len(&self) -> usize {
@@ -389,29 +342,15 @@ impl KvTester {
 
     pub fn cleanup(&self) {
         // The first leader named the cluster; every node that applied a name has that one.
-        let mut ids: Vec<u64> = self
-            .servers
-            .borrow()
-            .iter()
-            .flatten()
-            .map(KvServer::cluster_id)
-            .filter(|&id| id != 0)
-            .collect();
+        let mut ids: Vec<u64> = self.servers.borrow().iter().flatten().map(KvServer::cluster_id).filter(|&id| id != 0).collect();
         ids.dedup();
-        self.verdict("one cluster id", ids.len() == 1, || {
-            format!("cluster ids applied by the servers: {ids:?}")
-        });
+        self.verdict("one cluster id", ids.len() == 1, || format!("cluster ids applied by the servers: {ids:?}"));
         for server in self.servers.borrow().iter().flatten() {
             server.kill("end of the test");
         }
         self.net.close();
         let limit = crate::runner::LAB_TEST_TIME_LIMIT;
-        self.verdict("time limit", self.sim.now() <= limit, || {
-            format!(
-                "test took {:?} of virtual time; the limit is 120 seconds",
-                self.sim.now()
-            )
-        });
+        self.verdict("time limit", self.sim.now() <= limit, || format!("test took {:?} of virtual time; the limit is 120 seconds", self.sim.now()));
     }
 }
 
@@ -422,23 +361,12 @@ fn history_html(history: &[Operation<KvInput, KvOutput>]) -> String {
 }
 
 /// Runs one KV lab test for every selected seed, with reads through the log (the lab's way).
-pub fn run_kv_test<F, Fut>(
-    test_file: &str,
-    test_name: &str,
-    servers: usize,
-    unreliable: bool,
-    max_raft_state: Option<usize>,
-    body: F,
-) where
+pub fn run_kv_test<F, Fut>(test_file: &str, test_name: &str, servers: usize, unreliable: bool, max_raft_state: Option<usize>, body: F)
+where
     F: Fn(Rc<KvTester>) -> Fut,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let setup = KvSetup {
-        servers,
-        unreliable,
-        max_raft_state,
-        read_path: ReadPath::ReadIndex,
-    };
+    let setup = KvSetup { servers, unreliable, max_raft_state, read_path: ReadPath::ReadIndex };
     run_kv_test_with(test_file, test_name, setup, body);
 }
 
@@ -457,12 +385,7 @@ where
     F: Fn(Rc<KvTester>) -> Fut,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let KvSetup {
-        servers,
-        unreliable,
-        max_raft_state,
-        read_path,
-    } = setup;
+    let KvSetup { servers, unreliable, max_raft_state, read_path } = setup;
     let make = |run: &Run| KvTester::new(run, servers, unreliable, max_raft_state, read_path);
     crate::runner::run_harness(test_file, test_name, make, KvTester::cleanup, body);
 }
@@ -473,18 +396,11 @@ pub fn check_client_appends(client: u64, value: &str, count: u64) {
     let mut last_offset: Option<usize> = None;
     for j in 0..count {
         let wanted = format!("x {client} {j} y");
-        let Some(offset) = value.find(&wanted) else {
-            panic!("{client} missing element {wanted} in Append result {value}")
-        };
-        let last = value
-            .rfind(&wanted)
-            .expect("found once, so found from the end");
+        let Some(offset) = value.find(&wanted) else { panic!("{client} missing element {wanted} in Append result {value}") };
+        let last = value.rfind(&wanted).expect("found once, so found from the end");
         assert_eq!(last, offset, "duplicate element {wanted} in Append result");
         if let Some(previous) = last_offset {
-            assert!(
-                offset > previous,
-                "wrong order for element {wanted} in Append result"
-            );
+            assert!(offset > previous, "wrong order for element {wanted} in Append result");
         }
         last_offset = Some(offset);
     }
@@ -503,33 +419,17 @@ pub struct Workload {
 /// each followed by the exactly-once, in-order check per client and the log-size checks; then the
 /// whole history's linearizability.
 pub async fn generic_test(t: Rc<KvTester>, test_name: &str, workload: Workload) {
-    let Workload {
-        clients,
-        crash,
-        partitions,
-        random_keys,
-    } = workload;
+    let Workload { clients, crash, partitions, random_keys } = workload;
     let checker = t.make_client(&t.all());
     for _ in 0..3 {
         let clients_done = Rc::new(Cell::new(false));
         let partitioner_done = Rc::new(Cell::new(false));
         let handles: Vec<_> = (0..clients)
-            .map(|client| {
-                t.sim.spawn(client_loop(
-                    t.clone(),
-                    client,
-                    clients,
-                    random_keys,
-                    clients_done.clone(),
-                ))
-            })
+            .map(|client| t.sim.spawn(client_loop(t.clone(), client, clients, random_keys, clients_done.clone())))
             .collect();
         let partitioner = if partitions {
             t.sleep(ms(1000)).await;
-            Some(
-                t.sim
-                    .spawn(partitioner(t.clone(), partitioner_done.clone())),
-            )
+            Some(t.sim.spawn(partitioner(t.clone(), partitioner_done.clone())))
         } else {
             None
         };
@@ -564,30 +464,18 @@ pub async fn generic_test(t: Rc<KvTester>, test_name: &str, workload: Workload) 
         match t.max_raft_state {
             Some(limit) => {
                 let size = t.log_size();
-                t.verdict("log size", size <= 8 * limit, || {
-                    format!("logs were not trimmed ({size} > 8*{limit})")
-                });
+                t.verdict("log size", size <= 8 * limit, || format!("logs were not trimmed ({size} > 8*{limit})"));
             }
             None => {
                 let size = t.snapshot_size();
-                t.verdict("no snapshot", size == 0, || {
-                    format!(
-                        "snapshot too large ({size}), should not be used when maxraftstate = -1"
-                    )
-                });
+                t.verdict("no snapshot", size == 0, || format!("snapshot too large ({size}), should not be used when maxraftstate = -1"));
             }
         }
     }
     t.check_linearizable(test_name);
 }
 
-async fn client_loop(
-    t: Rc<KvTester>,
-    client: u64,
-    clients: u64,
-    random_keys: bool,
-    done: Rc<Cell<bool>>,
-) -> u64 {
+async fn client_loop(t: Rc<KvTester>, client: u64, clients: u64, random_keys: bool, done: Rc<Cell<bool>>) -> u64 {
     let clerk = t.make_client(&t.all());
     let mut j = 0u64;
     let mut last = String::new();
@@ -595,11 +483,7 @@ async fn client_loop(
         t.put(&clerk, &client.to_string(), &last, client).await;
     }
     while !done.get() {
-        let key = if random_keys {
-            t.rng.below(clients).to_string()
-        } else {
-            client.to_string()
-        };
+        let key = if random_keys { t.rng.below(clients).to_string() } else { client.to_string() };
         let value = format!("x {client} {j} y");
         if t.rng.below(1000) < 500 {
             t.append(&clerk, &key, &value, client).await;
@@ -613,10 +497,7 @@ async fn client_loop(
         } else {
             let got = t.get(&clerk, &key, client).await;
             if !random_keys {
-                assert!(
-                    got == last,
-                    "get wrong value, key {key}, wanted:\n{last}\n, got\n{got}"
-                );
+                assert!(got == last, "get wrong value, key {key}, wanted:\n{last}\n, got\n{got}");
             }
         }
     }

@@ -86,9 +86,7 @@ impl KvServer {
         let store = if snapshot.is_empty() {
             Store::new()
         } else {
-            Store::decode_snapshot(&snapshot).unwrap_or_else(|error| {
-                panic!("server {me}: persisted snapshot is unusable: {error}")
-            })
+            Store::decode_snapshot(&snapshot).unwrap_or_else(|error| panic!("server {me}: persisted snapshot is unusable: {error}"))
         };
         let mut config = Config::new(node_id(me), (0..ends.len()).map(node_id).collect());
         config.election_timeout_ticks = LAB_TIMING.election_timeout_ticks;
@@ -101,19 +99,11 @@ impl KvServer {
             cluster_id_proposal: rng.u64().max(1),
             ..snapshot_options(max_raft_state)
         };
-        let replica =
-            Replica::new(config, persister.restored(), store, options).unwrap_or_else(|error| {
-                panic!("server {me}: a valid lab configuration and persisted state: {error}")
-            });
+        let replica = Replica::new(config, persister.restored(), store, options)
+            .unwrap_or_else(|error| panic!("server {me}: a valid lab configuration and persisted state: {error}"));
         let last_status = replica.status();
         trace.record(sim.now(), format_args!("start {last_status}"));
-        trace.event(
-            sim.now(),
-            Event::Start {
-                server: me,
-                term: last_status.term.0,
-            },
-        );
+        trace.event(sim.now(), Event::Start { server: me, term: last_status.term.0 });
         record_status(trace, sim.now(), me, &last_status, None);
         let host = Host {
             sim: sim.clone(),
@@ -130,9 +120,7 @@ impl KvServer {
         };
         let server = KvServer(Rc::new(RefCell::new(host)));
         // Spread the nodes' tick phases so that they do not all act at the same instant.
-        server.schedule_tick(Duration::from_nanos(
-            rng.below(LAB_TIMING.tick.as_nanos() as u64),
-        ));
+        server.schedule_tick(Duration::from_nanos(rng.below(LAB_TIMING.tick.as_nanos() as u64)));
         server
     }
 
@@ -146,10 +134,7 @@ impl KvServer {
     /// remembers: the state that grows if a server keeps something per client.
     pub fn retained(&self) -> (usize, usize) {
         let host = self.0.borrow();
-        (
-            host.replica.store().encode_snapshot().len(),
-            host.replica.store().sessions(),
-        )
+        (host.replica.store().encode_snapshot().len(), host.replica.store().sessions())
     }
 
     /// The cluster id this node's store has applied (0: none yet).
@@ -165,25 +150,14 @@ impl KvServer {
         }
         host.killed = true;
         host.waiting.clear();
-        host.trace.record(
-            host.sim.now(),
-            format_args!("{} stops: {why}", node_id(host.me)),
-        );
-        host.trace.event(
-            host.sim.now(),
-            Event::Stop {
-                server: host.me,
-                why: why.to_string(),
-            },
-        );
+        host.trace.record(host.sim.now(), format_args!("{} stops: {why}", node_id(host.me)));
+        host.trace.event(host.sim.now(), Event::Stop { server: host.me, why: why.to_string() });
     }
 
     /// The network handler: peer frames addressed to this incarnation.
     pub fn handler(&self) -> Handler {
         let server = self.clone();
-        Rc::new(move |from, frame: Frame| {
-            server.input(|replica| replica.peer_frame(node_id(from), frame))
-        })
+        Rc::new(move |from, frame: Frame| server.input(|replica| replica.peer_frame(node_id(from), frame)))
     }
 
     /// The RPC handler for clerks: each call is a connection that sends one request.
@@ -274,31 +248,16 @@ impl Host {
             Output::Peers(_) | Output::Warning(_) => {}
             Output::Stopped => panic!("a server stopped, but no one asked it to"),
             // No peer here sends anything to refuse: a refusal is a defect.
-            Output::Refused(reason) | Output::Fatal(reason) => {
-                panic!("server {}: {reason}", self.me)
-            }
+            Output::Refused(reason) | Output::Fatal(reason) => panic!("server {}: {reason}", self.me),
         }
     }
 
     /// Every change of role, term, leader or index, for the drawing of the run.
     fn observe(&mut self) {
         let status = self.replica.status();
-        record_status(
-            &self.trace,
-            self.sim.now(),
-            self.me,
-            &status,
-            Some(&self.last_status),
-        );
-        if (status.role, status.term, status.leader)
-            != (
-                self.last_status.role,
-                self.last_status.term,
-                self.last_status.leader,
-            )
-        {
-            self.trace
-                .record(self.sim.now(), format_args!("state {status}"));
+        record_status(&self.trace, self.sim.now(), self.me, &status, Some(&self.last_status));
+        if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
+            self.trace.record(self.sim.now(), format_args!("state {status}"));
         }
         self.last_status = status;
     }
@@ -313,11 +272,7 @@ fn snapshot_options(max_raft_state: Option<usize>) -> Options {
             snapshot_log_bytes: limit as u64,
             ..Options::default()
         },
-        None => Options {
-            snapshot_every: u64::MAX,
-            snapshot_log_bytes: u64::MAX,
-            ..Options::default()
-        },
+        None => Options { snapshot_every: u64::MAX, snapshot_log_bytes: u64::MAX, ..Options::default() },
     }
 }
 
@@ -345,14 +300,7 @@ pub struct Clerk {
 impl Clerk {
     pub fn new(sim: &Sim, net: &Network, ends: Vec<EndId>, client_id: u64) -> Clerk {
         assert_ne!(client_id, 0, "client id 0 means untagged");
-        Clerk {
-            sim: sim.clone(),
-            net: net.clone(),
-            ends,
-            client_id,
-            seq: Default::default(),
-            leader: Default::default(),
-        }
+        Clerk { sim: sim.clone(), net: net.clone(), ends, client_id, seq: Default::default(), leader: Default::default() }
     }
 
     pub fn client_id(&self) -> u64 {
@@ -361,27 +309,17 @@ impl Clerk {
 
     pub async fn get(&self, key: &str) -> String {
         match self.execute(Request::Get { key: key.into() }).await {
-            Answer::Reply(Reply::Value(value)) => {
-                String::from_utf8_lossy(&value.unwrap_or_default()).into_owned()
-            }
+            Answer::Reply(Reply::Value(value)) => String::from_utf8_lossy(&value.unwrap_or_default()).into_owned(),
             other => panic!("a Get answered {other:?}"),
         }
     }
 
     pub async fn put(&self, key: &str, value: &str) {
-        self.write(Op::Put {
-            key: key.into(),
-            value: value.into(),
-        })
-        .await;
+        self.write(Op::Put { key: key.into(), value: value.into() }).await;
     }
 
     pub async fn append(&self, key: &str, value: &str) {
-        self.write(Op::Append {
-            key: key.into(),
-            value: value.into(),
-        })
-        .await;
+        self.write(Op::Append { key: key.into(), value: value.into() }).await;
     }
 
     /// The 2025 lab's Get: the key's value and version, None for a missing key (ErrNoKey).
@@ -389,9 +327,7 @@ impl Clerk {
         match self.execute(Request::VGet { key: key.into() }).await {
             Answer::Reply(Reply::Multi(replies)) => match &replies[..] {
                 [Reply::Value(None), Reply::Integer(0)] => None,
-                [Reply::Value(Some(value)), Reply::Integer(version)] if *version > 0 => {
-                    Some((String::from_utf8_lossy(value).into_owned(), *version as u64))
-                }
+                [Reply::Value(Some(value)), Reply::Integer(version)] if *version > 0 => Some((String::from_utf8_lossy(value).into_owned(), *version as u64)),
                 other => panic!("a VGET answered {other:?}"),
             },
             other => panic!("a VGET answered {other:?}"),
@@ -406,23 +342,8 @@ impl Clerk {
         self.seq.set(seq);
         // Untagged (client id 0), but numbered apart from every other write: a caller is matched
         // to its entry by that number.
-        let data = Command {
-            client_id: 0,
-            seq: self.client_id.wrapping_add(seq),
-            op: Op::VersionedPut {
-                key: key.into(),
-                value: value.into(),
-                version,
-            },
-        }
-        .encode();
-        let (answer, resent) = self
-            .send(Request::Write(Write {
-                tag: (0, self.client_id.wrapping_add(seq)),
-                data: data.into(),
-                timed: false,
-            }))
-            .await;
+        let data = Command { client_id: 0, seq: self.client_id.wrapping_add(seq), op: Op::VersionedPut { key: key.into(), value: value.into(), version } }.encode();
+        let (answer, resent) = self.send(Request::Write(Write { tag: (0, self.client_id.wrapping_add(seq)), data: data.into(), timed: false })).await;
         match answer {
             Answer::Reply(Reply::Integer(new)) if new as u64 == version + 1 => PutOutcome::Ok,
             Answer::Reply(Reply::Error(error)) if error.starts_with("VERSION ") => {
@@ -432,9 +353,7 @@ impl Clerk {
                     PutOutcome::ErrVersion
                 }
             }
-            Answer::Reply(Reply::Error(error)) if error.starts_with("NOKEY ") => {
-                PutOutcome::ErrNoKey
-            }
+            Answer::Reply(Reply::Error(error)) if error.starts_with("NOKEY ") => PutOutcome::ErrNoKey,
             other => panic!("a VSET at version {version} answered {other:?}"),
         }
     }
@@ -444,19 +363,8 @@ impl Clerk {
     async fn write(&self, op: Op) -> Answer {
         let seq = self.seq.get() + 1;
         self.seq.set(seq);
-        let data = Command {
-            client_id: self.client_id,
-            seq,
-            op,
-        }
-        .encode()
-        .into();
-        self.execute(Request::Write(Write {
-            tag: (self.client_id, seq),
-            data,
-            timed: false,
-        }))
-        .await
+        let data = Command { client_id: self.client_id, seq, op }.encode().into();
+        self.execute(Request::Write(Write { tag: (self.client_id, seq), data, timed: false })).await
     }
 
     /// Sends one request until some server answers it without an error; never returns a failure.

@@ -28,22 +28,13 @@ pub type Counts = (u64, u64);
 
 impl VersionedTester {
     pub fn new(t: Rc<KvTester>) -> Rc<VersionedTester> {
-        Rc::new(VersionedTester {
-            t,
-            history: RefCell::default(),
-        })
+        Rc::new(VersionedTester { t, history: RefCell::default() })
     }
 
     fn record(&self, client: u64, input: VersionedInput, call: u64, output: VersionedOutput) {
         let return_time = self.t.timestamp();
         self.t.count_operation();
-        self.history.borrow_mut().push(Operation {
-            client,
-            input,
-            call,
-            output: Some(output),
-            return_time: Some(return_time),
-        });
+        self.history.borrow_mut().push(Operation { client, input, call, output: Some(output), return_time: Some(return_time) });
     }
 
     /// A recorded Get: the value and version, None for a missing key (recorded as ("", 0)).
@@ -51,25 +42,13 @@ impl VersionedTester {
         let call = self.t.timestamp();
         let read = clerk.clerk.vget(key).await;
         let (value, version) = read.clone().unwrap_or_default();
-        self.record(
-            client,
-            VersionedInput::Get { key: key.into() },
-            call,
-            VersionedOutput::Value { value, version },
-        );
+        self.record(client, VersionedInput::Get { key: key.into() }, call, VersionedOutput::Value { value, version });
         read
     }
 
     /// A recorded Put. ErrNoKey is never a legal answer to one (no recorded Put names a version
     /// above 0 for a missing key), so it fails the test.
-    pub async fn put(
-        &self,
-        clerk: &TestClerk,
-        key: &str,
-        value: &str,
-        version: u64,
-        client: u64,
-    ) -> PutOutcome {
+    pub async fn put(&self, clerk: &TestClerk, key: &str, value: &str, version: u64, client: u64) -> PutOutcome {
         let call = self.t.timestamp();
         let outcome = clerk.clerk.vput(key, value, version).await;
         let output = match outcome {
@@ -77,41 +56,22 @@ impl VersionedTester {
             PutOutcome::ErrVersion => VersionedOutput::ErrVersion,
             PutOutcome::Maybe => VersionedOutput::ErrMaybe,
             PutOutcome::ErrNoKey => {
-                self.t.verdict("recorded put", false, || {
-                    format!("Put({key}, version {version}) answered ErrNoKey")
-                });
+                self.t.verdict("recorded put", false, || format!("Put({key}, version {version}) answered ErrNoKey"));
                 unreachable!("the verdict failed the test")
             }
         };
-        self.record(
-            client,
-            VersionedInput::Put {
-                key: key.into(),
-                value: value.into(),
-                version,
-            },
-            call,
-            output,
-        );
+        self.record(client, VersionedInput::Put { key: key.into(), value: value.into(), version }, call, output);
         outcome
     }
 
     /// The lab's "one put": Put at `version` until it is Ok or Maybe, reading the key after each
     /// try; returns the version read last and whether it was Ok.
-    pub async fn one_put(
-        &self,
-        clerk: &TestClerk,
-        me: u64,
-        key: &str,
-        mut version: u64,
-    ) -> (u64, PutOutcome) {
+    pub async fn one_put(&self, clerk: &TestClerk, me: u64, key: &str, mut version: u64) -> (u64, PutOutcome) {
         loop {
             let value = format!("{{\"Id\":{me},\"Version\":{version}}}");
             let outcome = self.put(clerk, key, &value, version, me).await;
             let Some((stored, read)) = self.get(clerk, key, me).await else {
-                self.t.verdict("get after put", false, || {
-                    format!("Get({key}) after a Put answered ErrNoKey")
-                });
+                self.t.verdict("get after put", false, || format!("Get({key}) after a Put answered ErrNoKey"));
                 unreachable!("the verdict failed the test")
             };
             // Stricter than the original (which needs both to differ): either field wrong fails.
@@ -127,12 +87,7 @@ impl VersionedTester {
 
     /// The lab's "spawn clients": `n` clients, each with a fresh clerk, run "one client put" on
     /// `key` for `duration`, then stop between operations; each one's (ok, maybe).
-    pub async fn spawn_put_clients(
-        self: &Rc<Self>,
-        n: u64,
-        duration: Duration,
-        key: &'static str,
-    ) -> Vec<Counts> {
+    pub async fn spawn_put_clients(self: &Rc<Self>, n: u64, duration: Duration, key: &'static str) -> Vec<Counts> {
         let stop = Rc::new(Cell::new(false));
         let handles: Vec<_> = (0..n)
             .map(|me| {
@@ -163,29 +118,13 @@ impl VersionedTester {
 
     /// The lab's "check concurrent puts": the key's version is the number of Ok Puts (reliable),
     /// or at most Ok + Maybe.
-    pub async fn check_concurrent_puts(
-        &self,
-        clerk: &TestClerk,
-        key: &str,
-        results: &[Counts],
-        reliable: bool,
-    ) {
-        let version = self
-            .get(clerk, key, 0)
-            .await
-            .map_or(0, |(_, version)| version);
-        let (ok, maybe) = results
-            .iter()
-            .fold((0, 0), |(ok, maybe), (o, m)| (ok + o, maybe + m));
+    pub async fn check_concurrent_puts(&self, clerk: &TestClerk, key: &str, results: &[Counts], reliable: bool) {
+        let version = self.get(clerk, key, 0).await.map_or(0, |(_, version)| version);
+        let (ok, maybe) = results.iter().fold((0, 0), |(ok, maybe), (o, m)| (ok + o, maybe + m));
         if reliable {
-            self.t.verdict("wrong number of puts", version == ok, || {
-                format!("version {version}, but {ok} Puts were Ok")
-            });
+            self.t.verdict("wrong number of puts", version == ok, || format!("version {version}, but {ok} Puts were Ok"));
         } else {
-            self.t
-                .verdict("wrong number of puts", version <= ok + maybe, || {
-                    format!("version {version} > {ok} Ok + {maybe} Maybe Puts")
-                });
+            self.t.verdict("wrong number of puts", version <= ok + maybe, || format!("version {version} > {ok} Ok + {maybe} Maybe Puts"));
         }
     }
 
@@ -196,22 +135,10 @@ impl VersionedTester {
         let operations = history.len();
         let detail = match &result {
             CheckResult::Ok => String::new(),
-            CheckResult::Unknown => {
-                format!("the check ran out of budget ({operations} operations)")
-            }
-            CheckResult::Illegal(_) => format!(
-                "history is not linearizable:\n{}",
-                linearizability::render_html(&VersionedModel, &history, &result)
-            ),
+            CheckResult::Unknown => format!("the check ran out of budget ({operations} operations)"),
+            CheckResult::Illegal(_) => format!("history is not linearizable:\n{}", linearizability::render_html(&VersionedModel, &history, &result)),
         };
-        self.t
-            .verdict("linearizable", result == CheckResult::Ok, || {
-                if detail.is_empty() {
-                    format!("{operations} operations")
-                } else {
-                    detail
-                }
-            });
+        self.t.verdict("linearizable", result == CheckResult::Ok, || if detail.is_empty() { format!("{operations} operations") } else { detail });
     }
 }
 
@@ -224,10 +151,7 @@ pub struct Lock {
 
 impl Lock {
     pub fn new(t: &KvTester, name: &str) -> Lock {
-        Lock {
-            name: name.into(),
-            id: format!("{:016x}", t.rng.u64()),
-        }
+        Lock { name: name.into(), id: format!("{:016x}", t.rng.u64()) }
     }
 
     /// Blocks until this client holds the lock. After a Maybe, the key says whether it took.
@@ -244,10 +168,7 @@ impl Lock {
             match clerk.clerk.vput(&self.name, &self.id, version).await {
                 PutOutcome::Ok => return,
                 PutOutcome::Maybe | PutOutcome::ErrVersion => {} // read again: the key says whether it took
-                PutOutcome::ErrNoKey => panic!(
-                    "lock {}: Put at version {version} answered ErrNoKey",
-                    self.name
-                ),
+                PutOutcome::ErrNoKey => panic!("lock {}: Put at version {version} answered ErrNoKey", self.name),
             }
         }
     }
@@ -262,10 +183,7 @@ impl Lock {
             match clerk.clerk.vput(&self.name, "", version).await {
                 PutOutcome::Ok => return,
                 PutOutcome::Maybe | PutOutcome::ErrVersion => {}
-                PutOutcome::ErrNoKey => panic!(
-                    "lock {}: Put at version {version} answered ErrNoKey",
-                    self.name
-                ),
+                PutOutcome::ErrNoKey => panic!("lock {}: Put at version {version} answered ErrNoKey", self.name),
             }
         }
     }
@@ -296,22 +214,12 @@ pub async fn run_lock_clients(t: Rc<KvTester>, nclients: u64, duration: Duration
                         t.verdict("get failed", false, || "Get(l0) answered ErrNoKey".into());
                         unreachable!("the verdict failed the test")
                     };
-                    t.verdict("two clients acquired lock", value.is_empty(), || {
-                        format!("client {me} took the lock and found l0 = {value:?}")
-                    });
+                    t.verdict("two clients acquired lock", value.is_empty(), || format!("client {me} took the lock and found l0 = {value:?}"));
                     let outcome = clerk.clerk.vput("l0", &me.to_string(), version).await;
-                    t.verdict(
-                        "put failed",
-                        matches!(outcome, PutOutcome::Ok | PutOutcome::Maybe),
-                        || format!("client {me}: Put(l0) at {version}: {outcome:?}"),
-                    );
+                    t.verdict("put failed", matches!(outcome, PutOutcome::Ok | PutOutcome::Maybe), || format!("client {me}: Put(l0) at {version}: {outcome:?}"));
                     t.sleep(Duration::from_millis(10)).await;
                     let outcome = clerk.clerk.vput("l0", "", version + 1).await;
-                    t.verdict(
-                        "put failed",
-                        matches!(outcome, PutOutcome::Ok | PutOutcome::Maybe),
-                        || format!("client {me}: Put(l0) at {}: {outcome:?}", version + 1),
-                    );
+                    t.verdict("put failed", matches!(outcome, PutOutcome::Ok | PutOutcome::Maybe), || format!("client {me}: Put(l0) at {}: {outcome:?}", version + 1));
                     lock.release(&clerk).await;
                 }
             })

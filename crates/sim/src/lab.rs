@@ -28,24 +28,14 @@ use crate::trace::{Event, Trace};
 /// What the apply stream carries, in log order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApplyMsg {
-    Command {
-        index: u64,
-        command: Vec<u8>,
-    },
+    Command { index: u64, command: Vec<u8> },
     /// Replace the service state with this snapshot; commands after `index` follow.
-    Snapshot {
-        index: u64,
-        term: u64,
-        data: Vec<u8>,
-    },
+    Snapshot { index: u64, term: u64, data: Vec<u8> },
     /// The outcome of `LabRaft::read(context)`. With `index` Some, everything the read must see has
     /// come earlier in this stream (it is sent after the entries up to the commit index it was
     /// confirmed at), so the service answers it from its state as it is when this arrives. None:
     /// the node lost its leadership first; the caller should try elsewhere.
-    Read {
-        context: u64,
-        index: Option<u64>,
-    },
+    Read { context: u64, index: Option<u64> },
 }
 
 /// Protocol options beyond the lab's settings. The default is the lab's own configuration.
@@ -69,11 +59,7 @@ pub struct LabTiming {
 
 /// 10 ms ticks; heartbeats every 100 ms (the lab allows at most ten a second); elections after
 /// 400–800 ms of silence, well inside the lab's "new leader within 5 s".
-pub const LAB_TIMING: LabTiming = LabTiming {
-    tick: Duration::from_millis(10),
-    election_timeout_ticks: 40,
-    heartbeat_ticks: 10,
-};
+pub const LAB_TIMING: LabTiming = LabTiming { tick: Duration::from_millis(10), election_timeout_ticks: 40, heartbeat_ticks: 10 };
 
 pub fn node_id(index: usize) -> NodeId {
     NodeId(index as u64 + 1)
@@ -138,17 +124,7 @@ impl LabRaft {
         seed: u64,
     ) -> LabRaft {
         let restored = persister.restored();
-        LabRaft::make_with(
-            sim,
-            net,
-            trace,
-            ends,
-            me,
-            restored,
-            Box::new(persister),
-            apply,
-            seed,
-        )
+        LabRaft::make_with(sim, net, trace, ends, me, restored, Box::new(persister), apply, seed)
     }
 
     /// `make` with any durable store: the node starts from `restored` (what the caller recovered
@@ -165,18 +141,7 @@ impl LabRaft {
         apply: Sender<ApplyMsg>,
         seed: u64,
     ) -> LabRaft {
-        LabRaft::make_with_options(
-            sim,
-            net,
-            trace,
-            ends,
-            me,
-            restored,
-            durable,
-            apply,
-            seed,
-            LabOptions::default(),
-        )
+        LabRaft::make_with_options(sim, net, trace, ends, me, restored, durable, apply, seed, LabOptions::default())
     }
 
     /// `make_with`, with protocol options beyond the lab's.
@@ -200,17 +165,10 @@ impl LabRaft {
         config.noop_on_election = options.noop_on_election;
         config.lease_reads = options.lease_reads;
         config.seed = seed;
-        let node =
-            Node::new(config, restored).expect("a valid lab configuration and persisted state");
+        let node = Node::new(config, restored).expect("a valid lab configuration and persisted state");
         let last_status = node.status();
         trace.record(sim.now(), format_args!("start {last_status}"));
-        trace.event(
-            sim.now(),
-            Event::Start {
-                server: me,
-                term: last_status.term.0,
-            },
-        );
+        trace.event(sim.now(), Event::Start { server: me, term: last_status.term.0 });
         record_status(trace, sim.now(), me, &last_status, None);
         let raft = LabRaft(Rc::new(RefCell::new(Driver {
             node,
@@ -317,17 +275,9 @@ impl LabRaft {
         }
         driver.killed = true;
         let now = driver.sim.now();
-        driver
-            .trace
-            .record(now, format_args!("kill {} ({why})", driver.node.id()));
+        driver.trace.record(now, format_args!("kill {} ({why})", driver.node.id()));
         let server = server_index(driver.node.id());
-        driver.trace.event(
-            now,
-            Event::Stop {
-                server,
-                why: why.to_string(),
-            },
-        );
+        driver.trace.event(now, Event::Stop { server, why: why.to_string() });
     }
 
     /// Calls `observer` on every change of role, term or leader. It must not call back into this node.
@@ -384,34 +334,19 @@ impl Driver {
             if !ready.persist.is_empty() {
                 if let Err(error) = self.durable.save(&ready.persist) {
                     self.killed = true;
-                    self.trace.record(
-                        self.sim.now(),
-                        format_args!("{} stops: save failed: {error}", self.node.id()),
-                    );
+                    self.trace.record(self.sim.now(), format_args!("{} stops: save failed: {error}", self.node.id()));
                     let why = format!("save failed: {error}");
-                    self.trace.event(
-                        self.sim.now(),
-                        Event::Stop {
-                            server: server_index(self.node.id()),
-                            why,
-                        },
-                    );
+                    self.trace.event(self.sim.now(), Event::Stop { server: server_index(self.node.id()), why });
                     return Err(error);
                 }
             }
             for message in ready.send_now.iter().chain(&ready.send_after_persist) {
-                self.net.send(
-                    self.ends[server_index(message.to)],
-                    Frame::Raft(message.clone()),
-                );
+                self.net.send(self.ends[server_index(message.to)], Frame::Raft(message.clone()));
             }
             for item in &ready.apply {
                 let message = match item {
                     Apply::Entry(entry) if entry.kind == EntryKind::Noop => continue,
-                    Apply::Entry(entry) => ApplyMsg::Command {
-                        index: entry.index.0,
-                        command: entry.data.to_vec(),
-                    },
+                    Apply::Entry(entry) => ApplyMsg::Command { index: entry.index.0, command: entry.data.to_vec() },
                     Apply::Snapshot(snapshot) => ApplyMsg::Snapshot {
                         index: snapshot.meta.index.0,
                         term: snapshot.meta.term.0,
@@ -421,32 +356,16 @@ impl Driver {
                 self.apply.send(message);
             }
             for read in &ready.reads {
-                self.apply.send(ApplyMsg::Read {
-                    context: read.context,
-                    index: read.index.map(|index| index.0),
-                });
+                self.apply.send(ApplyMsg::Read { context: read.context, index: read.index.map(|index| index.0) });
             }
             self.node.advance(&ready);
         }
         // One input changes the role at most once, so looking after the whole drive misses nothing.
         let status = self.node.status();
         let server = server_index(self.node.id());
-        record_status(
-            &self.trace,
-            self.sim.now(),
-            server,
-            &status,
-            Some(&self.last_status),
-        );
-        if (status.role, status.term, status.leader)
-            != (
-                self.last_status.role,
-                self.last_status.term,
-                self.last_status.leader,
-            )
-        {
-            self.trace
-                .record(self.sim.now(), format_args!("state {status}"));
+        record_status(&self.trace, self.sim.now(), server, &status, Some(&self.last_status));
+        if (status.role, status.term, status.leader) != (self.last_status.role, self.last_status.term, self.last_status.leader) {
+            self.trace.record(self.sim.now(), format_args!("state {status}"));
             if let Some(observer) = &self.observer {
                 observer(&status);
             }
@@ -457,42 +376,15 @@ impl Driver {
 }
 
 /// Records what changed from `before` (everything, without it) as events for the drawing.
-pub(crate) fn record_status(
-    trace: &Trace,
-    now: Duration,
-    server: usize,
-    status: &Status,
-    before: Option<&Status>,
-) {
-    let changed =
-        |same: fn(&Status, &Status) -> bool| before.is_none_or(|before| !same(before, status));
+pub(crate) fn record_status(trace: &Trace, now: Duration, server: usize, status: &Status, before: Option<&Status>) {
+    let changed = |same: fn(&Status, &Status) -> bool| before.is_none_or(|before| !same(before, status));
     if changed(|a, b| (a.role, a.term, a.leader) == (b.role, b.term, b.leader)) {
         let leader = status.leader.map(server_index);
-        trace.event(
-            now,
-            Event::Role {
-                server,
-                role: status.role,
-                term: status.term.0,
-                leader,
-            },
-        );
+        trace.event(now, Event::Role { server, role: status.role, term: status.term.0, leader });
     }
-    if changed(|a, b| {
-        (a.commit, a.applied, a.last_index, a.snapshot_index)
-            == (b.commit, b.applied, b.last_index, b.snapshot_index)
-    }) {
+    if changed(|a, b| (a.commit, a.applied, a.last_index, a.snapshot_index) == (b.commit, b.applied, b.last_index, b.snapshot_index)) {
         let (commit, applied) = (status.commit.0, status.applied.0);
         let (last, snapshot) = (status.last_index.0, status.snapshot_index.0);
-        trace.event(
-            now,
-            Event::Index {
-                server,
-                commit,
-                applied,
-                last,
-                snapshot,
-            },
-        );
+        trace.event(now, Event::Index { server, commit, applied, last, snapshot });
     }
 }

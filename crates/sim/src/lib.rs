@@ -8,8 +8,6 @@
 //! itself, `replica::Replica`, with pipelining clients (`node_chaos`). Every run keeps a trace
 //! (`trace`), and a failing one is drawn as an HTML page (`viz`).
 
-pub mod chaos;
-pub mod disk_chaos;
 pub mod executor;
 pub mod kv_tester;
 pub mod kvraft;
@@ -24,3 +22,5 @@ pub mod runner;
 pub mod seeds_cli;
 pub mod trace;
 pub mod viz;
+pub mod chaos;
+pub mod disk_chaos;

@@ -96,12 +96,7 @@ impl Network {
             ..State::default()
         };
         trace.set_servers(servers);
-        let network = Network {
-            sim,
-            rng,
-            trace,
-            state: Rc::new(RefCell::new(state)),
-        };
+        let network = Network { sim, rng, trace, state: Rc::new(RefCell::new(state)) };
         network.record_links();
         network.record_mode();
         network
@@ -109,57 +104,37 @@ impl Network {
 
     pub fn set_reliable(&self, reliable: bool) {
         self.state.borrow_mut().reliable = reliable;
-        self.trace
-            .record(self.sim.now(), format!("net reliable={reliable}"));
+        self.trace.record(self.sim.now(), format!("net reliable={reliable}"));
         self.record_mode();
     }
 
     pub fn set_long_reordering(&self, on: bool) {
         self.state.borrow_mut().long_reordering = on;
-        self.trace
-            .record(self.sim.now(), format!("net long-reordering={on}"));
+        self.trace.record(self.sim.now(), format!("net long-reordering={on}"));
         self.record_mode();
     }
 
     fn record_mode(&self) {
         let state = self.state.borrow();
-        let event = Event::Net {
-            reliable: state.reliable,
-            long_reordering: state.long_reordering,
-            long_delays: state.long_delays,
-        };
+        let event = Event::Net { reliable: state.reliable, long_reordering: state.long_reordering, long_delays: state.long_delays };
         self.trace.event(self.sim.now(), event);
     }
 
     fn record_links(&self) {
-        let up = self
-            .state
-            .borrow()
-            .enabled_ends
-            .iter()
-            .map(|row| row.iter().map(|&count| count > 0).collect())
-            .collect();
+        let up = self.state.borrow().enabled_ends.iter().map(|row| row.iter().map(|&count| count > 0).collect()).collect();
         self.trace.event(self.sim.now(), Event::Links(up));
     }
 
     /// A new, disabled end from server `from` to server `to`.
     pub fn make_end(&self, from: usize, to: usize) -> EndId {
         let mut state = self.state.borrow_mut();
-        state.ends.push(End {
-            from,
-            to,
-            enabled: false,
-        });
+        state.ends.push(End { from, to, enabled: false });
         state.ends.len() - 1
     }
 
     pub fn enable(&self, end: EndId, enabled: bool) {
         let mut state = self.state.borrow_mut();
-        let End {
-            from,
-            to,
-            enabled: was,
-        } = state.ends[end];
+        let End { from, to, enabled: was } = state.ends[end];
         state.ends[end].enabled = enabled;
         if was == enabled || from >= state.enabled_ends.len() {
             return;
@@ -183,11 +158,7 @@ impl Network {
         let mut state = self.state.borrow_mut();
         state.next_incarnation += 1;
         let incarnation = state.next_incarnation;
-        state.servers[server] = Some(Server {
-            incarnation,
-            handler,
-            service: None,
-        });
+        state.servers[server] = Some(Server { incarnation, handler, service: None });
         state.incoming[server] = 0;
     }
 
@@ -251,20 +222,10 @@ impl Network {
     /// frame limit; one over the limit is lost (the transport refuses to send it).
     pub fn send(&self, end: EndId, frame: Frame) {
         let mut bytes = Vec::new();
-        let encoded = wire::encode(
-            &Wire::Frame(frame.clone()),
-            wire::DEFAULT_MAX_FRAME_BYTES,
-            &mut bytes,
-        );
+        let encoded = wire::encode(&Wire::Frame(frame.clone()), wire::DEFAULT_MAX_FRAME_BYTES, &mut bytes);
         // Byte counts are the lab's: the message or payload, not the frame's header.
         let (size, is_response) = match &frame {
-            Frame::Raft(message) => (
-                (bytes
-                    .len()
-                    .saturating_sub(wire::LENGTH_BYTES + wire::HEADER_BYTES))
-                    as u64,
-                message.is_response(),
-            ),
+            Frame::Raft(message) => ((bytes.len().saturating_sub(wire::LENGTH_BYTES + wire::HEADER_BYTES)) as u64, message.is_response()),
             Frame::Forward { payload, .. } => (payload.len() as u64, false),
             Frame::ForwardReply { payload, .. } => (payload.len() as u64, true),
         };
@@ -275,25 +236,18 @@ impl Network {
         }
         let End { from, to, enabled } = state.ends[end];
         let target = state.servers[to].as_ref().map(|server| server.incarnation);
-        let (reliable, long_reordering, closed) =
-            (state.reliable, state.long_reordering, state.closed);
+        let (reliable, long_reordering, closed) = (state.reliable, state.long_reordering, state.closed);
         drop(state);
         let now = self.sim.now();
         let Some(incarnation) = target.filter(|_| enabled && !closed && encoded.is_ok()) else {
-            self.trace.record(
-                now,
-                format_args!("lost (link down) {from}->{to} {}", describe(&frame)),
-            );
-            self.trace
-                .message(from, to, now, &frame, Fate::LinkDown, None);
+            self.trace.record(now, format_args!("lost (link down) {from}->{to} {}", describe(&frame)));
+            self.trace.message(from, to, now, &frame, Fate::LinkDown, None);
             return;
         };
         let delay = if is_response {
             if !reliable && self.rng.chance(100, 1000) {
-                self.trace
-                    .record(now, format_args!("dropped reply {}", describe(&frame)));
-                self.trace
-                    .message(from, to, now, &frame, Fate::Dropped, None);
+                self.trace.record(now, format_args!("dropped reply {}", describe(&frame)));
+                self.trace.message(from, to, now, &frame, Fate::Dropped, None);
                 return;
             }
             if long_reordering && self.rng.chance(600, 900) {
@@ -303,16 +257,10 @@ impl Network {
                 Duration::ZERO
             }
         } else {
-            let delay = if reliable {
-                Duration::ZERO
-            } else {
-                self.rng.millis_below(27)
-            };
+            let delay = if reliable { Duration::ZERO } else { self.rng.millis_below(27) };
             if !reliable && self.rng.chance(100, 1000) {
-                self.trace
-                    .record(now, format_args!("dropped request {}", describe(&frame)));
-                self.trace
-                    .message(from, to, now, &frame, Fate::Dropped, None);
+                self.trace.record(now, format_args!("dropped request {}", describe(&frame)));
+                self.trace.message(from, to, now, &frame, Fate::Dropped, None);
                 return;
             }
             delay
@@ -325,49 +273,23 @@ impl Network {
         };
         if !reliable && self.rng.chance(DUPLICATE_PER_MILLE, 1000) {
             let again = delay + self.rng.millis_below(27);
-            let id = self
-                .trace
-                .message(from, to, now, &copy, Fate::Delivered, Some(now + again));
-            self.deliver_later(
-                again,
-                (from, to),
-                incarnation,
-                copy.clone(),
-                is_response,
-                size,
-                id,
-            );
+            let id = self.trace.message(from, to, now, &copy, Fate::Delivered, Some(now + again));
+            self.deliver_later(again, (from, to), incarnation, copy.clone(), is_response, size, id);
         }
-        let id = self
-            .trace
-            .message(from, to, now, &copy, Fate::Delivered, Some(now + delay));
+        let id = self.trace.message(from, to, now, &copy, Fate::Delivered, Some(now + delay));
         self.deliver_later(delay, (from, to), incarnation, copy, is_response, size, id);
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn deliver_later(
-        &self,
-        delay: Duration,
-        (from, to): (usize, usize),
-        incarnation: u64,
-        frame: Frame,
-        is_response: bool,
-        size: u64,
-        id: MessageId,
-    ) {
+    fn deliver_later(&self, delay: Duration, (from, to): (usize, usize), incarnation: u64, frame: Frame, is_response: bool, size: u64, id: MessageId) {
         let network = self.clone();
         self.sim.schedule(delay, move || {
             let mut state = network.state.borrow_mut();
             let handler = match &state.servers[to] {
-                Some(server) if server.incarnation == incarnation && !state.closed => {
-                    server.handler.clone()
-                }
+                Some(server) if server.incarnation == incarnation && !state.closed => server.handler.clone(),
                 _ => {
                     drop(state);
-                    network.trace.record(
-                        network.sim.now(),
-                        format_args!("lost (server gone) {}", describe(&frame)),
-                    );
+                    network.trace.record(network.sim.now(), format_args!("lost (server gone) {}", describe(&frame)));
                     network.trace.message_lost(id, network.sim.now());
                     return;
                 }
@@ -392,23 +314,10 @@ impl Network {
             state.total_rpcs += 1;
             state.total_bytes += request.len() as u64;
             let End { to, enabled, .. } = state.ends[end];
-            let target = state.servers[to]
-                .as_ref()
-                .filter(|_| !state.closed)
-                .and_then(|server| {
-                    server
-                        .service
-                        .clone()
-                        .map(|service| (server.incarnation, service))
-                });
-            (
-                to,
-                enabled,
-                target,
-                state.reliable,
-                state.long_reordering,
-                state.long_delays,
-            )
+            let target = state.servers[to].as_ref().filter(|_| !state.closed).and_then(|server| {
+                server.service.clone().map(|service| (server.incarnation, service))
+            });
+            (to, enabled, target, state.reliable, state.long_reordering, state.long_delays)
         };
         let Some((incarnation, service)) = target.filter(|_| enabled) else {
             let bound = if long_delays { 7000 } else { 100 };
@@ -428,9 +337,7 @@ impl Network {
             let state = self.state.borrow();
             state.ends[end].enabled
                 && !state.closed
-                && state.servers[to]
-                    .as_ref()
-                    .is_some_and(|server| server.incarnation == incarnation)
+                && state.servers[to].as_ref().is_some_and(|server| server.incarnation == incarnation)
         };
         let reply = loop {
             let mut poll = self.sim.sleep(LIVENESS_POLL);
@@ -458,3 +365,4 @@ impl Network {
         Some(reply)
     }
 }
+

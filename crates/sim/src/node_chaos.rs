@@ -30,11 +30,11 @@ use std::sync::Arc;
 use kv::Store;
 use linearizability::kv::{KvInput, KvModel, KvOp, KvOutput};
 use linearizability::{CheckResult, Operation};
-use raft::Change;
 use raft::{Config, NodeId};
-use replica::links::PeerLinks;
+use raft::Change;
 use replica::request::{Admin, Answer, Request};
 use replica::session::{Session, Step};
+use replica::links::PeerLinks;
 use replica::{ConnId, Mutation, Options, Output, Replica};
 use storage::{MemDisk, Storage};
 use wire::admission::{Admission, Admitted};
@@ -288,11 +288,7 @@ pub fn run(seed: u64) -> Result<Summary, (Params, String, Trace)> {
 
 /// `run` with every node deliberately broken as `mutation` says, and the seed's parameters
 /// changed by `adjust` (e.g. to a fault mix that favours one defect).
-pub fn run_with(
-    seed: u64,
-    mutation: Mutation,
-    adjust: impl FnOnce(&mut Params),
-) -> Result<Summary, (Params, String, Trace)> {
+pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params)) -> Result<Summary, (Params, String, Trace)> {
     let sim = Sim::new();
     let rng = SimRng::new(seed);
     let trace = Trace::default();
@@ -308,17 +304,7 @@ pub fn run_with(
         trace: trace.clone(),
         nodes: (0..n).map(|_| None).collect(),
         disks: (0..n).map(|_| MemDisk::new(rng.u64())).collect(),
-        links: (0..n)
-            .map(|_| {
-                (0..n)
-                    .map(|_| Link {
-                        up: true,
-                        in_flight: 0,
-                        last_arrival: Duration::ZERO,
-                    })
-                    .collect()
-            })
-            .collect(),
+        links: (0..n).map(|_| (0..n).map(|_| Link { up: true, in_flight: 0, last_arrival: Duration::ZERO }).collect()).collect(),
         lossy: params.lossy_at_start,
         incarnations: 0,
         clients: Vec::new(),
@@ -381,21 +367,9 @@ async fn scenario(world: Shared) {
     record_links(&world);
     for c in 0..params.clients {
         // Untagged writes are numbered from random high bits, as a node numbers them.
-        let session = Session::new(
-            resp::Limits::default(),
-            Arc::new(AtomicU64::new(rng.u64() << 32)),
-        );
+        let session = Session::new(resp::Limits::default(), Arc::new(AtomicU64::new(rng.u64() << 32)));
         let tagged_id = rng.chance(1, 3).then(|| rng.u64().max(1));
-        let client = Client {
-            id: c as u64 + 1,
-            connection: None,
-            session,
-            outstanding: Vec::new(),
-            next_token: 0,
-            tagged_id,
-            retry: None,
-            move_on: false,
-        };
+        let client = Client { id: c as u64 + 1, connection: None, session, outstanding: Vec::new(), next_token: 0, tagged_id, retry: None, move_on: false };
         world.borrow_mut().clients.push(client);
         sim.spawn(client_loop(world.clone(), c));
     }
@@ -418,12 +392,8 @@ async fn scenario(world: Shared) {
 
 fn act(world: &World, server: Option<usize>, short: &str, details: &str) {
     let now = world.sim.now();
-    world
-        .trace
-        .record(now, format_args!("chaos: {short} {server:?} {details}"));
-    world
-        .trace
-        .note(now, server, short, details, NoteBy::Tester);
+    world.trace.record(now, format_args!("chaos: {short} {server:?} {details}"));
+    world.trace.note(now, server, short, details, NoteBy::Tester);
 }
 
 fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
@@ -432,12 +402,7 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
         let side: Vec<bool> = (0..n).map(|_| rng.chance(1, 2)).collect();
         let mut w = world.borrow_mut();
         let groups = |on: bool| (0..n).filter(|&i| side[i] == on).collect::<Vec<_>>();
-        act(
-            &w,
-            None,
-            "partition",
-            &format!("{:?} | {:?}", groups(true), groups(false)),
-        );
+        act(&w, None, "partition", &format!("{:?} | {:?}", groups(true), groups(false)));
         for i in 0..n {
             for j in 0..n {
                 w.links[i][j].up = side[i] == side[j];
@@ -452,24 +417,8 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
         let mut w = world.borrow_mut();
         w.lossy = !w.lossy;
         let lossy = w.lossy;
-        act(
-            &w,
-            None,
-            if lossy {
-                "lossy network"
-            } else {
-                "reliable network"
-            },
-            "",
-        );
-        w.trace.event(
-            w.sim.now(),
-            Event::Net {
-                reliable: !lossy,
-                long_reordering: false,
-                long_delays: lossy,
-            },
-        );
+        act(&w, None, if lossy { "lossy network" } else { "reliable network" }, "");
+        w.trace.event(w.sim.now(), Event::Net { reliable: !lossy, long_reordering: false, long_delays: lossy });
     }
     if rng.chance(params.crash_per_mille, 1000) {
         let victim = rng.below(n as u64) as usize;
@@ -487,15 +436,8 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
             w.disks[victim].crash_at_sync(sync, torn);
             w.armed[victim] = true;
             let what = format!("the disk dies at its sync #{sync} from now (torn: {torn})");
-            w.trace
-                .record(w.sim.now(), format_args!("chaos: node {victim}: {what}"));
-            w.trace.event(
-                w.sim.now(),
-                Event::Disk {
-                    server: victim,
-                    what,
-                },
-            );
+            w.trace.record(w.sim.now(), format_args!("chaos: node {victim}: {what}"));
+            w.trace.event(w.sim.now(), Event::Disk { server: victim, what });
         }
     }
     if rng.chance(params.disk_full_per_mille, 1000) {
@@ -510,20 +452,11 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
             disk.set_capacity(None);
             "the disk has room again".to_string()
         };
-        w.trace
-            .record(w.sim.now(), format_args!("chaos: node {victim}: {what}"));
-        w.trace.event(
-            w.sim.now(),
-            Event::Disk {
-                server: victim,
-                what,
-            },
-        );
+        w.trace.record(w.sim.now(), format_args!("chaos: node {victim}: {what}"));
+        w.trace.event(w.sim.now(), Event::Disk { server: victim, what });
     }
     if rng.chance(80, 1000) {
-        let dead: Vec<usize> = (0..n)
-            .filter(|&i| world.borrow().nodes[i].is_none())
-            .collect();
+        let dead: Vec<usize> = (0..n).filter(|&i| world.borrow().nodes[i].is_none()).collect();
         if !dead.is_empty() {
             start(world, *rng.pick(&dead));
         }
@@ -542,58 +475,23 @@ const ADMIN_CONN: ConnId = ConnId(u64::MAX);
 fn change_membership(world: &Shared, rng: &SimRng) {
     let (leader, incarnation, membership) = {
         let w = world.borrow();
-        let leaders = w.nodes.iter().enumerate().filter_map(|(i, node)| {
-            node.as_ref()
-                .filter(|node| node.replica.status().is_leader())
-                .map(|node| (i, node))
-        });
-        let Some((leader, node)) = leaders.max_by_key(|(_, node)| node.replica.status().term)
-        else {
-            return;
-        };
+        let leaders = w.nodes.iter().enumerate().filter_map(|(i, node)| node.as_ref().filter(|node| node.replica.status().is_leader()).map(|node| (i, node)));
+        let Some((leader, node)) = leaders.max_by_key(|(_, node)| node.replica.status().term) else { return };
         (leader, node.incarnation, node.replica.membership().clone())
     };
     let n = world.borrow().params.servers;
     let voters: Vec<u64> = membership.voters().map(|id| id.0).collect();
-    let learners: Vec<u64> = membership
-        .members
-        .iter()
-        .filter(|(_, member)| !member.voter)
-        .map(|(id, _)| id.0)
-        .collect();
-    let waiting: Vec<u64> = (1..=n as u64)
-        .filter(|&id| {
-            !membership.is_member(NodeId(id)) && !membership.removed.contains(&NodeId(id))
-        })
-        .collect();
-    let members: Vec<u64> = membership
-        .members
-        .keys()
-        .map(|id| id.0)
-        .filter(|&id| voters.len() > 1 || !voters.contains(&id))
-        .collect();
-    let others: Vec<u64> = voters
-        .iter()
-        .copied()
-        .filter(|&id| id != node_id(leader).0)
-        .collect();
+    let learners: Vec<u64> = membership.members.iter().filter(|(_, member)| !member.voter).map(|(id, _)| id.0).collect();
+    let waiting: Vec<u64> = (1..=n as u64).filter(|&id| !membership.is_member(NodeId(id)) && !membership.removed.contains(&NodeId(id))).collect();
+    let members: Vec<u64> = membership.members.keys().map(|id| id.0).filter(|&id| voters.len() > 1 || !voters.contains(&id)).collect();
+    let others: Vec<u64> = voters.iter().copied().filter(|&id| id != node_id(leader).0).collect();
     let admin = match rng.below(6) {
         0 | 1 if !waiting.is_empty() => {
             let id = NodeId(*rng.pick(&waiting));
-            Change::AddLearner {
-                id,
-                address: address(id),
-            }
-            .into()
+            Change::AddLearner { id, address: address(id) }.into()
         }
-        0..=2 if !learners.is_empty() => Change::Promote {
-            id: NodeId(*rng.pick(&learners)),
-        }
-        .into(),
-        3 if !members.is_empty() => Change::Remove {
-            id: NodeId(*rng.pick(&members)),
-        }
-        .into(),
+        0..=2 if !learners.is_empty() => Change::Promote { id: NodeId(*rng.pick(&learners)) }.into(),
+        3 if !members.is_empty() => Change::Remove { id: NodeId(*rng.pick(&members)) }.into(),
         4 if !others.is_empty() => Admin::TransferLeader(NodeId(*rng.pick(&others))),
         // SIGTERM to the leader, as a rolling restart does: it hands over, then stops (and comes
         // back as any stopped node does).
@@ -611,9 +509,7 @@ fn change_membership(world: &Shared, rng: &SimRng) {
         w.membership_changes += 1;
         act(&w, Some(leader), "membership", &format!("{admin:?}"));
     }
-    if with_node(world, leader, incarnation, |replica| {
-        replica.client(ADMIN_CONN, Request::Admin(admin))
-    }) {
+    if with_node(world, leader, incarnation, |replica| replica.client(ADMIN_CONN, Request::Admin(admin))) {
         if let Some(running) = world.borrow_mut().nodes[leader].as_mut() {
             running.requests += 1;
         }
@@ -622,11 +518,7 @@ fn change_membership(world: &Shared, rng: &SimRng) {
 
 fn record_links(world: &Shared) {
     let w = world.borrow();
-    let up = w
-        .links
-        .iter()
-        .map(|row| row.iter().map(|link| link.up).collect())
-        .collect();
+    let up = w.links.iter().map(|row| row.iter().map(|link| link.up).collect()).collect();
     w.trace.event(w.sim.now(), Event::Links(up));
 }
 
@@ -654,14 +546,7 @@ fn heal(world: &Shared) {
             w.disks[i].set_capacity(None);
             w.armed[i] = false;
         }
-        w.trace.event(
-            w.sim.now(),
-            Event::Net {
-                reliable: true,
-                long_reordering: false,
-                long_delays: false,
-            },
-        );
+        w.trace.event(w.sim.now(), Event::Net { reliable: true, long_reordering: false, long_delays: false });
         w.params.servers
     };
     for i in 0..n {
@@ -685,20 +570,12 @@ fn start(world: &Shared, i: usize) {
         Err(error) => panic!("node {i} could not recover its storage: {error}"),
     };
     let store = match &restored.snapshot {
-        Some(snapshot) => Store::decode_snapshot(&snapshot.data)
-            .unwrap_or_else(|error| panic!("node {i}'s snapshot: {error}")),
+        Some(snapshot) => Store::decode_snapshot(&snapshot.data).unwrap_or_else(|error| panic!("node {i}'s snapshot: {error}")),
         None => Store::new(),
     };
     // The bootstrap voters start as `--peers` says; the others as `--join` (no voters known).
     let voters = w.params.voters;
-    let mut config = Config::new(
-        node_id(i),
-        if i < voters {
-            (0..voters).map(node_id).collect()
-        } else {
-            Vec::new()
-        },
-    );
+    let mut config = Config::new(node_id(i), if i < voters { (0..voters).map(node_id).collect() } else { Vec::new() });
     config.election_timeout_ticks = 50;
     config.heartbeat_ticks = 10;
     config.seed = w.rng.u64();
@@ -706,9 +583,7 @@ fn start(world: &Shared, i: usize) {
     // so that lost, duplicated and reordered chunks and leader changes mid-transfer happen.
     config.snapshot_chunk_bytes = 64 << (config.seed % 8);
     // `--peers`: the bootstrap voters, a voter itself among them; a node that joins is not.
-    let flags: BTreeMap<NodeId, String> = (0..voters)
-        .map(|j| (node_id(j), address(node_id(j))))
-        .collect();
+    let flags: BTreeMap<NodeId, String> = (0..voters).map(|j| (node_id(j), address(node_id(j)))).collect();
     let options = Options {
         peer_addresses: flags.clone(),
         request_timeout_ticks: REQUEST_TIMEOUT_TICKS,
@@ -722,40 +597,17 @@ fn start(world: &Shared, i: usize) {
         ..Options::default()
     };
     let term = restored.hard_state.term.0;
-    assert!(
-        term >= w.durable_terms[i],
-        "node {i} saved term {} but recovered {term}",
-        w.durable_terms[i]
-    );
+    assert!(term >= w.durable_terms[i], "node {i} saved term {} but recovered {term}", w.durable_terms[i]);
     // Within this incarnation its term only goes up from what it recovered.
     w.terms[i] = term;
-    let replica = Replica::new(config, restored, store, options)
-        .unwrap_or_else(|error| panic!("node {i}: {error}"));
+    let replica = Replica::new(config, restored, store, options).unwrap_or_else(|error| panic!("node {i}: {error}"));
     w.incarnations += 1;
     let incarnation = w.incarnations;
-    let links = PeerLinks {
-        peers: flags
-            .into_iter()
-            .filter(|(id, _)| *id != node_id(i))
-            .collect(),
-        ..PeerLinks::default()
-    };
-    w.nodes[i] = Some(Running {
-        replica,
-        storage,
-        incarnation,
-        requests: 0,
-        leader_changes: 0,
-        links,
-    });
+    let links = PeerLinks { peers: flags.into_iter().filter(|(id, _)| *id != node_id(i)).collect(), ..PeerLinks::default() };
+    w.nodes[i] = Some(Running { replica, storage, incarnation, requests: 0, leader_changes: 0, links });
     w.led_configs[i] = None;
     w.known_leaders[i] = None;
-    act(
-        &w,
-        Some(i),
-        "start",
-        &format!("incarnation {incarnation}, term {term}"),
-    );
+    act(&w, Some(i), "start", &format!("incarnation {incarnation}, term {term}"));
     w.trace.event(w.sim.now(), Event::Start { server: i, term });
     let phase = Duration::from_micros(w.rng.below(TICK.as_micros() as u64));
     // Its new connections are not behind what the old ones still carry.
@@ -792,18 +644,10 @@ fn crash(world: &Shared, i: usize) {
 /// Takes node `i` down, if it is up. Returns whether it was.
 fn stop(world: &Shared, i: usize, why: &str) -> bool {
     let mut w = world.borrow_mut();
-    let Some(node) = w.nodes[i].take() else {
-        return false;
-    };
+    let Some(node) = w.nodes[i].take() else { return false };
     check_metrics(&node);
     act(&w, Some(i), why, "");
-    w.trace.event(
-        w.sim.now(),
-        Event::Stop {
-            server: i,
-            why: why.into(),
-        },
-    );
+    w.trace.event(w.sim.now(), Event::Stop { server: i, why: why.into() });
     w.disks[i].disarm();
     w.armed[i] = false;
     // Its clients' connections break: what they had in flight has an unknown outcome.
@@ -847,12 +691,7 @@ fn schedule_tick(world: &Shared, i: usize, incarnation: u64, delay: Duration) {
 fn with_node(world: &Shared, i: usize, incarnation: u64, input: impl FnOnce(&mut Replica)) -> bool {
     let outputs = {
         let mut w = world.borrow_mut();
-        let Some(node) = w.nodes[i]
-            .as_mut()
-            .filter(|node| node.incarnation == incarnation)
-        else {
-            return false;
-        };
+        let Some(node) = w.nodes[i].as_mut().filter(|node| node.incarnation == incarnation) else { return false };
         input(&mut node.replica);
         node.replica.take_outputs()
     };
@@ -864,9 +703,7 @@ fn with_node(world: &Shared, i: usize, incarnation: u64, input: impl FnOnce(&mut
 /// Election safety and term monotonicity, and the node's lane in the drawing.
 fn observe(world: &Shared, i: usize) {
     let mut w = world.borrow_mut();
-    let Some(status) = w.nodes[i].as_ref().map(|node| node.replica.status()) else {
-        return;
-    };
+    let Some(status) = w.nodes[i].as_ref().map(|node| node.replica.status()) else { return };
     let previous_leader = w.known_leaders[i];
     if status.leader != previous_leader {
         w.known_leaders[i] = status.leader;
@@ -877,45 +714,20 @@ fn observe(world: &Shared, i: usize) {
     }
     let term = status.term.0;
     if status.is_leader() && w.leaders.get(&term) != Some(&i) {
-        let voters: Vec<u64> = w.nodes[i]
-            .as_ref()
-            .map(|node| node.replica.membership().voters().map(|id| id.0).collect())
-            .unwrap_or_default();
+        let voters: Vec<u64> = w.nodes[i].as_ref().map(|node| node.replica.membership().voters().map(|id| id.0).collect()).unwrap_or_default();
         let last = status.last_index.0;
-        w.trace.record(
-            w.sim.now(),
-            format_args!(
-                "node {i} leads term {term} (last index {last}, commit {}) with voters {voters:?}",
-                status.commit.0
-            ),
-        );
+        w.trace.record(w.sim.now(), format_args!("node {i} leads term {term} (last index {last}, commit {}) with voters {voters:?}", status.commit.0));
     }
-    assert!(
-        term >= w.terms[i],
-        "node {i}'s term went down from {} to {term}",
-        w.terms[i]
-    );
+    assert!(term >= w.terms[i], "node {i}'s term went down from {} to {term}", w.terms[i]);
     if status.role != raft::Role::Follower {
         if let Some(node) = w.nodes[i].as_ref() {
-            let removed = node
-                .replica
-                .node()
-                .committed_membership()
-                .removed
-                .contains(&node_id(i));
-            assert!(
-                !removed,
-                "node {i} campaigns or leads ({:?}, term {term}) after its removal committed",
-                status.role
-            );
+            let removed = node.replica.node().committed_membership().removed.contains(&node_id(i));
+            assert!(!removed, "node {i} campaigns or leads ({:?}, term {term}) after its removal committed", status.role);
         }
     }
     if status.is_leader() {
         let previous = *w.leaders.entry(term).or_insert(i);
-        assert_eq!(
-            previous, i,
-            "election safety: nodes {previous} and {i} both lead term {term}"
-        );
+        assert_eq!(previous, i, "election safety: nodes {previous} and {i} both lead term {term}");
         check_config_change(&mut w, i, term);
     }
     w.terms[i] = term;
@@ -926,9 +738,7 @@ fn observe(world: &Shared, i: usize) {
 /// intersects a majority of the other), and that one was committed when the new one was proposed
 /// (one change at a time; the commit index only grows, so one not committed now was not then).
 fn check_config_change(w: &mut World, i: usize, term: u64) {
-    let Some(node) = w.nodes[i].as_ref() else {
-        return;
-    };
+    let Some(node) = w.nodes[i].as_ref() else { return };
     let core = node.replica.node();
     let (index, commit) = (core.membership_index(), core.status().commit);
     if let Some((led_term, led_index)) = w.led_configs[i] {
@@ -939,8 +749,7 @@ fn check_config_change(w: &mut World, i: usize, term: u64) {
             let before_changed_nothing = core.membership_at(commit).1 == before;
             let voters: Vec<u64> = core.membership().voters().map(|id| id.0).collect();
             let before: Vec<u64> = before.voters().map(|id| id.0).collect();
-            let changed = before.iter().filter(|id| !voters.contains(id)).count()
-                + voters.iter().filter(|id| !before.contains(id)).count();
+            let changed = before.iter().filter(|id| !voters.contains(id)).count() + voters.iter().filter(|id| !before.contains(id)).count();
             assert!(changed <= 1, "node {i} went from voters {before:?} to {voters:?} in one change (term {term}, index {index})");
             assert!(
                 !changed_anything || core.log().term_at(commit) == Some(raft::Term(term)),
@@ -963,21 +772,13 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
             Output::Save { id, persist } => {
                 let (sim, delay) = {
                     let w = world.borrow();
-                    (
-                        w.sim.clone(),
-                        Duration::from_micros(100 + w.rng.below(2000)),
-                    )
+                    (w.sim.clone(), Duration::from_micros(100 + w.rng.below(2000)))
                 };
                 let world = world.clone();
                 sim.schedule(delay, move || {
                     let saved = {
                         let mut w = world.borrow_mut();
-                        let Some(node) = w.nodes[i]
-                            .as_mut()
-                            .filter(|node| node.incarnation == incarnation)
-                        else {
-                            return;
-                        };
+                        let Some(node) = w.nodes[i].as_mut().filter(|node| node.incarnation == incarnation) else { return };
                         let saved = node.storage.save(&persist);
                         if let (Ok(()), Some(state)) = (&saved, persist.hard_state) {
                             w.durable_terms[i] = w.durable_terms[i].max(state.term.0);
@@ -991,17 +792,13 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
                         // Nothing was written: the replica hands the save again later.
                         Err(error) if error.is_no_space() => {
                             world.borrow_mut().saves_on_full_disk += 1;
-                            with_node(&world, i, incarnation, |replica| {
-                                replica.save_failed_no_space(id)
-                            });
+                            with_node(&world, i, incarnation, |replica| replica.save_failed_no_space(id));
                         }
                         // What reached the disk is unknown: the node stops, as the server does.
                         Err(_) if world.borrow().armed[i] => {
                             stop(&world, i, "save failed, stop");
                         }
-                        Err(error) => {
-                            panic!("node {i}: a save failed with no disk fault injected: {error}")
-                        }
+                        Err(error) => panic!("node {i}: a save failed with no disk fault injected: {error}"),
                     }
                 });
             }
@@ -1013,21 +810,15 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
                 let world = world.clone();
                 sim.schedule(delay, move || {
                     let data: Arc<[u8]> = store.encode_snapshot().into();
-                    with_node(&world, i, incarnation, |replica| {
-                        replica.snapshot_taken(index, data)
-                    });
+                    with_node(&world, i, incarnation, |replica| replica.snapshot_taken(index, data));
                 });
             }
             // What the transport is told: whom it sends to and admits, what its Hellos say.
             Output::Peers(links) => {
                 let mut w = world.borrow_mut();
                 let now = w.sim.now();
-                w.trace
-                    .record(now, format_args!("node {i}'s links: {links:?}"));
-                if let Some(node) = w.nodes[i]
-                    .as_mut()
-                    .filter(|node| node.incarnation == incarnation)
-                {
+                w.trace.record(now, format_args!("node {i}'s links: {links:?}"));
+                if let Some(node) = w.nodes[i].as_mut().filter(|node| node.incarnation == incarnation) {
                     node.links = links;
                 }
             }
@@ -1052,50 +843,20 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
 fn check_metrics(node: &Running) {
     let view = node.replica.view();
     let head = b"GET /metrics HTTP/1.1\r\n\r\n".as_slice();
-    let response =
-        replica::metrics::respond(Some(head), &view, &Default::default(), &Default::default());
+    let response = replica::metrics::respond(Some(head), &view, &Default::default(), &Default::default());
     let text = String::from_utf8(response).expect("metrics are text");
-    let sample = |name| {
-        replica::metrics::sample(&text, name)
-            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-    };
+    let sample = |name| replica::metrics::sample(&text, name).unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"));
     let status = view.status;
     assert_eq!(sample("raftkv_term"), status.term.0, "{text}");
-    assert_eq!(
-        sample("raftkv_leader_id"),
-        status.leader.map_or(0, |leader| leader.0)
-    );
+    assert_eq!(sample("raftkv_leader_id"), status.leader.map_or(0, |leader| leader.0));
     assert_eq!(sample("raftkv_is_leader"), u64::from(status.is_leader()));
     assert_eq!(sample("raftkv_commit_index"), status.commit.0);
-    assert_eq!(
-        sample("raftkv_applied_index"),
-        node.replica.store().applied_index()
-    );
-    assert_eq!(
-        sample("raftkv_disk_full"),
-        u64::from(node.replica.disk_full())
-    );
-    assert_eq!(
-        sample("raftkv_requests_total"),
-        node.requests,
-        "requests the clients sent this incarnation"
-    );
-    assert_eq!(
-        sample("raftkv_leader_changes_total"),
-        node.leader_changes,
-        "leader changes the simulation saw"
-    );
-    let health = replica::metrics::respond(
-        Some(b"GET /health HTTP/1.1\r\n\r\n"),
-        &view,
-        &Default::default(),
-        &Default::default(),
-    );
-    assert_eq!(
-        health.starts_with(b"HTTP/1.1 200"),
-        status.leader.is_some(),
-        "/health is 200 exactly while a leader is known"
-    );
+    assert_eq!(sample("raftkv_applied_index"), node.replica.store().applied_index());
+    assert_eq!(sample("raftkv_disk_full"), u64::from(node.replica.disk_full()));
+    assert_eq!(sample("raftkv_requests_total"), node.requests, "requests the clients sent this incarnation");
+    assert_eq!(sample("raftkv_leader_changes_total"), node.leader_changes, "leader changes the simulation saw");
+    let health = replica::metrics::respond(Some(b"GET /health HTTP/1.1\r\n\r\n"), &view, &Default::default(), &Default::default());
+    assert_eq!(health.starts_with(b"HTTP/1.1 200"), status.leader.is_some(), "/health is 200 exactly while a leader is known");
 }
 
 /// Carries a frame from `from` to `to` over their link: encoded and decoded with the real codec
@@ -1103,46 +864,29 @@ fn check_metrics(node: &Running) {
 /// (lossy network) reset.
 fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) {
     let mut bytes = Vec::new();
-    let encoded = wire::encode(
-        &Wire::Frame(frame.clone()),
-        wire::DEFAULT_MAX_FRAME_BYTES,
-        &mut bytes,
-    );
+    let encoded = wire::encode(&Wire::Frame(frame.clone()), wire::DEFAULT_MAX_FRAME_BYTES, &mut bytes);
     let mut w = world.borrow_mut();
     let now = w.sim.now();
     // As the transport does: a frame for a node it does not dial is dropped.
     let (advertise, cluster, dialled) = match w.nodes[from].as_ref() {
-        Some(node) => (
-            node.links.advertise.clone(),
-            node.links.cluster,
-            node.links.peers.contains_key(&node_id(to)),
-        ),
+        Some(node) => (node.links.advertise.clone(), node.links.cluster, node.links.peers.contains_key(&node_id(to))),
         None => return,
     };
     if !dialled {
-        w.trace.record(
-            now,
-            format_args!("{from}->{to} not a peer of {from}, dropped"),
-        );
+        w.trace.record(now, format_args!("{from}->{to} not a peer of {from}, dropped"));
         return;
     }
-    if matches!(&frame, Frame::Raft(message) if matches!(message.body, raft::MessageBody::SnapshotRequest { .. }))
-    {
+    if matches!(&frame, Frame::Raft(message) if matches!(message.body, raft::MessageBody::SnapshotRequest { .. })) {
         w.snapshot_chunks += 1;
     }
     if encoded.is_err() {
-        w.trace.record(
-            now,
-            format_args!("{from}->{to} frame over the limit, dropped"),
-        );
+        w.trace.record(now, format_args!("{from}->{to} frame over the limit, dropped"));
         return;
     }
     if w.links[from][to].in_flight >= w.params.queue_frames {
         w.trace.record(now, format_args!("{from}->{to} queue full"));
         drop(w);
-        with_node(world, from, incarnation, |replica| {
-            replica.undeliverable(node_id(to), frame)
-        });
+        with_node(world, from, incarnation, |replica| replica.undeliverable(node_id(to), frame));
         return;
     }
     let lost = !w.links[from][to].up || (w.lossy && w.rng.chance(w.params.loss_per_mille, 1000));
@@ -1155,36 +899,15 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
         delay += Duration::from_millis(w.rng.below(1000));
     }
     // Only a lossy network with duplication draws for it, so that seeds without keep their runs.
-    let copies = if w.lossy
-        && w.params.duplicate_per_mille > 0
-        && w.rng.chance(w.params.duplicate_per_mille, 1000)
-    {
-        2
-    } else {
-        1
-    };
+    let copies = if w.lossy && w.params.duplicate_per_mille > 0 && w.rng.chance(w.params.duplicate_per_mille, 1000) { 2 } else { 1 };
     let link = &mut w.links[from][to];
     let arrival = (now + delay).max(link.last_arrival);
     link.last_arrival = arrival;
     link.in_flight += copies;
-    let (sim, target) = (
-        w.sim.clone(),
-        w.nodes[to].as_ref().map(|node| node.incarnation),
-    );
+    let (sim, target) = (w.sim.clone(), w.nodes[to].as_ref().map(|node| node.incarnation));
     for _ in 0..copies {
-        let id = w
-            .trace
-            .message(from, to, now, &frame, Fate::Delivered, Some(arrival));
-        let frame = InFlight {
-            from,
-            to,
-            sender: incarnation,
-            cluster,
-            advertise: advertise.clone(),
-            target,
-            bytes: bytes.clone(),
-            id,
-        };
+        let id = w.trace.message(from, to, now, &frame, Fate::Delivered, Some(arrival));
+        let frame = InFlight { from, to, sender: incarnation, cluster, advertise: advertise.clone(), target, bytes: bytes.clone(), id };
         let world = world.clone();
         sim.schedule(arrival - now, move || arrive(&world, frame));
     }
@@ -1218,9 +941,7 @@ fn arrive(world: &Shared, frame: InFlight) {
             return;
         }
         w.links[frame.from][frame.to].in_flight -= 1;
-        let deliver = current.is_some()
-            && w.links[frame.from][frame.to].up
-            && (current == frame.target || w.rng.chance(1, 2));
+        let deliver = current.is_some() && w.links[frame.from][frame.to].up && (current == frame.target || w.rng.chance(1, 2));
         if !deliver {
             w.trace.message_lost(frame.id, w.sim.now());
             return;
@@ -1233,19 +954,9 @@ fn arrive(world: &Shared, frame: InFlight) {
         if !w.admissions.contains_key(&key) {
             let receiver = w.nodes[frame.to].as_ref().expect("running");
             let ours = receiver.links.cluster;
-            let opening = Wire::Hello {
-                from: node_id(frame.from),
-                cluster: frame.cluster,
-                address: frame.advertise.clone(),
-            };
+            let opening = Wire::Hello { from: node_id(frame.from), cluster: frame.cluster, address: frame.advertise.clone() };
             let mut admission = Admission::new(node_id(frame.to));
-            match admission.admit(
-                opening,
-                ours,
-                receiver.links.joining,
-                |id| receiver.links.peers.contains_key(&id),
-                |_| true,
-            ) {
+            match admission.admit(opening, ours, receiver.links.joining, |id| receiver.links.peers.contains_key(&id), |_| true) {
                 Ok(Admitted::Hello { from, address }) => {
                     w.admissions.insert(key, admission);
                     hello = Some((from, address));
@@ -1253,40 +964,26 @@ fn arrive(world: &Shared, frame: InFlight) {
                 Ok(Admitted::Frame(..)) => unreachable!("a Hello is admitted as one"),
                 Err(refusal) => {
                     let now = w.sim.now();
-                    w.trace.record(
-                        now,
-                        format_args!("{}->{} connection refused: {refusal}", frame.from, frame.to),
-                    );
+                    w.trace.record(now, format_args!("{}->{} connection refused: {refusal}", frame.from, frame.to));
                     w.trace.message_lost(frame.id, now);
                     return;
                 }
             }
         }
         let admission = w.admissions.get_mut(&key).expect("admitted");
-        let decoded = match wire::decode(
-            &frame.bytes,
-            admission.frame_limit(wire::DEFAULT_MAX_FRAME_BYTES),
-        ) {
+        let decoded = match wire::decode(&frame.bytes, admission.frame_limit(wire::DEFAULT_MAX_FRAME_BYTES)) {
             Ok(Some((wire, used))) if used == frame.bytes.len() => wire,
             other => panic!("a frame did not decode to itself: {other:?}"),
         };
         match admission.admit(decoded, 0, false, |_| false, |_| true) {
             Ok(Admitted::Frame(_, decoded)) => (decoded, incarnation),
-            other => panic!(
-                "node {} refused a frame from node {}: {other:?}",
-                node_id(frame.to),
-                node_id(frame.from)
-            ),
+            other => panic!("node {} refused a frame from node {}: {other:?}", node_id(frame.to), node_id(frame.from)),
         }
     };
     if let Some((from, address)) = hello {
-        with_node(world, frame.to, incarnation, |replica| {
-            replica.peer_hello(from, address)
-        });
+        with_node(world, frame.to, incarnation, |replica| replica.peer_hello(from, address));
     }
-    with_node(world, frame.to, incarnation, |replica| {
-        replica.peer_frame(node_id(frame.from), decoded)
-    });
+    with_node(world, frame.to, incarnation, |replica| replica.peer_frame(node_id(frame.from), decoded));
 }
 
 fn stamp(w: &mut World) -> u64 {
@@ -1299,25 +996,16 @@ fn stamp(w: &mut World) -> u64 {
 /// An answer for connection `conn` of node `i`: the next one its client waits for.
 fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     let mut w = world.borrow_mut();
-    let Some(&c) = w.conns[i].get(&conn) else {
-        return;
-    };
+    let Some(&c) = w.conns[i].get(&conn) else { return };
     let now = w.sim.now();
     let stamp = stamp(&mut w);
     let client = &mut w.clients[c];
-    assert!(
-        !client.outstanding.is_empty(),
-        "client {} got an answer it did not ask for: {answer:?}",
-        client.id
-    );
+    assert!(!client.outstanding.is_empty(), "client {} got an answer it did not ask for: {answer:?}", client.id);
     let sent = client.outstanding.remove(0);
     let client_id = client.id;
     if let Answer::Error(message) = &answer {
-        let members_change =
-            w.params.servers > w.params.voters || w.params.membership_per_mille > 0;
-        if members_change
-            && (message.starts_with("no leader") || message.contains("removed from the cluster"))
-        {
+        let members_change = w.params.servers > w.params.voters || w.params.membership_per_mille > 0;
+        if members_change && (message.starts_with("no leader") || message.contains("removed from the cluster")) {
             w.clients[c].move_on = true;
         }
     }
@@ -1328,8 +1016,7 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
         return;
     }
     if let (Some(tag), Answer::Reply(_)) = (sent.tag, &answer) {
-        w.acknowledged_tags
-            .push((tag, sent.input.key.clone(), sent.input.value.clone()));
+        w.acknowledged_tags.push((tag, sent.input.key.clone(), sent.input.value.clone()));
     }
     let bound = TICK * REQUEST_TIMEOUT_TICKS as u32 + Duration::from_millis(50);
     assert!(
@@ -1341,14 +1028,11 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     let output = match (&answer, sent.input.op) {
         (Answer::Error(_), KvOp::Get) => None,
         (Answer::Error(_), _) => Some(None),
-        (Answer::Reply(kv::Reply::Value(value)), KvOp::Get) => Some(Some(
-            String::from_utf8_lossy(value.as_deref().unwrap_or_default()).into_owned(),
-        )),
+        (Answer::Reply(kv::Reply::Value(value)), KvOp::Get) => {
+            Some(Some(String::from_utf8_lossy(value.as_deref().unwrap_or_default()).into_owned()))
+        }
         (Answer::Reply(_), KvOp::Put | KvOp::Append) => Some(Some(String::new())),
-        other => panic!(
-            "client {client_id}: answer {other:?} does not fit request {:?}",
-            sent.input
-        ),
+        other => panic!("client {client_id}: answer {other:?} does not fit request {:?}", sent.input),
     };
     if matches!(answer, Answer::Error(_)) {
         w.errors += 1;
@@ -1360,10 +1044,7 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     if let (Some(Some(value)), KvOp::Get) = (&output, sent.input.op) {
         let mut after = 0;
         let earlier = w.history.iter().filter(|op| {
-            op.client == client_id
-                && op.input.op == KvOp::Append
-                && op.input.key == sent.input.key
-                && op.output.is_some()
+            op.client == client_id && op.input.op == KvOp::Append && op.input.key == sent.input.key && op.output.is_some()
         });
         for token in earlier.map(|op| &op.input.value) {
             let Some(at) = value.find(token.as_str()) else {
@@ -1376,10 +1057,7 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     // The same for appends: a key that only grows is longer after each of a client's appends than
     // after the one it sent before.
     if let (Answer::Reply(kv::Reply::Length(length)), KvOp::Append) = (&answer, sent.input.op) {
-        let last = w
-            .append_lengths
-            .insert((client_id, sent.input.key.clone()), *length)
-            .unwrap_or(0);
+        let last = w.append_lengths.insert((client_id, sent.input.key.clone()), *length).unwrap_or(0);
         assert!(
             *length > last,
             "client {client_id}'s append {:?} to {:?} left it {length} bytes long, after its previous one had left it {last}: out of order",
@@ -1390,19 +1068,8 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     // Without faults nothing waits out its deadline: a request is answered, or refused at once.
     if let Answer::Error(message) = &answer {
         let p = &w.params;
-        let faultless = p.crash_per_mille == 0
-            && p.disk_death_per_mille == 0
-            && p.disk_full_per_mille == 0
-            && p.partition_per_mille == 0
-            && p.loss_per_mille == 0
-            && p.long_delay_per_mille == 0
-            && p.duplicate_per_mille == 0;
-        let status = w.nodes[i].as_ref().map(|node| {
-            (
-                node.replica.status(),
-                node.replica.membership().voters().count(),
-            )
-        });
+        let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.disk_full_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0 && p.duplicate_per_mille == 0;
+        let status = w.nodes[i].as_ref().map(|node| (node.replica.status(), node.replica.membership().voters().count()));
         assert!(
             !(faultless && message.starts_with("timeout")),
             "client {client_id}'s request {:?} to node {i} (status and voters {status:?}) timed out with no fault injected: {message}",
@@ -1411,13 +1078,7 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     }
     match output {
         None => {}
-        Some(None) => w.history.push(Operation {
-            client: client_id,
-            input: sent.input,
-            call: sent.call,
-            output: None,
-            return_time: None,
-        }),
+        Some(None) => w.history.push(Operation { client: client_id, input: sent.input, call: sent.call, output: None, return_time: None }),
         Some(Some(value)) => w.history.push(Operation {
             client: client_id,
             input: sent.input,
@@ -1439,13 +1100,7 @@ fn disconnect_client(w: &mut World, c: usize) {
     let id = client.id;
     for sent in outstanding {
         if sent.input.op != KvOp::Get {
-            w.history.push(Operation {
-                client: id,
-                input: sent.input,
-                call: sent.call,
-                output: None,
-                return_time: None,
-            });
+            w.history.push(Operation { client: id, input: sent.input, call: sent.call, output: None, return_time: None });
         }
     }
 }
@@ -1480,9 +1135,7 @@ async fn client_loop(world: Shared, c: usize) {
                 }
             }
             if w.clients[c].connection.is_none() {
-                let live: Vec<usize> = (0..w.params.servers)
-                    .filter(|&i| w.nodes[i].is_some())
-                    .collect();
+                let live: Vec<usize> = (0..w.params.servers).filter(|&i| w.nodes[i].is_some()).collect();
                 if live.is_empty() {
                     continue;
                 }
@@ -1492,29 +1145,14 @@ async fn client_loop(world: Shared, c: usize) {
                 w.conns[node].insert(conn, c);
                 w.clients[c].connection = Some((node, conn));
             }
-            let Some((node, conn)) = w.clients[c].connection else {
-                continue;
-            };
-            let Some(status) = w.nodes[node]
-                .as_ref()
-                .map(|running| running.replica.status())
-            else {
-                continue;
-            };
+            let Some((node, conn)) = w.clients[c].connection else { continue };
+            let Some(status) = w.nodes[node].as_ref().map(|running| running.replica.status()) else { continue };
             let tagged = w.clients[c].tagged_id;
-            let count = if tagged.is_some() {
-                1
-            } else {
-                1 + rng.below(w.params.pipeline as u64) as usize
-            };
+            let count = if tagged.is_some() { 1 } else { 1 + rng.below(w.params.pipeline as u64) as usize };
             let mut requests = Vec::new();
             if let Some(mut again) = w.clients[c].retry.take() {
                 again.sent_at = w.sim.now();
-                requests.push(encode(
-                    &words_of(&again),
-                    &mut w.clients[c].session,
-                    &status,
-                ));
+                requests.push(encode(&words_of(&again), &mut w.clients[c].session, &status));
                 w.sent += 1;
                 w.clients[c].outstanding.push(again);
             }
@@ -1522,19 +1160,12 @@ async fn client_loop(world: Shared, c: usize) {
                 // Appends and sets go to keys of their own, so that a connection's reads can be
                 // checked for its own appends (no set of another client wipes them).
                 let kind = rng.below(10);
-                let space = if kind == 9 && tagged.is_none() || (kind <= 3 && rng.chance(1, 4)) {
-                    "s"
-                } else {
-                    "k"
-                };
+                let space = if kind == 9 && tagged.is_none() || (kind <= 3 && rng.chance(1, 4)) { "s" } else { "k" };
                 let key = format!("{space}{}", rng.below(w.params.keys as u64));
                 let (token, seq) = {
                     let client = &mut w.clients[c];
                     client.next_token += 1;
-                    (
-                        format!("[{}.{}]", client.id, client.next_token),
-                        client.next_token,
-                    )
+                    (format!("[{}.{}]", client.id, client.next_token), client.next_token)
                 };
                 let input = match kind {
                     0..=3 => KvInput::get(key),
@@ -1542,34 +1173,21 @@ async fn client_loop(world: Shared, c: usize) {
                     _ if tagged.is_some() => KvInput::append(key, token),
                     _ => KvInput::put(key, token),
                 };
-                let tag = tagged
-                    .filter(|_| input.op == KvOp::Append)
-                    .map(|id| (id, seq));
+                let tag = tagged.filter(|_| input.op == KvOp::Append).map(|id| (id, seq));
                 if tag.is_some() {
                     w.issued_tags.push((input.key.clone(), input.value.clone()));
                 }
-                let sent = Sent {
-                    input,
-                    call: stamp(&mut w),
-                    sent_at: w.sim.now(),
-                    tag,
-                };
+                let sent = Sent { input, call: stamp(&mut w), sent_at: w.sim.now(), tag };
                 requests.push(encode(&words_of(&sent), &mut w.clients[c].session, &status));
                 w.sent += 1;
                 w.clients[c].outstanding.push(sent);
             }
             (node, conn, requests)
         };
-        let incarnation = world.borrow().nodes[node]
-            .as_ref()
-            .map(|running| running.incarnation);
+        let incarnation = world.borrow().nodes[node].as_ref().map(|running| running.incarnation);
         for request in requests {
-            let Some(incarnation) = incarnation else {
-                break;
-            };
-            if with_node(&world, node, incarnation, |replica| {
-                replica.client(conn, request)
-            }) {
+            let Some(incarnation) = incarnation else { break };
+            if with_node(&world, node, incarnation, |replica| replica.client(conn, request)) {
                 if let Some(running) = world.borrow_mut().nodes[node].as_mut() {
                     running.requests += 1;
                 }
@@ -1578,16 +1196,9 @@ async fn client_loop(world: Shared, c: usize) {
         // Wait for every answer (streaming: for room) or the connection breaking.
         // A tagged client has one request outstanding at a time: sessions remember a client's last
         // write only, so a retried write must be its newest.
-        let streaming =
-            world.borrow().params.streaming && world.borrow().clients[c].tagged_id.is_none();
-        let room = if streaming {
-            world.borrow().params.pipeline
-        } else {
-            0
-        };
-        while world.borrow().clients[c].connection == Some((node, conn))
-            && world.borrow().clients[c].outstanding.len() > room
-        {
+        let streaming = world.borrow().params.streaming && world.borrow().clients[c].tagged_id.is_none();
+        let room = if streaming { world.borrow().params.pipeline } else { 0 };
+        while world.borrow().clients[c].connection == Some((node, conn)) && world.borrow().clients[c].outstanding.len() > room {
             sim.sleep(Duration::from_millis(1)).await;
         }
     }
@@ -1609,17 +1220,10 @@ fn words_of(sent: &Sent) -> Vec<String> {
 }
 
 /// A command as the client port makes it a request: RESP on the wire, through the session.
-fn encode(
-    words: &[String],
-    session: &mut Session,
-    status: &raft::Status,
-) -> replica::request::Request {
+fn encode(words: &[String], session: &mut Session, status: &raft::Status) -> replica::request::Request {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     resp::encode_array_of_bulks(&words, session.read_space());
-    match session
-        .parse(&replica::session::NodeView::of(*status))
-        .pop()
-    {
+    match session.parse(&replica::session::NodeView::of(*status)).pop() {
         Some(Step::Request { request, .. }) => request,
         other => panic!("{words:?} is not a request for the node: {other:?}"),
     }
@@ -1636,15 +1240,9 @@ async fn watchdog(world: Shared) {
             return;
         }
         for client in &w.clients {
-            if let (Some((node, _)), Some(oldest)) = (client.connection, client.outstanding.first())
-            {
+            if let (Some((node, _)), Some(oldest)) = (client.connection, client.outstanding.first()) {
                 let waited = w.sim.now() - oldest.sent_at;
-                assert!(
-                    waited <= bound,
-                    "client {}'s request {:?} to node {node} is unanswered after {waited:?}",
-                    client.id,
-                    oldest.input
-                );
+                assert!(waited <= bound, "client {}'s request {:?} to node {node} is unanswered after {waited:?}", client.id, oldest.input);
             }
         }
     }
@@ -1658,11 +1256,7 @@ async fn await_progress(world: &Shared) {
         sim.sleep(Duration::from_millis(100)).await;
         let w = world.borrow();
         let leader = (0..w.params.servers)
-            .filter(|&i| {
-                w.nodes[i]
-                    .as_ref()
-                    .is_some_and(|node| node.replica.status().is_leader())
-            })
+            .filter(|&i| w.nodes[i].as_ref().is_some_and(|node| node.replica.status().is_leader()))
             .max_by_key(|&i| w.nodes[i].as_ref().map(|node| node.replica.status().term));
         let caught_up = leader.is_some_and(|leader| {
             let node = w.nodes[leader].as_ref().expect("running");
@@ -1671,10 +1265,7 @@ async fn await_progress(world: &Shared) {
             members_of(&w, membership).all(|node| node.replica.store().applied_index() >= commit.0)
         });
         if caught_up {
-            let detail = format!(
-                "leader {leader:?}, every node applied its commit index, {:?} after the heal",
-                sim.now() - healed
-            );
+            let detail = format!("leader {leader:?}, every node applied its commit index, {:?} after the heal", sim.now() - healed);
             w.trace.check(sim.now(), "liveness", true, detail);
             return;
         }
@@ -1688,28 +1279,13 @@ async fn await_progress(world: &Shared) {
                         "{i}: {:?} applied {} voters {:?} dials {:?}",
                         node.replica.status(),
                         node.replica.store().applied_index(),
-                        node.replica
-                            .membership()
-                            .voters()
-                            .map(|id| id.0)
-                            .collect::<Vec<_>>(),
+                        node.replica.membership().voters().map(|id| id.0).collect::<Vec<_>>(),
                         node.links.peers.keys().map(|id| id.0).collect::<Vec<_>>()
                     ),
                     None => format!("{i}: down"),
                 })
                 .collect();
-            let clients: Vec<String> = w
-                .clients
-                .iter()
-                .map(|client| {
-                    format!(
-                        "client {} on {:?}, {} outstanding",
-                        client.id,
-                        client.connection,
-                        client.outstanding.len()
-                    )
-                })
-                .collect();
+            let clients: Vec<String> = w.clients.iter().map(|client| format!("client {} on {:?}, {} outstanding", client.id, client.connection, client.outstanding.len())).collect();
             panic!(
                 "liveness: the healed cluster did not converge within {LIVENESS_BOUND:?}: leader {leader:?}, answered {}, errors {}, sent {}\n{}\n{}",
                 w.answered,
@@ -1723,15 +1299,8 @@ async fn await_progress(world: &Shared) {
 }
 
 /// The running nodes that are members of `membership`.
-fn members_of<'a>(
-    w: &'a World,
-    membership: &'a raft::Membership,
-) -> impl Iterator<Item = &'a Running> {
-    w.nodes
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| membership.is_member(node_id(*i)))
-        .filter_map(|(_, node)| node.as_ref())
+fn members_of<'a>(w: &'a World, membership: &'a raft::Membership) -> impl Iterator<Item = &'a Running> {
+    w.nodes.iter().enumerate().filter(|(i, _)| membership.is_member(node_id(*i))).filter_map(|(_, node)| node.as_ref())
 }
 
 /// Appends of unknown outcome make the checker's search explode (each may take effect anywhere
@@ -1739,19 +1308,12 @@ fn members_of<'a>(
 /// node's log is committed and applied, a token in the final value was appended — no later than
 /// the first read that saw it, or the end — and a token missing never was.
 fn settle_unknown_appends(w: &mut World) {
-    let Some(leader) = w
-        .nodes
-        .iter()
-        .flatten()
-        .filter(|node| node.replica.status().is_leader())
-        .max_by_key(|node| node.replica.status().term)
-    else {
+    let Some(leader) = w.nodes.iter().flatten().filter(|node| node.replica.status().is_leader()).max_by_key(|node| node.replica.status().term) else {
         return;
     };
     let settled = members_of(w, leader.replica.membership()).all(|node| {
         let status = node.replica.status();
-        status.last_index == status.commit
-            && node.replica.store().applied_index() >= status.commit.0
+        status.last_index == status.commit && node.replica.store().applied_index() >= status.commit.0
     });
     if !settled {
         return;
@@ -1764,9 +1326,7 @@ fn settle_unknown_appends(w: &mut World) {
     for op in history.iter().filter(|op| op.input.op == KvOp::Get) {
         if let (Some(output), Some(returned)) = (&op.output, op.return_time) {
             for token in output.value.split_inclusive(']') {
-                let seen = first_seen
-                    .entry((op.input.key.clone(), token.to_string()))
-                    .or_insert(returned);
+                let seen = first_seen.entry((op.input.key.clone(), token.to_string())).or_insert(returned);
                 *seen = (*seen).min(returned);
             }
         }
@@ -1777,13 +1337,7 @@ fn settle_unknown_appends(w: &mut World) {
             if !String::from_utf8_lossy(value).contains(&op.input.value) {
                 continue;
             }
-            op.return_time = Some(
-                first_seen
-                    .get(&(op.input.key.clone(), op.input.value.clone()))
-                    .copied()
-                    .unwrap_or(end)
-                    .max(op.call + 1),
-            );
+            op.return_time = Some(first_seen.get(&(op.input.key.clone(), op.input.value.clone())).copied().unwrap_or(end).max(op.call + 1));
             op.output = Some(KvOutput::default());
         }
         w.history.push(op);
@@ -1792,30 +1346,15 @@ fn settle_unknown_appends(w: &mut World) {
 
 /// Tagged appends take effect exactly once: none twice, and every acknowledged one once.
 fn check_exactly_once(w: &World, store: &Store) {
-    let count = |key: &str, token: &str| {
-        String::from_utf8_lossy(store.get(key.as_bytes()).unwrap_or_default())
-            .matches(token)
-            .count()
-    };
+    let count = |key: &str, token: &str| String::from_utf8_lossy(store.get(key.as_bytes()).unwrap_or_default()).matches(token).count();
     for (key, token) in &w.issued_tags {
         let times = count(key, token);
-        assert!(
-            times <= 1,
-            "exactly-once: the tagged append {token} is in {key:?} {times} times"
-        );
+        assert!(times <= 1, "exactly-once: the tagged append {token} is in {key:?} {times} times");
     }
     for (tag, key, token) in &w.acknowledged_tags {
-        assert_eq!(
-            count(key, token),
-            1,
-            "exactly-once: the acknowledged tagged append {token} (tag {tag:?}) is not in {key:?}"
-        );
+        assert_eq!(count(key, token), 1, "exactly-once: the acknowledged tagged append {token} (tag {tag:?}) is not in {key:?}");
     }
-    let detail = format!(
-        "{} tagged appends, {} acknowledged",
-        w.issued_tags.len(),
-        w.acknowledged_tags.len()
-    );
+    let detail = format!("{} tagged appends, {} acknowledged", w.issued_tags.len(), w.acknowledged_tags.len());
     w.trace.check(w.sim.now(), "exactly once", true, detail);
 }
 
@@ -1825,13 +1364,7 @@ fn check_history(world: &Shared) {
     for c in 0..w.clients.len() {
         if let Some(sent) = w.clients[c].retry.take() {
             let client = w.clients[c].id;
-            w.history.push(Operation {
-                client,
-                input: sent.input,
-                call: sent.call,
-                output: None,
-                return_time: None,
-            });
+            w.history.push(Operation { client, input: sent.input, call: sent.call, output: None, return_time: None });
         }
     }
     settle_unknown_appends(&mut w);
@@ -1841,19 +1374,13 @@ fn check_history(world: &Shared) {
         CheckResult::Ok => w.trace.check(w.sim.now(), "linearizable", true, detail),
         CheckResult::Unknown => {
             w.undecided = true;
-            w.trace.check(
-                w.sim.now(),
-                "linearizable",
-                true,
-                format!("{detail}: undecided within the budget"),
-            );
+            w.trace.check(w.sim.now(), "linearizable", true, format!("{detail}: undecided within the budget"));
         }
         CheckResult::Illegal(_) => {
             let history = w.history.clone();
             let html = linearizability::render_html(&KvModel, &history, &result);
             w.trace.set_history(Rc::new(move || Some(html.clone())));
-            w.trace
-                .check(w.sim.now(), "linearizable", false, detail.clone());
+            w.trace.check(w.sim.now(), "linearizable", false, detail.clone());
             panic!("the history is not linearizable ({detail})");
         }
     }

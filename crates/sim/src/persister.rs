@@ -29,11 +29,7 @@ impl Saved {
     fn apply(&mut self, persist: &Persist) {
         if let Some(snapshot) = &persist.snapshot {
             let meta = snapshot.meta;
-            match self
-                .entries
-                .iter()
-                .position(|entry| entry.index == meta.index && entry.term == meta.term)
-            {
+            match self.entries.iter().position(|entry| entry.index == meta.index && entry.term == meta.term) {
                 Some(position) => self.drop_front(position + 1),
                 None => self.truncate(0),
             }
@@ -51,27 +47,18 @@ impl Saved {
     }
 
     fn meta(&self) -> SnapshotMeta {
-        self.snapshot
-            .as_ref()
-            .map(|snapshot| snapshot.meta)
-            .unwrap_or_default()
+        self.snapshot.as_ref().map(|snapshot| snapshot.meta).unwrap_or_default()
     }
 
     fn truncate(&mut self, keep: usize) {
         if keep < self.entries.len() {
-            self.entries_len -= self.entries[keep..]
-                .iter()
-                .map(encoded_entry_len)
-                .sum::<usize>();
+            self.entries_len -= self.entries[keep..].iter().map(encoded_entry_len).sum::<usize>();
             self.entries.truncate(keep);
         }
     }
 
     fn drop_front(&mut self, count: usize) {
-        self.entries_len -= self.entries[..count]
-            .iter()
-            .map(encoded_entry_len)
-            .sum::<usize>();
+        self.entries_len -= self.entries[..count].iter().map(encoded_entry_len).sum::<usize>();
         self.entries.drain(..count);
     }
 
@@ -109,11 +96,7 @@ impl Persister {
     /// What a node restarting from this persister recovers.
     pub fn restored(&self) -> Restored {
         let saved = self.0.borrow();
-        Restored {
-            hard_state: saved.hard_state,
-            snapshot: saved.snapshot.clone(),
-            entries: saved.entries.clone(),
-        }
+        Restored { hard_state: saved.hard_state, snapshot: saved.snapshot.clone(), entries: saved.entries.clone() }
     }
 
     /// The Raft state in its encoded form (hard state, snapshot boundary, entries).
@@ -123,12 +106,7 @@ impl Persister {
     }
 
     pub fn snapshot(&self) -> Vec<u8> {
-        self.0
-            .borrow()
-            .snapshot
-            .as_ref()
-            .map(|snapshot| snapshot.data.to_vec())
-            .unwrap_or_default()
+        self.0.borrow().snapshot.as_ref().map(|snapshot| snapshot.data.to_vec()).unwrap_or_default()
     }
 
     /// Bytes of the encoded Raft state, without the snapshot.
@@ -137,11 +115,7 @@ impl Persister {
     }
 
     pub fn snapshot_size(&self) -> usize {
-        self.0
-            .borrow()
-            .snapshot
-            .as_ref()
-            .map_or(0, |snapshot| snapshot.data.len())
+        self.0.borrow().snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len())
     }
 }
 
@@ -151,12 +125,7 @@ mod tests {
     use raft::{EntryKind, LogIndex, NodeId, Term};
 
     fn entry(index: u64, term: u64, size: usize) -> Entry {
-        Entry {
-            term: Term(term),
-            index: LogIndex(index),
-            kind: EntryKind::Command,
-            data: vec![9; size].into(),
-        }
+        Entry { term: Term(term), index: LogIndex(index), kind: EntryKind::Command, data: vec![9; size].into() }
     }
 
     #[test]
@@ -165,43 +134,21 @@ mod tests {
         let check = || assert_eq!(persister.raft_state_size(), persister.raft_state().len());
         check();
         persister.save(&Persist {
-            hard_state: Some(HardState {
-                term: Term(3),
-                vote: Some(NodeId(2)),
-                commit: LogIndex(1),
-            }),
+            hard_state: Some(HardState { term: Term(3), vote: Some(NodeId(2)), commit: LogIndex(1) }),
             snapshot: None,
             entries: (1..=5).map(|i| entry(i, 1, 100 * i as usize)).collect(),
         });
         check();
-        persister.save(&Persist {
-            hard_state: None,
-            snapshot: None,
-            entries: vec![entry(3, 3, 1)],
-        });
+        persister.save(&Persist { hard_state: None, snapshot: None, entries: vec![entry(3, 3, 1)] });
         check();
         assert_eq!(persister.restored().entries.len(), 3);
-        let snapshot = Snapshot {
-            meta: SnapshotMeta {
-                index: LogIndex(2),
-                term: Term(1),
-            },
-            data: vec![1, 2].into(),
-        };
-        persister.save(&Persist {
-            hard_state: None,
-            snapshot: Some(snapshot),
-            entries: Vec::new(),
-        });
+        let snapshot = Snapshot { meta: SnapshotMeta { index: LogIndex(2), term: Term(1) }, data: vec![1, 2].into() };
+        persister.save(&Persist { hard_state: None, snapshot: Some(snapshot), entries: Vec::new() });
         check();
         assert_eq!(persister.restored().entries, vec![entry(3, 3, 1)]);
         assert_eq!(persister.snapshot(), vec![1, 2]);
         let copy = persister.copy();
-        persister.save(&Persist {
-            hard_state: None,
-            snapshot: None,
-            entries: vec![entry(4, 3, 1)],
-        });
+        persister.save(&Persist { hard_state: None, snapshot: None, entries: vec![entry(4, 3, 1)] });
         assert_eq!(copy.restored().entries.len(), 1, "a copy shares nothing");
     }
 }

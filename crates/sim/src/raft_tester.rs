@@ -55,9 +55,7 @@ pub(crate) fn encode_snapshot(index: u64, log: &BTreeMap<u64, Vec<u8>>) -> Vec<u
     out
 }
 
-pub(crate) fn decode_snapshot(
-    data: &[u8],
-) -> Result<(u64, BTreeMap<u64, Vec<u8>>), raft::codec::DecodeError> {
+pub(crate) fn decode_snapshot(data: &[u8]) -> Result<(u64, BTreeMap<u64, Vec<u8>>), raft::codec::DecodeError> {
     let mut reader = raft::codec::Reader::new(data);
     let index = reader.varint()?;
     let mut log = BTreeMap::new();
@@ -139,8 +137,7 @@ impl Tester {
     }
 
     fn note(&self, line: impl std::fmt::Display) {
-        self.trace
-            .record(self.sim.now(), format_args!("tester: {line}"));
+        self.trace.record(self.sim.now(), format_args!("tester: {line}"));
     }
 
     /// A note of the tester's own action, in the trace and, as an annotation, in the drawing.
@@ -149,8 +146,7 @@ impl Tester {
             Some(i) => self.note(format_args!("{short} {i} {details}")),
             None => self.note(format_args!("{short} {details}")),
         }
-        self.trace
-            .note(self.now(), server, short, details, NoteBy::Tester);
+        self.trace.note(self.now(), server, short, details, NoteBy::Tester);
     }
 
     /// The lab's `Annotate`: a test's own note, shown at this moment in `server`'s lane (or across
@@ -209,16 +205,7 @@ impl Tester {
         }
         let (sender, receiver) = channel();
         let seed = self.rng.u64();
-        let raft = LabRaft::make(
-            &self.sim,
-            &self.net,
-            &self.trace,
-            ends,
-            i,
-            persister,
-            sender,
-            seed,
-        );
+        let raft = LabRaft::make(&self.sim, &self.net, &self.trace, ends, i, persister, sender, seed);
         self.sim.spawn(self.clone().read_applies(i, receiver));
         self.net.add_server(i, raft.handler());
         self.rafts.borrow_mut()[i] = Some(raft);
@@ -290,18 +277,10 @@ impl Tester {
     fn ingest_snapshot(&self, i: usize, data: &[u8], index: Option<u64>) {
         let (decoded_index, log) = match decode_snapshot(data) {
             Ok(decoded) => decoded,
-            Err(error) => {
-                return self.verdict("snapshot decodes", false, || {
-                    format!("server {i}: undecodable snapshot: {error}")
-                })
-            }
+            Err(error) => return self.verdict("snapshot decodes", false, || format!("server {i}: undecodable snapshot: {error}")),
         };
         if let Some(index) = index.filter(|&index| index != decoded_index) {
-            self.verdict("snapshot index", false, || {
-                format!(
-                    "server {i}: snapshot message index {index} but snapshot holds {decoded_index}"
-                )
-            });
+            self.verdict("snapshot index", false, || format!("server {i}: snapshot message index {index} but snapshot holds {decoded_index}"));
         }
         self.logs.borrow_mut()[i] = log;
         self.last_applied.borrow_mut()[i] = decoded_index;
@@ -312,11 +291,7 @@ impl Tester {
         let mut logs = self.logs.borrow_mut();
         for (j, log) in logs.iter().enumerate() {
             if let Some(other) = log.get(&index).filter(|other| **other != command) {
-                let detail = format!(
-                    "commit index={index} server={i} {} != server={j} {}",
-                    show(&command),
-                    show(other)
-                );
+                let detail = format!("commit index={index} server={i} {} != server={j} {}", show(&command), show(other));
                 drop(logs);
                 return self.verdict("agreement at an index", false, || detail);
             }
@@ -328,9 +303,7 @@ impl Tester {
         }
         drop(logs);
         if !previous_ok {
-            self.verdict("apply in order", false, || {
-                format!("server {i} apply out of order {index}")
-            });
+            self.verdict("apply in order", false, || format!("server {i} apply out of order {index}"));
         }
     }
 
@@ -349,24 +322,15 @@ impl Tester {
             }
             for (term, servers) in &leaders {
                 if servers.len() > 1 {
-                    self.verdict("one leader", false, || {
-                        format!(
-                            "term {term} has {} (>1) leaders: {servers:?}",
-                            servers.len()
-                        )
-                    });
+                    self.verdict("one leader", false, || format!("term {term} has {} (>1) leaders: {servers:?}", servers.len()));
                 }
             }
             if let Some((term, servers)) = leaders.iter().next_back() {
-                self.verdict("one leader", true, || {
-                    format!("server {} leads term {term}", servers[0])
-                });
+                self.verdict("one leader", true, || format!("server {} leads term {term}", servers[0]));
                 return servers[0];
             }
         }
-        self.verdict("one leader", false, || {
-            "expected one leader, got none".to_string()
-        });
+        self.verdict("one leader", false, || "expected one leader, got none".to_string());
         unreachable!("a failed verdict panics")
     }
 
@@ -381,19 +345,13 @@ impl Tester {
                 match term {
                     None => term = Some(server_term),
                     Some(term) if term != server_term => {
-                        self.verdict("terms agree", false, || {
-                            format!(
-                                "servers disagree on term: {term} and server {i}'s {server_term}"
-                            )
-                        });
+                        self.verdict("terms agree", false, || format!("servers disagree on term: {term} and server {i}'s {server_term}"));
                     }
                     Some(_) => {}
                 }
             }
         }
-        self.verdict("terms agree", true, || {
-            format!("every connected server is in term {}", term.unwrap_or(0))
-        });
+        self.verdict("terms agree", true, || format!("every connected server is in term {}", term.unwrap_or(0)));
         term.unwrap_or(0)
     }
 
@@ -406,9 +364,7 @@ impl Tester {
                 }
             }
         }
-        self.verdict("no leader", true, || {
-            "no connected server leads".to_string()
-        });
+        self.verdict("no leader", true, || "no connected server leads".to_string());
     }
 
     /// How many servers have applied `index`, and the command they agree on.
@@ -419,11 +375,7 @@ impl Tester {
         for log in self.logs.borrow().iter() {
             if let Some(command) = log.get(&index) {
                 if let Some(previous) = agreed.as_ref().filter(|previous| *previous != command) {
-                    disagreement = Some(format!(
-                        "committed values do not match: index {index}, {} vs {}",
-                        show(previous),
-                        show(command)
-                    ));
+                    disagreement = Some(format!("committed values do not match: index {index}, {} vs {}", show(previous), show(command)));
                     break;
                 }
                 count += 1;
@@ -459,9 +411,7 @@ impl Tester {
             }
         }
         let (count, command) = self.n_committed(index);
-        self.verdict("agreement at an index", count >= n, || {
-            format!("{count} of the wanted {n} servers decided index {index}")
-        });
+        self.verdict("agreement at an index", count >= n, || format!("{count} of the wanted {n} servers decided index {index}"));
         command
     }
 
@@ -480,11 +430,7 @@ impl Tester {
                 if let Some(raft) = self.raft(next) {
                     let (index, _, is_leader) = raft.start(command.clone());
                     if is_leader {
-                        self.act(
-                            Some(next),
-                            &format!("start({})", show(&command)),
-                            &format!("accepted at index {index}"),
-                        );
+                        self.act(Some(next), &format!("start({})", show(&command)), &format!("accepted at index {index}"));
                         accepted = Some(index);
                         break;
                     }
@@ -494,46 +440,29 @@ impl Tester {
                 let submitted = self.now();
                 while self.now() - submitted < ms(2_000) {
                     let (count, applied) = self.n_committed(index);
-                    if count > 0
-                        && count >= expected
-                        && applied.as_deref() == Some(command.as_slice())
-                    {
-                        let detail = || {
-                            format!(
-                                "{} committed at index {index} on {count} servers",
-                                show(&command)
-                            )
-                        };
+                    if count > 0 && count >= expected && applied.as_deref() == Some(command.as_slice()) {
+                        let detail = || format!("{} committed at index {index} on {count} servers", show(&command));
                         self.verdict(&format!("one({})", show(&command)), true, detail);
                         return index;
                     }
                     self.sleep(ms(20)).await;
                 }
                 if !retry {
-                    self.verdict(&format!("one({})", show(&command)), false, || {
-                        format!("one({}) failed to reach agreement", show(&command))
-                    });
+                    self.verdict(&format!("one({})", show(&command)), false, || format!("one({}) failed to reach agreement", show(&command)));
                 }
             } else {
                 self.sleep(ms(50)).await;
             }
         }
         if !self.finished.get() {
-            self.verdict(&format!("one({})", show(&command)), false, || {
-                format!("one({}) failed to reach agreement", show(&command))
-            });
+            self.verdict(&format!("one({})", show(&command)), false, || format!("one({}) failed to reach agreement", show(&command)));
         }
         0
     }
 
     /// The largest Raft state any server persisted (crashed ones included).
     pub fn log_size(&self) -> usize {
-        self.persisters
-            .borrow()
-            .iter()
-            .map(Persister::raft_state_size)
-            .max()
-            .unwrap_or(0)
+        self.persisters.borrow().iter().map(Persister::raft_state_size).max().unwrap_or(0)
     }
 
     /// Sum of handler dispatches over all servers (the lab's `rpcCount` summed).
@@ -547,12 +476,7 @@ impl Tester {
 
     pub fn begin(&self, description: &str) {
         self.act(None, "begin", description);
-        self.begin.set((
-            self.now(),
-            self.net.total_rpcs(),
-            self.net.total_bytes(),
-            self.max_index.get(),
-        ));
+        self.begin.set((self.now(), self.net.total_rpcs(), self.net.total_bytes(), self.max_index.get()));
     }
 
     /// The lab's "Passed" line: virtual seconds, peers, RPCs, bytes, commands committed.
@@ -580,24 +504,13 @@ impl Tester {
         }
         self.net.close();
         let limit = crate::runner::LAB_TEST_TIME_LIMIT;
-        self.verdict("time limit", self.now() <= limit, || {
-            format!(
-                "test took {:?} of virtual time; the limit is 120 seconds",
-                self.now()
-            )
-        });
+        self.verdict("time limit", self.now() <= limit, || format!("test took {:?} of virtual time; the limit is 120 seconds", self.now()));
     }
 }
 
 /// Runs one Raft lab test for every selected seed: a fresh cluster of `servers`, the body, cleanup.
-pub fn run_raft_test<F, Fut>(
-    test_file: &str,
-    test_name: &str,
-    servers: usize,
-    reliable: bool,
-    snapshot_mode: bool,
-    body: F,
-) where
+pub fn run_raft_test<F, Fut>(test_file: &str, test_name: &str, servers: usize, reliable: bool, snapshot_mode: bool, body: F)
+where
     F: Fn(Rc<Tester>) -> Fut,
     Fut: std::future::Future<Output = ()> + 'static,
 {

@@ -39,11 +39,7 @@ impl SimRng {
 /// The seeds a test runs: `SIM_SEED=s` replays one seed; `SIM_SEEDS=n` runs n seeds from
 /// `SIM_SEED_BASE` (default: the test's own base). Without either, the test runs its base seed.
 pub fn seeds_from_env(default_base: u64) -> Vec<u64> {
-    let read = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .and_then(|value| value.trim().parse::<u64>().ok())
-    };
+    let read = |name: &str| std::env::var(name).ok().and_then(|value| value.trim().parse::<u64>().ok());
     if let Some(seed) = read("SIM_SEED") {
         return vec![seed];
     }

@@ -22,46 +22,27 @@ pub struct Run {
 
 /// A stable per-test base seed, so that different tests explore different runs by default.
 fn name_seed(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
-    })
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// Runs `body` for every seed `seeds_from_env` selects. `test_file` is the integration test target
 /// (for the replay command).
 pub fn run_seeded(test_file: &str, test_name: &str, body: impl Fn(&Run)) {
-    run_seeds(
-        test_file,
-        test_name,
-        &seeds_from_env(name_seed(test_name) % 1_000_000),
-        body,
-    );
+    run_seeds(test_file, test_name, &seeds_from_env(name_seed(test_name) % 1_000_000), body);
 }
 
 /// Runs `body` for each of `seeds`. A failing seed is reported (its trace, its drawing, the command
 /// that replays it) and its panic goes on; a passing one is drawn if `SIM_VIZ` asks for it.
 pub fn run_seeds(test_file: &str, test_name: &str, seeds: &[u64], body: impl Fn(&Run)) {
     for &seed in seeds {
-        let run = Run {
-            seed,
-            sim: Sim::new(),
-            rng: SimRng::new(seed),
-            trace: Trace::default(),
-        };
-        let replay = format!(
-            "SIM_SEED={seed} cargo test --release -p sim --test {test_file} -- --exact {test_name}"
-        );
-        let info = RunInfo {
-            test: test_name,
-            seed,
-            replay: &replay,
-        };
+        let run = Run { seed, sim: Sim::new(), rng: SimRng::new(seed), trace: Trace::default() };
+        let replay = format!("SIM_SEED={seed} cargo test --release -p sim --test {test_file} -- --exact {test_name}");
+        let info = RunInfo { test: test_name, seed, replay: &replay };
         match catch_unwind(AssertUnwindSafe(|| body(&run))) {
             Ok(()) if viz::draw_passing() => viz::write_and_tell(&run.trace, &info),
             Ok(()) => {}
             Err(panic) => {
-                run.trace
-                    .fail(run.sim.now(), &panic_message(panic.as_ref()));
+                run.trace.fail(run.sim.now(), &panic_message(panic.as_ref()));
                 report_failure(&run, &info);
                 resume_unwind(panic);
             }
@@ -85,22 +66,10 @@ fn report_failure(run: &Run, info: &RunInfo) {
     }
     eprintln!("---- end of trace ----");
     match viz::write(&run.trace, info) {
-        Ok(page) => eprintln!(
-            "full trace: {}\ndrawing of the run: {}",
-            viz::output_path(info.test, info.seed, "log").display(),
-            page.display()
-        ),
-        Err(error) => eprintln!(
-            "could not write the trace and its drawing under {}: {error}",
-            viz::output_path(info.test, info.seed, "log").display()
-        ),
+        Ok(page) => eprintln!("full trace: {}\ndrawing of the run: {}", viz::output_path(info.test, info.seed, "log").display(), page.display()),
+        Err(error) => eprintln!("could not write the trace and its drawing under {}: {error}", viz::output_path(info.test, info.seed, "log").display()),
     }
-    eprintln!(
-        "FAILED {} with seed {} at virtual time {:?}",
-        info.test,
-        run.seed,
-        run.sim.now()
-    );
+    eprintln!("FAILED {} with seed {} at virtual time {:?}", info.test, run.seed, run.sim.now());
     eprintln!("replay: {}", info.replay);
 }
 
@@ -109,13 +78,8 @@ pub const LAB_TEST_TIME_LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs a lab test for every selected seed: a fresh harness from `make`, the test's `body` on it,
 /// then the harness's `cleanup` (which also checks the time limit).
-pub fn run_harness<H, F, Fut>(
-    test_file: &str,
-    test_name: &str,
-    make: impl Fn(&Run) -> Rc<H>,
-    cleanup: fn(&H),
-    body: F,
-) where
+pub fn run_harness<H, F, Fut>(test_file: &str, test_name: &str, make: impl Fn(&Run) -> Rc<H>, cleanup: fn(&H), body: F)
+where
     H: 'static,
     F: Fn(Rc<H>) -> Fut,
     Fut: std::future::Future<Output = ()> + 'static,

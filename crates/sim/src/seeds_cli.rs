@@ -19,27 +19,18 @@ pub fn main(name: &str, run: impl Fn(u64) -> SeedResult) -> ExitCode {
 
 /// `main`, plus on/off `switches` of the runner's own (e.g. `--lease-reads`): `run` gets those
 /// given, and the replay command of a failure repeats them.
-pub fn main_with_switches(
-    name: &str,
-    switches: &[&str],
-    run: impl Fn(u64, &[String]) -> SeedResult,
-) -> ExitCode {
-    let own: String = switches
-        .iter()
-        .map(|switch| format!(" [{switch}]"))
-        .collect();
+pub fn main_with_switches(name: &str, switches: &[&str], run: impl Fn(u64, &[String]) -> SeedResult) -> ExitCode {
+    let own: String = switches.iter().map(|switch| format!(" [{switch}]")).collect();
     let usage = format!("usage: {name} [--seeds N] [--from S] [--trace] [--verbose]{own}");
     let mut given: Vec<String> = Vec::new();
     let (mut seeds, mut from, mut show_trace, mut verbose) = (100u64, 1u64, false, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut number = |flag: &str| -> Result<u64, ExitCode> {
-            args.next()
-                .and_then(|value| value.parse().ok())
-                .ok_or_else(|| {
-                    eprintln!("{flag} needs a number");
-                    ExitCode::from(2)
-                })
+            args.next().and_then(|value| value.parse().ok()).ok_or_else(|| {
+                eprintln!("{flag} needs a number");
+                ExitCode::from(2)
+            })
         };
         match arg.as_str() {
             "--seeds" => match number("--seeds") {
@@ -65,21 +56,10 @@ pub fn main_with_switches(
     }
     let replay_switches: String = given.iter().map(|switch| format!(" {switch}")).collect();
     let (mut passed, mut failed) = (0, 0);
-    let test: String = std::iter::once(name.to_string())
-        .chain(
-            given
-                .iter()
-                .map(|switch| switch.trim_start_matches('-').to_string()),
-        )
-        .collect::<Vec<_>>()
-        .join("-");
+    let test: String = std::iter::once(name.to_string()).chain(given.iter().map(|switch| switch.trim_start_matches('-').to_string())).collect::<Vec<_>>().join("-");
     for seed in from..from.saturating_add(seeds) {
         let replay = format!("cargo run --release -p sim --bin {name} -- --from {seed} --seeds 1 --trace{replay_switches}");
-        let info = RunInfo {
-            test: &test,
-            seed,
-            replay: &replay,
-        };
+        let info = RunInfo { test: &test, seed, replay: &replay };
         match run(seed, &given) {
             Ok((summary, trace)) => {
                 passed += 1;
@@ -128,19 +108,11 @@ pub fn test_seeds<S>(
     run: impl Fn(u64) -> Result<(S, Trace), (String, String, Trace)>,
 ) -> Vec<S> {
     let chosen = std::env::var_os("SIM_SEED").is_some() || std::env::var_os("SIM_SEEDS").is_some();
-    let seeds: Vec<u64> = if chosen {
-        crate::rng::seeds_from_env(*default.start())
-    } else {
-        default.collect()
-    };
+    let seeds: Vec<u64> = if chosen { crate::rng::seeds_from_env(*default.start()) } else { default.collect() };
     let (mut passed, mut failures) = (Vec::new(), Vec::new());
     for &seed in &seeds {
         let replay = replay(seed);
-        let info = RunInfo {
-            test,
-            seed,
-            replay: &replay,
-        };
+        let info = RunInfo { test, seed, replay: &replay };
         match run(seed) {
             Ok((summary, trace)) => {
                 if viz::draw_passing() {

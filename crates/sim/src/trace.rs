@@ -23,45 +23,21 @@ const MESSAGE_TEXT_CHARS: usize = 160;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// The server's role and term from now until its next `Role` or `Stop`.
-    Role {
-        server: usize,
-        role: Role,
-        term: u64,
-        leader: Option<usize>,
-    },
+    Role { server: usize, role: Role, term: u64, leader: Option<usize> },
     /// An incarnation starts (at the beginning, and after each crash).
     Start { server: usize, term: u64 },
     /// The server is down from now until its next `Start`.
     Stop { server: usize, why: String },
-    Index {
-        server: usize,
-        commit: u64,
-        applied: u64,
-        last: u64,
-        snapshot: u64,
-    },
+    Index { server: usize, commit: u64, applied: u64, last: u64, snapshot: u64 },
     /// A fault of the server's disk.
     Disk { server: usize, what: String },
     /// Reachability from now on: `up[i][j]` when messages from server i can reach server j.
     Links(Vec<Vec<bool>>),
-    Net {
-        reliable: bool,
-        long_reordering: bool,
-        long_delays: bool,
-    },
+    Net { reliable: bool, long_reordering: bool, long_delays: bool },
     /// A check the tester made, and its outcome.
-    Check {
-        name: String,
-        ok: bool,
-        detail: String,
-    },
+    Check { name: String, ok: bool, detail: String },
     /// An annotation (the lab's `Annotate`): by the tester of its own actions, or by a test.
-    Note {
-        server: Option<usize>,
-        short: String,
-        details: String,
-        by: NoteBy,
-    },
+    Note { server: Option<usize>, short: String, details: String, by: NoteBy },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,22 +103,13 @@ fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, limit: usize) -> bool {
 
 impl Trace {
     pub fn record(&self, now: Duration, line: impl std::fmt::Display) {
-        push_bounded(
-            &mut self.0.borrow_mut().lines,
-            format!("{:>9.3}s {line}", now.as_secs_f64()),
-            KEPT_LINES,
-        );
+        push_bounded(&mut self.0.borrow_mut().lines, format!("{:>9.3}s {line}", now.as_secs_f64()), KEPT_LINES);
     }
 
     /// The last `count` lines, oldest first.
     pub fn tail(&self, count: usize) -> Vec<String> {
         let record = self.0.borrow();
-        record
-            .lines
-            .iter()
-            .skip(record.lines.len().saturating_sub(count))
-            .cloned()
-            .collect()
+        record.lines.iter().skip(record.lines.len().saturating_sub(count)).cloned().collect()
     }
 
     pub fn all(&self) -> Vec<String> {
@@ -179,14 +146,7 @@ impl Trace {
         if !ok {
             self.record(now, format_args!("check FAILED: {name}: {detail}"));
         }
-        self.event(
-            now,
-            Event::Check {
-                name: name.to_string(),
-                ok,
-                detail,
-            },
-        );
+        self.event(now, Event::Check { name: name.to_string(), ok, detail });
     }
 
     /// The lab's `Annotate(server, short, details)`: shown at its time in the server's lane, or
@@ -195,32 +155,15 @@ impl Trace {
         self.note(now, server, short, details, NoteBy::Test);
     }
 
-    pub fn note(
-        &self,
-        now: Duration,
-        server: Option<usize>,
-        short: &str,
-        details: &str,
-        by: NoteBy,
-    ) {
-        let event = Event::Note {
-            server,
-            short: short.to_string(),
-            details: details.to_string(),
-            by,
-        };
+    pub fn note(&self, now: Duration, server: Option<usize>, short: &str, details: &str, by: NoteBy) {
+        let event = Event::Note { server, short: short.to_string(), details: details.to_string(), by };
         self.event(now, event);
     }
 
     /// Records the run's failure. A failure that no check recorded (an assertion in a test) becomes
     /// a failing check of its own, so that every failure has a marker.
     pub fn fail(&self, now: Duration, message: &str) {
-        let failed_check = self
-            .0
-            .borrow()
-            .events
-            .iter()
-            .any(|(_, event)| matches!(event, Event::Check { ok: false, .. }));
+        let failed_check = self.0.borrow().events.iter().any(|(_, event)| matches!(event, Event::Check { ok: false, .. }));
         if !failed_check {
             self.check(now, "assertion", false, message);
         }
@@ -231,33 +174,14 @@ impl Trace {
         self.0.borrow().failure.clone()
     }
 
-    pub fn message(
-        &self,
-        from: usize,
-        to: usize,
-        sent: Duration,
-        frame: &Frame,
-        fate: Fate,
-        arrive: Option<Duration>,
-    ) -> MessageId {
+    pub fn message(&self, from: usize, to: usize, sent: Duration, frame: &Frame, fate: Fate, arrive: Option<Duration>) -> MessageId {
         let mut text = describe(frame);
         if text.len() > MESSAGE_TEXT_CHARS {
-            let cut = (0..=MESSAGE_TEXT_CHARS)
-                .rev()
-                .find(|&at| text.is_char_boundary(at))
-                .unwrap_or(0);
+            let cut = (0..=MESSAGE_TEXT_CHARS).rev().find(|&at| text.is_char_boundary(at)).unwrap_or(0);
             text.truncate(cut);
             text.push('…');
         }
-        let record = MessageRecord {
-            from,
-            to,
-            sent,
-            arrive,
-            kind: frame_kind(frame),
-            fate,
-            text,
-        };
+        let record = MessageRecord { from, to, sent, arrive, kind: frame_kind(frame), fate, text };
         let mut inner = self.0.borrow_mut();
         if push_bounded(&mut inner.messages, record, KEPT_MESSAGES) {
             inner.dropped_messages += 1;
@@ -268,9 +192,7 @@ impl Trace {
     /// A delivered message reached an incarnation that is gone, at `now`.
     pub fn message_lost(&self, id: MessageId, now: Duration) {
         let mut record = self.0.borrow_mut();
-        let Some(position) = id.0.checked_sub(record.dropped_messages) else {
-            return;
-        };
+        let Some(position) = id.0.checked_sub(record.dropped_messages) else { return };
         if let Some(message) = record.messages.get_mut(position as usize) {
             message.fate = Fate::ServerGone;
             message.arrive = Some(now);
@@ -306,14 +228,8 @@ impl Trace {
 pub fn describe(frame: &Frame) -> String {
     match frame {
         Frame::Raft(message) => message.to_string(),
-        Frame::Forward {
-            request_id,
-            payload,
-        } => format!("forward #{request_id} ({} bytes)", payload.len()),
-        Frame::ForwardReply {
-            request_id,
-            payload,
-        } => format!("answer to forward #{request_id} ({} bytes)", payload.len()),
+        Frame::Forward { request_id, payload } => format!("forward #{request_id} ({} bytes)", payload.len()),
+        Frame::ForwardReply { request_id, payload } => format!("answer to forward #{request_id} ({} bytes)", payload.len()),
     }
 }
 
@@ -326,13 +242,9 @@ fn frame_kind(frame: &Frame) -> &'static str {
     };
     match &message.body {
         VoteRequest { pre_vote: true, .. } => "PreVoteRequest",
-        VoteRequest {
-            pre_vote: false, ..
-        } => "VoteRequest",
+        VoteRequest { pre_vote: false, .. } => "VoteRequest",
         VoteResponse { pre_vote: true, .. } => "PreVoteResponse",
-        VoteResponse {
-            pre_vote: false, ..
-        } => "VoteResponse",
+        VoteResponse { pre_vote: false, .. } => "VoteResponse",
         AppendRequest { entries, .. } if entries.is_empty() => "Heartbeat",
         AppendRequest { .. } => "AppendRequest",
         AppendResponse { .. } => "AppendResponse",
@@ -352,20 +264,10 @@ mod tests {
         let t = Duration::from_millis(5);
         trace.event(t, Event::Links(vec![vec![true, false], vec![false, true]]));
         trace.event(t, Event::Links(vec![vec![true, true], vec![true, true]]));
-        trace.event(
-            t * 2,
-            Event::Links(vec![vec![true, false], vec![false, true]]),
-        );
-        let links: Vec<_> = trace
-            .events()
-            .into_iter()
-            .filter(|(_, event)| matches!(event, Event::Links(_)))
-            .collect();
+        trace.event(t * 2, Event::Links(vec![vec![true, false], vec![false, true]]));
+        let links: Vec<_> = trace.events().into_iter().filter(|(_, event)| matches!(event, Event::Links(_))).collect();
         assert_eq!(links.len(), 2);
-        assert_eq!(
-            links[0].1,
-            Event::Links(vec![vec![true, true], vec![true, true]])
-        );
+        assert_eq!(links[0].1, Event::Links(vec![vec![true, true], vec![true, true]]));
     }
 
     #[test]
@@ -373,25 +275,14 @@ mod tests {
         let trace = Trace::default();
         trace.check(Duration::ZERO, "one leader", true, "leader 0");
         trace.fail(Duration::from_secs(1), "boom");
-        let failing: Vec<_> = trace
-            .events()
-            .into_iter()
-            .filter(|(_, event)| matches!(event, Event::Check { ok: false, .. }))
-            .collect();
+        let failing: Vec<_> = trace.events().into_iter().filter(|(_, event)| matches!(event, Event::Check { ok: false, .. })).collect();
         assert_eq!(failing.len(), 1);
-        assert_eq!(
-            trace.failure(),
-            Some((Duration::from_secs(1), "boom".to_string()))
-        );
+        assert_eq!(trace.failure(), Some((Duration::from_secs(1), "boom".to_string())));
         // A recorded failing check is not doubled.
         let trace = Trace::default();
         trace.check(Duration::ZERO, "no leader", false, "2 leads");
         trace.fail(Duration::ZERO, "expected no leader");
-        let failing = trace
-            .events()
-            .into_iter()
-            .filter(|(_, event)| matches!(event, Event::Check { ok: false, .. }))
-            .count();
+        let failing = trace.events().into_iter().filter(|(_, event)| matches!(event, Event::Check { ok: false, .. })).count();
         assert_eq!(failing, 1);
     }
 }

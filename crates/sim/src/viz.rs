@@ -38,12 +38,8 @@ pub fn draw_passing() -> bool {
 /// Where a run's trace and page go: `target/sim-traces/<test>-<seed>.<extension>`.
 pub fn output_path(test: &str, seed: u64, extension: &str) -> PathBuf {
     // The workspace's target directory: two levels above this crate's manifest.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap_or(Path::new("."));
-    root.join("target/sim-traces")
-        .join(format!("{test}-{seed}.{extension}"))
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap_or(Path::new("."));
+    root.join("target/sim-traces").join(format!("{test}-{seed}.{extension}"))
 }
 
 /// Writes the page of a run (failed when the trace holds a failure) and its full text trace.
@@ -53,10 +49,7 @@ pub fn write(trace: &Trace, info: &RunInfo) -> std::io::Result<PathBuf> {
     if let Some(dir) = page.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(
-        output_path(info.test, info.seed, "log"),
-        trace.all().join("\n"),
-    )?;
+    std::fs::write(output_path(info.test, info.seed, "log"), trace.all().join("\n"))?;
     std::fs::write(&page, render(trace, info))?;
     Ok(page)
 }
@@ -88,8 +81,7 @@ pub fn embedded_data(page: &str) -> Option<Value> {
 /// Reads the data of a page on disk.
 pub fn read_data(path: &Path) -> std::io::Result<Value> {
     let page = std::fs::read_to_string(path)?;
-    embedded_data(&page)
-        .ok_or_else(|| std::io::Error::other(format!("{} holds no run data", path.display())))
+    embedded_data(&page).ok_or_else(|| std::io::Error::other(format!("{} holds no run data", path.display())))
 }
 
 fn micros(at: Duration) -> u64 {
@@ -101,16 +93,8 @@ fn data(trace: &Trace, info: &RunInfo) -> Value {
     let messages = trace.messages();
     let failure = trace.failure();
     let last_event = events.last().map_or(Duration::ZERO, |(at, _)| *at);
-    let last_message = messages
-        .iter()
-        .filter_map(|message| message.arrive.or(Some(message.sent)))
-        .max()
-        .unwrap_or_default();
-    let end = failure
-        .as_ref()
-        .map_or(Duration::ZERO, |(at, _)| *at)
-        .max(last_event)
-        .max(last_message);
+    let last_message = messages.iter().filter_map(|message| message.arrive.or(Some(message.sent))).max().unwrap_or_default();
+    let end = failure.as_ref().map_or(Duration::ZERO, |(at, _)| *at).max(last_event).max(last_message);
     let (dropped_events, dropped_messages) = trace.dropped();
     json!({
         "schema": SCHEMA,
@@ -141,49 +125,21 @@ fn role_name(role: Role) -> &'static str {
 fn event_json(at: Duration, event: &Event) -> Value {
     let t = micros(at);
     match event {
-        Event::Role {
-            server,
-            role,
-            term,
-            leader,
-        } => {
+        Event::Role { server, role, term, leader } => {
             json!({ "t": t, "kind": "role", "server": server, "role": role_name(*role), "term": term, "leader": leader })
         }
-        Event::Start { server, term } => {
-            json!({ "t": t, "kind": "start", "server": server, "term": term })
-        }
-        Event::Stop { server, why } => {
-            json!({ "t": t, "kind": "stop", "server": server, "why": why })
-        }
-        Event::Index {
-            server,
-            commit,
-            applied,
-            last,
-            snapshot,
-        } => json!({
+        Event::Start { server, term } => json!({ "t": t, "kind": "start", "server": server, "term": term }),
+        Event::Stop { server, why } => json!({ "t": t, "kind": "stop", "server": server, "why": why }),
+        Event::Index { server, commit, applied, last, snapshot } => json!({
             "t": t, "kind": "index", "server": server, "commit": commit, "applied": applied, "last": last, "snapshot": snapshot
         }),
-        Event::Disk { server, what } => {
-            json!({ "t": t, "kind": "disk", "server": server, "what": what })
-        }
+        Event::Disk { server, what } => json!({ "t": t, "kind": "disk", "server": server, "what": what }),
         Event::Links(up) => json!({ "t": t, "kind": "links", "up": up }),
-        Event::Net {
-            reliable,
-            long_reordering,
-            long_delays,
-        } => json!({
+        Event::Net { reliable, long_reordering, long_delays } => json!({
             "t": t, "kind": "net", "reliable": reliable, "long_reordering": long_reordering, "long_delays": long_delays
         }),
-        Event::Check { name, ok, detail } => {
-            json!({ "t": t, "kind": "check", "name": name, "ok": ok, "detail": detail })
-        }
-        Event::Note {
-            server,
-            short,
-            details,
-            by,
-        } => json!({
+        Event::Check { name, ok, detail } => json!({ "t": t, "kind": "check", "name": name, "ok": ok, "detail": detail }),
+        Event::Note { server, short, details, by } => json!({
             "t": t, "kind": "note", "server": server, "short": short, "details": details,
             "by": match by { NoteBy::Tester => "tester", NoteBy::Test => "test" }
         }),

@@ -23,16 +23,10 @@ fn chaos_seeds_with_lease_reads_stay_linearizable() {
 
 fn run_seeds(reads: ChaosReads, switch: &str) {
     let test = format!("chaos{}", switch.replace(' ', "-").replace("--", ""));
-    let replay = |seed| {
-        format!("cargo run --release -p sim --bin chaos -- --from {seed} --seeds 1 --trace{switch}")
-    };
+    let replay = |seed| format!("cargo run --release -p sim --bin chaos -- --from {seed} --seeds 1 --trace{switch}");
     // By default: 300 seeds starting at 1.
-    sim::seeds_cli::test_seeds(&test, 1..=300, replay, |seed| {
-        match sim::chaos::run_with(seed, reads) {
-            Ok(summary) => Ok(((), summary.trace)),
-            Err((params, message, trace)) => {
-                Err((format!("{params:?}, reads: {reads:?}"), message, trace))
-            }
-        }
+    sim::seeds_cli::test_seeds(&test, 1..=300, replay, |seed| match sim::chaos::run_with(seed, reads) {
+        Ok(summary) => Ok(((), summary.trace)),
+        Err((params, message, trace)) => Err((format!("{params:?}, reads: {reads:?}"), message, trace)),
     });
 }

@@ -4,20 +4,12 @@
 
 #[test]
 fn disk_chaos_seeds_keep_raft_safe_durable_and_live() {
-    let replay = |seed| {
-        format!("cargo run --release -p sim --bin disk_chaos -- --from {seed} --seeds 1 --trace")
-    };
+    let replay = |seed| format!("cargo run --release -p sim --bin disk_chaos -- --from {seed} --seeds 1 --trace");
     // By default: 200 seeds starting at 1.
-    let passed =
-        sim::seeds_cli::test_seeds(
-            "disk_chaos",
-            1..=200,
-            replay,
-            |seed| match sim::disk_chaos::run(seed) {
-                Ok(summary) => Ok((summary.faults, summary.trace)),
-                Err((params, message, trace)) => Err((format!("{params:?}"), message, trace)),
-            },
-        );
+    let passed = sim::seeds_cli::test_seeds("disk_chaos", 1..=200, replay, |seed| match sim::disk_chaos::run(seed) {
+        Ok(summary) => Ok((summary.faults, summary.trace)),
+        Err((params, message, trace)) => Err((format!("{params:?}"), message, trace)),
+    });
     let mut faults = sim::disk_chaos::Faults::default();
     for f in passed {
         faults.crashes += f.crashes;

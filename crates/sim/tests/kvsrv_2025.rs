@@ -17,29 +17,13 @@ const SERVERS: usize = 1;
 
 type Body = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
 
-fn test(
-    name: &'static str,
-    unreliable: bool,
-    body: impl Fn(Rc<VersionedTester>) -> Body + 'static,
-) {
+fn test(name: &'static str, unreliable: bool, body: impl Fn(Rc<VersionedTester>) -> Body + 'static) {
     test_on(name, SERVERS, unreliable, body);
 }
 
 /// A test on `servers` nodes (the extra three-node variants: forwarding and elections too).
-fn test_on(
-    name: &'static str,
-    servers: usize,
-    unreliable: bool,
-    body: impl Fn(Rc<VersionedTester>) -> Body + 'static,
-) {
-    run_kv_test(
-        FILE,
-        name,
-        servers,
-        unreliable,
-        None,
-        move |t: Rc<KvTester>| body(VersionedTester::new(t)),
-    );
+fn test_on(name: &'static str, servers: usize, unreliable: bool, body: impl Fn(Rc<VersionedTester>) -> Body + 'static) {
+    run_kv_test(FILE, name, servers, unreliable, None, move |t: Rc<KvTester>| body(VersionedTester::new(t)));
 }
 
 #[test]
@@ -50,31 +34,11 @@ fn reliable_put() {
             let ck = t.make_client(&t.all());
             t.begin("One client and reliable Put");
             let value = "6.5840";
-            assert_eq!(
-                ck.clerk.vput("k", value, 0).await,
-                PutOutcome::Ok,
-                "Put err"
-            );
-            assert_eq!(
-                ck.clerk.vget("k").await,
-                Some((value.to_string(), 1)),
-                "Get: wrong value or version"
-            );
-            assert_eq!(
-                ck.clerk.vput("k", value, 0).await,
-                PutOutcome::ErrVersion,
-                "expected Put to fail with ErrVersion"
-            );
-            assert_eq!(
-                ck.clerk.vput("y", value, 1).await,
-                PutOutcome::ErrNoKey,
-                "expected Put to fail with ErrNoKey"
-            );
-            assert_eq!(
-                ck.clerk.vget("y").await,
-                None,
-                "expected Get to fail with ErrNoKey"
-            );
+            assert_eq!(ck.clerk.vput("k", value, 0).await, PutOutcome::Ok, "Put err");
+            assert_eq!(ck.clerk.vget("k").await, Some((value.to_string(), 1)), "Get: wrong value or version");
+            assert_eq!(ck.clerk.vput("k", value, 0).await, PutOutcome::ErrVersion, "expected Put to fail with ErrVersion");
+            assert_eq!(ck.clerk.vput("y", value, 1).await, PutOutcome::ErrNoKey, "expected Put to fail with ErrNoKey");
+            assert_eq!(ck.clerk.vget("y").await, None, "expected Get to fail with ErrNoKey");
             t.end();
         })
     });
@@ -109,45 +73,26 @@ fn mem_put_many_clients_reliable() {
             let t = v.t.clone();
             // The lab's server answers from memory in microseconds; 100,000 Puts one after another
             // must fit the 120 s limit here too.
-            t.net
-                .set_latency(Duration::from_micros(10), Duration::from_micros(30));
+            t.net.set_latency(Duration::from_micros(10), Duration::from_micros(30));
             let clerks: Vec<_> = (0..CLERKS).map(|_| t.make_client(&t.all())).collect();
             for clerk in &clerks {
-                assert_eq!(
-                    clerk.clerk.vput("k", "", 1).await,
-                    PutOutcome::ErrNoKey,
-                    "Put at version 1 of a missing key"
-                );
+                assert_eq!(clerk.clerk.vput("k", "", 1).await, PutOutcome::ErrNoKey, "Put at version 1 of a missing key");
             }
             t.begin("Test: memory use many put clients");
             t.sleep(Duration::from_secs(1)).await;
             let before: usize = t.retained().iter().map(|(bytes, _)| bytes).sum();
-            let value: String = (0..1000)
-                .map(|_| char::from(b'a' + t.rng.below(26) as u8))
-                .collect();
+            let value: String = (0..1000).map(|_| char::from(b'a' + t.rng.below(26) as u8)).collect();
             for (i, clerk) in clerks.iter().enumerate() {
-                assert_eq!(
-                    clerk.clerk.vput("k", &value, i as u64).await,
-                    PutOutcome::Ok,
-                    "clerk {i}: Put at version {i}"
-                );
+                assert_eq!(clerk.clerk.vput("k", &value, i as u64).await, PutOutcome::Ok, "clerk {i}: Put at version {i}");
             }
             t.sleep(Duration::from_secs(1)).await;
             let retained = t.retained();
             let after: usize = retained.iter().map(|(bytes, _)| bytes).sum();
             let sessions: usize = retained.iter().map(|(_, sessions)| sessions).sum();
-            t.verdict(
-                "server using too much memory",
-                after <= before + CLERKS * PER_CLERK,
-                || {
-                    format!(
-                        "retained state grew from {before} to {after} bytes over {CLERKS} clerks"
-                    )
-                },
-            );
-            t.verdict("no session per clerk", sessions == 0, || {
-                format!("{sessions} client sessions remembered for untagged versioned Puts")
+            t.verdict("server using too much memory", after <= before + CLERKS * PER_CLERK, || {
+                format!("retained state grew from {before} to {after} bytes over {CLERKS} clerks")
             });
+            t.verdict("no session per clerk", sessions == 0, || format!("{sessions} client sessions remembered for untagged versioned Puts"));
             t.end();
         })
     });
@@ -179,26 +124,13 @@ fn unreliable_net_body(v: Rc<VersionedTester>) -> Body {
                     continue;
                 }
                 if i > 0 {
-                    t.verdict(
-                        "Put shouldn't have happened more than once",
-                        outcome == PutOutcome::ErrVersion,
-                        || format!("try {attempt}: Put {i} answered {outcome:?}"),
-                    );
+                    t.verdict("Put shouldn't have happened more than once", outcome == PutOutcome::ErrVersion, || format!("try {attempt}: Put {i} answered {outcome:?}"));
                 }
                 break;
             }
             let read = v.get(&ck, "k", 0).await;
-            t.verdict(
-                "wrong version",
-                read.as_ref()
-                    .is_some_and(|(_, version)| *version == attempt + 1),
-                || format!("try {attempt}: read {read:?}"),
-            );
-            t.verdict(
-                "wrong value",
-                read.as_ref().is_some_and(|(value, _)| value == "0"),
-                || format!("try {attempt}: read {read:?}"),
-            );
+            t.verdict("wrong version", read.as_ref().is_some_and(|(_, version)| *version == attempt + 1), || format!("try {attempt}: read {read:?}"));
+            t.verdict("wrong value", read.as_ref().is_some_and(|(value, _)| value == "0"), || format!("try {attempt}: read {read:?}"));
         }
         t.verdict("Clerk.Put never returned ErrMaybe", retried, String::new);
         v.check_linearizable();
@@ -206,24 +138,11 @@ fn unreliable_net_body(v: Rc<VersionedTester>) -> Body {
     })
 }
 
-fn lock_test(
-    name: &'static str,
-    description: &'static str,
-    clients: u64,
-    unreliable: bool,
-    nested: bool,
-) {
+fn lock_test(name: &'static str, description: &'static str, clients: u64, unreliable: bool, nested: bool) {
     lock_test_on(name, SERVERS, description, clients, unreliable, nested);
 }
 
-fn lock_test_on(
-    name: &'static str,
-    servers: usize,
-    description: &'static str,
-    clients: u64,
-    unreliable: bool,
-    nested: bool,
-) {
+fn lock_test_on(name: &'static str, servers: usize, description: &'static str, clients: u64, unreliable: bool, nested: bool) {
     test_on(name, servers, unreliable, move |v| {
         Box::pin(async move {
             let t = v.t.clone();
@@ -236,69 +155,32 @@ fn lock_test_on(
 
 #[test]
 fn one_client_reliable() {
-    lock_test(
-        "one_client_reliable",
-        "Test: 1 lock clients (reliable network)",
-        1,
-        false,
-        false,
-    );
+    lock_test("one_client_reliable", "Test: 1 lock clients (reliable network)", 1, false, false);
 }
 
 #[test]
 fn many_clients_reliable() {
-    lock_test(
-        "many_clients_reliable",
-        "Test: 10 lock clients (reliable network)",
-        10,
-        false,
-        false,
-    );
+    lock_test("many_clients_reliable", "Test: 10 lock clients (reliable network)", 10, false, false);
 }
 
 #[test]
 fn one_client_unreliable() {
-    lock_test(
-        "one_client_unreliable",
-        "Test: 1 lock clients (unreliable network)",
-        1,
-        true,
-        false,
-    );
+    lock_test("one_client_unreliable", "Test: 1 lock clients (unreliable network)", 1, true, false);
 }
 
 #[test]
 fn many_clients_unreliable() {
-    lock_test(
-        "many_clients_unreliable",
-        "Test: 10 lock clients (unreliable network)",
-        10,
-        true,
-        false,
-    );
+    lock_test("many_clients_unreliable", "Test: 10 lock clients (unreliable network)", 10, true, false);
 }
 
 /// The later revision's loop (§3.4): each client first takes and releases two locks.
 #[test]
 fn many_clients_unreliable_nested() {
-    lock_test(
-        "many_clients_unreliable_nested",
-        "Test: 10 lock clients, two locks (unreliable network)",
-        10,
-        true,
-        true,
-    );
+    lock_test("many_clients_unreliable_nested", "Test: 10 lock clients, two locks (unreliable network)", 10, true, true);
 }
 
 /// Not in the lab: ten lock clients on three nodes over an unreliable network.
 #[test]
 fn many_clients_unreliable_three_nodes() {
-    lock_test_on(
-        "many_clients_unreliable_three_nodes",
-        3,
-        "Test: 10 lock clients, three nodes (unreliable network)",
-        10,
-        true,
-        false,
-    );
+    lock_test_on("many_clients_unreliable_three_nodes", 3, "Test: 10 lock clients, three nodes (unreliable network)", 10, true, false);
 }

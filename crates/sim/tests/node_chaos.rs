@@ -7,71 +7,31 @@ use sim::node_chaos::{run_with, Params};
 
 #[test]
 fn node_chaos_seeds_stay_linearizable_ordered_and_answered() {
-    let replay = |seed| {
-        format!("cargo run --release -p sim --bin node_chaos -- --from {seed} --seeds 1 --trace")
-    };
+    let replay = |seed| format!("cargo run --release -p sim --bin node_chaos -- --from {seed} --seeds 1 --trace");
     // By default: 100 seeds starting at 1.
-    let passed =
-        sim::seeds_cli::test_seeds(
-            "node_chaos",
-            1..=100,
-            replay,
-            |seed| match sim::node_chaos::run(seed) {
-                Ok(summary) => Ok((
-                    (
-                        summary.answered,
-                        summary.errors,
-                        summary.undecided,
-                        summary.snapshot_chunks,
-                        summary.saves_on_full_disk,
-                        summary.membership_changes,
-                    ),
-                    summary.trace,
-                )),
-                Err((params, message, trace)) => Err((format!("{params:?}"), message, trace)),
-            },
-        );
+    let passed = sim::seeds_cli::test_seeds("node_chaos", 1..=100, replay, |seed| match sim::node_chaos::run(seed) {
+        Ok(summary) => Ok(((summary.answered, summary.errors, summary.undecided, summary.snapshot_chunks, summary.saves_on_full_disk, summary.membership_changes), summary.trace)),
+        Err((params, message, trace)) => Err((format!("{params:?}"), message, trace)),
+    });
     let answered: u64 = passed.iter().map(|(answered, ..)| answered).sum();
     let errors: u64 = passed.iter().map(|(_, errors, ..)| errors).sum();
-    let undecided = passed
-        .iter()
-        .filter(|(_, _, undecided, ..)| *undecided)
-        .count();
-    let chunked = passed
-        .iter()
-        .filter(|(_, _, _, chunks, ..)| *chunks > 1)
-        .count();
-    let full = passed
-        .iter()
-        .filter(|(_, _, _, _, full, _)| *full > 0)
-        .count();
+    let undecided = passed.iter().filter(|(_, _, undecided, ..)| *undecided).count();
+    let chunked = passed.iter().filter(|(_, _, _, chunks, ..)| *chunks > 1).count();
+    let full = passed.iter().filter(|(_, _, _, _, full, _)| *full > 0).count();
     let changed = passed.iter().filter(|(.., changes)| *changes > 0).count();
     println!("{answered} answers, {errors} errors; linearizability undecided within the budget for {undecided} seeds; {chunked} seeds sent snapshots in several chunks; {full} filled a disk; {changed} changed the membership");
     // Unless the run was cut down to a few seeds, the faults under test must have happened.
     if passed.len() >= 50 {
-        assert!(
-            chunked > 0,
-            "no seed sent a snapshot in chunks: the chaos no longer exercises the transfer"
-        );
-        assert!(
-            full > 0,
-            "no seed filled a disk: the chaos no longer exercises full disks"
-        );
-        assert!(
-            changed > 0,
-            "no seed changed the membership: the chaos no longer exercises membership changes"
-        );
+        assert!(chunked > 0, "no seed sent a snapshot in chunks: the chaos no longer exercises the transfer");
+        assert!(full > 0, "no seed filled a disk: the chaos no longer exercises full disks");
+        assert!(changed > 0, "no seed changed the membership: the chaos no longer exercises membership changes");
     }
 }
 
 /// The first seed of `seeds` that catches every node broken as `mutation` says.
 /// The searches run without membership changes (each defect is about forwarding and ordering,
 /// and their seeds stay the ones this file documents).
-fn first_catch(
-    mutation: Mutation,
-    seeds: std::ops::RangeInclusive<u64>,
-    adjust: impl Fn(&mut Params),
-) -> (u64, String) {
+fn first_catch(mutation: Mutation, seeds: std::ops::RangeInclusive<u64>, adjust: impl Fn(&mut Params)) -> (u64, String) {
     first_catch_with(mutation, seeds, move |params: &mut Params| {
         params.membership_per_mille = 0;
         params.servers = params.voters;
@@ -81,19 +41,9 @@ fn first_catch(
 
 /// The first seed of `seeds` that catches every node broken as `mutation` says, with the seeds'
 /// own membership changes.
-fn first_catch_with(
-    mutation: Mutation,
-    seeds: std::ops::RangeInclusive<u64>,
-    adjust: impl Fn(&mut Params),
-) -> (u64, String) {
-    let caught = seeds.clone().find_map(|seed| {
-        run_with(seed, mutation, &adjust)
-            .err()
-            .map(|(_, message, _)| (seed, message))
-    });
-    let Some((seed, message)) = caught else {
-        panic!("no seed in {seeds:?} catches {mutation:?}")
-    };
+fn first_catch_with(mutation: Mutation, seeds: std::ops::RangeInclusive<u64>, adjust: impl Fn(&mut Params)) -> (u64, String) {
+    let caught = seeds.clone().find_map(|seed| run_with(seed, mutation, &adjust).err().map(|(_, message, _)| (seed, message)));
+    let Some((seed, message)) = caught else { panic!("no seed in {seeds:?} catches {mutation:?}") };
     println!("{mutation:?}: caught by seed {seed}: {message}");
     // The control: the same seed with the replica as it is passes, so the catch is the mutation's.
     if let Err((_, control, _)) = run_with(seed, Mutation::None, &adjust) {
@@ -124,10 +74,7 @@ fn parked_requests_overtaken_by_newer_ones_are_caught() {
 #[test]
 fn forwarded_requests_dropped_silently_are_caught() {
     let (_, message) = first_catch(Mutation::ForwardsDroppedSilently, 1..=300, |_| {});
-    assert!(
-        message.contains("timed out with no fault injected"),
-        "{message}"
-    );
+    assert!(message.contains("timed out with no fault injected"), "{message}");
 }
 
 /// This one needs a follower to reboot while its forwarded requests are still on their way, so
@@ -154,10 +101,7 @@ fn duplicated_forwards_served_twice_are_caught() {
         params.duplicate_per_mille = 50;
         params.lossy_at_start = true;
     });
-    assert!(
-        message.contains("not linearizable") || message.contains("exactly once"),
-        "{message}"
-    );
+    assert!(message.contains("not linearizable") || message.contains("exactly once"), "{message}");
 }
 
 /// The membership rules, each broken in turn, with membership changes in every seed (and often).
@@ -170,38 +114,22 @@ fn membership_mix(params: &mut Params) {
 
 #[test]
 fn a_change_before_the_leaders_first_commit_is_caught() {
-    first_catch_with(
-        Mutation::Core(raft::Broken::ChangeBeforeCommitInTerm),
-        1..=300,
-        membership_mix,
-    );
+    first_catch_with(Mutation::Core(raft::Broken::ChangeBeforeCommitInTerm), 1..=300, membership_mix);
 }
 
 #[test]
 fn two_changes_in_flight_are_caught() {
-    first_catch_with(
-        Mutation::Core(raft::Broken::TwoChangesInFlight),
-        1..=300,
-        membership_mix,
-    );
+    first_catch_with(Mutation::Core(raft::Broken::TwoChangesInFlight), 1..=300, membership_mix);
 }
 
 #[test]
 fn a_learner_counted_in_a_quorum_is_caught() {
-    first_catch_with(
-        Mutation::Core(raft::Broken::LearnerCounted),
-        1..=300,
-        membership_mix,
-    );
+    first_catch_with(Mutation::Core(raft::Broken::LearnerCounted), 1..=300, membership_mix);
 }
 
 #[test]
 fn a_removed_node_that_campaigns_is_caught() {
-    first_catch_with(
-        Mutation::Core(raft::Broken::RemovedCampaigns),
-        1..=300,
-        membership_mix,
-    );
+    first_catch_with(Mutation::Core(raft::Broken::RemovedCampaigns), 1..=300, membership_mix);
 }
 
 #[test]
@@ -224,10 +152,7 @@ fn a_hello_address_ignored_is_caught() {
 #[test]
 fn links_dropped_at_once_are_caught() {
     let (_, message) = first_catch_with(Mutation::LinksDroppedAtOnce, 1..=300, membership_mix);
-    assert!(
-        message.contains("timed out with no fault injected"),
-        "{message}"
-    );
+    assert!(message.contains("timed out with no fault injected"), "{message}");
 }
 
 /// A request forwarded to a leader that then stopped (SIGTERM) and leads again in a later term
@@ -238,22 +163,9 @@ fn forwards_kept_across_terms_are_caught() {
     // when it is back. No other fault, so that no request may time out.
     let (_, message) = first_catch_with(Mutation::ForwardsKeptAcrossTerms, 1..=300, |params| {
         (params.voters, params.servers, params.membership_per_mille) = (1, 3, 300);
-        (
-            params.crash_per_mille,
-            params.disk_death_per_mille,
-            params.partition_per_mille,
-            params.disk_full_per_mille,
-        ) = (0, 0, 0, 0);
-        (
-            params.loss_per_mille,
-            params.long_delay_per_mille,
-            params.duplicate_per_mille,
-            params.lossy_at_start,
-        ) = (0, 0, 0, false);
+        (params.crash_per_mille, params.disk_death_per_mille, params.partition_per_mille, params.disk_full_per_mille) = (0, 0, 0, 0);
+        (params.loss_per_mille, params.long_delay_per_mille, params.duplicate_per_mille, params.lossy_at_start) = (0, 0, 0, false);
         params.streaming = true;
     });
-    assert!(
-        message.contains("timed out with no fault injected"),
-        "{message}"
-    );
+    assert!(message.contains("timed out with no fault injected"), "{message}");
 }

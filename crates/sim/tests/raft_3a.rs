@@ -6,29 +6,22 @@ const FILE: &str = "raft_3a";
 
 #[test]
 fn initial_election_3a() {
-    run_raft_test(
-        FILE,
-        "initial_election_3a",
-        3,
-        true,
-        false,
-        |t| async move {
-            t.begin("Test (3A): initial election");
-            t.check_one_leader().await;
-            // Sleep a bit so that followers learn the leader's term before we compare terms.
-            t.sleep(ms(50)).await;
-            let term1 = t.check_terms();
-            assert!(term1 >= 1, "term is {term1}, but should be at least 1");
-            // With no failure, the leader and the term stay.
-            t.sleep(2 * ELECTION_TIMEOUT).await;
-            let term2 = t.check_terms();
-            if term1 != term2 {
-                println!("warning: term changed even though there were no failures");
-            }
-            t.check_one_leader().await;
-            t.end();
-        },
-    );
+    run_raft_test(FILE, "initial_election_3a", 3, true, false, |t| async move {
+        t.begin("Test (3A): initial election");
+        t.check_one_leader().await;
+        // Sleep a bit so that followers learn the leader's term before we compare terms.
+        t.sleep(ms(50)).await;
+        let term1 = t.check_terms();
+        assert!(term1 >= 1, "term is {term1}, but should be at least 1");
+        // With no failure, the leader and the term stay.
+        t.sleep(2 * ELECTION_TIMEOUT).await;
+        let term2 = t.check_terms();
+        if term1 != term2 {
+            println!("warning: term changed even though there were no failures");
+        }
+        t.check_one_leader().await;
+        t.end();
+    });
 }
 
 #[test]
@@ -66,12 +59,7 @@ fn many_elections_3a() {
         t.check_one_leader().await;
         for _ in 0..9 {
             // Disconnect three nodes at random (repeats allowed).
-            let picks = [
-                t.rng.below(servers),
-                t.rng.below(servers),
-                t.rng.below(servers),
-            ]
-            .map(|i| i as usize);
+            let picks = [t.rng.below(servers), t.rng.below(servers), t.rng.below(servers)].map(|i| i as usize);
             for &i in &picks {
                 t.disconnect(i);
             }

@@ -20,9 +20,7 @@ fn random_cmd(t: &Tester) -> Vec<u8> {
 /// The lab's `randstring(n)`: n random printable ASCII characters (base64's URL alphabet).
 fn random_string(t: &Tester, n: usize) -> Vec<u8> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    (0..n)
-        .map(|_| ALPHABET[t.rng.below(ALPHABET.len() as u64) as usize])
-        .collect()
+    (0..n).map(|_| ALPHABET[t.rng.below(ALPHABET.len() as u64) as usize]).collect()
 }
 
 /// The sum of the per-server incoming RPC counts (handler dispatches), as the lab's `rpcs()`.
@@ -66,10 +64,7 @@ fn rpc_bytes_3b() {
         let bytes1 = t.bytes_total();
         let got = bytes1 - bytes0;
         let expected = servers as u64 * sent;
-        assert!(
-            got <= expected + 50_000,
-            "too many RPC bytes; got {got}, expected {expected}"
-        );
+        assert!(got <= expected + 50_000, "too many RPC bytes; got {got}, expected {expected}");
         t.end();
     });
 }
@@ -77,38 +72,31 @@ fn rpc_bytes_3b() {
 /// Agreement despite a disconnected follower, and none once the leader is alone.
 #[test]
 fn follower_failure_3b() {
-    run_raft_test(
-        FILE,
-        "follower_failure_3b",
-        3,
-        true,
-        false,
-        |t| async move {
-            let servers = t.n;
-            t.begin("Test (3B): test progressive failure of followers");
-            t.one(cmd(101), servers, false).await;
-            // Disconnect one follower from the network.
-            let leader1 = t.check_one_leader().await;
-            t.disconnect((leader1 + 1) % servers);
-            // The leader and the remaining follower should be able to agree despite the disconnected follower.
-            t.one(cmd(102), servers - 1, false).await;
-            t.sleep(ELECTION_TIMEOUT).await;
-            t.one(cmd(103), servers - 1, false).await;
-            // Disconnect the remaining follower.
-            let leader2 = t.check_one_leader().await;
-            t.disconnect((leader2 + 1) % servers);
-            t.disconnect((leader2 + 2) % servers);
-            // Submit a command.
-            let (index, _, ok) = t.raft(leader2).expect("leader2 is alive").start(cmd(104));
-            assert!(ok, "leader rejected Start()");
-            assert_eq!(index, 4, "expected index 4, got {index}");
-            t.sleep(2 * ELECTION_TIMEOUT).await;
-            // Check that command 104 did not commit.
-            let (n, _) = t.n_committed(index);
-            assert!(n == 0, "{n} committed but no majority");
-            t.end();
-        },
-    );
+    run_raft_test(FILE, "follower_failure_3b", 3, true, false, |t| async move {
+        let servers = t.n;
+        t.begin("Test (3B): test progressive failure of followers");
+        t.one(cmd(101), servers, false).await;
+        // Disconnect one follower from the network.
+        let leader1 = t.check_one_leader().await;
+        t.disconnect((leader1 + 1) % servers);
+        // The leader and the remaining follower should be able to agree despite the disconnected follower.
+        t.one(cmd(102), servers - 1, false).await;
+        t.sleep(ELECTION_TIMEOUT).await;
+        t.one(cmd(103), servers - 1, false).await;
+        // Disconnect the remaining follower.
+        let leader2 = t.check_one_leader().await;
+        t.disconnect((leader2 + 1) % servers);
+        t.disconnect((leader2 + 2) % servers);
+        // Submit a command.
+        let (index, _, ok) = t.raft(leader2).expect("leader2 is alive").start(cmd(104));
+        assert!(ok, "leader rejected Start()");
+        assert_eq!(index, 4, "expected index 4, got {index}");
+        t.sleep(2 * ELECTION_TIMEOUT).await;
+        // Check that command 104 did not commit.
+        let (n, _) = t.n_committed(index);
+        assert!(n == 0, "{n} committed but no majority");
+        t.end();
+    });
 }
 
 /// Agreement after the leader fails, and none once every server is cut off.
@@ -202,74 +190,67 @@ fn fail_no_agree_3b() {
 
 #[test]
 fn concurrent_starts_3b() {
-    run_raft_test(
-        FILE,
-        "concurrent_starts_3b",
-        3,
-        true,
-        false,
-        |t| async move {
-            let servers = t.n;
-            t.begin("Test (3B): concurrent Start()s");
-            let mut success = false;
-            'attempt: for attempt in 0..5 {
-                if attempt > 0 {
-                    // Give the solution some time to settle.
-                    t.sleep(ms(3000)).await;
-                }
-                let leader = t.check_one_leader().await;
-                let raft = t.raft(leader).expect("the leader is alive");
-                let (_, term, ok) = raft.start(cmd(1));
-                if !ok {
-                    // The leader moved on really quickly.
-                    continue;
-                }
-                let iters = 5;
-                let handles: Vec<_> = (0..iters)
-                    .map(|i| {
-                        let raft = raft.clone();
-                        t.sim.spawn(async move {
-                            let (index, term1, ok) = raft.start(cmd(100 + i));
-                            (term1 == term && ok).then_some(index)
-                        })
-                    })
-                    .collect();
-                let mut indices = Vec::new();
-                for handle in handles {
-                    if let Some(index) = handle.await {
-                        indices.push(index);
-                    }
-                }
-                for j in 0..servers {
-                    if let Some((term_j, _)) = t.raft(j).map(|raft| raft.state()) {
-                        if term_j != term {
-                            // The term changed: we cannot expect low RPC counts.
-                            continue 'attempt;
-                        }
-                    }
-                }
-                let mut cmds = Vec::new();
-                for index in indices {
-                    match t.wait(index, servers, Some(term)).await {
-                        // Peers have moved on to later terms, so we cannot expect all Start()s to have succeeded.
-                        None => continue 'attempt,
-                        Some(command) => match number(&command) {
-                            Some(x) => cmds.push(x),
-                            None => panic!("value {command:?} is not an int"),
-                        },
-                    }
-                }
-                for i in 0..iters {
-                    let x = 100 + i;
-                    assert!(cmds.contains(&x), "cmd {x} missing in {cmds:?}");
-                }
-                success = true;
-                break;
+    run_raft_test(FILE, "concurrent_starts_3b", 3, true, false, |t| async move {
+        let servers = t.n;
+        t.begin("Test (3B): concurrent Start()s");
+        let mut success = false;
+        'attempt: for attempt in 0..5 {
+            if attempt > 0 {
+                // Give the solution some time to settle.
+                t.sleep(ms(3000)).await;
             }
-            assert!(success, "term changed too often");
-            t.end();
-        },
-    );
+            let leader = t.check_one_leader().await;
+            let raft = t.raft(leader).expect("the leader is alive");
+            let (_, term, ok) = raft.start(cmd(1));
+            if !ok {
+                // The leader moved on really quickly.
+                continue;
+            }
+            let iters = 5;
+            let handles: Vec<_> = (0..iters)
+                .map(|i| {
+                    let raft = raft.clone();
+                    t.sim.spawn(async move {
+                        let (index, term1, ok) = raft.start(cmd(100 + i));
+                        (term1 == term && ok).then_some(index)
+                    })
+                })
+                .collect();
+            let mut indices = Vec::new();
+            for handle in handles {
+                if let Some(index) = handle.await {
+                    indices.push(index);
+                }
+            }
+            for j in 0..servers {
+                if let Some((term_j, _)) = t.raft(j).map(|raft| raft.state()) {
+                    if term_j != term {
+                        // The term changed: we cannot expect low RPC counts.
+                        continue 'attempt;
+                    }
+                }
+            }
+            let mut cmds = Vec::new();
+            for index in indices {
+                match t.wait(index, servers, Some(term)).await {
+                    // Peers have moved on to later terms, so we cannot expect all Start()s to have succeeded.
+                    None => continue 'attempt,
+                    Some(command) => match number(&command) {
+                        Some(x) => cmds.push(x),
+                        None => panic!("value {command:?} is not an int"),
+                    },
+                }
+            }
+            for i in 0..iters {
+                let x = 100 + i;
+                assert!(cmds.contains(&x), "cmd {x} missing in {cmds:?}");
+            }
+            success = true;
+            break;
+        }
+        assert!(success, "term changed too often");
+        t.end();
+    });
 }
 
 /// A partitioned leader's uncommitted entries are overwritten when it rejoins.
@@ -371,10 +352,7 @@ fn count_3b() {
         t.begin("Test (3B): RPC counts aren't too high");
         t.check_one_leader().await;
         let total1 = rpcs(&t);
-        assert!(
-            (1..=30).contains(&total1),
-            "too many or few RPCs ({total1}) to elect initial leader"
-        );
+        assert!((1..=30).contains(&total1), "too many or few RPCs ({total1}) to elect initial leader");
 
         let mut total2 = 0;
         let mut success = false;
@@ -448,11 +426,7 @@ fn count_3b() {
 
         t.sleep(ELECTION_TIMEOUT).await;
         let total3 = rpcs(&t);
-        assert!(
-            total3 - total2 <= 3 * 20,
-            "too many RPCs ({}) for 1 second of idleness",
-            total3 - total2
-        );
+        assert!(total3 - total2 <= 3 * 20, "too many RPCs ({}) for 1 second of idleness", total3 - total2);
         t.end();
     });
 }

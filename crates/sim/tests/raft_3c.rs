@@ -182,89 +182,75 @@ fn figure8_3c() {
 
 #[test]
 fn unreliable_agree_3c() {
-    run_raft_test(
-        FILE,
-        "unreliable_agree_3c",
-        5,
-        false,
-        false,
-        |t| async move {
-            let servers = t.n;
-            t.begin("Test (3C): unreliable agreement");
-            let mut handles = Vec::new();
-            for iteration in 1..50u64 {
-                for j in 0..4u64 {
-                    let tester = t.clone();
-                    handles.push(t.sim.spawn(async move {
-                        tester.one(cmd(100 * iteration + j), 1, true).await;
-                    }));
-                }
-                t.one(cmd(iteration), 1, true).await;
+    run_raft_test(FILE, "unreliable_agree_3c", 5, false, false, |t| async move {
+        let servers = t.n;
+        t.begin("Test (3C): unreliable agreement");
+        let mut handles = Vec::new();
+        for iteration in 1..50u64 {
+            for j in 0..4u64 {
+                let tester = t.clone();
+                handles.push(t.sim.spawn(async move {
+                    tester.one(cmd(100 * iteration + j), 1, true).await;
+                }));
             }
-            t.set_reliable(true);
-            for handle in handles {
-                handle.await;
-            }
-            t.one(cmd(100), servers, true).await;
-            t.end();
-        },
-    );
+            t.one(cmd(iteration), 1, true).await;
+        }
+        t.set_reliable(true);
+        for handle in handles {
+            handle.await;
+        }
+        t.one(cmd(100), servers, true).await;
+        t.end();
+    });
 }
 
 #[test]
 fn figure8_unreliable_3c() {
-    run_raft_test(
-        FILE,
-        "figure8_unreliable_3c",
-        5,
-        false,
-        false,
-        |t| async move {
-            let servers = t.n;
-            t.begin("Test (3C): Figure 8 (unreliable)");
-            t.one(cmd(rand_int(&t) % 10_000), 1, true).await;
+    run_raft_test(FILE, "figure8_unreliable_3c", 5, false, false, |t| async move {
+        let servers = t.n;
+        t.begin("Test (3C): Figure 8 (unreliable)");
+        t.one(cmd(rand_int(&t) % 10_000), 1, true).await;
 
-            let mut nup = servers;
-            for iteration in 0..1000 {
-                if iteration == 200 {
-                    t.set_long_reordering(true);
-                }
-                let mut leader = None;
-                for i in 0..servers {
-                    // Every server, connected or not (none is crashed in this test).
-                    let raft = t.raft(i).expect("no server is crashed in this test");
-                    let (_, _, is_leader) = raft.start(cmd(rand_int(&t) % 10_000));
-                    if is_leader && t.is_connected(i) {
-                        leader = Some(i);
-                    }
-                }
-                figure8_sleep(&t).await;
-                if let Some(leader) = leader {
-                    let half_et = ELECTION_TIMEOUT.as_millis() as u64 / 2;
-                    if t.rng.below(1000) < half_et {
-                        t.disconnect(leader);
-                        nup -= 1;
-                    }
-                }
-                if nup < 3 {
-                    let s = t.rng.below(servers as u64) as usize;
-                    if !t.is_connected(s) {
-                        t.connect(s);
-                        nup += 1;
-                    }
-                }
+        let mut nup = servers;
+        for iteration in 0..1000 {
+            if iteration == 200 {
+                t.set_long_reordering(true);
             }
-
+            let mut leader = None;
             for i in 0..servers {
-                if !t.is_connected(i) {
-                    t.connect(i);
+                // Every server, connected or not (none is crashed in this test).
+                let raft = t.raft(i).expect("no server is crashed in this test");
+                let (_, _, is_leader) = raft.start(cmd(rand_int(&t) % 10_000));
+                if is_leader && t.is_connected(i) {
+                    leader = Some(i);
                 }
             }
-            // Still unreliable, with long reordering still on.
-            t.one(cmd(rand_int(&t) % 10_000), servers, true).await;
-            t.end();
-        },
-    );
+            figure8_sleep(&t).await;
+            if let Some(leader) = leader {
+                let half_et = ELECTION_TIMEOUT.as_millis() as u64 / 2;
+                if t.rng.below(1000) < half_et {
+                    t.disconnect(leader);
+                    nup -= 1;
+                }
+            }
+            if nup < 3 {
+                let s = t.rng.below(servers as u64) as usize;
+                if !t.is_connected(s) {
+                    t.connect(s);
+                    nup += 1;
+                }
+            }
+        }
+
+        for i in 0..servers {
+            if !t.is_connected(i) {
+                t.connect(i);
+            }
+        }
+        // Still unreliable, with long reordering still on.
+        t.one(cmd(rand_int(&t) % 10_000), servers, true).await;
+        t.end();
+    });
 }
 
 /// One churn client (the lab's `cfn`): proposes random values to every live server until told to
@@ -313,9 +299,7 @@ async fn churn(t: Rc<Tester>, unreliable: bool) {
         t.begin("Test (3C): churn");
     }
     let stop = Rc::new(Cell::new(false));
-    let clients: Vec<_> = (0..3)
-        .map(|me| t.sim.spawn(churn_client(t.clone(), me, stop.clone())))
-        .collect();
+    let clients: Vec<_> = (0..3).map(|me| t.sim.spawn(churn_client(t.clone(), me, stop.clone()))).collect();
 
     for _ in 0..20 {
         if t.rng.below(1000) < 200 {
@@ -361,10 +345,7 @@ async fn churn(t: Rc<Tester>, unreliable: bool) {
     let last_index = t.one(cmd(rand_int(&t)), servers, true).await;
     let mut really = Vec::new();
     for index in 1..=last_index {
-        let value = t
-            .wait(index, servers, None)
-            .await
-            .expect("wait without a start term gives a value");
+        let value = t.wait(index, servers, None).await.expect("wait without a start term gives a value");
         assert!(as_int(&value).is_some(), "not an int");
         really.push(value);
     }
@@ -376,14 +357,10 @@ async fn churn(t: Rc<Tester>, unreliable: bool) {
 
 #[test]
 fn reliable_churn_3c() {
-    run_raft_test(FILE, "reliable_churn_3c", 5, true, false, |t| {
-        churn(t, false)
-    });
+    run_raft_test(FILE, "reliable_churn_3c", 5, true, false, |t| churn(t, false));
 }
 
 #[test]
 fn unreliable_churn_3c() {
-    run_raft_test(FILE, "unreliable_churn_3c", 5, false, false, |t| {
-        churn(t, true)
-    });
+    run_raft_test(FILE, "unreliable_churn_3c", 5, false, false, |t| churn(t, true));
 }

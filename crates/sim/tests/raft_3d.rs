@@ -13,13 +13,7 @@ fn rand_int(t: &Tester) -> u64 {
 }
 
 /// The lab's `snapcommon`: 30 rounds of load with a victim that is cut off, crashed, or neither.
-async fn snapcommon(
-    t: Rc<Tester>,
-    name: &'static str,
-    disconnect: bool,
-    reliable: bool,
-    crash: bool,
-) {
+async fn snapcommon(t: Rc<Tester>, name: &'static str, disconnect: bool, reliable: bool, crash: bool) {
     const ITERATIONS: usize = 30;
     let servers = t.n;
     assert_eq!(servers, 3);
@@ -50,9 +44,7 @@ async fn snapcommon(
         // Perhaps send enough to get a snapshot.
         let nn = SNAPSHOT_INTERVAL / 2 + t.rng.below(SNAPSHOT_INTERVAL);
         for _ in 0..nn {
-            let raft = t
-                .raft(sender)
-                .expect("the sender is never the victim, so it is alive");
+            let raft = t.raft(sender).expect("the sender is never the victim, so it is alive");
             raft.start(cmd(rand_int(&t)));
         }
 
@@ -66,10 +58,7 @@ async fn snapcommon(
         }
 
         let size = t.log_size();
-        assert!(
-            size < MAX_LOG_SIZE,
-            "Log size too large: {size} bytes (limit {MAX_LOG_SIZE})"
-        );
+        assert!(size < MAX_LOG_SIZE, "Log size too large: {size} bytes (limit {MAX_LOG_SIZE})");
 
         if disconnect {
             // Reconnect a follower, who may be behind and need a snapshot to catch up.
@@ -88,112 +77,64 @@ async fn snapcommon(
 }
 
 /// One scenario test: a 3-server cluster in snapshot mode, reliable or not, running `snapcommon`.
-fn snap_test(
-    test_name: &str,
-    description: &'static str,
-    disconnect: bool,
-    reliable: bool,
-    crash: bool,
-) {
-    run_raft_test(FILE, test_name, 3, reliable, true, move |t| {
-        snapcommon(t, description, disconnect, reliable, crash)
-    });
+fn snap_test(test_name: &str, description: &'static str, disconnect: bool, reliable: bool, crash: bool) {
+    run_raft_test(FILE, test_name, 3, reliable, true, move |t| snapcommon(t, description, disconnect, reliable, crash));
 }
 
 #[test]
 fn snapshot_basic_3d() {
-    snap_test(
-        "snapshot_basic_3d",
-        "Test (3D): snapshots basic",
-        false,
-        true,
-        false,
-    );
+    snap_test("snapshot_basic_3d", "Test (3D): snapshots basic", false, true, false);
 }
 
 #[test]
 fn snapshot_install_3d() {
-    snap_test(
-        "snapshot_install_3d",
-        "Test (3D): install snapshots (disconnect)",
-        true,
-        true,
-        false,
-    );
+    snap_test("snapshot_install_3d", "Test (3D): install snapshots (disconnect)", true, true, false);
 }
 
 #[test]
 fn snapshot_install_unreliable_3d() {
-    snap_test(
-        "snapshot_install_unreliable_3d",
-        "Test (3D): install snapshots (disconnect+unreliable)",
-        true,
-        false,
-        false,
-    );
+    snap_test("snapshot_install_unreliable_3d", "Test (3D): install snapshots (disconnect+unreliable)", true, false, false);
 }
 
 #[test]
 fn snapshot_install_crash_3d() {
-    snap_test(
-        "snapshot_install_crash_3d",
-        "Test (3D): install snapshots (crash)",
-        false,
-        true,
-        true,
-    );
+    snap_test("snapshot_install_crash_3d", "Test (3D): install snapshots (crash)", false, true, true);
 }
 
 #[test]
 fn snapshot_install_uncrash_3d() {
-    snap_test(
-        "snapshot_install_uncrash_3d",
-        "Test (3D): install snapshots (unreliable+crash)",
-        false,
-        false,
-        true,
-    );
+    snap_test("snapshot_install_uncrash_3d", "Test (3D): install snapshots (unreliable+crash)", false, false, true);
 }
 
 #[test]
 fn snapshot_all_crash_3d() {
-    run_raft_test(
-        FILE,
-        "snapshot_all_crash_3d",
-        3,
-        true,
-        true,
-        |t| async move {
-            let servers = t.n;
-            t.begin("Test (3D): crash and restart all servers");
-            t.one(cmd(rand_int(&t)), servers, true).await;
+    run_raft_test(FILE, "snapshot_all_crash_3d", 3, true, true, |t| async move {
+        let servers = t.n;
+        t.begin("Test (3D): crash and restart all servers");
+        t.one(cmd(rand_int(&t)), servers, true).await;
 
-            for _ in 0..5 {
-                // Perhaps enough to get a snapshot.
-                let nn = SNAPSHOT_INTERVAL / 2 + t.rng.below(SNAPSHOT_INTERVAL);
-                for _ in 0..nn {
-                    t.one(cmd(rand_int(&t)), servers, true).await;
-                }
-                let index1 = t.one(cmd(rand_int(&t)), servers, true).await;
-
-                // Crash all, then revive all.
-                for i in 0..servers {
-                    t.crash1(i);
-                }
-                for i in 0..servers {
-                    t.start1(i);
-                    t.connect(i);
-                }
-
-                let index2 = t.one(cmd(rand_int(&t)), servers, true).await;
-                assert!(
-                    index2 >= index1 + 1,
-                    "index decreased from {index1} to {index2}"
-                );
+        for _ in 0..5 {
+            // Perhaps enough to get a snapshot.
+            let nn = SNAPSHOT_INTERVAL / 2 + t.rng.below(SNAPSHOT_INTERVAL);
+            for _ in 0..nn {
+                t.one(cmd(rand_int(&t)), servers, true).await;
             }
-            t.end();
-        },
-    );
+            let index1 = t.one(cmd(rand_int(&t)), servers, true).await;
+
+            // Crash all, then revive all.
+            for i in 0..servers {
+                t.crash1(i);
+            }
+            for i in 0..servers {
+                t.start1(i);
+                t.connect(i);
+            }
+
+            let index2 = t.one(cmd(rand_int(&t)), servers, true).await;
+            assert!(index2 >= index1 + 1, "index decreased from {index1} to {index2}");
+        }
+        t.end();
+    });
 }
 
 #[test]

@@ -22,11 +22,7 @@ const KV_SEED: u64 = 11;
 const HOSTILE: &str = "</script><b>not markup</b>";
 
 fn events<'a>(data: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-    data["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(move |event| event["kind"] == kind)
+    data["events"].as_array().expect("events").iter().filter(move |event| event["kind"] == kind)
 }
 
 fn index(value: &Value) -> usize {
@@ -38,12 +34,9 @@ fn failing_run(name: &str, seed: u64, body: impl Fn(&sim::runner::Run)) -> Value
     let page = viz::output_path(name, seed, "html");
     let _ = std::fs::remove_file(&page);
     eprintln!("(the run {name} below fails on purpose)");
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        sim::runner::run_seeds("viz", name, &[seed], body)
-    }));
+    let outcome = catch_unwind(AssertUnwindSafe(|| sim::runner::run_seeds("viz", name, &[seed], body)));
     assert!(outcome.is_err(), "{name} was meant to fail");
-    viz::read_data(&page)
-        .unwrap_or_else(|error| panic!("the failing run left no readable page: {error}"))
+    viz::read_data(&page).unwrap_or_else(|error| panic!("the failing run left no readable page: {error}"))
 }
 
 #[test]
@@ -57,11 +50,7 @@ fn a_failing_lab_test_draws_its_partitions_crashes_checks_and_annotations() {
             t.begin("a run that fails on purpose");
             let leader = t.check_one_leader().await;
             t.one(cmd(101), 5, true).await;
-            t.annotate(
-                Some(leader),
-                "isolating the leader",
-                &format!("the other four should elect another {HOSTILE}"),
-            );
+            t.annotate(Some(leader), "isolating the leader", &format!("the other four should elect another {HOSTILE}"));
             t.disconnect(leader);
             let follower = (leader + 1) % t.n;
             t.crash1(follower);
@@ -81,75 +70,46 @@ fn a_failing_lab_test_draws_its_partitions_crashes_checks_and_annotations() {
     assert_eq!(data["servers"], 5);
     assert_eq!(data["test"], RAFT_RUN);
     let replay = data["replay"].as_str().expect("a replay command");
-    assert!(
-        replay.contains(&format!("SIM_SEED={RAFT_SEED} "))
-            && replay.contains(&format!("--exact {RAFT_RUN}")),
-        "{replay}"
-    );
-    let failure = data["failure"]["message"]
-        .as_str()
-        .expect("a failure message");
+    assert!(replay.contains(&format!("SIM_SEED={RAFT_SEED} ")) && replay.contains(&format!("--exact {RAFT_RUN}")), "{replay}");
+    let failure = data["failure"]["message"].as_str().expect("a failure message");
     assert!(failure.contains("expected no leader"), "{failure}");
 
     // The partition: a moment from which the old leader reaches nobody and nobody reaches it.
     let isolated = events(&data, "links").any(|event| {
         let up = &event["up"];
-        (0..5)
-            .filter(|&j| j != leader)
-            .all(|j| up[leader][j] == false && up[j][leader] == false)
+        (0..5).filter(|&j| j != leader).all(|j| up[leader][j] == false && up[j][leader] == false)
             && up[(leader + 2) % 5][(leader + 3) % 5] == true
     });
     assert!(isolated, "no links event isolates the leader {leader}");
 
     // The crash and the restart of the follower, in that order.
-    let stop = events(&data, "stop")
-        .find(|event| index(&event["server"]) == follower && event["why"] == "crash");
-    let stop_time = stop.expect("the crash is drawn")["t"]
-        .as_u64()
-        .expect("a time");
-    let restarted = events(&data, "start")
-        .any(|event| index(&event["server"]) == follower && event["t"].as_u64() >= Some(stop_time));
+    let stop = events(&data, "stop").find(|event| index(&event["server"]) == follower && event["why"] == "crash");
+    let stop_time = stop.expect("the crash is drawn")["t"].as_u64().expect("a time");
+    let restarted = events(&data, "start").any(|event| index(&event["server"]) == follower && event["t"].as_u64() >= Some(stop_time));
     assert!(restarted, "the restart of server {follower} is drawn");
 
     // The checks: the passing ones, and the failing one last.
     let checks: Vec<&Value> = events(&data, "check").collect();
-    assert!(checks
-        .iter()
-        .any(|check| check["name"] == "one leader" && check["ok"] == true));
-    assert!(checks
-        .iter()
-        .any(|check| check["name"] == "one(101)" && check["ok"] == true));
+    assert!(checks.iter().any(|check| check["name"] == "one leader" && check["ok"] == true));
+    assert!(checks.iter().any(|check| check["name"] == "one(101)" && check["ok"] == true));
     let failing: Vec<&&Value> = checks.iter().filter(|check| check["ok"] == false).collect();
     assert_eq!(failing.len(), 1, "one failing check: {failing:?}");
     assert_eq!(failing[0]["name"], "no leader");
     assert_eq!(failing[0]["t"], data["failure"]["t"]);
 
     // The test's annotation, in the leader's lane, its text intact; and the tester's own.
-    let note = events(&data, "note")
-        .find(|note| note["by"] == "test")
-        .expect("the test's annotation");
+    let note = events(&data, "note").find(|note| note["by"] == "test").expect("the test's annotation");
     assert_eq!(note["short"], "isolating the leader");
     assert_eq!(index(&note["server"]), leader);
-    assert!(note["details"]
-        .as_str()
-        .is_some_and(|details| details.ends_with(HOSTILE)));
-    assert!(events(&data, "note").any(|note| note["by"] == "tester"
-        && note["short"] == "crash"
-        && index(&note["server"]) == follower));
-    assert!(
-        events(&data, "note").any(|note| note["by"] == "tester" && note["short"] == "start(101)")
-    );
+    assert!(note["details"].as_str().is_some_and(|details| details.ends_with(HOSTILE)));
+    assert!(events(&data, "note").any(|note| note["by"] == "tester" && note["short"] == "crash" && index(&note["server"]) == follower));
+    assert!(events(&data, "note").any(|note| note["by"] == "tester" && note["short"] == "start(101)"));
 
     // Roles and messages: leaders were elected, heartbeats flowed, and the cut links lost some.
-    assert!(events(&data, "role")
-        .any(|role| role["role"] == "leader" && index(&role["server"]) == leader));
+    assert!(events(&data, "role").any(|role| role["role"] == "leader" && index(&role["server"]) == leader));
     let messages = data["messages"].as_array().expect("messages");
-    assert!(messages
-        .iter()
-        .any(|message| message["type"] == "Heartbeat" && message["fate"] == "delivered"));
-    assert!(messages
-        .iter()
-        .any(|message| message["fate"] == "link down" && index(&message["from"]) == leader));
+    assert!(messages.iter().any(|message| message["type"] == "Heartbeat" && message["fate"] == "delivered"));
+    assert!(messages.iter().any(|message| message["fate"] == "link down" && index(&message["from"]) == leader));
     assert!(events(&data, "index").any(|index| index["commit"].as_u64() >= Some(1)));
 }
 
@@ -170,42 +130,26 @@ fn a_failing_kv_test_draws_its_history_too() {
         tester.cleanup();
     });
     assert_eq!(data["outcome"], "failed");
-    let failing: Vec<&Value> = events(&data, "check")
-        .filter(|check| check["ok"] == false)
-        .collect();
+    let failing: Vec<&Value> = events(&data, "check").filter(|check| check["ok"] == false).collect();
     assert_eq!(failing.len(), 1);
     assert_eq!(failing[0]["name"], "Get(k)");
-    assert!(events(&data, "note")
-        .any(|note| note["short"] == "partition" && note["details"] == "[0, 1] | [2]"));
+    assert!(events(&data, "note").any(|note| note["short"] == "partition" && note["details"] == "[0, 1] | [2]"));
     assert!(events(&data, "note").any(|note| note["by"] == "test" && note["server"].is_null()));
-    let history = data["history_html"]
-        .as_str()
-        .expect("the KV history is in the page");
-    assert!(
-        history.contains("LINEARIZABLE"),
-        "the history report says its verdict"
-    );
+    let history = data["history_html"].as_str().expect("the KV history is in the page");
+    assert!(history.contains("LINEARIZABLE"), "the history report says its verdict");
 }
 
 #[test]
 fn chaos_runs_draw_their_partitions_crashes_and_disk_faults() {
     // Some seed among the first few partitions and crashes (a passing run, drawn on demand).
     let drawn = (1..40).find_map(|seed| {
-        let summary = sim::chaos::run(seed)
-            .unwrap_or_else(|(_, message, _)| panic!("chaos seed {seed} failed: {message}"));
-        let info = viz::RunInfo {
-            test: "chaos",
-            seed,
-            replay: "(replay)",
-        };
-        let data = viz::embedded_data(&viz::render(&summary.trace, &info))
-            .expect("the page holds its data");
+        let summary = sim::chaos::run(seed).unwrap_or_else(|(_, message, _)| panic!("chaos seed {seed} failed: {message}"));
+        let info = viz::RunInfo { test: "chaos", seed, replay: "(replay)" };
+        let data = viz::embedded_data(&viz::render(&summary.trace, &info)).expect("the page holds its data");
         let n = data["servers"].as_u64().expect("servers") as usize;
         // A partition during the run (at time 0 the links are still being set up).
-        let partitioned = events(&data, "links").any(|event| {
-            event["t"].as_u64() > Some(0)
-                && (0..n).any(|i| (0..n).any(|j| event["up"][i][j] == false))
-        });
+        let partitioned = events(&data, "links")
+            .any(|event| event["t"].as_u64() > Some(0) && (0..n).any(|i| (0..n).any(|j| event["up"][i][j] == false)));
         let crashed = events(&data, "stop").any(|event| event["why"] == "crash");
         (partitioned && crashed).then_some(data)
     });
@@ -216,15 +160,9 @@ fn chaos_runs_draw_their_partitions_crashes_and_disk_faults() {
     assert!(events(&data, "net").next().is_some());
 
     let with_disk_faults = (1..20).find_map(|seed| {
-        let summary = sim::disk_chaos::run(seed)
-            .unwrap_or_else(|(_, message, _)| panic!("disk chaos seed {seed} failed: {message}"));
-        let info = viz::RunInfo {
-            test: "disk_chaos",
-            seed,
-            replay: "(replay)",
-        };
-        let data = viz::embedded_data(&viz::render(&summary.trace, &info))
-            .expect("the page holds its data");
+        let summary = sim::disk_chaos::run(seed).unwrap_or_else(|(_, message, _)| panic!("disk chaos seed {seed} failed: {message}"));
+        let info = viz::RunInfo { test: "disk_chaos", seed, replay: "(replay)" };
+        let data = viz::embedded_data(&viz::render(&summary.trace, &info)).expect("the page holds its data");
         let has_disk_fault = events(&data, "disk").next().is_some();
         has_disk_fault.then_some(data)
     });

@@ -6,18 +6,15 @@
 use sim::chaos::ChaosReads;
 
 fn main() -> std::process::ExitCode {
-    sim::seeds_cli::main_with_switches(
-        "chaos",
-        &["--read-index", "--lease-reads"],
-        |seed, switches| {
-            let reads = if switches.iter().any(|switch| switch == "--lease-reads") {
-                ChaosReads::Lease
-            } else if switches.iter().any(|switch| switch == "--read-index") {
-                ChaosReads::ReadIndex
-            } else {
-                ChaosReads::Off
-            };
-            match sim::chaos::run_with(seed, reads) {
+    sim::seeds_cli::main_with_switches("chaos", &["--read-index", "--lease-reads"], |seed, switches| {
+        let reads = if switches.iter().any(|switch| switch == "--lease-reads") {
+            ChaosReads::Lease
+        } else if switches.iter().any(|switch| switch == "--read-index") {
+            ChaosReads::ReadIndex
+        } else {
+            ChaosReads::Off
+        };
+        match sim::chaos::run_with(seed, reads) {
             Ok(summary) => Ok((
                 format!(
                     "{} commands committed, {} terms had a leader, {} reads answered and {} failed, {:.1}s virtual, {:?}",
@@ -32,6 +29,5 @@ fn main() -> std::process::ExitCode {
             )),
             Err((params, message, trace)) => Err((format!("{params:?}, reads: {reads:?}"), message, trace)),
         }
-        },
-    )
+    })
 }

@@ -9,36 +9,18 @@ use replica::Mutation;
 
 const MUTATIONS: [(&str, Mutation); 7] = [
     ("--broken-answers-by-id", Mutation::AnswersMatchedByIdAlone),
-    (
-        "--broken-parked-overtaken",
-        Mutation::ParkedOvertakenByNewer,
-    ),
-    (
-        "--broken-forwards-dropped",
-        Mutation::ForwardsDroppedSilently,
-    ),
-    (
-        "--broken-duplicates-served",
-        Mutation::DuplicateForwardsServed,
-    ),
+    ("--broken-parked-overtaken", Mutation::ParkedOvertakenByNewer),
+    ("--broken-forwards-dropped", Mutation::ForwardsDroppedSilently),
+    ("--broken-duplicates-served", Mutation::DuplicateForwardsServed),
     ("--broken-hello-ignored", Mutation::HelloIgnored),
-    (
-        "--broken-links-dropped-at-once",
-        Mutation::LinksDroppedAtOnce,
-    ),
-    (
-        "--broken-forwards-kept-across-terms",
-        Mutation::ForwardsKeptAcrossTerms,
-    ),
+    ("--broken-links-dropped-at-once", Mutation::LinksDroppedAtOnce),
+    ("--broken-forwards-kept-across-terms", Mutation::ForwardsKeptAcrossTerms),
 ];
 
 fn main() -> std::process::ExitCode {
     let switches: Vec<&str> = MUTATIONS.iter().map(|(switch, _)| *switch).collect();
     sim::seeds_cli::main_with_switches("node_chaos", &switches, |seed, given| {
-        let mutation = MUTATIONS
-            .iter()
-            .find(|(switch, _)| given.iter().any(|g| g == switch))
-            .map_or(Mutation::None, |(_, m)| *m);
+        let mutation = MUTATIONS.iter().find(|(switch, _)| given.iter().any(|g| g == switch)).map_or(Mutation::None, |(_, m)| *m);
         match sim::node_chaos::run_with(seed, mutation, |_| {}) {
             Ok(summary) => Ok((
                 format!(

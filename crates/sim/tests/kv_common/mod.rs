@@ -6,10 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sim::kv_tester::{
-    check_client_appends, generic_test, run_kv_test_with, KvSetup, KvTester, Workload,
-    ELECTION_TIMEOUT,
-};
+use sim::kv_tester::{check_client_appends, generic_test, run_kv_test_with, KvSetup, KvTester, Workload, ELECTION_TIMEOUT};
 use sim::kvraft::ReadPath;
 use sim::raft_tester::ms;
 
@@ -23,23 +20,12 @@ pub fn generic(
     max_raft_state: Option<usize>,
     workload: Workload,
 ) {
-    let setup = KvSetup {
-        servers,
-        unreliable,
-        max_raft_state,
-        read_path: ReadPath::ReadIndex,
-    };
+    let setup = KvSetup { servers, unreliable, max_raft_state, read_path: ReadPath::ReadIndex };
     generic_with(file, name, description, setup, workload);
 }
 
 /// `generic` on any setup (e.g. Gets without the log).
-pub fn generic_with(
-    file: &'static str,
-    name: &'static str,
-    description: &'static str,
-    setup: KvSetup,
-    workload: Workload,
-) {
+pub fn generic_with(file: &'static str, name: &'static str, description: &'static str, setup: KvSetup, workload: Workload) {
     run_kv_test_with(file, name, setup, move |t| async move {
         t.begin(description);
         generic_test(t.clone(), name, workload).await;
@@ -48,12 +34,7 @@ pub fn generic_with(
 }
 
 pub const fn workload(clients: u64, crash: bool, partitions: bool, random_keys: bool) -> Workload {
-    Workload {
-        clients,
-        crash,
-        partitions,
-        random_keys,
-    }
+    Workload { clients, crash, partitions, random_keys }
 }
 
 /// The lab's GenericTestSpeed: 1000 sequential Appends must average at most 100 ms / 3 each,
@@ -73,12 +54,7 @@ pub async fn speed_test(t: Rc<KvTester>, description: &'static str) {
     check_client_appends(0, &value, OPERATIONS);
     t.check_linearizable("speed");
     let bound = Duration::from_millis(100) / 3 * OPERATIONS as u32;
-    assert!(
-        elapsed <= bound,
-        "Operations completed too slowly {:?}/op > {:?}/op",
-        elapsed / OPERATIONS as u32,
-        bound / OPERATIONS as u32
-    );
+    assert!(elapsed <= bound, "Operations completed too slowly {:?}/op > {:?}/op", elapsed / OPERATIONS as u32, bound / OPERATIONS as u32);
     t.end();
 }
 
