@@ -170,8 +170,10 @@ impl<'a, M: Model> Search<'a, M> {
         let mut set_hash = 0u64;
         let mut cache: Cache<M::State> = Cache::default();
         let mut state = self.model.init();
-        // Operations linearized so far, each with the state before it (to restore on backtrack).
-        let mut stack: Vec<(u32, M::State)> = Vec::new();
+        // Operations linearized so far, each with the state before it (to restore on backtrack)
+        // and whether it was read-only (`Model::is_read_only`): no other choice is tried in its
+        // place, so backtracking goes on past it.
+        let mut stack: Vec<(u32, M::State, bool)> = Vec::new();
         // Longest prefix seen at a dead end; `clean` = how much of it still equals the bottom of
         // `stack` (the stack's lowest height since the copy), so a new record copies only the
         // part that changed and recording stays linear overall.
@@ -193,11 +195,12 @@ impl<'a, M: Model> Search<'a, M> {
                 let op = op_of(entry);
                 let o = &self.history[self.ops[op as usize]];
                 if let Some(new_state) = self.model.step(&state, &o.input, o.output.as_ref()) {
+                    let read_only = self.model.is_read_only(&o.input, o.output.as_ref());
                     set_bit(&mut linearized, op);
                     set_hash ^= zobrist(op);
                     if cache.insert(set_hash, &linearized, &new_state) {
                         // A configuration never seen before: go deeper, from the head again.
-                        stack.push((op, std::mem::replace(&mut state, new_state)));
+                        stack.push((op, std::mem::replace(&mut state, new_state), read_only));
                         self.lift(op);
                         entry = self.next[HEAD as usize];
                         continue;
@@ -211,18 +214,25 @@ impl<'a, M: Model> Search<'a, M> {
                 // A return: its operation should already be linearized, so this branch is dead.
                 if !best_found || stack.len() > best.len() {
                     best.truncate(clean);
-                    best.extend(stack[clean..].iter().map(|(op, _)| *op));
+                    best.extend(stack[clean..].iter().map(|(op, _, _)| *op));
                     clean = stack.len();
                     best_found = true;
                 }
-                let Some((op, before)) = stack.pop() else {
-                    return Outcome::Illegal(best);
+                // Undo the last choice, and the read-only operations lifted after it (each was
+                // the only thing to try where it stood).
+                let op = loop {
+                    let Some((op, before, read_only)) = stack.pop() else {
+                        return Outcome::Illegal(best);
+                    };
+                    clean = clean.min(stack.len());
+                    state = before;
+                    clear_bit(&mut linearized, op);
+                    set_hash ^= zobrist(op);
+                    self.unlift(op);
+                    if !read_only {
+                        break op;
+                    }
                 };
-                clean = clean.min(stack.len());
-                state = before;
-                clear_bit(&mut linearized, op);
-                set_hash ^= zobrist(op);
-                self.unlift(op);
                 // Try the candidates after the one just undone.
                 entry = self.next[call_node(op) as usize];
             }

@@ -91,6 +91,11 @@ impl Model for KvModel {
         }
     }
 
+    /// A Get changes nothing.
+    fn is_read_only(&self, input: &KvInput, _output: Option<&KvOutput>) -> bool {
+        input.op == KvOp::Get
+    }
+
     /// One part per key, in order of first appearance (deterministic, unlike a HashMap's order).
     fn partition(&self, history: &[Operation<KvInput, KvOutput>]) -> Vec<Vec<usize>> {
         let mut index: HashMap<&str, usize> = HashMap::new();

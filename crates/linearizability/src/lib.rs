@@ -77,6 +77,18 @@ pub trait Model {
         output: Option<&Self::Output>,
     ) -> Option<Self::State>;
 
+    /// Whether this operation, with this output, leaves the state as it is in every state where
+    /// it is legal (a read; a write refused for its version). The search then linearizes such an
+    /// operation as soon as it may, without trying it later as well: any linearization that puts
+    /// it later stays one with it moved to the front, since it changes no state and nothing left
+    /// must precede it. Without this, k such operations pending at once are tried in up to 2^k
+    /// orders. Default: false (the search tries every order). A model that says true for an
+    /// operation that may change the state makes the checker wrong.
+    fn is_read_only(&self, input: &Self::Input, output: Option<&Self::Output>) -> bool {
+        let _ = (input, output);
+        false
+    }
+
     /// Split a history into independent parts (default: one part). Returns indices into the
     /// history.
     ///

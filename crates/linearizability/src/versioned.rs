@@ -72,6 +72,11 @@ impl Model for VersionedModel {
         }
     }
 
+    /// A Get, and a Put refused for its version: neither changes the key where it is legal.
+    fn is_read_only(&self, input: &VersionedInput, output: Option<&VersionedOutput>) -> bool {
+        matches!((input, output), (VersionedInput::Get { .. }, _) | (VersionedInput::Put { .. }, Some(VersionedOutput::ErrVersion)))
+    }
+
     /// One part per key, in order of first appearance.
     fn partition(&self, history: &[Operation<VersionedInput, VersionedOutput>]) -> Vec<Vec<usize>> {
         let mut index: HashMap<&str, usize> = HashMap::new();

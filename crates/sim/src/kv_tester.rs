@@ -461,18 +461,26 @@ pub async fn generic_test(t: Rc<KvTester>, test_name: &str, workload: Workload) 
                 check_client_appends(client as u64, &value, count);
             }
         }
-        match t.max_raft_state {
+        t.check_log_size();
+    }
+    t.check_linearizable(test_name);
+}
+
+impl KvTester {
+    /// GenericTest's end of an iteration: the logs trimmed to 8 × maxraftstate, or no snapshot
+    /// at all without one.
+    pub(crate) fn check_log_size(&self) {
+        match self.max_raft_state {
             Some(limit) => {
-                let size = t.log_size();
-                t.verdict("log size", size <= 8 * limit, || format!("logs were not trimmed ({size} > 8*{limit})"));
+                let size = self.log_size();
+                self.verdict("log size", size <= 8 * limit, || format!("logs were not trimmed ({size} > 8*{limit})"));
             }
             None => {
-                let size = t.snapshot_size();
-                t.verdict("no snapshot", size == 0, || format!("snapshot too large ({size}), should not be used when maxraftstate = -1"));
+                let size = self.snapshot_size();
+                self.verdict("no snapshot", size == 0, || format!("snapshot too large ({size}), should not be used when maxraftstate = -1"));
             }
         }
     }
-    t.check_linearizable(test_name);
 }
 
 async fn client_loop(t: Rc<KvTester>, client: u64, clients: u64, random_keys: bool, done: Rc<Cell<bool>>) -> u64 {
@@ -504,7 +512,7 @@ async fn client_loop(t: Rc<KvTester>, client: u64, clients: u64, random_keys: bo
     j
 }
 
-async fn partitioner(t: Rc<KvTester>, done: Rc<Cell<bool>>) {
+pub(crate) async fn partitioner(t: Rc<KvTester>, done: Rc<Cell<bool>>) {
     while !done.get() {
         let mut groups = (Vec::new(), Vec::new());
         for i in 0..t.n {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use linearizability::versioned::{VersionedInput, VersionedModel, VersionedOutput};
 use linearizability::{CheckResult, Operation};
 
-use crate::kv_tester::{KvTester, TestClerk};
+use crate::kv_tester::{partitioner, KvTester, TestClerk, Workload, ELECTION_TIMEOUT};
 use crate::kvraft::PutOutcome;
 
 /// Search steps the checker may take; generous, so that "unknown" never happens in practice (and
@@ -89,15 +89,30 @@ impl VersionedTester {
     /// `key` for `duration`, then stop between operations; each one's (ok, maybe).
     pub async fn spawn_put_clients(self: &Rc<Self>, n: u64, duration: Duration, key: &'static str) -> Vec<Counts> {
         let stop = Rc::new(Cell::new(false));
-        let handles: Vec<_> = (0..n)
+        let handles = self.start_put_clients(n, &[key.to_string()], &stop);
+        self.t.sleep(duration).await;
+        stop.set(true);
+        let mut results = Vec::new();
+        for handle in handles {
+            results.push(handle.await);
+        }
+        results
+    }
+
+    /// `n` clients running "one client put" until `stop`, each on a key of `keys` picked at random
+    /// per Put (a version kept per key), as the lab's random-keys mode does.
+    fn start_put_clients(self: &Rc<Self>, n: u64, keys: &[String], stop: &Rc<Cell<bool>>) -> Vec<crate::executor::JoinHandle<Counts>> {
+        (0..n)
             .map(|me| {
-                let (tester, stop) = (self.clone(), stop.clone());
+                let (tester, stop, keys) = (self.clone(), stop.clone(), keys.to_vec());
                 self.t.sim.spawn(async move {
                     let clerk = tester.t.make_client(&tester.t.all());
-                    let (mut version, mut counts) = (0, (0, 0));
+                    let mut versions = vec![0; keys.len()];
+                    let mut counts = (0, 0);
                     while !stop.get() {
-                        let (read, outcome) = tester.one_put(&clerk, me, key, version).await;
-                        version = read;
+                        let k = tester.t.rng.below(keys.len() as u64) as usize;
+                        let (read, outcome) = tester.one_put(&clerk, me, &keys[k], versions[k]).await;
+                        versions[k] = read;
                         match outcome {
                             PutOutcome::Ok => counts.0 += 1,
                             _ => counts.1 += 1,
@@ -106,14 +121,7 @@ impl VersionedTester {
                     counts
                 })
             })
-            .collect();
-        self.t.sleep(duration).await;
-        stop.set(true);
-        let mut results = Vec::new();
-        for handle in handles {
-            results.push(handle.await);
-        }
-        results
+            .collect()
     }
 
     /// The lab's "check concurrent puts": the key's version is the number of Ok Puts (reliable),
@@ -140,6 +148,60 @@ impl VersionedTester {
         };
         self.t.verdict("linearizable", result == CheckResult::Ok, || if detail.is_empty() { format!("{operations} operations") } else { detail });
     }
+}
+
+/// The 2025 Lab 4 generic test (`LAB-TESTS-2025.md` §6) with versioned Puts: three iterations of
+/// `clients` running "one client put" for 1 s (on "k", or on "k0".."k99" with random keys) — and,
+/// with partitions, 1 s more while the partitioner re-partitions every 1 s + U[0, 200) ms from 1 s
+/// after the clients started (the lab starts it then; the clients run on so that its partitions
+/// meet them) —; then "check concurrent puts" (exact on a reliable network without crashes or
+/// partitions), the history checked, a heal or a whole-cluster crash and restart, and the log
+/// size checked; at the end, one more Get (the restarted cluster serves again).
+pub async fn generic_test(v: Rc<VersionedTester>, workload: Workload, reliable: bool) {
+    let t = v.t.clone();
+    let Workload { clients, crash, partitions, random_keys } = workload;
+    let keys: Vec<String> = if random_keys { (0..100).map(|i| format!("k{i}")).collect() } else { vec!["k".to_string()] };
+    let checker = t.make_client(&t.all());
+    let mut totals: Vec<Counts> = Vec::new();
+    for _ in 0..3 {
+        let stop = Rc::new(Cell::new(false));
+        let partitioner_done = Rc::new(Cell::new(false));
+        let handles = v.start_put_clients(clients, &keys, &stop);
+        t.sleep(Duration::from_secs(1)).await;
+        let partitioner_task = partitions.then(|| t.sim.spawn(partitioner(t.clone(), partitioner_done.clone())));
+        if partitions {
+            t.sleep(Duration::from_secs(1)).await;
+        }
+        stop.set(true);
+        partitioner_done.set(true);
+        if let Some(task) = partitioner_task {
+            task.await;
+            t.connect_all();
+            t.sleep(ELECTION_TIMEOUT).await;
+        }
+        for handle in handles {
+            totals.push(handle.await);
+        }
+        if !random_keys {
+            v.check_concurrent_puts(&checker, "k", &totals, reliable && !crash && !partitions).await;
+        }
+        v.check_linearizable();
+        if crash {
+            for i in 0..t.n {
+                t.shutdown_server(i);
+            }
+            t.sleep(ELECTION_TIMEOUT).await;
+            for i in 0..t.n {
+                t.start_server(i);
+            }
+            t.connect_all();
+        }
+        t.check_log_size();
+    }
+    // Not in the lab: after the last restart the cluster must serve again, and what it serves
+    // must fit the history.
+    v.get(&checker, &keys[0], 0).await;
+    v.check_linearizable();
 }
 
 /// The lab's lock, kept in the store under its name: "" (or no key) when free, the holder's id
