@@ -59,6 +59,8 @@ pub enum Op {
     VersionedPut { key: Vec<u8>, value: Vec<u8>, version: u64 },
     /// VDEL: removes the key only if it is at `version`.
     VersionedDelete { key: Vec<u8>, version: u64 },
+    /// DELEX IFEQ / IFNE: removes the key only if its value is (`equal`), or is not, `value`.
+    DeleteIf { key: Vec<u8>, value: Vec<u8>, equal: bool },
 }
 
 /// SET's options as bits of `Op::Set`'s flags.
@@ -145,6 +147,7 @@ pub enum OpRef<'a> {
     GetEx { key: &'a [u8], expiry: Expiry },
     VersionedPut { key: &'a [u8], value: &'a [u8], version: u64 },
     VersionedDelete { key: &'a [u8], version: u64 },
+    DeleteIf { key: &'a [u8], value: &'a [u8], equal: bool },
 }
 
 impl OpRef<'_> {
@@ -178,7 +181,8 @@ impl OpRef<'_> {
             | OpRef::Expire { key, .. }
             | OpRef::GetEx { key, .. }
             | OpRef::VersionedPut { key, .. }
-            | OpRef::VersionedDelete { key, .. } => vec![key],
+            | OpRef::VersionedDelete { key, .. }
+            | OpRef::DeleteIf { key, .. } => vec![key],
             OpRef::Delete { keys } | OpRef::MGet { keys } | OpRef::Exists { keys } => keys.clone(),
             OpRef::MSet { pairs, .. } => pairs.iter().map(|(key, _)| *key).collect(),
             OpRef::Rename { from, to, .. } | OpRef::Copy { from, to, .. } => vec![from, to],
@@ -215,6 +219,7 @@ impl OpRef<'_> {
             OpRef::GetEx { key, expiry } => Op::GetEx { key: key.to_vec(), expiry: *expiry },
             OpRef::VersionedPut { key, value, version } => Op::VersionedPut { key: key.to_vec(), value: value.to_vec(), version: *version },
             OpRef::VersionedDelete { key, version } => Op::VersionedDelete { key: key.to_vec(), version: *version },
+            OpRef::DeleteIf { key, value, equal } => Op::DeleteIf { key: key.to_vec(), value: value.to_vec(), equal: *equal },
         }
     }
 }
@@ -398,6 +403,12 @@ impl OpRef<'_> {
                 put_bytes(out, key);
                 put_varint(out, *version);
             }
+            OpRef::DeleteIf { key, value, equal } => {
+                out.put_u8(26);
+                put_bytes(out, key);
+                put_bytes(out, value);
+                out.put_u8(u8::from(*equal));
+            }
         }
     }
 
@@ -406,6 +417,7 @@ impl OpRef<'_> {
             OpRef::Get { key } | OpRef::GetDel { key } => key.len() + 10,
             OpRef::Put { key, value } | OpRef::Append { key, value } | OpRef::VersionedPut { key, value, .. } => key.len() + value.len() + 30,
             OpRef::VersionedDelete { key, .. } => key.len() + 21,
+            OpRef::DeleteIf { key, value, .. } => key.len() + value.len() + 21,
             OpRef::Set { key, value, .. } => key.len() + value.len() + 32,
             OpRef::Clock { .. } => 11,
             OpRef::Expire { key, .. } | OpRef::GetEx { key, .. } => key.len() + 22,
@@ -521,6 +533,7 @@ impl<'a> OpRef<'a> {
             22 => OpRef::GetEx { key: reader.bytes()?, expiry: Expiry::decode(reader)? },
             24 => OpRef::VersionedPut { key: reader.bytes()?, value: reader.bytes()?, version: reader.varint()? },
             25 => OpRef::VersionedDelete { key: reader.bytes()?, version: reader.varint()? },
+            26 => OpRef::DeleteIf { key: reader.bytes()?, value: reader.bytes()?, equal: reader.bool()? },
             7 => OpRef::GetDel { key: reader.bytes()? },
             8 => {
                 let only_new = reader.bool()?;
@@ -603,6 +616,7 @@ impl Op {
             Op::GetEx { key, expiry } => OpRef::GetEx { key, expiry: *expiry },
             Op::VersionedPut { key, value, version } => OpRef::VersionedPut { key, value, version: *version },
             Op::VersionedDelete { key, version } => OpRef::VersionedDelete { key, version: *version },
+            Op::DeleteIf { key, value, equal } => OpRef::DeleteIf { key, value, equal: *equal },
         }
     }
 }
@@ -755,6 +769,7 @@ mod tests {
             Op::GetEx { key: b"k".to_vec(), expiry: Expiry::Clear },
             Op::VersionedPut { key: b"k".to_vec(), value: b"v".to_vec(), version: u64::MAX },
             Op::VersionedDelete { key: b"k".to_vec(), version: 0 },
+            Op::DeleteIf { key: b"k".to_vec(), value: b"token".to_vec(), equal: false },
             Op::GetDel { key: b"k".to_vec() },
             Op::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), Vec::new())], only_new: true },
             Op::Flush,

@@ -561,6 +561,10 @@ impl Store {
                 }
                 Reply::Removed(u64::from(self.remove(key).is_some()))
             }
+            OpRef::DeleteIf { key, value, equal } => {
+                let matches = self.data.get(*key).is_some_and(|stored| (stored.as_slice() == *value) == *equal);
+                Reply::Removed(u64::from(matches && self.remove(key).is_some()))
+            }
             OpRef::GetEx { key, expiry } => {
                 let value = self.data.get(*key).map(|value| value.as_slice().to_vec());
                 if value.is_some() {
@@ -801,6 +805,14 @@ mod tests {
         assert_eq!(apply(&mut store, 12, vdel("c", 2)), Reply::Removed(1));
         assert_eq!(apply(&mut store, 13, vdel("c", 0)), Reply::Removed(0));
         assert_eq!(apply(&mut store, 14, vset("c", "again", 0)), Reply::Integer(1));
+        // DELEX: by value, so a lock's token (unique per taking) never matches the next holder's.
+        let delex = |value: &str, equal| write(0, 0, Op::DeleteIf { key: b"c".to_vec(), value: value.into(), equal });
+        assert_eq!(apply(&mut store, 15, delex("other", true)), Reply::Removed(0));
+        assert_eq!(apply(&mut store, 16, delex("again", false)), Reply::Removed(0));
+        assert_eq!(apply(&mut store, 17, delex("again", true)), Reply::Removed(1));
+        assert_eq!(apply(&mut store, 18, delex("again", true)), Reply::Removed(0), "gone");
+        apply(&mut store, 19, vset("c", "x", 0));
+        assert_eq!(apply(&mut store, 20, delex("y", false)), Reply::Removed(1));
         // Versions survive a snapshot.
         let restored = Store::decode_snapshot(&store.encode_snapshot()).expect("a valid snapshot");
         assert_eq!(restored, store);

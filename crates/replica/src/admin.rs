@@ -6,7 +6,7 @@
 /// Arity as Redis counts it: the name included, negative for "at least".
 type CommandSpec = (&'static str, i64, &'static [&'static str], i64, i64, i64);
 
-const COMMANDS: [CommandSpec; 67] = [
+const COMMANDS: [CommandSpec; 69] = [
     ("getrange", 4, &["readonly"], 1, 1, 1),
     ("substr", 4, &["readonly"], 1, 1, 1),
     ("setrange", 4, &["write", "denyoom"], 1, 1, 1),
@@ -64,6 +64,8 @@ const COMMANDS: [CommandSpec; 67] = [
     ("vget", 2, &["readonly", "fast"], 1, 1, 1),
     ("vset", 4, &["write", "denyoom", "fast"], 1, 1, 1),
     ("vdel", 3, &["write", "fast"], 1, 1, 1),
+    ("delex", -2, &["write", "fast"], 1, 1, 1),
+    ("delifeq", 3, &["write", "fast"], 1, 1, 1),
     ("ping", -1, &["fast"], 0, 0, 0),
     ("echo", 2, &["fast"], 0, 0, 0),
     ("info", -1, &["loading", "stale"], 0, 0, 0),

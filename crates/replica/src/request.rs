@@ -544,12 +544,12 @@ fn address(arg: &[u8]) -> Result<String, CommandError> {
 pub const TAG_COMMAND: &[u8] = b"TAGGED";
 
 /// The commands a node knows, by their upper-case names.
-const KNOWN: [&str; 67] = [
+const KNOWN: [&str; 69] = [
     "GET", "SET", "APPEND", "DEL", "EXISTS", "TAGGED", "PING", "INFO", "COMMAND", "CONFIG", "CLIENT", "SELECT", "QUIT", "HELLO", "ECHO", "AUTH", "INCR", "DECR",
     "INCRBY", "DECRBY", "SETNX", "GETSET", "GETDEL", "MGET", "MSET", "MSETNX", "STRLEN", "DBSIZE", "UNLINK", "KEYS", "TYPE", "TOUCH", "FLUSHDB", "FLUSHALL",
     "RENAME", "RENAMENX", "SCAN", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "GETRANGE", "SUBSTR", "SETRANGE", "INCRBYFLOAT", "COPY", "RANDOMKEY",
     "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "PERSIST", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME",
-    "RAFT.NODE", "RAFT.NODES", "RAFT.TRANSFER-LEADER", "RAFT.DIAL", "VGET", "VSET", "VDEL",
+    "RAFT.NODE", "RAFT.NODES", "RAFT.TRANSFER-LEADER", "RAFT.DIAL", "VGET", "VSET", "VDEL", "DELEX", "DELIFEQ",
 ];
 
 /// A command's name as one of the known ones (Redis names are case-insensitive), without
@@ -649,6 +649,20 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
         "VDEL" => {
             arity(count == 3)?;
             OpRef::VersionedDelete { key: arg(1), version: version(arg(2))? }
+        }
+        // Redis 8.4's conditional delete (and Valkey's DELIFEQ): the safe release of a lock.
+        "DELEX" | "DELIFEQ" => {
+            arity(if name == "DELEX" { count == 2 || count == 4 } else { count == 3 })?;
+            match (name, count) {
+                ("DELIFEQ", _) => OpRef::DeleteIf { key: arg(1), value: arg(2), equal: true },
+                (_, 2) => OpRef::Delete { keys: vec![arg(1)] },
+                _ => match &arg(2).to_ascii_uppercase()[..] {
+                    b"IFEQ" => OpRef::DeleteIf { key: arg(1), value: arg(3), equal: true },
+                    b"IFNE" => OpRef::DeleteIf { key: arg(1), value: arg(3), equal: false },
+                    b"IFDEQ" | b"IFDNE" => return Err(CommandError::Unsupported("DELEX with a digest (IFDEQ, IFDNE)".into())),
+                    _ => return Err(CommandError::Syntax),
+                },
+            }
         }
         "SETRANGE" => {
             arity(count == 4)?;
@@ -915,6 +929,10 @@ mod tests {
             args(&["vset", "k", "v", "0"]),
             args(&["TAGGED", "7", "4", "VSET", "k", "v", "9223372036854775807"]),
             args(&["VDEL", "k", "3"]),
+            args(&["DELEX", "k", "ifeq", "token"]),
+            args(&["DELEX", "k", "IFNE", "token"]),
+            args(&["DELEX", "k"]),
+            args(&["DELIFEQ", "k", "token"]),
         ];
         for case in cases {
             let request = to_request(&case).expect("valid");
@@ -964,6 +982,9 @@ mod tests {
         assert_eq!(to_request(&args(&["VSET", "k", "v", "-1"])), Err(CommandError::NotAnInteger), "a version is never negative");
         assert_eq!(to_request(&args(&["VSET", "k", "v"])), Err(CommandError::WrongArity("vset".into())));
         assert_eq!(to_request(&args(&["TAGGED", "7", "4", "VGET", "k"])), Err(CommandError::BadTag), "a read is not tagged");
+        assert_eq!(to_request(&args(&["DELEX", "k", "IFEQ"])), Err(CommandError::WrongArity("delex".into())));
+        assert_eq!(to_request(&args(&["DELEX", "k", "IF", "v"])), Err(CommandError::Syntax));
+        assert!(matches!(to_request(&args(&["DELEX", "k", "IFDEQ", "abc"])), Err(CommandError::Unsupported(_))));
         assert_eq!(to_request(&args(&["SCAN", "0", "COUNT", "0"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["FLUSHALL", "NOW"])), Err(CommandError::Syntax));
         assert_eq!(to_request(&args(&["INCRBY", "n", "1.5"])), Err(CommandError::NotAnInteger));

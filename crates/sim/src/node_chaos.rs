@@ -95,6 +95,9 @@ pub struct Params {
     /// Per step: the leader is asked for a membership change (add a waiting node as a learner,
     /// promote a learner, remove any member, transfer leadership). 0: the membership stays.
     pub membership_per_mille: u64,
+    /// Clients that take a lock with `SET lock <id> NX PX`, hold it a while and give it back with
+    /// VGET and VDEL (0 unless a test asks: the seeds without them run as they did).
+    pub lock_clients: usize,
 }
 
 impl Params {
@@ -123,6 +126,7 @@ impl Params {
             disk_full_per_mille: fault(&[0, 0, 10, 30]),
             voters: 0,
             membership_per_mille: 0,
+            lock_clients: 0,
         }
     }
 
@@ -155,6 +159,10 @@ pub struct Summary {
     /// Membership changes and leadership transfers asked of a leader.
     pub membership_changes: u64,
     pub operations: usize,
+    /// Times a lock client held the lock, and how many of those ended because its lease could
+    /// have run out (it held on longer).
+    pub holds: usize,
+    pub holds_past_lease: usize,
     /// The checker ran out of its budget (the history was neither proven nor refuted).
     pub undecided: bool,
     pub virtual_time: Duration,
@@ -264,7 +272,39 @@ struct World {
     /// Each node's configuration index as its last input left it while it led, and the term.
     led_configs: Vec<Option<(u64, raft::LogIndex)>>,
     membership_changes: u64,
+    lock_clients: Vec<LockClient>,
+    /// Each time a lock client held the lock: from the answer to its SET until it began to give
+    /// it back or its lease could have run out, whichever came first. No two may overlap.
+    holds: Vec<Hold>,
 }
+
+/// A client of the lock: one request at a time.
+struct LockClient {
+    id: String,
+    connection: Option<(usize, ConnId)>,
+    session: Session,
+    /// The answer to its request, once it came.
+    answer: Option<Answer>,
+    sent_at: Duration,
+}
+
+#[derive(Clone, Debug)]
+struct Hold {
+    holder: String,
+    start: Duration,
+    end: Duration,
+    /// It ended because the lease could have run out (the holder kept it longer).
+    past_lease: bool,
+}
+
+/// Lock clients' connections are numbered from here in `World::conns`.
+const LOCK_CLIENT_BASE: usize = 1 << 20;
+/// The lock's lease (`PX`), and how long before its end a holder stops using it: the most the
+/// wall clock of the leader that stamped the log time can be ahead of the holder's (the
+/// simulation's clocks differ by up to 400 ms per node, see `schedule_tick`). A key expires by the
+/// log's time, which a leader stamps from its clock; so the lease is safe for the holder to use
+/// until the time it sent its SET plus the lease less that skew.
+const LOCK_LEASE: Duration = Duration::from_millis(3000);
 
 type Shared = Rc<RefCell<World>>;
 
@@ -334,6 +374,8 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         membership_rng,
         led_configs: vec![None; n],
         membership_changes: 0,
+        lock_clients: Vec::new(),
+        holds: Vec::new(),
         params: params.clone(),
     }));
     let result = crate::chaos::run_scenario(&sim, &trace, scenario(world.clone()));
@@ -347,6 +389,8 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
             saves_on_full_disk: w.saves_on_full_disk,
             membership_changes: w.membership_changes,
             operations: w.history.len(),
+            holds: w.holds.len(),
+            holds_past_lease: w.holds.iter().filter(|hold| hold.past_lease).count(),
             undecided: w.undecided,
             virtual_time: sim.now(),
             trace: trace.clone(),
@@ -372,6 +416,12 @@ async fn scenario(world: Shared) {
         let client = Client { id: c as u64 + 1, connection: None, session, outstanding: Vec::new(), next_token: 0, tagged_id, retry: None, move_on: false };
         world.borrow_mut().clients.push(client);
         sim.spawn(client_loop(world.clone(), c));
+    }
+    for l in 0..params.lock_clients {
+        let session = Session::new(resp::Limits::default(), Arc::new(AtomicU64::new(rng.u64() << 32)));
+        let client = LockClient { id: format!("holder-{l}-{:x}", rng.u64()), connection: None, session, answer: None, sent_at: Duration::ZERO };
+        world.borrow_mut().lock_clients.push(client);
+        sim.spawn(lock_client_loop(world.clone(), l));
     }
     sim.spawn(watchdog(world.clone()));
     for _ in 0..params.steps {
@@ -653,7 +703,10 @@ fn stop(world: &Shared, i: usize, why: &str) -> bool {
     // Its clients' connections break: what they had in flight has an unknown outcome.
     let conns = std::mem::take(&mut w.conns[i]);
     for (_, client) in conns {
-        disconnect_client(&mut w, client);
+        match client.checked_sub(LOCK_CLIENT_BASE) {
+            Some(l) => w.lock_clients[l].connection = None,
+            None => disconnect_client(&mut w, client),
+        }
     }
     true
 }
@@ -998,6 +1051,14 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     let mut w = world.borrow_mut();
     let Some(&c) = w.conns[i].get(&conn) else { return };
     let now = w.sim.now();
+    if let Some(l) = c.checked_sub(LOCK_CLIENT_BASE) {
+        let client = &mut w.lock_clients[l];
+        assert!(client.answer.is_none(), "lock client {} got an answer it did not ask for: {answer:?}", client.id);
+        let bound = TICK * REQUEST_TIMEOUT_TICKS as u32 + Duration::from_millis(50);
+        assert!(now - client.sent_at <= bound, "lock client {}'s request to node {i} was answered after {:?}, over the bound {bound:?}", client.id, now - client.sent_at);
+        client.answer = Some(answer);
+        return;
+    }
     let stamp = stamp(&mut w);
     let client = &mut w.clients[c];
     assert!(!client.outstanding.is_empty(), "client {} got an answer it did not ask for: {answer:?}", client.id);
@@ -1204,6 +1265,106 @@ async fn client_loop(world: Shared, c: usize) {
     }
 }
 
+/// A lock client: connects to a random running node; takes the lock with SET NX PX and its own
+/// token; if it got it, holds it a while (sometimes past its lease) and gives it back with DELEX
+/// IFEQ its token (which does nothing if the lease ran out and another took the lock).
+async fn lock_client_loop(world: Shared, l: usize) {
+    let (sim, rng) = {
+        let w = world.borrow();
+        (w.sim.clone(), w.rng.clone())
+    };
+    let skew = Duration::from_millis(400 * (world.borrow().params.servers as u64 - 1));
+    let usable = LOCK_LEASE - skew;
+    let lease_ms = LOCK_LEASE.as_millis().to_string();
+    loop {
+        sim.sleep(Duration::from_millis(rng.below(100))).await;
+        if !world.borrow().running {
+            return;
+        }
+        let id = world.borrow().lock_clients[l].id.clone();
+        let sent_at = sim.now();
+        let Some(answer) = lock_request(&world, l, &["SET", "lock", &id, "NX", "PX", &lease_ms]).await else { continue };
+        if !matches!(answer, Answer::Reply(kv::Reply::Done)) {
+            continue; // held by another, or the outcome is unknown: not ours to use
+        }
+        let start = sim.now();
+        // Hold it for up to 1.5 leases: a holder that overstays stops using it at its lease's end.
+        sim.sleep(Duration::from_millis(rng.below(LOCK_LEASE.as_millis() as u64 * 3 / 2))).await;
+        let end = sim.now().min(sent_at + usable);
+        if start < end {
+            world.borrow_mut().holds.push(Hold { holder: id.clone(), start, end, past_lease: end < sim.now() });
+        }
+        // By its token, which no later holder has. (Released with VDEL at the version a VGET
+        // read, 5 of 300 seeds had two holders: a version starts again at 1 when the key is
+        // created again, so a holder whose lease ran out between its VGET and its VDEL deleted
+        // the next holder's lock.)
+        lock_request(&world, l, &["DELEX", "lock", "IFEQ", &id]).await;
+    }
+}
+
+/// Sends one command on the lock client's connection (connecting to a random running node first
+/// if it has none) and waits for its answer; None if the connection broke first.
+async fn lock_request(world: &Shared, l: usize, words: &[&str]) -> Option<Answer> {
+    let sim = world.borrow().sim.clone();
+    let (node, conn, request, incarnation) = {
+        let mut w = world.borrow_mut();
+        if w.lock_clients[l].connection.is_none() {
+            let live: Vec<usize> = (0..w.params.servers).filter(|&i| w.nodes[i].is_some()).collect();
+            if live.is_empty() {
+                return None;
+            }
+            let node = *w.rng.pick(&live);
+            w.next_conn += 1;
+            let conn = ConnId(w.next_conn);
+            w.conns[node].insert(conn, LOCK_CLIENT_BASE + l);
+            w.lock_clients[l].connection = Some((node, conn));
+        }
+        let (node, conn) = w.lock_clients[l].connection?;
+        let running = w.nodes[node].as_ref()?;
+        let (status, incarnation) = (running.replica.status(), running.incarnation);
+        let words: Vec<String> = words.iter().map(|word| word.to_string()).collect();
+        let now = w.sim.now();
+        let client = &mut w.lock_clients[l];
+        client.answer = None;
+        client.sent_at = now;
+        (node, conn, encode(&words, &mut client.session, &status), incarnation)
+    };
+    if with_node(world, node, incarnation, |replica| replica.client(conn, request)) {
+        if let Some(running) = world.borrow_mut().nodes[node].as_mut() {
+            running.requests += 1;
+        }
+    }
+    loop {
+        {
+            let mut w = world.borrow_mut();
+            if let Some(answer) = w.lock_clients[l].answer.take() {
+                return Some(answer);
+            }
+            if w.lock_clients[l].connection != Some((node, conn)) {
+                return None;
+            }
+        }
+        sim.sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// No two holders of the lock at once.
+fn check_holds(w: &World) {
+    let mut holds = w.holds.clone();
+    holds.sort_by_key(|hold| hold.start);
+    for pair in holds.windows(2) {
+        assert!(
+            pair[1].start >= pair[0].end,
+            "two holders of the lock at once: {} held it from {:?} to {:?}, {} from {:?}",
+            pair[0].holder,
+            pair[0].start,
+            pair[0].end,
+            pair[1].holder,
+            pair[1].start
+        );
+    }
+}
+
 /// The command a request is sent as, in Redis's words.
 fn words_of(sent: &Sent) -> Vec<String> {
     let input = &sent.input;
@@ -1368,6 +1529,7 @@ fn check_history(world: &Shared) {
         }
     }
     settle_unknown_appends(&mut w);
+    check_holds(&w);
     let result = linearizability::check(&KvModel, &w.history, CHECK_BUDGET);
     let detail = format!("{} operations", w.history.len());
     match result {

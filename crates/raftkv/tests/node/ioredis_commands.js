@@ -118,6 +118,9 @@ async function against(port) {
     assert.deepEqual(await r.call("VGET", `${k}:v`), ["b", 2], where);
     await refused(r.call("VDEL", `${k}:v`, 1), "VERSION", where);
     assert.equal(await r.call("VDEL", `${k}:v`, 2), 1, where);
+    assert.equal(await r.set(`${k}:lock`, "token", "PX", 30000, "NX"), "OK", where);
+    assert.equal(await r.call("DELEX", `${k}:lock`, "IFEQ", "other"), 0, where);
+    assert.equal(await r.call("DELEX", `${k}:lock`, "IFEQ", "token"), 1, where);
     // Commands raftkv does not have are Redis's unknown command.
     await refused(r.lpush(`${k}:l`, "x"), "unknown command", where);
   } finally {

@@ -1,6 +1,6 @@
 """Compare-and-set as a redis-py user writes it: VGET, VSET and VDEL through execute_command,
 against every node (followers forward), with RESP3 (redis-py's default) and RESP2; and a lock
-taken with SET NX PX and given back with VDEL at the version its holder read. Usage:
+taken with SET NX PX and given back with DELEX IFEQ (Redis 8.4) or DELIFEQ (Valkey 9). Usage:
 redis_py_versioned.py PORT [PORT...]. Exits non-zero, naming the check, on any failure."""
 import sys
 
@@ -47,19 +47,25 @@ for protocol in (None, 2):
         pipe.execute_command("VSET", k, "t", 0).execute_command("VSET", k, "u", 5).get(k)
         replies = pipe.execute(raise_on_error=False)
         assert replies[0] == 1 and isinstance(replies[1], redis.ResponseError) and replies[2] == b"t", f"{where}: {replies}"
-        # A lock: SET NX PX takes it, a second taker is refused, VDEL at the holder's version gives
-        # it back, and a holder whose version is stale (the lock expired and was retaken) cannot
-        # release the new holder's lock.
+        # A lock: SET NX PX takes it with the holder's token, a second taker is refused, DELEX
+        # IFEQ the token gives it back; a holder whose lease ran out and whose lock was taken
+        # since cannot delete the new holder's lock (its token does not match). VDEL at the
+        # version read would: a version starts again at 1 when the key is created again.
         lock = f"{k}:lock"
-        assert r.set(lock, "holder-1", nx=True, px=30000) is True, where
-        assert r.set(lock, "holder-2", nx=True, px=30000) is None, where
-        value, version = r.execute_command("VGET", lock)
-        assert value == b"holder-1", where
-        assert r.execute_command("VDEL", lock, version) == 1, where
-        assert r.set(lock, "holder-2", nx=True, px=30000) is True, where
-        r.delete(lock)
-        assert r.set(lock, "holder-3", nx=True, px=30000) is True, where
-        refused(lambda: r.execute_command("VDEL", lock, version + 10), "VERSION", where)
-        assert r.get(lock) == b"holder-3", where
+        assert r.set(lock, "token-1", nx=True, px=30000) is True, where
+        assert r.set(lock, "token-2", nx=True, px=30000) is None, where
+        assert r.execute_command("DELEX", lock, "IFEQ", "token-1") == 1, where
+        assert r.set(lock, "token-2", nx=True, px=30000) is True, where
+        _, version = r.execute_command("VGET", lock)
+        r.delete(lock)  # as if its lease ran out
+        assert r.set(lock, "token-3", nx=True, px=30000) is True, where
+        assert r.execute_command("DELEX", lock, "IFEQ", "token-2") == 0, where
+        assert r.execute_command("DELIFEQ", lock, "token-2") == 0, where
+        assert r.get(lock) == b"token-3", where
+        assert r.execute_command("VGET", lock) == [b"token-3", version], f"{where}: the same version again"
+        assert r.execute_command("DELEX", lock, "IFNE", "token-3") == 0, where
+        assert r.execute_command("DELIFEQ", lock, "token-3") == 1, where
+        assert r.execute_command("DELEX", lock) == 0, where
+        refused(lambda: r.execute_command("DELEX", lock, "IFDEQ", "00"), "not supported", where)
         r.close()
 print("versioned commands: ok")

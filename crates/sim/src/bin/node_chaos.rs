@@ -2,8 +2,9 @@
 //! `N passed, M failed`. Usage: node_chaos [--seeds N] [--from S] [--trace] [--verbose]
 //! [--broken-answers-by-id | --broken-parked-overtaken | --broken-forwards-dropped |
 //! --broken-duplicates-served | --broken-hello-ignored | --broken-links-dropped-at-once |
-//! --broken-forwards-kept-across-terms]: these
-//! run every node deliberately broken (`replica::Mutation`), to see which seeds catch it.
+//! --broken-forwards-kept-across-terms] [--locks]: the `--broken-*` switches
+//! run every node deliberately broken (`replica::Mutation`), to see which seeds catch it;
+//! `--locks` adds four clients that take a lock with SET NX PX and give it back with DELEX IFEQ.
 
 use replica::Mutation;
 
@@ -18,19 +19,23 @@ const MUTATIONS: [(&str, Mutation); 7] = [
 ];
 
 fn main() -> std::process::ExitCode {
-    let switches: Vec<&str> = MUTATIONS.iter().map(|(switch, _)| *switch).collect();
+    let mut switches: Vec<&str> = MUTATIONS.iter().map(|(switch, _)| *switch).collect();
+    switches.push("--locks");
     sim::seeds_cli::main_with_switches("node_chaos", &switches, |seed, given| {
         let mutation = MUTATIONS.iter().find(|(switch, _)| given.iter().any(|g| g == switch)).map_or(Mutation::None, |(_, m)| *m);
-        match sim::node_chaos::run_with(seed, mutation, |_| {}) {
+        let locks = given.iter().any(|g| g == "--locks");
+        match sim::node_chaos::run_with(seed, mutation, |params| params.lock_clients = if locks { 4 } else { 0 }) {
             Ok(summary) => Ok((
                 format!(
-                    "{} answers, {} errors, {} snapshot chunks, {} saves on a full disk, {} operations checked{}, {:.1}s virtual, {:?}",
+                    "{} answers, {} errors, {} snapshot chunks, {} saves on a full disk, {} operations checked{}, {} lock holds ({} past the lease), {:.1}s virtual, {:?}",
                     summary.answered,
                     summary.errors,
                     summary.snapshot_chunks,
                     summary.saves_on_full_disk,
                     summary.operations,
                     if summary.undecided { " (linearizability undecided within the budget)" } else { "" },
+                    summary.holds,
+                    summary.holds_past_lease,
                     summary.virtual_time.as_secs_f64(),
                     summary.params
                 ),
