@@ -192,9 +192,18 @@ fn a_node_that_was_down_while_a_member_joined_catches_up_from_it_as_leader() {
     // A few writes first, so that the node has saved a commit index past the entry that names
     // the cluster: it knows its cluster id when it comes back (a node that stopped before it
     // learned it takes connections only from the members it knows).
+    // Writes alone do not wait for this node (a majority is enough), so wait until it applied
+    // them, then write once more: the entry it saves then carries a commit index past them.
     let mut client = cluster.client(Duration::from_secs(10));
     for round in 0..3 {
         client.set(b"before", format!("{round}").as_bytes()).expect("a write");
+        let leader = cluster.leader().expect("a leader");
+        let commit = info_number(&cluster, leader, "commit_index").expect("the leader's INFO");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while info_number(&cluster, stale, "applied_index").is_none_or(|applied| applied < commit) {
+            assert!(Instant::now() < deadline, "node {stale} did not apply index {commit} within 15 s\n{}", cluster.log_tails(30));
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     cluster.kill(stale);
     let four = add_voter(&mut cluster);

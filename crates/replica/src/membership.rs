@@ -83,8 +83,8 @@ impl Replica {
         self.publish_links();
     }
 
-    /// SIGTERM: a leader hands leadership to its most caught-up voter and stops once it no longer
-    /// leads (or after `hand_over_ticks`); any other node stops at once. `Output::Stopped` says
+    /// SIGTERM: a leader hands leadership to its most caught-up voter and stops once it hears
+    /// from a new leader (or after `hand_over_ticks`); any other node stops at once. `Output::Stopped` says
     /// when. Returns the target of the hand-over, if one began.
     pub fn shut_down(&mut self) -> Option<NodeId> {
         let target = self.hand_over();

@@ -255,7 +255,7 @@ pub struct Replica {
     /// In `drive`: a nested call must not take another Ready before this one is advanced.
     driving: bool,
     stopped: bool,
-    /// Shutting down (`shut_down`): stop once no longer leader, or at this tick.
+    /// Shutting down (`shut_down`): stop once another node leads, or at this tick.
     pub(crate) stop_at: Option<u64>,
 }
 
@@ -810,7 +810,12 @@ impl Replica {
         }
         self.driving = false;
         let status = self.node.status();
-        if self.stop_at.is_some_and(|at| !status.is_leader() || self.now >= at) {
+        // A hand-over is done once another node leads: not merely once this one stepped down, as
+        // the target may still need this node's vote (with two voters it does), and the vote
+        // leaves only after it is saved (node chaos seed 8,510: a leader of two voters stopped as
+        // its target's vote request made it step down, and no one led for 4.7 s).
+        let handed_over = status.leader.is_some_and(|leader| leader != self.node.id());
+        if self.stop_at.is_some_and(|at| handed_over || self.now >= at) {
             self.stop_at = None;
             self.stopped = true;
             self.outputs.push(Output::Stopped);

@@ -547,9 +547,13 @@ fn change_membership(world: &Shared, rng: &SimRng) {
         // back as any stopped node does).
         5 => {
             act(&world.borrow(), Some(leader), "SIGTERM", "");
+            let mut target = None;
             with_node(world, leader, incarnation, |replica| {
-                replica.shut_down();
+                target = replica.shut_down();
             });
+            let w = world.borrow();
+            let statuses: Vec<String> = w.nodes.iter().flatten().map(|node| format!("{}", node.replica.status())).collect();
+            w.trace.record(w.sim.now(), format_args!("chaos: SIGTERM's hand-over to {target:?}; nodes: {statuses:?}"));
             return;
         }
         _ => return,
