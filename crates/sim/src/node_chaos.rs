@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use kv::Store;
 use linearizability::kv::{KvInput, KvModel, KvOp, KvOutput};
+use linearizability::versioned::{VersionedInput, VersionedModel, VersionedOutput};
 use linearizability::{CheckResult, Operation};
 use raft::{Config, NodeId};
 use raft::Change;
@@ -98,6 +99,9 @@ pub struct Params {
     /// Clients that take a lock with `SET lock <id> NX PX`, hold it a while and give it back with
     /// VGET and VDEL (0 unless a test asks: the seeds without them run as they did).
     pub lock_clients: usize,
+    /// Clients that run the 2025 lab's "one put" loop with VGET and VSET on two keys, their
+    /// history checked with the versioned model (0 unless a test asks).
+    pub versioned_clients: usize,
 }
 
 impl Params {
@@ -127,6 +131,7 @@ impl Params {
             voters: 0,
             membership_per_mille: 0,
             lock_clients: 0,
+            versioned_clients: 0,
         }
     }
 
@@ -163,6 +168,9 @@ pub struct Summary {
     /// have run out (it held on longer).
     pub holds: usize,
     pub holds_past_lease: usize,
+    /// Versioned operations checked, and how many VSETs took effect.
+    pub versioned_operations: usize,
+    pub versioned_puts_ok: usize,
     /// The checker ran out of its budget (the history was neither proven nor refuted).
     pub undecided: bool,
     pub virtual_time: Duration,
@@ -272,14 +280,17 @@ struct World {
     /// Each node's configuration index as its last input left it while it led, and the term.
     led_configs: Vec<Option<(u64, raft::LogIndex)>>,
     membership_changes: u64,
-    lock_clients: Vec<LockClient>,
+    /// The lock's clients, then the versioned ones (`Params::lock_clients`, `versioned_clients`).
+    cas_clients: Vec<CasClient>,
+    /// The versioned clients' VGETs and VSETs, checked with the versioned model.
+    versioned_history: Vec<Operation<VersionedInput, VersionedOutput>>,
     /// Each time a lock client held the lock: from the answer to its SET until it began to give
     /// it back or its lease could have run out, whichever came first. No two may overlap.
     holds: Vec<Hold>,
 }
 
-/// A client of the lock: one request at a time.
-struct LockClient {
+/// A client of the lock or of versioned keys: one request at a time.
+struct CasClient {
     id: String,
     connection: Option<(usize, ConnId)>,
     session: Session,
@@ -297,8 +308,8 @@ struct Hold {
     past_lease: bool,
 }
 
-/// Lock clients' connections are numbered from here in `World::conns`.
-const LOCK_CLIENT_BASE: usize = 1 << 20;
+/// Lock and versioned clients' connections are numbered from here in `World::conns`.
+const CAS_CLIENT_BASE: usize = 1 << 20;
 /// The lock's lease (`PX`), and how long before its end a holder stops using it: the most the
 /// wall clock of the leader that stamped the log time can be ahead of the holder's (the
 /// simulation's clocks differ by up to 400 ms per node, see `schedule_tick`). A key expires by the
@@ -374,7 +385,8 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         membership_rng,
         led_configs: vec![None; n],
         membership_changes: 0,
-        lock_clients: Vec::new(),
+        cas_clients: Vec::new(),
+        versioned_history: Vec::new(),
         holds: Vec::new(),
         params: params.clone(),
     }));
@@ -391,6 +403,8 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
             operations: w.history.len(),
             holds: w.holds.len(),
             holds_past_lease: w.holds.iter().filter(|hold| hold.past_lease).count(),
+            versioned_operations: w.versioned_history.len(),
+            versioned_puts_ok: w.versioned_history.iter().filter(|op| op.output == Some(VersionedOutput::Ok)).count(),
             undecided: w.undecided,
             virtual_time: sim.now(),
             trace: trace.clone(),
@@ -417,11 +431,15 @@ async fn scenario(world: Shared) {
         world.borrow_mut().clients.push(client);
         sim.spawn(client_loop(world.clone(), c));
     }
-    for l in 0..params.lock_clients {
+    for l in 0..params.lock_clients + params.versioned_clients {
         let session = Session::new(resp::Limits::default(), Arc::new(AtomicU64::new(rng.u64() << 32)));
-        let client = LockClient { id: format!("holder-{l}-{:x}", rng.u64()), connection: None, session, answer: None, sent_at: Duration::ZERO };
-        world.borrow_mut().lock_clients.push(client);
-        sim.spawn(lock_client_loop(world.clone(), l));
+        let client = CasClient { id: format!("holder-{l}-{:x}", rng.u64()), connection: None, session, answer: None, sent_at: Duration::ZERO };
+        world.borrow_mut().cas_clients.push(client);
+        if l < params.lock_clients {
+            sim.spawn(lock_client_loop(world.clone(), l));
+        } else {
+            sim.spawn(versioned_client_loop(world.clone(), l));
+        }
     }
     sim.spawn(watchdog(world.clone()));
     for _ in 0..params.steps {
@@ -707,8 +725,8 @@ fn stop(world: &Shared, i: usize, why: &str) -> bool {
     // Its clients' connections break: what they had in flight has an unknown outcome.
     let conns = std::mem::take(&mut w.conns[i]);
     for (_, client) in conns {
-        match client.checked_sub(LOCK_CLIENT_BASE) {
-            Some(l) => w.lock_clients[l].connection = None,
+        match client.checked_sub(CAS_CLIENT_BASE) {
+            Some(l) => w.cas_clients[l].connection = None,
             None => disconnect_client(&mut w, client),
         }
     }
@@ -1055,8 +1073,8 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     let mut w = world.borrow_mut();
     let Some(&c) = w.conns[i].get(&conn) else { return };
     let now = w.sim.now();
-    if let Some(l) = c.checked_sub(LOCK_CLIENT_BASE) {
-        let client = &mut w.lock_clients[l];
+    if let Some(l) = c.checked_sub(CAS_CLIENT_BASE) {
+        let client = &mut w.cas_clients[l];
         assert!(client.answer.is_none(), "lock client {} got an answer it did not ask for: {answer:?}", client.id);
         let bound = TICK * REQUEST_TIMEOUT_TICKS as u32 + Duration::from_millis(50);
         assert!(now - client.sent_at <= bound, "lock client {}'s request to node {i} was answered after {:?}, over the bound {bound:?}", client.id, now - client.sent_at);
@@ -1285,9 +1303,9 @@ async fn lock_client_loop(world: Shared, l: usize) {
         if !world.borrow().running {
             return;
         }
-        let id = world.borrow().lock_clients[l].id.clone();
+        let id = world.borrow().cas_clients[l].id.clone();
         let sent_at = sim.now();
-        let Some(answer) = lock_request(&world, l, &["SET", "lock", &id, "NX", "PX", &lease_ms]).await else { continue };
+        let Some(answer) = cas_request(&world, l, &["SET", "lock", &id, "NX", "PX", &lease_ms]).await else { continue };
         if !matches!(answer, Answer::Reply(kv::Reply::Done)) {
             continue; // held by another, or the outcome is unknown: not ours to use
         }
@@ -1302,17 +1320,70 @@ async fn lock_client_loop(world: Shared, l: usize) {
         // read, 5 of 300 seeds had two holders: a version starts again at 1 when the key is
         // created again, so a holder whose lease ran out between its VGET and its VDEL deleted
         // the next holder's lock.)
-        lock_request(&world, l, &["DELEX", "lock", "IFEQ", &id]).await;
+        cas_request(&world, l, &["DELEX", "lock", "IFEQ", &id]).await;
+    }
+}
+
+/// A versioned client (the lab's "one put"): reads a key's value and version with VGET, then
+/// writes its own token there with VSET at that version; both recorded for the versioned model.
+/// A VSET whose answer is lost (an error, a broken connection) has an unknown outcome.
+async fn versioned_client_loop(world: Shared, l: usize) {
+    let (sim, rng) = {
+        let w = world.borrow();
+        (w.sim.clone(), w.rng.clone())
+    };
+    let client = l as u64 + 1000;
+    let mut tokens = 0;
+    loop {
+        sim.sleep(Duration::from_millis(rng.below(50))).await;
+        if !world.borrow().running {
+            return;
+        }
+        let key = format!("v{}", rng.below(2));
+        let call = stamp(&mut world.borrow_mut());
+        let read = match cas_request(&world, l, &["VGET", &key]).await {
+            Some(Answer::Reply(kv::Reply::Multi(replies))) => match &replies[..] {
+                [kv::Reply::Value(value), kv::Reply::Integer(version)] => {
+                    (String::from_utf8_lossy(value.as_deref().unwrap_or_default()).into_owned(), *version as u64)
+                }
+                other => panic!("VGET answered {other:?}"),
+            },
+            // A read that failed tells nothing: it is not recorded.
+            _ => continue,
+        };
+        {
+            let mut w = world.borrow_mut();
+            let return_time = stamp(&mut w);
+            let output = VersionedOutput::Value { value: read.0, version: read.1 };
+            w.versioned_history.push(Operation { client, input: VersionedInput::Get { key: key.clone() }, call, output: Some(output), return_time: Some(return_time) });
+        }
+        tokens += 1;
+        let (token, version) = (format!("[{client}.{tokens}]"), read.1);
+        let call = stamp(&mut world.borrow_mut());
+        let answer = cas_request(&world, l, &["VSET", &key, &token, &version.to_string()]).await;
+        let output = match &answer {
+            Some(Answer::Reply(kv::Reply::Integer(new))) => {
+                assert_eq!(*new as u64, version + 1, "VSET at version {version} answered version {new}");
+                Some(VersionedOutput::Ok)
+            }
+            Some(Answer::Reply(kv::Reply::Error(error))) if error.starts_with("VERSION ") => Some(VersionedOutput::ErrVersion),
+            Some(Answer::Error(_)) | None => None,
+            Some(other) => panic!("VSET at version {version} answered {other:?}"),
+        };
+        let mut w = world.borrow_mut();
+        let return_time = output.as_ref().map(|_| stamp(&mut w));
+        let input = VersionedInput::Put { key, value: token, version };
+        w.versioned_history.push(Operation { client, input, call, output, return_time });
     }
 }
 
 /// Sends one command on the lock client's connection (connecting to a random running node first
 /// if it has none) and waits for its answer; None if the connection broke first.
-async fn lock_request(world: &Shared, l: usize, words: &[&str]) -> Option<Answer> {
+async fn cas_request(world: &Shared, l: usize, words: &[&str]) -> Option<Answer> {
     let sim = world.borrow().sim.clone();
     let (node, conn, request, incarnation) = {
         let mut w = world.borrow_mut();
-        if w.lock_clients[l].connection.is_none() {
+        if w.cas_clients[l].connection.is_none() {
             let live: Vec<usize> = (0..w.params.servers).filter(|&i| w.nodes[i].is_some()).collect();
             if live.is_empty() {
                 return None;
@@ -1320,15 +1391,15 @@ async fn lock_request(world: &Shared, l: usize, words: &[&str]) -> Option<Answer
             let node = *w.rng.pick(&live);
             w.next_conn += 1;
             let conn = ConnId(w.next_conn);
-            w.conns[node].insert(conn, LOCK_CLIENT_BASE + l);
-            w.lock_clients[l].connection = Some((node, conn));
+            w.conns[node].insert(conn, CAS_CLIENT_BASE + l);
+            w.cas_clients[l].connection = Some((node, conn));
         }
-        let (node, conn) = w.lock_clients[l].connection?;
+        let (node, conn) = w.cas_clients[l].connection?;
         let running = w.nodes[node].as_ref()?;
         let (status, incarnation) = (running.replica.status(), running.incarnation);
         let words: Vec<String> = words.iter().map(|word| word.to_string()).collect();
         let now = w.sim.now();
-        let client = &mut w.lock_clients[l];
+        let client = &mut w.cas_clients[l];
         client.answer = None;
         client.sent_at = now;
         (node, conn, encode(&words, &mut client.session, &status), incarnation)
@@ -1341,10 +1412,10 @@ async fn lock_request(world: &Shared, l: usize, words: &[&str]) -> Option<Answer
     loop {
         {
             let mut w = world.borrow_mut();
-            if let Some(answer) = w.lock_clients[l].answer.take() {
+            if let Some(answer) = w.cas_clients[l].answer.take() {
                 return Some(answer);
             }
-            if w.lock_clients[l].connection != Some((node, conn)) {
+            if w.cas_clients[l].connection != Some((node, conn)) {
                 return None;
             }
         }
@@ -1534,6 +1605,22 @@ fn check_history(world: &Shared) {
     }
     settle_unknown_appends(&mut w);
     check_holds(&w);
+    let versioned = linearizability::check(&VersionedModel, &w.versioned_history, CHECK_BUDGET);
+    let detail = format!("{} versioned operations", w.versioned_history.len());
+    match versioned {
+        CheckResult::Ok => w.trace.check(w.sim.now(), "versioned history linearizable", true, detail),
+        CheckResult::Unknown => {
+            w.undecided = true;
+            w.trace.check(w.sim.now(), "versioned history linearizable", true, format!("{detail}: undecided within the budget"));
+        }
+        CheckResult::Illegal(_) => {
+            let history = w.versioned_history.clone();
+            let html = linearizability::render_html(&VersionedModel, &history, &versioned);
+            w.trace.set_history(Rc::new(move || Some(html.clone())));
+            w.trace.check(w.sim.now(), "versioned history linearizable", false, detail.clone());
+            panic!("the versioned history is not linearizable ({detail})");
+        }
+    }
     let result = linearizability::check(&KvModel, &w.history, CHECK_BUDGET);
     let detail = format!("{} operations", w.history.len());
     match result {

@@ -183,17 +183,22 @@ fn forwards_kept_across_terms_are_caught() {
 /// faults: no two ever hold it at once, counting a holder's time as from the answer to its SET
 /// until it begins to give it back or until its SET's send time plus the lease less the largest
 /// clock skew (the holder trusting its lease without that margin fails 106 of seeds 100–399).
+/// Two more run the 2025 lab's "one put" loop with VGET and VSET on two keys: their history must
+/// be linearizable under the versioned model (VSET ignoring the version fails it).
 #[test]
-fn lock_clients_never_hold_the_lock_at_once() {
-    let replay = |seed| format!("cargo run --release -p sim --bin node_chaos -- --from {seed} --seeds 1 --trace --locks");
-    let passed = sim::seeds_cli::test_seeds("node_chaos_locks", 1..=60, replay, |seed| match run_with(seed, Mutation::None, |params| params.lock_clients = 4) {
-        Ok(summary) => Ok(((summary.holds, summary.holds_past_lease), summary.trace)),
+fn compare_and_set_clients_never_share_the_lock_and_stay_linearizable() {
+    let replay = |seed| format!("cargo run --release -p sim --bin node_chaos -- --from {seed} --seeds 1 --trace --cas");
+    let passed = sim::seeds_cli::test_seeds("node_chaos_cas", 1..=60, replay, |seed| match run_with(seed, Mutation::None, |params| (params.lock_clients, params.versioned_clients) = (4, 2)) {
+        Ok(summary) => Ok(((summary.holds, summary.holds_past_lease, summary.versioned_operations, summary.versioned_puts_ok), summary.trace)),
         Err((params, message, trace)) => Err((format!("{params:?}"), message, trace)),
     });
-    let holds: usize = passed.iter().map(|(holds, _)| holds).sum();
-    let past: usize = passed.iter().map(|(_, past)| past).sum();
-    println!("{holds} holds of the lock, {past} of them cut at the lease's end");
+    let holds: usize = passed.iter().map(|(holds, ..)| holds).sum();
+    let past: usize = passed.iter().map(|(_, past, ..)| past).sum();
+    let versioned: usize = passed.iter().map(|(_, _, operations, _)| operations).sum();
+    let puts: usize = passed.iter().map(|(.., puts)| puts).sum();
+    println!("{holds} holds of the lock, {past} of them cut at the lease's end; {versioned} versioned operations, {puts} VSETs took effect");
     if passed.len() >= 50 {
         assert!(holds > 100 && past > 10, "the lock was hardly used: {holds} holds, {past} past the lease");
+        assert!(versioned > 1000 && puts > 200, "the versioned keys were hardly used: {versioned} operations, {puts} took effect");
     }
 }

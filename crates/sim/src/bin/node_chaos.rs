@@ -2,9 +2,10 @@
 //! `N passed, M failed`. Usage: node_chaos [--seeds N] [--from S] [--trace] [--verbose]
 //! [--broken-answers-by-id | --broken-parked-overtaken | --broken-forwards-dropped |
 //! --broken-duplicates-served | --broken-hello-ignored | --broken-links-dropped-at-once |
-//! --broken-forwards-kept-across-terms] [--locks]: the `--broken-*` switches
+//! --broken-forwards-kept-across-terms] [--cas]: the `--broken-*` switches
 //! run every node deliberately broken (`replica::Mutation`), to see which seeds catch it;
-//! `--locks` adds four clients that take a lock with SET NX PX and give it back with DELEX IFEQ.
+//! `--cas` adds four clients that take a lock with SET NX PX and give it back with DELEX IFEQ,
+//! and two that write versioned keys with VGET and VSET (their history checked).
 
 use replica::Mutation;
 
@@ -20,14 +21,18 @@ const MUTATIONS: [(&str, Mutation); 7] = [
 
 fn main() -> std::process::ExitCode {
     let mut switches: Vec<&str> = MUTATIONS.iter().map(|(switch, _)| *switch).collect();
-    switches.push("--locks");
+    switches.push("--cas");
     sim::seeds_cli::main_with_switches("node_chaos", &switches, |seed, given| {
         let mutation = MUTATIONS.iter().find(|(switch, _)| given.iter().any(|g| g == switch)).map_or(Mutation::None, |(_, m)| *m);
-        let locks = given.iter().any(|g| g == "--locks");
-        match sim::node_chaos::run_with(seed, mutation, |params| params.lock_clients = if locks { 4 } else { 0 }) {
+        let cas = given.iter().any(|g| g == "--cas");
+        match sim::node_chaos::run_with(seed, mutation, |params| {
+            if cas {
+                (params.lock_clients, params.versioned_clients) = (4, 2);
+            }
+        }) {
             Ok(summary) => Ok((
                 format!(
-                    "{} answers, {} errors, {} snapshot chunks, {} saves on a full disk, {} operations checked{}, {} lock holds ({} past the lease), {:.1}s virtual, {:?}",
+                    "{} answers, {} errors, {} snapshot chunks, {} saves on a full disk, {} operations checked{}, {} lock holds ({} past the lease), {} versioned operations ({} VSETs took effect), {:.1}s virtual, {:?}",
                     summary.answered,
                     summary.errors,
                     summary.snapshot_chunks,
@@ -36,6 +41,8 @@ fn main() -> std::process::ExitCode {
                     if summary.undecided { " (linearizability undecided within the budget)" } else { "" },
                     summary.holds,
                     summary.holds_past_lease,
+                    summary.versioned_operations,
+                    summary.versioned_puts_ok,
                     summary.virtual_time.as_secs_f64(),
                     summary.params
                 ),
