@@ -17,7 +17,7 @@
 //!  snapshot_taken(index, data)   │            │                              or snapshot_skipped)
 //!  snapshot_skipped()            │            │  Refused(reason)            (a peer's message)
 //!  undeliverable(to, frame)      │            │  Peers(links)               (whom to dial where)
-//!  peer_hello(from, address)     │            │  Warning(text)
+//!  peer_hello(from, .., cluster) │            │  Warning(text)
 //!  shut_down()                   ┘            │  Stopped                    (after shut_down)
 //!                                             └  Fatal(reason)
 //! ```

@@ -50,11 +50,22 @@ pub(crate) struct Links {
     published: Option<PeerLinks>,
     published_from: Option<(LogIndex, bool, Vec<NodeId>)>,
     changed: bool,
+    /// The cluster id a member this node knows named in its Hello, while this node's store has
+    /// none: a node that stopped before it applied the entry naming its cluster learns it from
+    /// its own members, and can then admit (and dial back) a member added since.
+    vouched_cluster: u64,
 }
 
 impl Replica {
-    /// A peer connection opened with a Hello from `from`, who takes connections at `address`.
-    pub fn peer_hello(&mut self, from: NodeId, address: String) {
+    /// A peer connection opened with a Hello from `from`, who takes connections at `address` and
+    /// names `cluster` (0: none yet).
+    pub fn peer_hello(&mut self, from: NodeId, address: String, cluster: u64) {
+        let known = self.node.membership().is_member(from) || self.options.peer_addresses.contains_key(&from);
+        if cluster != 0 && known && self.store().cluster_id() == 0 && self.links.vouched_cluster == 0 && self.options.mutation != crate::Mutation::ClusterNotVouched {
+            self.links.vouched_cluster = cluster;
+            self.links.changed = true;
+            self.publish_links();
+        }
         let links = &mut self.links;
         let ignored = self.options.mutation == crate::Mutation::HelloIgnored;
         if ignored || from == self.node.id() || address.is_empty() || links.heard.get(&from) == Some(&address) {
@@ -88,7 +99,10 @@ impl Replica {
     pub(crate) fn publish_links(&mut self) {
         let index = self.node.membership_index();
         let committed = self.node.status().commit >= index;
-        let cluster = self.store().cluster_id();
+        let cluster = match self.store().cluster_id() {
+            0 => self.links.vouched_cluster,
+            applied => applied,
+        };
         let departing: Vec<NodeId> = self.node.departing().collect();
         let same_cluster = self.links.published.as_ref().is_some_and(|published| published.cluster == cluster);
         let from = (index, committed, departing);

@@ -76,6 +76,8 @@ pub enum Mutation {
     /// A forwarded request waits for the leader it went to as long as that node leads, even in a
     /// later term (after it restarted, and knows nothing of it).
     ForwardsKeptAcrossTerms,
+    /// A node that does not know its cluster's id does not take it from its members' Hellos.
+    ClusterNotVouched,
 }
 
 impl Default for Options {

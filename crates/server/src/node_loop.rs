@@ -113,7 +113,7 @@ impl NodeLoop {
 
     fn on_peer(&mut self, inbound: Inbound) {
         match inbound {
-            Inbound::Hello { from, address } => self.replica.peer_hello(from, address),
+            Inbound::Hello { from, address, cluster } => self.replica.peer_hello(from, address, cluster),
             Inbound::Frame { from, frame } => self.replica.peer_frame(from, frame),
         }
     }

@@ -1032,9 +1032,9 @@ fn arrive(world: &Shared, frame: InFlight) {
             let opening = Wire::Hello { from: node_id(frame.from), cluster: frame.cluster, address: frame.advertise.clone() };
             let mut admission = Admission::new(node_id(frame.to));
             match admission.admit(opening, ours, receiver.links.joining, |id| receiver.links.peers.contains_key(&id), |_| true) {
-                Ok(Admitted::Hello { from, address }) => {
+                Ok(Admitted::Hello { from, address, cluster }) => {
                     w.admissions.insert(key, admission);
-                    hello = Some((from, address));
+                    hello = Some((from, address, cluster));
                 }
                 Ok(Admitted::Frame(..)) => unreachable!("a Hello is admitted as one"),
                 Err(refusal) => {
@@ -1055,8 +1055,8 @@ fn arrive(world: &Shared, frame: InFlight) {
             other => panic!("node {} refused a frame from node {}: {other:?}", node_id(frame.to), node_id(frame.from)),
         }
     };
-    if let Some((from, address)) = hello {
-        with_node(world, frame.to, incarnation, |replica| replica.peer_hello(from, address));
+    if let Some((from, address, cluster)) = hello {
+        with_node(world, frame.to, incarnation, |replica| replica.peer_hello(from, address, cluster));
     }
     with_node(world, frame.to, incarnation, |replica| replica.peer_frame(node_id(frame.from), decoded));
 }

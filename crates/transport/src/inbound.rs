@@ -32,8 +32,9 @@ use tokio_rustls::rustls::pki_types::CertificateDer;
 /// What a peer connection delivers. `from` is the id the connection's Hello named.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Inbound {
-    /// A connection was admitted; its peer takes connections at `address` (empty: not said).
-    Hello { from: NodeId, address: String },
+    /// A connection was admitted; its peer takes connections at `address` (empty: not said)
+    /// and names `cluster` (0: none yet).
+    Hello { from: NodeId, address: String, cluster: u64 },
     Frame { from: NodeId, frame: Frame },
 }
 
@@ -216,9 +217,9 @@ impl Connection<'_> {
         let is_peer = |id| shared.peers.read().is_ok_and(|peers| peers.contains_key(&id));
         let joining = shared.joining.load(std::sync::atomic::Ordering::Relaxed);
         match self.admission.admit(wire, cluster, joining, is_peer, certified)? {
-            Admitted::Hello { from, address } => {
+            Admitted::Hello { from, address, cluster } => {
                 self.hello(from);
-                match shared.inbound.send(Inbound::Hello { from, address }).await {
+                match shared.inbound.send(Inbound::Hello { from, address, cluster }).await {
                     Ok(()) => Ok(None),
                     Err(_) => Ok(Some(End::ReceiverGone)),
                 }
