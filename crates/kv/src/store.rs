@@ -926,6 +926,39 @@ mod tests {
         assert_eq!(store.get(b"k"), Some(&b"abc"[..]));
     }
 
+    /// Every write command, retried with its tag (as the project's client retries a write whose
+    /// outcome it does not know), takes effect once and is answered as the first time: INCR and
+    /// its kin, a transaction, a versioned write, a conditional delete — none counts twice.
+    #[test]
+    fn every_write_retried_with_its_tag_takes_effect_once() {
+        let watched = crate::Watched::Since(vec![(b"n".to_vec(), 1)]);
+        let ops = [
+            Op::IncrBy { key: b"n".to_vec(), delta: 5 },
+            Op::IncrByFloat { key: b"f".to_vec(), delta: b"1.5".to_vec() },
+            Op::Append { key: b"s".to_vec(), value: b"x".to_vec() },
+            Op::SetRange { key: b"s".to_vec(), offset: 3, value: b"y".to_vec(), max_len: 1 << 20 },
+            Op::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec())], only_new: true },
+            Op::Multi { ops: vec![Op::IncrBy { key: b"n".to_vec(), delta: 1 }, Op::Append { key: b"s".to_vec(), value: b"z".to_vec() }], watched },
+            Op::VersionedPut { key: b"v".to_vec(), value: b"1".to_vec(), version: 0 },
+            Op::DeleteIf { key: b"a".to_vec(), value: b"1".to_vec(), equal: true },
+            Op::Rename { from: b"s".to_vec(), to: b"t".to_vec(), only_new: false },
+            Op::Copy { from: b"t".to_vec(), to: b"u".to_vec(), replace: true },
+        ];
+        let mut once = Store::new();
+        let mut twice = Store::new();
+        let mut index = 0;
+        for (seq, op) in ops.into_iter().enumerate() {
+            let command = write(7, seq as u64 + 1, op);
+            index += 1;
+            let first = apply(&mut once, index, command.clone());
+            apply(&mut twice, index, command.clone());
+            let retried = apply(&mut twice, index + 1000, command.clone());
+            assert_eq!(retried, first, "{command:?}: the retry is answered as the first time");
+            let values = |store: &Store| ["n", "f", "s", "a", "v", "t", "u"].map(|key| store.get_versioned(key.as_bytes()).map(|(value, version)| (value.to_vec(), version)));
+            assert_eq!(values(&twice), values(&once), "{command:?}: the retry changed nothing");
+        }
+    }
+
     #[test]
     fn sessions_are_per_client_and_reads_are_not_deduplicated() {
         let mut store = Store::new();
