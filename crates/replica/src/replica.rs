@@ -78,6 +78,9 @@ pub enum Mutation {
     ForwardsKeptAcrossTerms,
     /// A node that does not know its cluster's id does not take it from its members' Hellos.
     ClusterNotVouched,
+    /// Keys expire by each replica's own clock: before each command it applies, the replica
+    /// moves its log time to its wall clock.
+    ExpiryByOwnClock,
 }
 
 impl Default for Options {
@@ -905,6 +908,9 @@ impl Replica {
                 let command = (entry.kind == EntryKind::Command).then(|| CommandRef::decode(&entry.data).ok()).flatten();
                 let resolved = match command {
                     Some(command) => {
+                        if self.options.mutation == Mutation::ExpiryByOwnClock && self.wall_ms > 0 {
+                            self.store.apply(index, &CommandRef { client_id: 0, seq: 0, op: kv::OpRef::Clock { now_ms: self.wall_ms } });
+                        }
                         let reply = self.store.apply(index, &command);
                         self.pending.applied(index, Some(((command.client_id, command.seq), &reply)))
                     }

@@ -1311,7 +1311,20 @@ async fn lock_client_loop(world: Shared, l: usize) {
         }
         let start = sim.now();
         // Hold it for up to 1.5 leases: a holder that overstays stops using it at its lease's end.
-        sim.sleep(Duration::from_millis(rng.below(LOCK_LEASE.as_millis() as u64 * 3 / 2))).await;
+        // Midway it reads the lock (on whatever node its connection is to): answered while it may
+        // still use the lock, the read must show its token — no one may have taken it, and no
+        // replica may have let it expire early.
+        let hold = Duration::from_millis(rng.below(LOCK_LEASE.as_millis() as u64 * 3 / 2));
+        sim.sleep(hold / 2).await;
+        if let Some(Answer::Reply(kv::Reply::Value(value))) = cas_request(&world, l, &["GET", "lock"]).await {
+            let now = sim.now();
+            assert!(
+                now >= sent_at + usable || value.as_deref() == Some(id.as_bytes()),
+                "{id}, holding the lock since {start:?}, read it at {now:?} as {:?}",
+                value.map(|value| String::from_utf8_lossy(&value).into_owned())
+            );
+        }
+        sim.sleep(hold - hold / 2).await;
         let end = sim.now().min(sent_at + usable);
         if start < end {
             world.borrow_mut().holds.push(Hold { holder: id.clone(), start, end, past_lease: end < sim.now() });

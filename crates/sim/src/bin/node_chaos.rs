@@ -2,14 +2,14 @@
 //! `N passed, M failed`. Usage: node_chaos [--seeds N] [--from S] [--trace] [--verbose]
 //! [--broken-answers-by-id | --broken-parked-overtaken | --broken-forwards-dropped |
 //! --broken-duplicates-served | --broken-hello-ignored | --broken-links-dropped-at-once |
-//! --broken-forwards-kept-across-terms | --broken-cluster-not-vouched] [--cas]: the `--broken-*` switches
+//! --broken-forwards-kept-across-terms | --broken-cluster-not-vouched | --broken-expiry-by-own-clock] [--cas]: the `--broken-*` switches
 //! run every node deliberately broken (`replica::Mutation`), to see which seeds catch it;
 //! `--cas` adds four clients that take a lock with SET NX PX and give it back with DELEX IFEQ,
 //! and two that write versioned keys with VGET and VSET (their history checked).
 
 use replica::Mutation;
 
-const MUTATIONS: [(&str, Mutation); 8] = [
+const MUTATIONS: [(&str, Mutation); 9] = [
     ("--broken-answers-by-id", Mutation::AnswersMatchedByIdAlone),
     ("--broken-parked-overtaken", Mutation::ParkedOvertakenByNewer),
     ("--broken-forwards-dropped", Mutation::ForwardsDroppedSilently),
@@ -18,6 +18,7 @@ const MUTATIONS: [(&str, Mutation); 8] = [
     ("--broken-links-dropped-at-once", Mutation::LinksDroppedAtOnce),
     ("--broken-forwards-kept-across-terms", Mutation::ForwardsKeptAcrossTerms),
     ("--broken-cluster-not-vouched", Mutation::ClusterNotVouched),
+    ("--broken-expiry-by-own-clock", Mutation::ExpiryByOwnClock),
 ];
 
 fn main() -> std::process::ExitCode {
