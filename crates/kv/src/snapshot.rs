@@ -4,7 +4,8 @@
 //! ```text
 //! "RKVS" | version (1 byte) | applied index | n keys | (key, value, changed, version)* | n sessions |
 //!        (client id, seq, reply, last index)* | cluster id | log time | n deadlines |
-//!        (key, deadline)* | configuration | removals horizon | n removals | (index, key)* |
+//!        (key, deadline)* | configuration | removals horizon | n removals |
+//!        (index, key fingerprint)* |
 //!        CRC-32C of everything before it (4 bytes, LE)
 //! ```
 //! Numbers and lengths are LEB128 varints; the configuration is the encoded `raft::Membership`
@@ -82,10 +83,9 @@ impl Store {
         out.extend_from_slice(&self.membership);
         put_varint(&mut out, self.removals.horizon);
         put_varint(&mut out, self.removals.order.len() as u64);
-        for (index, key) in &self.removals.order {
+        for (index, print) in &self.removals.order {
             put_varint(&mut out, *index);
-            put_varint(&mut out, key.len() as u64);
-            out.extend_from_slice(key);
+            put_varint(&mut out, *print);
         }
         let checksum = crc32c(&out);
         out.extend_from_slice(&checksum.to_le_bytes());
@@ -150,7 +150,7 @@ impl Store {
                     return Err(DecodeError::OutOfRange("removals out of order, after the snapshot's index, or too many").into());
                 }
                 last = index;
-                order.push_back((index, reader.bytes()?.to_vec()));
+                order.push_back((index, reader.varint()?));
             }
             if horizon > store.applied_index {
                 return Err(DecodeError::OutOfRange("a removals horizon after the snapshot's index").into());

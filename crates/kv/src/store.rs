@@ -96,25 +96,36 @@ impl Value {
 /// as changed. The same on every replica: a constant.
 pub const REMOVALS_KEPT: usize = 65_536;
 
-/// The keys removed lately, by the log index of their removal (see `REMOVALS_KEPT`).
+/// The keys removed lately, by the log index of their removal (see `REMOVALS_KEPT`). A key is
+/// remembered by its fingerprint (`fingerprint`), never its bytes: a removal costs the same
+/// whatever the key's length. Two keys with one fingerprint share their removals: a missing key
+/// may then count as changed when it did not (EXEC aborts where Redis would run it), never the
+/// reverse.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Removals {
-    /// In the order of removal, a key again each time it is removed.
-    pub(crate) order: std::collections::VecDeque<(u64, Vec<u8>)>,
-    latest: BTreeMap<Vec<u8>, u64>,
+    /// (index, fingerprint) in the order of removal, a key again each time it is removed.
+    pub(crate) order: std::collections::VecDeque<(u64, u64)>,
+    latest: BTreeMap<u64, u64>,
     /// Any key missing now may have been removed at or before this index.
     pub(crate) horizon: u64,
 }
 
+/// A key's 64-bit FNV-1a hash: the same on every replica and in every build (a removal's
+/// fingerprint travels in snapshots).
+pub(crate) fn fingerprint(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3))
+}
+
 impl Removals {
     pub(crate) fn record(&mut self, index: u64, key: &[u8]) {
-        self.latest.insert(key.to_vec(), index);
-        self.order.push_back((index, key.to_vec()));
+        let print = fingerprint(key);
+        self.latest.insert(print, index);
+        self.order.push_back((index, print));
         while self.order.len() > REMOVALS_KEPT {
-            let Some((oldest, key)) = self.order.pop_front() else { break };
+            let Some((oldest, print)) = self.order.pop_front() else { break };
             self.horizon = self.horizon.max(oldest);
-            if self.latest.get(&key) == Some(&oldest) {
-                self.latest.remove(&key);
+            if self.latest.get(&print) == Some(&oldest) {
+                self.latest.remove(&print);
             }
         }
     }
@@ -128,12 +139,12 @@ impl Removals {
 
     /// Whether a key missing now may have been removed after `since`.
     fn since(&self, key: &[u8], since: u64) -> bool {
-        since < self.horizon || self.latest.get(key).is_some_and(|&at| at > since)
+        since < self.horizon || self.latest.get(&fingerprint(key)).is_some_and(|&at| at > since)
     }
 
     /// From a snapshot: the removals in order, and the horizon.
-    pub(crate) fn restore(order: std::collections::VecDeque<(u64, Vec<u8>)>, horizon: u64) -> Removals {
-        let latest = order.iter().map(|(index, key)| (key.clone(), *index)).collect();
+    pub(crate) fn restore(order: std::collections::VecDeque<(u64, u64)>, horizon: u64) -> Removals {
+        let latest = order.iter().map(|&(index, print)| (print, index)).collect();
         Removals { order, latest, horizon }
     }
 }
@@ -875,6 +886,21 @@ mod tests {
         assert!(store.changed_since(b"never-there", 1));
         assert!(!store.changed_since(b"never-there", 2));
         assert!(store.changed_since(&(REMOVALS_KEPT as u64).to_be_bytes(), index - 1));
+    }
+
+    /// What WATCH remembers of a removed key costs the same whatever its length: a client that
+    /// creates and deletes large keys cannot grow the store (or its snapshots) with their copies.
+    #[test]
+    fn a_removed_key_costs_its_removal_a_few_bytes_whatever_its_length() {
+        let mut store = Store::new();
+        let key = vec![b'k'; 1 << 20];
+        apply(&mut store, 1, write(0, 0, Op::Put { key: key.clone(), value: b"v".to_vec() }));
+        apply(&mut store, 2, write(0, 0, Op::Delete { keys: vec![key.clone()] }));
+        assert!(store.changed_since(&key, 1), "the removal is remembered");
+        assert!(!store.changed_since(&key, 2));
+        let snapshot = store.encode_snapshot();
+        assert!(snapshot.len() < 1024, "the snapshot holds {} bytes for one removed key", snapshot.len());
+        assert_eq!(Store::decode_snapshot(&snapshot).expect("valid"), store);
     }
 
     #[test]
