@@ -281,6 +281,16 @@ impl Session {
             "WATCH" if self.transaction.is_some() => self.refuse_in_transaction("ERR WATCH inside MULTI is not allowed", &mut out),
             "WATCH" if args.len() < 2 => resp::encode_error("ERR wrong number of arguments for 'watch' command", &mut out),
             "WATCH" => {
+                // The watched keys travel in EXEC's entry: bounded as a transaction's commands are
+                // (before, every WATCH added its keys to the connection's memory without end).
+                let watching = self.watched.iter().map(|(key, _)| key.len()).sum::<usize>()
+                    + self.watches_in_flight.iter().flatten().map(Vec::len).sum::<usize>();
+                let adding = args.iter().skip(1).map(<[u8]>::len).sum::<usize>();
+                if watching + adding > self.limits.max_bulk_bytes {
+                    let limit = self.limits.max_bulk_bytes;
+                    resp::encode_error(&format!("ERR too many watched keys: their names would take over {limit} bytes (--max-value-bytes); UNWATCH or EXEC first"), &mut out);
+                    return Step::Reply(out);
+                }
                 // A linearizable read of where the log is; `watch_answered` keeps it with the keys.
                 let keys: Vec<Vec<u8>> = args.iter().skip(1).map(<[u8]>::to_vec).collect();
                 self.watches_in_flight.push_back(keys);
@@ -663,6 +673,13 @@ mod tests {
         assert_eq!(reply(&command(&mut session, &["SET", "a", &value])), b"+QUEUED\r\n");
         assert!(reply(&command(&mut session, &["SET", "b", &value])).starts_with(b"-ERR transaction too large"));
         assert!(reply(&command(&mut session, &["EXEC"])).starts_with(b"-EXECABORT"));
+        // So are the keys WATCH keeps for EXEC, across WATCH commands.
+        let key = "k".repeat(40);
+        assert!(matches!(command(&mut session, &["WATCH", &key]), Step::Watch { .. }));
+        session.watch_answered(Answer::Count(1), &mut Vec::new());
+        assert!(matches!(command(&mut session, &["WATCH", &key]), Step::Watch { .. }), "a second, in flight");
+        assert!(reply(&command(&mut session, &["WATCH", &key])).starts_with(b"-ERR too many watched keys"));
+        assert_eq!(reply(&command(&mut session, &["UNWATCH"])), b"+OK\r\n");
     }
 
     #[test]
