@@ -87,7 +87,8 @@ pub struct Session {
     idle_timeout: Option<std::time::Duration>,
     /// WATCH: the keys of reads in flight, in order; the values they read; whether one failed
     /// (then EXEC runs nothing, as when a watched key changed).
-    watches_in_flight: std::collections::VecDeque<Vec<Vec<u8>>>,
+    /// (None: EXEC, DISCARD or UNWATCH came before its answer, which then only gets its reply.)
+    watches_in_flight: std::collections::VecDeque<Option<Vec<Vec<u8>>>>,
     /// Each watched key and the log index of the state WATCH read (`Request::ReadPoint`).
     watched: Vec<(Vec<u8>, u64)>,
     watch_failed: bool,
@@ -261,6 +262,12 @@ impl Session {
             "EXEC" => match self.transaction.take() {
                 None => resp::encode_error("ERR EXEC without MULTI", &mut out),
                 Some(transaction) => {
+                    // A WATCH pipelined before this EXEC and not answered yet: its keys count as
+                    // read at the index this node had applied — no later than the point its read
+                    // will have, so the check can only be stricter (before, EXEC ran without them).
+                    let pipelined: Vec<(Vec<u8>, u64)> =
+                        self.watches_in_flight.iter_mut().filter_map(Option::take).flatten().map(|key| (key, node.applied_index)).collect();
+                    self.watched.extend(pipelined);
                     let (watched, failed) = (std::mem::take(&mut self.watched), std::mem::take(&mut self.watch_failed));
                     if transaction.refused {
                         resp::encode_error("EXECABORT Transaction discarded because of previous errors.", &mut out);
@@ -284,7 +291,7 @@ impl Session {
                 // The watched keys travel in EXEC's entry: bounded as a transaction's commands are
                 // (before, every WATCH added its keys to the connection's memory without end).
                 let watching = self.watched.iter().map(|(key, _)| key.len()).sum::<usize>()
-                    + self.watches_in_flight.iter().flatten().map(Vec::len).sum::<usize>();
+                    + self.watches_in_flight.iter().flatten().flatten().map(Vec::len).sum::<usize>();
                 let adding = args.iter().skip(1).map(<[u8]>::len).sum::<usize>();
                 if watching + adding > self.limits.max_bulk_bytes {
                     let limit = self.limits.max_bulk_bytes;
@@ -293,7 +300,7 @@ impl Session {
                 }
                 // A linearizable read of where the log is; `watch_answered` keeps it with the keys.
                 let keys: Vec<Vec<u8>> = args.iter().skip(1).map(<[u8]>::to_vec).collect();
-                self.watches_in_flight.push_back(keys);
+                self.watches_in_flight.push_back(Some(keys));
                 return Step::Watch { request: Request::ReadPoint, resp3: self.resp3 };
             }
             "UNWATCH" => {
@@ -388,12 +395,15 @@ impl Session {
         let keys = self.watches_in_flight.pop_front();
         match (answer, keys) {
             (Answer::Count(index), Some(keys)) => {
-                self.watched.extend(keys.into_iter().map(|key| (key, index)));
+                self.watched.extend(keys.into_iter().flatten().map(|key| (key, index)));
                 resp::encode_simple("OK", out);
             }
-            (answer, _) => {
-                // Not known what the keys held: the transaction will not run.
-                self.watch_failed = true;
+            (answer, keys) => {
+                // Not known what the keys held: the transaction will not run (unless an EXEC
+                // already took this WATCH's keys, as read earlier).
+                if matches!(keys, Some(Some(_))) {
+                    self.watch_failed = true;
+                }
                 match answer {
                     Answer::Error(message) => resp::encode_error(&format!("ERR {message}"), out),
                     _ => resp::encode_error("ERR WATCH could not read its keys", out),
@@ -405,6 +415,9 @@ impl Session {
     fn unwatch(&mut self) {
         self.watched.clear();
         self.watch_failed = false;
+        for keys in self.watches_in_flight.iter_mut() {
+            keys.take();
+        }
     }
 
     fn refuse_in_transaction(&mut self, error: &str, out: &mut Vec<u8>) {
@@ -680,6 +693,34 @@ mod tests {
         assert!(matches!(command(&mut session, &["WATCH", &key]), Step::Watch { .. }), "a second, in flight");
         assert!(reply(&command(&mut session, &["WATCH", &key])).starts_with(b"-ERR too many watched keys"));
         assert_eq!(reply(&command(&mut session, &["UNWATCH"])), b"+OK\r\n");
+    }
+
+    /// WATCH, MULTI, a write and EXEC pipelined in one read: EXEC is parsed before the WATCH is
+    /// answered, and still carries its keys, as read no later than the index the node had applied
+    /// (before, it ran without them: a change between WATCH and EXEC did not abort it). The WATCH's
+    /// late answer then adds nothing to the next transaction.
+    #[test]
+    fn a_pipelined_watch_counts_for_the_exec_behind_it() {
+        let mut session = session();
+        let mut wire = Vec::new();
+        for words in [&["WATCH", "k"][..], &["MULTI"], &["SET", "k", "v"], &["EXEC"]] {
+            resp::encode_array_of_bulks(words, &mut wire);
+        }
+        session.read_space().extend_from_slice(&wire);
+        let view = NodeView { applied_index: 33, ..NodeView::of(status()) };
+        let steps = session.parse(&view);
+        assert!(matches!(&steps[0], Step::Watch { .. }), "{steps:?}");
+        let Some(Step::Request { request: Request::Write(write), .. }) = steps.last() else { panic!("EXEC is one write: {steps:?}") };
+        let entry = kv::CommandRef::decode(&write.data).expect("an entry");
+        let kv::OpRef::Multi { watched, .. } = entry.op else { panic!("a transaction") };
+        assert_eq!(watched, kv::WatchedRef::Since(vec![(&b"k"[..], 33)]));
+        let mut out = Vec::new();
+        session.watch_answered(Answer::Count(40), &mut out);
+        assert_eq!(out, b"+OK\r\n");
+        command(&mut session, &["MULTI"]);
+        let Step::Request { request: Request::Write(write), .. } = command(&mut session, &["EXEC"]) else { panic!("EXEC is one write") };
+        let entry = kv::CommandRef::decode(&write.data).expect("an entry");
+        assert!(matches!(entry.op, kv::OpRef::Multi { watched: kv::WatchedRef::Since(ref keys), .. } if keys.is_empty()), "nothing left over: {:?}", entry.op);
     }
 
     #[test]
