@@ -253,7 +253,8 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     if !current.users.required() {
         tracing::warn!("no --password-file or --users-file: any client that reaches the client port can read and write every key");
     }
-    tokio::spawn(reload_on_hangup(secrets.clone()));
+    let peer_tls = config.peer_tls_dir.clone().map(|dir| (dir, me, transport.clone()));
+    tokio::spawn(reload_on_hangup(secrets.clone(), peer_tls));
     if let Some(address) = &config.listen_http {
         let http = TcpListener::bind(address).await.map_err(|source| ServerError::HttpListen { address: address.clone(), source })?;
         let http_tls = config.http_tls.then(|| secrets.clone());
@@ -316,9 +317,10 @@ async fn hand_over_on_terminate(loop_sender: mpsc::UnboundedSender<LoopInput>) {
     }
 }
 
-/// Reads the client port's secrets again on every SIGHUP (certificate rotation, new passwords);
-/// a reload that fails keeps the previous ones.
-async fn reload_on_hangup(secrets: Arc<secrets::Secrets>) {
+/// Reads the client port's secrets, and the peer certificates under `--peer-tls-dir`, again on
+/// every SIGHUP (certificate rotation, new passwords); a reload that fails keeps the previous
+/// ones. New connections use what was reloaded; open ones keep what they started with.
+async fn reload_on_hangup(secrets: Arc<secrets::Secrets>, peer_tls: Option<(PathBuf, NodeId, transport::Transport)>) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot watch for SIGHUP: the secrets will not be reloaded");
         return;
@@ -327,6 +329,13 @@ async fn reload_on_hangup(secrets: Arc<secrets::Secrets>) {
         match secrets.reload() {
             Ok(()) => tracing::info!("SIGHUP: reloaded the users and the TLS certificate"),
             Err(error) => tracing::warn!("SIGHUP: kept the previous users and certificate: {error}"),
+        }
+        if let Some((dir, me, transport)) = &peer_tls {
+            match transport::PeerTls::from_dir(dir, *me).map(|tls| transport.set_tls(tls)) {
+                Ok(true) => tracing::info!(dir = %dir.display(), "SIGHUP: reloaded the peer certificates"),
+                Ok(false) => tracing::warn!("SIGHUP: the peer links are plaintext; certificates are not taken at run time"),
+                Err(error) => tracing::warn!(dir = %dir.display(), "SIGHUP: kept the previous peer certificates: {error}"),
+            }
         }
     }
 }

@@ -58,8 +58,8 @@ pub(crate) struct KnownPeer {
 }
 
 pub(crate) struct Shared {
-    /// Mutual TLS with the peers (None: plaintext).
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Mutual TLS with the peers (None: plaintext); replaced by `Transport::set_tls`.
+    pub tls: crate::SharedTls,
     pub me: NodeId,
     /// This node's cluster id (0 while it is not known yet).
     pub cluster: Arc<std::sync::atomic::AtomicU64>,
@@ -213,7 +213,8 @@ impl Connection<'_> {
         let shared = self.shared;
         let cluster = shared.cluster.load(std::sync::atomic::Ordering::Relaxed);
         let certificate = &self.certificate;
-        let certified = |from| shared.tls.is_none() || certificate.as_ref().is_some_and(|certificate| crate::tls::names_node(certificate, from));
+        let plaintext = crate::current_tls(&shared.tls).is_none();
+        let certified = |from| plaintext || certificate.as_ref().is_some_and(|certificate| crate::tls::names_node(certificate, from));
         let is_peer = |id| shared.peers.read().is_ok_and(|peers| peers.contains_key(&id));
         let joining = shared.joining.load(std::sync::atomic::Ordering::Relaxed);
         match self.admission.admit(wire, cluster, joining, is_peer, certified)? {
@@ -255,7 +256,7 @@ impl Connection<'_> {
 /// The connection as this node reads it: with TLS, after the handshake (in which the peer proved
 /// it holds a certificate of the cluster's CA), with that certificate.
 async fn secure(stream: TcpStream, shared: &Shared) -> Result<(PeerStream, Option<CertificateDer<'static>>), Close> {
-    let Some(acceptor) = &shared.tls else { return Ok((Box::new(stream), None)) };
+    let Some(acceptor) = crate::current_tls(&shared.tls).map(|tls| tls.acceptor) else { return Ok((Box::new(stream), None)) };
     let stream = match timeout_at(Instant::now() + HELLO_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return Err(Close::Handshake(error)),

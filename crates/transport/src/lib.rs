@@ -67,6 +67,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The peer links' TLS, shared by the accept loop and every outbound task, replaced at run time
+/// (`Transport::set_tls`): connections made afterwards use the new certificates.
+pub(crate) type SharedTls = Arc<std::sync::RwLock<Option<PeerTls>>>;
+
+/// The TLS new connections use now (None: plaintext).
+pub(crate) fn current_tls(tls: &SharedTls) -> Option<PeerTls> {
+    tls.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |tls| tls.clone())
+}
+
 /// A frame `Transport::send` could not queue: the peer's queue is full.
 #[derive(Debug)]
 pub struct Full(pub Frame);
@@ -208,8 +217,9 @@ impl Transport {
         let (shutdown, _) = watch::channel(false);
         let counters = Arc::new(Counters::default());
         let cluster = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let tls: SharedTls = Arc::new(std::sync::RwLock::new(config.tls.clone()));
         let settings = outbound::Settings {
-            tls: config.tls.as_ref().map(|tls| tls.connector.clone()),
+            tls: tls.clone(),
             me: config.me,
             cluster: cluster.clone(),
             advertise: Arc::new(std::sync::RwLock::new(config.advertise.clone())),
@@ -221,7 +231,7 @@ impl Transport {
         let joining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shared = inbound::Shared {
             joining: joining.clone(),
-            tls: config.tls.as_ref().map(|tls| tls.acceptor.clone()),
+            tls,
             me: config.me,
             cluster: cluster.clone(),
             max_frame_bytes: config.max_frame_bytes,
@@ -336,6 +346,18 @@ impl Transport {
     /// replaces.
     pub fn set_cluster_id(&self, id: u64) -> u64 {
         self.inner.cluster.swap(id, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// New peer certificates (SIGHUP): connections made from now on use them; those open keep
+    /// theirs. Refused (false) on a transport started without TLS: a plaintext node does not
+    /// turn to TLS at run time.
+    pub fn set_tls(&self, tls: PeerTls) -> bool {
+        let mut current = self.inner.settings.tls.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.is_none() {
+            return false;
+        }
+        *current = Some(tls);
+        true
     }
 
     /// The address the listener is bound to (useful when it was given port 0).

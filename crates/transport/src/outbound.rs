@@ -40,8 +40,8 @@ const KEEP_BUFFER_BYTES: usize = 1024 * 1024;
 /// What an outbound task needs to know besides its peer.
 #[derive(Clone)]
 pub(crate) struct Settings {
-    /// Mutual TLS with the peers (None: plaintext).
-    pub tls: Option<tokio_rustls::TlsConnector>,
+    /// Mutual TLS with the peers (None: plaintext); replaced by `Transport::set_tls`.
+    pub tls: crate::SharedTls,
     pub me: NodeId,
     /// This node's cluster id, sent in every Hello (0 while it is not known yet).
     pub cluster: Arc<AtomicU64>,
@@ -153,7 +153,8 @@ impl Task {
         // Raft messages are small and latency-bound; batching happens in `pump`, not in Nagle.
         stream.set_nodelay(true)?;
         crate::keep_alive(&stream);
-        let mut stream: PeerStream = match &self.settings.tls {
+        let tls = crate::current_tls(&self.settings.tls).map(|tls| tls.connector);
+        let mut stream: PeerStream = match tls {
             // The peer must prove it is node `peer` of the cluster's CA.
             Some(connector) => Box::new(connector.connect(crate::tls::node_name(self.peer), stream).await?),
             None => Box::new(stream),
