@@ -60,8 +60,9 @@ impl Replica {
     /// A peer connection opened with a Hello from `from`, who takes connections at `address` and
     /// names `cluster` (0: none yet).
     pub fn peer_hello(&mut self, from: NodeId, address: String, cluster: u64) {
-        let known = self.node.membership().is_member(from) || self.options.peer_addresses.contains_key(&from);
-        if cluster != 0 && known && self.store().cluster_id() == 0 && self.links.vouched_cluster == 0 && self.options.mutation != crate::Mutation::ClusterNotVouched {
+        let unnamed = cluster != 0 && self.store().cluster_id() == 0 && self.links.vouched_cluster == 0;
+        let known = || self.node.membership().is_member(from) || self.options.peer_addresses.contains_key(&from);
+        if unnamed && known() && self.options.mutation != crate::Mutation::ClusterNotVouched {
             self.links.vouched_cluster = cluster;
             self.links.changed = true;
             self.publish_links();

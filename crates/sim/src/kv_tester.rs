@@ -443,15 +443,7 @@ pub async fn generic_test(t: Rc<KvTester>, test_name: &str, workload: Workload) 
             t.sleep(ELECTION_TIMEOUT).await;
         }
         if crash {
-            for i in 0..t.n {
-                t.shutdown_server(i);
-            }
-            // Wait for a while for servers to shut down, since shutdown isn't a real crash.
-            t.sleep(ELECTION_TIMEOUT).await;
-            for i in 0..t.n {
-                t.start_server(i);
-            }
-            t.connect_all();
+            t.restart_all().await;
         }
         for (client, handle) in handles.into_iter().enumerate() {
             let count = handle.await;
@@ -467,6 +459,19 @@ pub async fn generic_test(t: Rc<KvTester>, test_name: &str, workload: Workload) 
 }
 
 impl KvTester {
+    /// GenericTest's whole-cluster crash: every server shut down, a pause (shutdown is not a real
+    /// crash: give the old incarnations time to go), every server started again and connected.
+    pub(crate) async fn restart_all(&self) {
+        for i in 0..self.n {
+            self.shutdown_server(i);
+        }
+        self.sleep(ELECTION_TIMEOUT).await;
+        for i in 0..self.n {
+            self.start_server(i);
+        }
+        self.connect_all();
+    }
+
     /// GenericTest's end of an iteration: the logs trimmed to 8 × maxraftstate, or no snapshot
     /// at all without one.
     pub(crate) fn check_log_size(&self) {

@@ -187,14 +187,7 @@ pub async fn generic_test(v: Rc<VersionedTester>, workload: Workload, reliable: 
         }
         v.check_linearizable();
         if crash {
-            for i in 0..t.n {
-                t.shutdown_server(i);
-            }
-            t.sleep(ELECTION_TIMEOUT).await;
-            for i in 0..t.n {
-                t.start_server(i);
-            }
-            t.connect_all();
+            t.restart_all().await;
         }
         t.check_log_size();
     }

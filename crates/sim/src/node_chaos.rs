@@ -1618,36 +1618,32 @@ fn check_history(world: &Shared) {
     }
     settle_unknown_appends(&mut w);
     check_holds(&w);
-    let versioned = linearizability::check(&VersionedModel, &w.versioned_history, CHECK_BUDGET);
-    let detail = format!("{} versioned operations", w.versioned_history.len());
-    match versioned {
-        CheckResult::Ok => w.trace.check(w.sim.now(), "versioned history linearizable", true, detail),
-        CheckResult::Unknown => {
-            w.undecided = true;
-            w.trace.check(w.sim.now(), "versioned history linearizable", true, format!("{detail}: undecided within the budget"));
-        }
-        CheckResult::Illegal(_) => {
-            let history = w.versioned_history.clone();
-            let html = linearizability::render_html(&VersionedModel, &history, &versioned);
-            w.trace.set_history(Rc::new(move || Some(html.clone())));
-            w.trace.check(w.sim.now(), "versioned history linearizable", false, detail.clone());
-            panic!("the versioned history is not linearizable ({detail})");
-        }
-    }
-    let result = linearizability::check(&KvModel, &w.history, CHECK_BUDGET);
-    let detail = format!("{} operations", w.history.len());
+    let versioned = std::mem::take(&mut w.versioned_history);
+    check_model(&mut w, &VersionedModel, &versioned, ("versioned history linearizable", "versioned history", "versioned operations"));
+    w.versioned_history = versioned;
+    let history = std::mem::take(&mut w.history);
+    check_model(&mut w, &KvModel, &history, ("linearizable", "history", "operations"));
+    w.history = history;
+}
+
+/// Checks one history against `model`: an illegal one fails the run (and is drawn with it), one
+/// the budget cannot decide is counted as undecided. `names`: the trace's check, what the history
+/// is, what its operations are called.
+fn check_model<M: linearizability::Model>(w: &mut World, model: &M, history: &[Operation<M::Input, M::Output>], names: (&str, &str, &str)) {
+    let (name, what, unit) = names;
+    let result = linearizability::check(model, history, CHECK_BUDGET);
+    let detail = format!("{} {unit}", history.len());
     match result {
-        CheckResult::Ok => w.trace.check(w.sim.now(), "linearizable", true, detail),
+        CheckResult::Ok => w.trace.check(w.sim.now(), name, true, detail),
         CheckResult::Unknown => {
             w.undecided = true;
-            w.trace.check(w.sim.now(), "linearizable", true, format!("{detail}: undecided within the budget"));
+            w.trace.check(w.sim.now(), name, true, format!("{detail}: undecided within the budget"));
         }
         CheckResult::Illegal(_) => {
-            let history = w.history.clone();
-            let html = linearizability::render_html(&KvModel, &history, &result);
+            let html = linearizability::render_html(model, history, &result);
             w.trace.set_history(Rc::new(move || Some(html.clone())));
-            w.trace.check(w.sim.now(), "linearizable", false, detail.clone());
-            panic!("the history is not linearizable ({detail})");
+            w.trace.check(w.sim.now(), name, false, detail.clone());
+            panic!("the {what} is not linearizable ({detail})");
         }
     }
 }
