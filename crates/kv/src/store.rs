@@ -77,6 +77,12 @@ impl Value {
         self.bytes.as_slice()
     }
 
+    /// One more change, at log index `index`.
+    fn changed_at(&mut self, index: u64) {
+        self.changed = index;
+        self.version = self.version.saturating_add(1);
+    }
+
     /// Appends `more`, copying only if a snapshot's copy of the store holds this value too.
     fn append(&mut self, more: &[u8]) -> u64 {
         if let Bytes::Fixed(bytes) = &self.bytes {
@@ -383,8 +389,7 @@ impl Store {
                     Some(stored) => stored,
                     None => self.data.entry(key.to_vec()).or_insert_with(|| Value { bytes: Bytes::Growing(Arc::default()), changed: index, version: 0 }),
                 };
-                stored.changed = index;
-                stored.version = stored.version.saturating_add(1);
+                stored.changed_at(index);
                 Reply::Length(stored.append(value))
             }
             OpRef::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.remove(key).is_some()).count() as u64),
@@ -606,8 +611,7 @@ impl Store {
     /// Records that `key` (which exists) changed at the index being applied.
     fn touch(&mut self, key: &[u8]) {
         if let Some(value) = self.data.get_mut(key) {
-            value.changed = self.applied_index;
-            value.version = value.version.saturating_add(1);
+            value.changed_at(self.applied_index);
         }
     }
 
