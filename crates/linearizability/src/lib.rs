@@ -45,6 +45,7 @@ use std::fmt;
 mod check;
 mod html;
 pub mod kv;
+pub mod strings;
 pub mod versioned;
 
 pub use html::{render_html, write_html};

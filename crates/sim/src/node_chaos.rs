@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use kv::Store;
 use linearizability::kv::{KvInput, KvModel, KvOp, KvOutput};
+use linearizability::strings::{StringsInput, StringsModel, StringsOutput};
 use linearizability::versioned::{VersionedInput, VersionedModel, VersionedOutput};
 use linearizability::{CheckResult, Operation};
 use raft::{Config, NodeId};
@@ -102,6 +103,10 @@ pub struct Params {
     /// Clients that run the 2025 lab's "one put" loop with VGET and VSET on two keys, their
     /// history checked with the versioned model (0 unless a test asks).
     pub versioned_clients: usize,
+    /// Clients of counters (tagged INCRBY, retried until answered), expiring keys (SET PX) and
+    /// transactions (MULTI, APPENDs, GET, EXEC), with GETs between, their history checked with
+    /// the strings model (0 unless a test asks).
+    pub strings_clients: usize,
 }
 
 impl Params {
@@ -132,6 +137,7 @@ impl Params {
             membership_per_mille: 0,
             lock_clients: 0,
             versioned_clients: 0,
+            strings_clients: 0,
         }
     }
 
@@ -171,6 +177,11 @@ pub struct Summary {
     /// Versioned operations checked, and how many VSETs took effect.
     pub versioned_operations: usize,
     pub versioned_puts_ok: usize,
+    /// Strings operations checked; of them, GETs that found an expiring key gone, and
+    /// transactions answered.
+    pub strings_operations: usize,
+    pub expired_reads: usize,
+    pub transactions: usize,
     /// The checker ran out of its budget (the history was neither proven nor refuted).
     pub undecided: bool,
     pub virtual_time: Duration,
@@ -280,10 +291,13 @@ struct World {
     /// Each node's configuration index as its last input left it while it led, and the term.
     led_configs: Vec<Option<(u64, raft::LogIndex)>>,
     membership_changes: u64,
-    /// The lock's clients, then the versioned ones (`Params::lock_clients`, `versioned_clients`).
+    /// The lock's clients, then the versioned ones, then the strings ones (`Params::lock_clients`,
+    /// `versioned_clients`, `strings_clients`).
     cas_clients: Vec<CasClient>,
     /// The versioned clients' VGETs and VSETs, checked with the versioned model.
     versioned_history: Vec<Operation<VersionedInput, VersionedOutput>>,
+    /// The strings clients' operations, checked with the strings model.
+    strings_history: Vec<Operation<StringsInput, StringsOutput>>,
     /// Each time a lock client held the lock: from the answer to its SET until it began to give
     /// it back or its lease could have run out, whichever came first. No two may overlap.
     holds: Vec<Hold>,
@@ -387,6 +401,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         membership_changes: 0,
         cas_clients: Vec::new(),
         versioned_history: Vec::new(),
+        strings_history: Vec::new(),
         holds: Vec::new(),
         params: params.clone(),
     }));
@@ -405,6 +420,9 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
             holds_past_lease: w.holds.iter().filter(|hold| hold.past_lease).count(),
             versioned_operations: w.versioned_history.len(),
             versioned_puts_ok: w.versioned_history.iter().filter(|op| op.output == Some(VersionedOutput::Ok)).count(),
+            strings_operations: w.strings_history.len(),
+            expired_reads: w.strings_history.iter().filter(|op| op.input.key().starts_with('e') && op.output == Some(StringsOutput::Value(None))).count(),
+            transactions: w.strings_history.iter().filter(|op| matches!(op.output, Some(StringsOutput::Exec { .. }))).count(),
             undecided: w.undecided,
             virtual_time: sim.now(),
             trace: trace.clone(),
@@ -431,14 +449,16 @@ async fn scenario(world: Shared) {
         world.borrow_mut().clients.push(client);
         sim.spawn(client_loop(world.clone(), c));
     }
-    for l in 0..params.lock_clients + params.versioned_clients {
+    for l in 0..params.lock_clients + params.versioned_clients + params.strings_clients {
         let session = Session::new(resp::Limits::default(), Arc::new(AtomicU64::new(rng.u64() << 32)));
         let client = CasClient { id: format!("holder-{l}-{:x}", rng.u64()), connection: None, session, answer: None, sent_at: Duration::ZERO };
         world.borrow_mut().cas_clients.push(client);
         if l < params.lock_clients {
             sim.spawn(lock_client_loop(world.clone(), l));
-        } else {
+        } else if l < params.lock_clients + params.versioned_clients {
             sim.spawn(versioned_client_loop(world.clone(), l));
+        } else {
+            sim.spawn(strings_client_loop(world.clone(), l));
         }
     }
     sim.spawn(watchdog(world.clone()));
@@ -1390,9 +1410,117 @@ async fn versioned_client_loop(world: Shared, l: usize) {
     }
 }
 
+/// A client of counters, expiring keys and transactions, one request at a time on two keys of
+/// each kind: tagged INCRBY on `c0`/`c1`, sent again with its tag until answered (it must count
+/// once); SET with PX on `e0`/`e1`; MULTI, two APPENDs, GET, EXEC on `t0`/`t1`; and GETs of all
+/// of them. Its history is checked with the strings model, each expiring key's window drawn
+/// from the simulation's clocks (see `LOCK_LEASE`).
+async fn strings_client_loop(world: Shared, l: usize) {
+    let (sim, rng) = {
+        let w = world.borrow();
+        (w.sim.clone(), w.rng.clone())
+    };
+    let client = l as u64 + 2000;
+    let tag = rng.u64().max(1);
+    let (mut seq, mut tokens) = (0u64, 0u64);
+    // How far a node's clock (10 ms ticks) may be behind the true time, and the most one is ahead.
+    let behind = 2 * TICK;
+    let ahead = Duration::from_millis(400 * (world.borrow().params.servers as u64 - 1)) + TICK;
+    loop {
+        sim.sleep(Duration::from_millis(rng.below(50))).await;
+        if !world.borrow().running {
+            return;
+        }
+        let key = rng.below(2);
+        let call = stamp(&mut world.borrow_mut());
+        let (input, output) = match rng.below(7) {
+            0 | 1 => {
+                let (key, by) = (format!("c{key}"), 1 + rng.below(5) as i64);
+                seq += 1;
+                let words = ["TAGGED", &tag.to_string(), &seq.to_string(), "INCRBY", &key, &by.to_string()];
+                let output = loop {
+                    match cas_request(&world, l, &words).await {
+                        Some(Answer::Reply(kv::Reply::Integer(value))) => break Some(StringsOutput::Integer(value)),
+                        Some(other @ (Answer::Reply(_) | Answer::Count(_))) => panic!("INCRBY {key} {by} answered {other:?}"),
+                        // Outcome unknown: the same again, with its tag, elsewhere.
+                        Some(Answer::Error(_)) | None => {
+                            drop_cas_connection(&mut world.borrow_mut(), l);
+                            sim.sleep(Duration::from_millis(10)).await;
+                            if !world.borrow().running {
+                                break None;
+                            }
+                        }
+                    }
+                };
+                (StringsInput::IncrBy { key, by }, output)
+            }
+            2 => {
+                tokens += 1;
+                let (key, value, ttl) = (format!("e{key}"), format!("[{client}.{tokens}]"), Duration::from_millis(50 + rng.below(1500)));
+                let not_before = (Duration::from_nanos(call) + ttl).saturating_sub(behind).as_nanos() as u64;
+                let output = match cas_request(&world, l, &["SET", &key, &value, "PX", &ttl.as_millis().to_string()]).await {
+                    Some(Answer::Reply(kv::Reply::Done)) => Some(StringsOutput::Done),
+                    Some(other @ (Answer::Reply(_) | Answer::Count(_))) => panic!("SET {key} PX answered {other:?}"),
+                    Some(Answer::Error(_)) | None => None,
+                };
+                (StringsInput::SetExpiring { key, value, not_before }, output)
+            }
+            3 => {
+                tokens += 1;
+                let key = format!("t{key}");
+                let appends = vec![format!("<{client}.{tokens}"), format!("{client}.{tokens}>")];
+                let commands: [&[&str]; 5] = [&["MULTI"], &["APPEND", &key, &appends[0]], &["APPEND", &key, &appends[1]], &["GET", &key], &["EXEC"]];
+                let output = match cas_commands(&world, l, &commands).await {
+                    Some(Answer::Reply(kv::Reply::Multi(replies))) => match &replies[..] {
+                        [kv::Reply::Length(first), kv::Reply::Length(second), kv::Reply::Value(value)] => Some(StringsOutput::Exec {
+                            lengths: vec![*first, *second],
+                            value: value.as_ref().map(|value| String::from_utf8_lossy(value).into_owned()),
+                        }),
+                        other => panic!("EXEC of two APPENDs and a GET answered {other:?}"),
+                    },
+                    Some(other @ (Answer::Reply(_) | Answer::Count(_))) => panic!("EXEC answered {other:?}"),
+                    Some(Answer::Error(_)) | None => None,
+                };
+                (StringsInput::Transaction { key, appends }, output)
+            }
+            kind => {
+                let key = format!("{}{key}", ["c", "e", "t", "e"][kind as usize - 3]);
+                let value = match cas_request(&world, l, &["GET", &key]).await {
+                    Some(Answer::Reply(kv::Reply::Value(value))) => value.map(|value| String::from_utf8_lossy(&value).into_owned()),
+                    Some(other @ (Answer::Reply(_) | Answer::Count(_))) => panic!("GET {key} answered {other:?}"),
+                    // A read that failed tells nothing: it is not recorded.
+                    Some(Answer::Error(_)) | None => continue,
+                };
+                let latest = Duration::from_nanos(stamp(&mut world.borrow_mut())) + ahead;
+                (StringsInput::Get { key, latest: latest.as_nanos() as u64 }, Some(StringsOutput::Value(value)))
+            }
+        };
+        let mut w = world.borrow_mut();
+        let return_time = output.as_ref().map(|_| stamp(&mut w));
+        w.strings_history.push(Operation { client, input, call, output, return_time });
+    }
+}
+
+/// Closes the client's connection (its next request goes to a random running node).
+fn drop_cas_connection(w: &mut World, l: usize) {
+    if let Some((node, conn)) = w.cas_clients[l].connection.take() {
+        w.conns[node].remove(&conn);
+        if let Some(running) = w.nodes[node].as_mut() {
+            running.replica.disconnected(conn);
+        }
+    }
+}
+
 /// Sends one command on the lock client's connection (connecting to a random running node first
 /// if it has none) and waits for its answer; None if the connection broke first.
 async fn cas_request(world: &Shared, l: usize, words: &[&str]) -> Option<Answer> {
+    cas_commands(world, l, &[words]).await
+}
+
+/// Sends commands on the client's connection, all at once, and waits for the answer the node
+/// gives (the last command's: the ones before must be answered by the session, as MULTI and the
+/// commands it queues are); None if the connection broke first.
+async fn cas_commands(world: &Shared, l: usize, commands: &[&[&str]]) -> Option<Answer> {
     let sim = world.borrow().sim.clone();
     let (node, conn, request, incarnation) = {
         let mut w = world.borrow_mut();
@@ -1410,12 +1538,12 @@ async fn cas_request(world: &Shared, l: usize, words: &[&str]) -> Option<Answer>
         let (node, conn) = w.cas_clients[l].connection?;
         let running = w.nodes[node].as_ref()?;
         let (status, incarnation) = (running.replica.status(), running.incarnation);
-        let words: Vec<String> = words.iter().map(|word| word.to_string()).collect();
+        let commands: Vec<Vec<String>> = commands.iter().map(|words| words.iter().map(|word| word.to_string()).collect()).collect();
         let now = w.sim.now();
         let client = &mut w.cas_clients[l];
         client.answer = None;
         client.sent_at = now;
-        (node, conn, encode(&words, &mut client.session, &status), incarnation)
+        (node, conn, encode_commands(&commands, &mut client.session, &status), incarnation)
     };
     if with_node(world, node, incarnation, |replica| replica.client(conn, request)) {
         if let Some(running) = world.borrow_mut().nodes[node].as_mut() {
@@ -1470,11 +1598,22 @@ fn words_of(sent: &Sent) -> Vec<String> {
 
 /// A command as the client port makes it a request: RESP on the wire, through the session.
 fn encode(words: &[String], session: &mut Session, status: &raft::Status) -> replica::request::Request {
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    resp::encode_array_of_bulks(&words, session.read_space());
-    match session.parse(&replica::session::NodeView::of(*status)).pop() {
+    encode_commands(&[words.to_vec()], session, status)
+}
+
+/// Commands sent at once: the last must be a request for the node, the ones before answered by
+/// the session itself (MULTI, and the commands it queues).
+fn encode_commands(commands: &[Vec<String>], session: &mut Session, status: &raft::Status) -> replica::request::Request {
+    for words in commands {
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        resp::encode_array_of_bulks(&words, session.read_space());
+    }
+    let mut steps = session.parse(&replica::session::NodeView::of(*status));
+    let last = steps.pop();
+    assert!(steps.iter().all(|step| matches!(step, Step::Reply(_))), "{commands:?}: the node was asked more than the last: {steps:?}");
+    match last {
         Some(Step::Request { request, .. }) => request,
-        other => panic!("{words:?} is not a request for the node: {other:?}"),
+        other => panic!("{commands:?} is not a request for the node: {other:?}"),
     }
 }
 
@@ -1621,6 +1760,9 @@ fn check_history(world: &Shared) {
     let versioned = std::mem::take(&mut w.versioned_history);
     check_model(&mut w, &VersionedModel, &versioned, ("versioned history linearizable", "versioned history", "versioned operations"));
     w.versioned_history = versioned;
+    let strings = std::mem::take(&mut w.strings_history);
+    check_model(&mut w, &StringsModel, &strings, ("strings history linearizable", "strings history", "strings operations"));
+    w.strings_history = strings;
     let history = std::mem::take(&mut w.history);
     check_model(&mut w, &KvModel, &history, ("linearizable", "history", "operations"));
     w.history = history;

@@ -2,10 +2,12 @@
 //! `N passed, M failed`. Usage: node_chaos [--seeds N] [--from S] [--trace] [--verbose]
 //! [--broken-answers-by-id | --broken-parked-overtaken | --broken-forwards-dropped |
 //! --broken-duplicates-served | --broken-hello-ignored | --broken-links-dropped-at-once |
-//! --broken-forwards-kept-across-terms | --broken-cluster-not-vouched | --broken-expiry-by-own-clock] [--cas]: the `--broken-*` switches
+//! --broken-forwards-kept-across-terms | --broken-cluster-not-vouched | --broken-expiry-by-own-clock] [--cas] [--strings]: the `--broken-*` switches
 //! run every node deliberately broken (`replica::Mutation`), to see which seeds catch it;
 //! `--cas` adds four clients that take a lock with SET NX PX and give it back with DELEX IFEQ,
-//! and two that write versioned keys with VGET and VSET (their history checked).
+//! and two that write versioned keys with VGET and VSET (their history checked); `--strings`
+//! three that use counters (tagged INCRBY), expiring keys (SET PX) and transactions (MULTI …
+//! EXEC), their history checked with the strings model.
 
 use replica::Mutation;
 
@@ -23,18 +25,22 @@ const MUTATIONS: [(&str, Mutation); 9] = [
 
 fn main() -> std::process::ExitCode {
     let mut switches: Vec<&str> = MUTATIONS.iter().map(|(switch, _)| *switch).collect();
-    switches.push("--cas");
+    switches.extend(["--cas", "--strings"]);
     sim::seeds_cli::main_with_switches("node_chaos", &switches, |seed, given| {
         let mutation = MUTATIONS.iter().find(|(switch, _)| given.iter().any(|g| g == switch)).map_or(Mutation::None, |(_, m)| *m);
         let cas = given.iter().any(|g| g == "--cas");
+        let strings = given.iter().any(|g| g == "--strings");
         match sim::node_chaos::run_with(seed, mutation, |params| {
             if cas {
                 (params.lock_clients, params.versioned_clients) = (4, 2);
             }
+            if strings {
+                params.strings_clients = 3;
+            }
         }) {
             Ok(summary) => Ok((
                 format!(
-                    "{} answers, {} errors, {} snapshot chunks, {} saves on a full disk, {} operations checked{}, {} lock holds ({} past the lease), {} versioned operations ({} VSETs took effect), {:.1}s virtual, {:?}",
+                    "{} answers, {} errors, {} snapshot chunks, {} saves on a full disk, {} operations checked{}, {} lock holds ({} past the lease), {} versioned operations ({} VSETs took effect), {} strings operations ({} expired reads, {} transactions), {:.1}s virtual, {:?}",
                     summary.answered,
                     summary.errors,
                     summary.snapshot_chunks,
@@ -45,6 +51,9 @@ fn main() -> std::process::ExitCode {
                     summary.holds_past_lease,
                     summary.versioned_operations,
                     summary.versioned_puts_ok,
+                    summary.strings_operations,
+                    summary.expired_reads,
+                    summary.transactions,
                     summary.virtual_time.as_secs_f64(),
                     summary.params
                 ),
