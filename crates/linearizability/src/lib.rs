@@ -28,7 +28,9 @@
 //!
 //! [`write_html`] draws a history and a verdict as a self-contained HTML page, so a person can see
 //! *why* a history is not linearizable: the longest prefix the search managed to linearize, and the
-//! operation that could not come next. [`kv`] holds the model of the labs' key/value service.
+//! operation that could not come next. [`kv`] holds the model of the labs' key/value service,
+//! [`versioned`] that of the 2025 lab's versioned Put, [`strings`] that of raftkv's counters,
+//! expiring keys and transactions.
 //!
 //! ```
 //! use linearizability::{check, kv::{KvInput, KvModel, KvOutput}, CheckResult, Operation};

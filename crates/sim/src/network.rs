@@ -239,13 +239,18 @@ impl Network {
         let (reliable, long_reordering, closed) = (state.reliable, state.long_reordering, state.closed);
         drop(state);
         let now = self.sim.now();
+        // A forward and its answer are lost only with their link (a partition, a crash), never
+        // alone: they ride a TCP stream in the server, which loses no frame while it is up, and
+        // the node answers a forward cut off that way with an error at once. Raft's own messages
+        // stay lossy (they are retried).
+        let lossy = !reliable && matches!(frame, Frame::Raft(_));
         let Some(incarnation) = target.filter(|_| enabled && !closed && encoded.is_ok()) else {
             self.trace.record(now, format_args!("lost (link down) {from}->{to} {}", describe(&frame)));
             self.trace.message(from, to, now, &frame, Fate::LinkDown, None);
             return;
         };
         let delay = if is_response {
-            if !reliable && self.rng.chance(100, 1000) {
+            if lossy && self.rng.chance(100, 1000) {
                 self.trace.record(now, format_args!("dropped reply {}", describe(&frame)));
                 self.trace.message(from, to, now, &frame, Fate::Dropped, None);
                 return;
@@ -258,7 +263,7 @@ impl Network {
             }
         } else {
             let delay = if reliable { Duration::ZERO } else { self.rng.millis_below(27) };
-            if !reliable && self.rng.chance(100, 1000) {
+            if lossy && self.rng.chance(100, 1000) {
                 self.trace.record(now, format_args!("dropped request {}", describe(&frame)));
                 self.trace.message(from, to, now, &frame, Fate::Dropped, None);
                 return;
