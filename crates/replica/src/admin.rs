@@ -159,7 +159,7 @@ pub fn client(args: &resp::ArgBuf, me: Client<'_>, out: &mut Vec<u8>) {
             let (library, version) = (String::from_utf8_lossy(&me.library.0), String::from_utf8_lossy(&me.library.1));
             let protocol = if me.resp3 { 3 } else { 2 };
             let line = format!("id={} name={name} db=0 resp={protocol} lib-name={library} lib-ver={version}\n", me.id);
-            resp::encode_bulk(line.as_bytes(), out);
+            crate::session::text_reply(line.as_bytes(), me.resp3, out);
         }
         (b"KILL", _) | (b"PAUSE", _) | (b"UNPAUSE", _) | (b"TRACKING", _) | (b"REPLY", _) | (b"NO-EVICT", _) | (b"NO-TOUCH", _) => {
             let sub = String::from_utf8_lossy(sub);
@@ -173,12 +173,15 @@ pub fn client(args: &resp::ArgBuf, me: Client<'_>, out: &mut Vec<u8>) {
     }
 }
 
-fn command_info(spec: &CommandSpec, out: &mut Vec<u8>) {
+/// One command's description. In RESP3 the flags, ACL categories and tips are sets, as Redis
+/// sends them.
+fn command_info(spec: &CommandSpec, resp3: bool, out: &mut Vec<u8>) {
     let (name, arity, flags, first, last, step) = *spec;
+    let set_len = if resp3 { resp::encode_set_len } else { resp::encode_array_len };
     resp::encode_array_len(10, out);
     resp::encode_bulk(name.as_bytes(), out);
     resp::encode_integer(arity, out);
-    resp::encode_array_len(flags.len(), out);
+    set_len(flags.len(), out);
     for flag in flags {
         resp::encode_simple(flag, out);
     }
@@ -186,9 +189,10 @@ fn command_info(spec: &CommandSpec, out: &mut Vec<u8>) {
         resp::encode_integer(number, out);
     }
     // ACL categories, tips, key specifications, subcommands: none described.
-    for _ in 0..4 {
-        resp::encode_array_len(0, out);
-    }
+    set_len(0, out);
+    set_len(0, out);
+    resp::encode_array_len(0, out);
+    resp::encode_array_len(0, out);
 }
 
 /// COMMAND, COMMAND COUNT, COMMAND INFO name..., COMMAND DOCS (no documentation is kept: an empty
@@ -196,7 +200,7 @@ fn command_info(spec: &CommandSpec, out: &mut Vec<u8>) {
 pub fn command(args: &resp::ArgBuf, resp3: bool, out: &mut Vec<u8>) {
     let Some(sub) = args.get(1) else {
         resp::encode_array_len(COMMANDS.len(), out);
-        return COMMANDS.iter().for_each(|spec| command_info(spec, out));
+        return COMMANDS.iter().for_each(|spec| command_info(spec, resp3, out));
     };
     match &sub.to_ascii_uppercase()[..] {
         b"COUNT" => resp::encode_integer(COMMANDS.len() as i64, out),
@@ -208,7 +212,7 @@ pub fn command(args: &resp::ArgBuf, resp3: bool, out: &mut Vec<u8>) {
             resp::encode_array_len(args.len() - 2, out);
             for name in args.iter().skip(2) {
                 match COMMANDS.iter().find(|spec| name.eq_ignore_ascii_case(spec.0.as_bytes())) {
-                    Some(spec) => command_info(spec, out),
+                    Some(spec) => command_info(spec, resp3, out),
                     None if resp3 => resp::encode_null(out),
                     None => resp::encode_nil(out),
                 }

@@ -318,7 +318,7 @@ impl Session {
                 2 => resp::encode_bulk(&args[1], &mut out),
                 _ => resp::encode_error("ERR wrong number of arguments for 'ping' command", &mut out),
             },
-            "INFO" => resp::encode_bulk(info(node, args).as_bytes(), &mut out),
+            "INFO" => text_reply(info(node, args).as_bytes(), self.resp3, &mut out),
             "HELLO" => self.hello(&node.status, &mut out),
             "ECHO" => admin::echo(args, &mut out),
             "SELECT" => admin::select(args, &mut out),
@@ -517,6 +517,15 @@ enum Field {
     Empty,
 }
 
+/// A text reply as Redis gives it: a bulk string, or in RESP3 a verbatim string (`=…txt:`).
+pub(crate) fn text_reply(text: &[u8], resp3: bool, out: &mut Vec<u8>) {
+    if resp3 {
+        resp::encode_verbatim_text(text, out);
+    } else {
+        resp::encode_bulk(text, out);
+    }
+}
+
 /// The Redis version whose protocol and commands raftkv follows, as INFO's `redis_version` (what
 /// compatible servers report; `raftkv_version` is raftkv's own).
 const REDIS_VERSION: &str = "7.2.0";
@@ -604,6 +613,13 @@ mod tests {
     fn feed(session: &mut Session, bytes: &[u8]) -> Vec<Step> {
         session.read_space().extend_from_slice(bytes);
         session.parse(&NodeView::of(status()))
+    }
+
+    /// The reply to one command, which the session answers itself.
+    fn first_reply(session: &mut Session, words: &[&str]) -> String {
+        let mut wire = Vec::new();
+        resp::encode_array_of_bulks(words, &mut wire);
+        String::from_utf8_lossy(reply(&feed(session, &wire)[0])).into_owned()
     }
 
     fn reply(step: &Step) -> &[u8] {
@@ -880,5 +896,21 @@ mod tests {
         let text = String::from_utf8_lossy(reply(&steps[0])).into_owned();
         assert!(text.contains("uptime_in_days:1\r\n") && text.contains("# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n"), "{text}");
         assert!(!text.contains("# Replication"), "only the sections asked for: {text}");
+    }
+
+    /// After HELLO 3, text comes as Redis 7 sends it: INFO and CLIENT INFO as verbatim strings,
+    /// COMMAND INFO's flags as a set.
+    #[test]
+    fn resp3_text_is_verbatim_and_flags_are_sets() {
+        let mut s = session();
+        first_reply(&mut s, &["HELLO", "3"]);
+        let info = first_reply(&mut s, &["INFO", "server"]);
+        let body = info.split_once("\r\n").map(|(_, body)| body).unwrap_or_default();
+        assert!(info.starts_with(&format!("={}\r\ntxt:# Server\r\n", body.len() - 2)), "{info}");
+        assert!(first_reply(&mut s, &["CLIENT", "INFO"]).starts_with("=") && first_reply(&mut s, &["CLIENT", "INFO"]).contains("txt:id="));
+        assert!(first_reply(&mut s, &["COMMAND", "INFO", "get"]).starts_with("*1\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n"));
+        first_reply(&mut s, &["HELLO", "2"]);
+        assert!(first_reply(&mut s, &["INFO", "server"]).starts_with("$"));
+        assert!(first_reply(&mut s, &["COMMAND", "INFO", "get"]).starts_with("*1\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n"));
     }
 }

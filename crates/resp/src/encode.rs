@@ -74,6 +74,20 @@ pub fn encode_map_len(n: usize, out: &mut Vec<u8>) {
     header(b'%', n, out);
 }
 
+/// `~n\r\n`: a RESP3 set of the `n` replies that follow.
+pub fn encode_set_len(n: usize, out: &mut Vec<u8>) {
+    header(b'~', n, out);
+}
+
+/// `=len\r\ntxt:text\r\n`: a RESP3 verbatim string of plain text (how Redis answers INFO and
+/// CLIENT INFO to a connection that said `HELLO 3`).
+pub fn encode_verbatim_text(text: &[u8], out: &mut Vec<u8>) {
+    header(b'=', text.len() + 4, out);
+    out.extend_from_slice(b"txt:");
+    out.extend_from_slice(text);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// An array of bulk strings: how a client sends a command, e.g. `&[&b"GET"[..], key]`.
 pub fn encode_array_of_bulks<T: AsRef<[u8]>>(items: &[T], out: &mut Vec<u8>) {
     header(b'*', items.len(), out);

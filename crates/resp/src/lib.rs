@@ -40,7 +40,7 @@ mod value;
 pub use command::{parse_command, parse_command_into, parse_command_resumable, ArgBuf, Args, Resume};
 pub use encode::{
     encode, encode_array_len, encode_array_of_bulks, encode_bulk, encode_error, encode_integer, encode_map_len, encode_nil, encode_null,
-    encode_simple,
+    encode_set_len, encode_simple, encode_verbatim_text,
 };
 pub use error::ParseError;
 pub use parse::parse;

@@ -31,6 +31,9 @@ for protocol in (None, 2):
         assert r.client_setname("worker") is True, where
         assert r.client_getname() in (b"worker", "worker"), where
         assert [c.get("name") for c in r.client_list()] == ["worker"], where
+        # In RESP3 these come as verbatim strings (as from Redis 7), in RESP2 as bulk strings.
+        assert r.client_info().get("name") == "worker", where
+        assert r.info("server").get("redis_version"), where
         assert int(r.client_id()) > 0, where
         assert r.config_get("proto-max-bulk-len") == {"proto-max-bulk-len": "16777216"} or r.config_get("proto-max-bulk-len") == {b"proto-max-bulk-len": b"16777216"}, where
         try:
