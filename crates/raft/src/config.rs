@@ -36,6 +36,9 @@ pub struct Config {
     pub append_bytes_max: usize,
     /// Appends in flight per follower while streaming.
     pub inflight_appends_max: usize,
+    /// Entry bytes in flight per follower while streaming (one append may always go): a heartbeat
+    /// never queues behind more than this and one append on the link.
+    pub inflight_bytes_max: usize,
     /// Heartbeats a snapshot transfer may go unacknowledged before its unacknowledged chunks are
     /// sent again.
     pub snapshot_resend_heartbeats: u32,
@@ -101,6 +104,7 @@ impl Config {
             noop_on_election: true,
             append_bytes_max: 1 << 20,
             inflight_appends_max: 64,
+            inflight_bytes_max: 4 << 20,
             snapshot_resend_heartbeats: 5,
             snapshot_chunk_bytes: 1 << 20,
             snapshot_chunks_inflight: 4,

@@ -11,8 +11,9 @@ pub enum ReplicationState {
     /// heartbeat until answered.
     Probe { sent: bool },
     /// The logs match up to `match_index`; appends stream optimistically. `inflight` holds the last
-    /// index of each unacknowledged append, oldest first, bounded by the config.
-    Replicate { inflight: VecDeque<LogIndex> },
+    /// index and the entry bytes of each unacknowledged append, oldest first, bounded in number and
+    /// in bytes by the config.
+    Replicate { inflight: VecDeque<(LogIndex, u64)> },
     /// The entries the follower needs are compacted; the snapshot covering `index` is on its way
     /// in chunks. Bytes `acked..sent` are in flight; `finished` once the last chunk was sent.
     /// `ticks` counts heartbeats without an acknowledgement, so a lost chunk is sent again.
@@ -67,7 +68,7 @@ impl Progress {
         match &mut self.state {
             ReplicationState::Probe { .. } => self.become_replicate(),
             ReplicationState::Replicate { inflight } => {
-                while inflight.front().is_some_and(|&last| last <= self.match_index) {
+                while inflight.front().is_some_and(|&(last, _)| last <= self.match_index) {
                     inflight.pop_front();
                 }
             }
@@ -128,23 +129,28 @@ impl Progress {
         }
     }
 
-    /// Whether another append may be sent now.
-    pub fn can_send(&self, max_inflight: usize) -> bool {
+    /// Whether another append may be sent now: fewer than `max_inflight` unacknowledged, and
+    /// fewer than `max_inflight_bytes` entry bytes (one append may always go, however large).
+    /// The byte bound is what keeps a heartbeat from queueing behind a long train of large
+    /// entries on the link: it waits behind at most that many bytes and one more append.
+    pub fn can_send(&self, max_inflight: usize, max_inflight_bytes: u64) -> bool {
         match &self.state {
             ReplicationState::Probe { sent } => !sent,
-            ReplicationState::Replicate { inflight } => inflight.len() < max_inflight,
+            ReplicationState::Replicate { inflight } => {
+                inflight.len() < max_inflight && (inflight.is_empty() || inflight.iter().map(|&(_, bytes)| bytes).sum::<u64>() < max_inflight_bytes)
+            }
             ReplicationState::Snapshot { .. } => false,
         }
     }
 
-    /// Records an append covering up to `last` that was just sent.
-    pub fn on_sent(&mut self, last: LogIndex, has_entries: bool) {
+    /// Records an append covering up to `last`, carrying `bytes` of entries, that was just sent.
+    pub fn on_sent(&mut self, last: LogIndex, has_entries: bool, bytes: u64) {
         match &mut self.state {
             ReplicationState::Probe { sent } => *sent = true,
             ReplicationState::Replicate { inflight } => {
                 if has_entries {
                     self.next_index = last.next();
-                    inflight.push_back(last);
+                    inflight.push_back((last, bytes));
                 }
             }
             ReplicationState::Snapshot { .. } => {}
@@ -157,7 +163,7 @@ impl Progress {
         match &mut self.state {
             ReplicationState::Probe { sent } => *sent = false,
             ReplicationState::Replicate { inflight } => {
-                let oldest = inflight.front().copied();
+                let oldest = inflight.front().map(|&(last, _)| last);
                 if oldest.is_some() && oldest == self.oldest_inflight_at_heartbeat {
                     self.become_probe();
                 }
@@ -165,7 +171,7 @@ impl Progress {
             ReplicationState::Snapshot { ticks, .. } => *ticks += 1,
         }
         self.oldest_inflight_at_heartbeat = match &self.state {
-            ReplicationState::Replicate { inflight } => inflight.front().copied(),
+            ReplicationState::Replicate { inflight } => inflight.front().map(|&(last, _)| last),
             _ => None,
         };
     }
@@ -178,24 +184,41 @@ mod tests {
     #[test]
     fn probe_then_replicate_pipelines_and_bounds_inflight() {
         let mut progress = Progress::new(LogIndex(5));
-        assert!(progress.can_send(2));
-        progress.on_sent(LogIndex(5), false);
-        assert!(!progress.can_send(2), "one probe at a time");
+        assert!(progress.can_send(2, 100));
+        progress.on_sent(LogIndex(5), false, 0);
+        assert!(!progress.can_send(2, 100), "one probe at a time");
         progress.on_accepted(LogIndex(5));
         assert!(matches!(progress.state, ReplicationState::Replicate { .. }));
-        progress.on_sent(LogIndex(7), true);
-        progress.on_sent(LogIndex(9), true);
-        assert!(!progress.can_send(2));
+        progress.on_sent(LogIndex(7), true, 10);
+        progress.on_sent(LogIndex(9), true, 10);
+        assert!(!progress.can_send(2, 100));
         assert_eq!(progress.next_index, LogIndex(10));
         progress.on_accepted(LogIndex(7));
-        assert!(progress.can_send(2));
+        assert!(progress.can_send(2, 100));
+    }
+
+    #[test]
+    fn bytes_in_flight_are_bounded_but_one_large_append_may_always_go() {
+        let mut progress = Progress::new(LogIndex(0));
+        progress.on_accepted(LogIndex(0));
+        assert!(progress.can_send(64, 100));
+        progress.on_sent(LogIndex(1), true, 500);
+        assert!(!progress.can_send(64, 100), "500 bytes in flight, over the 100 allowed");
+        progress.on_accepted(LogIndex(1));
+        assert!(progress.can_send(64, 100));
+        progress.on_sent(LogIndex(2), true, 60);
+        assert!(progress.can_send(64, 100), "60 of 100");
+        progress.on_sent(LogIndex(3), true, 60);
+        assert!(!progress.can_send(64, 100), "120 of 100");
+        progress.on_accepted(LogIndex(2));
+        assert!(progress.can_send(64, 100));
     }
 
     #[test]
     fn stalled_stream_falls_back_to_probe_after_a_silent_interval() {
         let mut progress = Progress::new(LogIndex(0));
         progress.on_accepted(LogIndex(0));
-        progress.on_sent(LogIndex(3), true);
+        progress.on_sent(LogIndex(3), true, 1);
         progress.on_heartbeat();
         assert!(matches!(progress.state, ReplicationState::Replicate { .. }), "just sent: not yet stalled");
         progress.on_heartbeat();

@@ -11,9 +11,9 @@ impl Node {
     /// Sends `peer` the next entries it lacks, if its flow control allows; a snapshot if those
     /// entries are compacted away.
     pub(crate) fn send_append(&mut self, peer: NodeId) {
-        let inflight_max = self.config.inflight_appends_max;
+        let (inflight_max, inflight_bytes_max) = (self.config.inflight_appends_max, self.config.inflight_bytes_max as u64);
         let Some(progress) = self.progress.get(&peer) else { return };
-        if !progress.can_send(inflight_max) {
+        if !progress.can_send(inflight_max, inflight_bytes_max) {
             return;
         }
         let prev_log_index = progress.next_index.prev();
@@ -28,10 +28,11 @@ impl Node {
         }
         let last = entries.last().map_or(prev_log_index, |entry| entry.index);
         let has_entries = !entries.is_empty();
+        let bytes = entries.iter().map(|entry| entry.size_estimate() as u64).sum();
         let (leader_commit, read_round) = (self.log.commit, self.reads.round());
         self.send(peer, MessageBody::AppendRequest { prev_log_index, prev_log_term, entries, leader_commit, read_round });
         if let Some(progress) = self.progress.get_mut(&peer) {
-            progress.on_sent(last, has_entries);
+            progress.on_sent(last, has_entries, bytes);
         }
     }
 
