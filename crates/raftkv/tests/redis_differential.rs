@@ -58,3 +58,32 @@ fn random_commands_get_the_replies_redis_gives() {
     assert!(success, "raftkv and redis-server answered differently:\n{stdout}\n{stderr}");
     println!("{}", stdout.trim());
 }
+
+/// `redis-cli` runs `tests/redis_cli_commands.txt` (the string, key, expiry and transaction
+/// commands, with their options and refusals, one connection) against a follower of a 3-node
+/// cluster and against a redis-server: the printed replies must be the same, in RESP2 and in
+/// RESP3 (`redis-cli -3`).
+#[test]
+fn redis_cli_runs_the_command_table_on_a_follower_as_on_redis() {
+    let redis = RedisServer::start();
+    let cluster = Cluster::start("cli-script", 3);
+    cluster.wait_ready(Duration::from_secs(20)).expect("the cluster answers");
+    let leader = cluster.leader().expect("a leader");
+    let follower = cluster.ids().into_iter().find(|&id| id != leader).expect("a follower");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/redis_cli_commands.txt");
+    let run = |port: u16, protocol: &str| {
+        let line = format!("redis-cli -p {port} {protocol} < '{}'", script.display());
+        let (success, stdout, stderr) = run_bounded(Command::new("sh").args(["-c", &line]), Duration::from_secs(60)).unwrap_or_else(|error| panic!("{error}"));
+        assert!(success && stderr.is_empty(), "{line}: stderr {stderr:?}");
+        stdout
+    };
+    for protocol in ["-2", "-3"] {
+        let expected = run(redis.port, protocol);
+        let got = run(cluster.client_port(follower), protocol);
+        let commands = std::fs::read_to_string(&script).expect("the script");
+        for (number, (got, expected)) in got.lines().zip(expected.lines()).enumerate() {
+            assert_eq!(got, expected, "redis-cli {protocol}, output line {}: raftkv node {follower} (a follower) printed {got:?}, redis-server {expected:?}\nscript:\n{commands}", number + 1);
+        }
+        assert_eq!(got.lines().count(), expected.lines().count(), "redis-cli {protocol}: raftkv printed\n{got}\nredis-server\n{expected}");
+    }
+}

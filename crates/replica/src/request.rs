@@ -562,7 +562,8 @@ pub fn command_name(arg: &[u8]) -> &'static str {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandError {
     WrongArity(String),
-    Unknown(String),
+    /// The command's name, and its first arguments as Redis quotes them in the error.
+    Unknown { name: String, args: String },
     BadTag,
     NotAnInteger,
     DecrementOverflow,
@@ -579,11 +580,26 @@ pub enum CommandError {
     Message(String),
 }
 
+/// Redis's unknown-command error: the name (128 bytes at most) and the first arguments, each
+/// quoted and followed by a space, while the text of them is under 128 bytes.
+fn unknown_command(args: &resp::ArgBuf, first: usize) -> CommandError {
+    let text = |bytes: &[u8], at_most: usize| String::from_utf8_lossy(&bytes[..bytes.len().min(at_most)]).into_owned();
+    let name = text(args.get(first).unwrap_or_default(), 128);
+    let mut quoted = String::new();
+    for arg in args.iter().skip(first + 1) {
+        if quoted.len() >= 128 {
+            break;
+        }
+        quoted.push_str(&format!("'{}' ", text(arg, 128 - quoted.len())));
+    }
+    CommandError::Unknown { name, args: quoted }
+}
+
 impl CommandError {
     pub fn message(&self) -> String {
         match self {
             CommandError::WrongArity(name) => format!("ERR wrong number of arguments for '{name}' command"),
-            CommandError::Unknown(name) => format!("ERR unknown command '{name}'"),
+            CommandError::Unknown { name, args } => format!("ERR unknown command '{name}', with args beginning with: {args}"),
             CommandError::BadTag => "ERR TAGGED needs a client id >= 1 and a sequence number, then a write".into(),
             CommandError::NotAnInteger => kv::NOT_AN_INTEGER.into(),
             CommandError::Syntax => "ERR syntax error".into(),
@@ -858,7 +874,7 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
             OpRef::Delete { keys: args.iter().skip(first + 1).collect() }
         }
         _ if tag.is_some() => return Err(CommandError::BadTag),
-        _ => return Err(CommandError::Unknown(String::from_utf8_lossy(args.get(first).unwrap_or_default()).into_owned())),
+        _ => return Err(unknown_command(args, first)),
     };
     let (client_id, seq) = tag.unwrap_or((0, 0));
     Ok(Request::Write(writes.encode(client_id, seq, op)))
@@ -974,7 +990,10 @@ mod tests {
     fn bad_commands_are_named_errors() {
         assert_eq!(to_request(&args(&["GET"])), Err(CommandError::WrongArity("get".into())));
         assert_eq!(to_request(&args(&["SET", "k"])), Err(CommandError::WrongArity("set".into())));
-        assert_eq!(to_request(&args(&["LPUSH", "l", "x"])), Err(CommandError::Unknown("LPUSH".into())));
+        assert_eq!(to_request(&args(&["LPUSH", "l", "x"])), Err(CommandError::Unknown { name: "LPUSH".into(), args: "'l' 'x' ".into() }));
+        let long = "y".repeat(200);
+        let Err(error) = to_request(&args(&["Nope", &long, "z"])) else { panic!("an unknown command") };
+        assert_eq!(error.message(), format!("ERR unknown command 'Nope', with args beginning with: '{}' ", &long[..128]), "as Redis: 128 bytes of arguments at most");
         assert_eq!(to_request(&args(&["SETRANGE", "k", "-1", "v"])), Err(CommandError::OffsetOutOfRange));
         assert_eq!(to_request(&args(&["INCRBYFLOAT", "f", "nan"])), Err(CommandError::NotAFloat));
         assert!(matches!(to_request(&args(&["COPY", "a", "b", "DB", "1"])), Err(CommandError::Unsupported(_))));

@@ -374,7 +374,7 @@ impl Session {
                 },
                 // Unknown commands and wrong arity abort the transaction; bad arguments are errors
                 // in EXEC's reply in their place, the rest applied (Redis finds those as they run).
-                Err(error @ (CommandError::Unknown(_) | CommandError::WrongArity(_) | CommandError::BadTag)) => {
+                Err(error @ (CommandError::Unknown { .. } | CommandError::WrongArity(_) | CommandError::BadTag)) => {
                     self.refuse_in_transaction(&error.message(), out)
                 }
                 Err(error) => {
