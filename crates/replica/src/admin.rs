@@ -195,8 +195,8 @@ fn command_info(spec: &CommandSpec, resp3: bool, out: &mut Vec<u8>) {
     resp::encode_array_len(0, out);
 }
 
-/// COMMAND, COMMAND COUNT, COMMAND INFO name..., COMMAND DOCS (no documentation is kept: an empty
-/// reply), COMMAND LIST: the commands raftkv knows.
+/// COMMAND, COMMAND COUNT, COMMAND INFO name..., COMMAND DOCS [name...] (summary and group),
+/// COMMAND LIST: the commands raftkv knows.
 pub fn command(args: &resp::ArgBuf, resp3: bool, out: &mut Vec<u8>) {
     let Some(sub) = args.get(1) else {
         resp::encode_array_len(COMMANDS.len(), out);
@@ -218,8 +218,27 @@ pub fn command(args: &resp::ArgBuf, resp3: bool, out: &mut Vec<u8>) {
                 }
             }
         }
-        b"DOCS" => map_len(0, resp3, out),
+        b"DOCS" => command_docs(args, resp3, out),
         _ => unknown_subcommand("COMMAND", sub, out),
+    }
+}
+
+/// COMMAND DOCS [name ...]: each command's summary and group (every command without names; an
+/// unknown name is left out, as Redis does).
+fn command_docs(args: &resp::ArgBuf, resp3: bool, out: &mut Vec<u8>) {
+    let named: Vec<&(&str, &str, &str)> = if args.len() > 2 {
+        args.iter().skip(2).filter_map(|name| crate::command_docs::DOCS.iter().find(|doc| name.eq_ignore_ascii_case(doc.0.as_bytes()))).collect()
+    } else {
+        crate::command_docs::DOCS.iter().collect()
+    };
+    map_len(named.len(), resp3, out);
+    for (name, group, summary) in named {
+        resp::encode_bulk(name.as_bytes(), out);
+        map_len(2, resp3, out);
+        for (field, value) in [("summary", summary), ("group", group)] {
+            resp::encode_bulk(field.as_bytes(), out);
+            resp::encode_bulk(value.as_bytes(), out);
+        }
     }
 }
 
@@ -265,6 +284,13 @@ pub fn config(args: &resp::ArgBuf, settings: &Settings<'_>, resp3: bool, out: &m
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_command_has_its_docs() {
+        let names: Vec<&str> = super::COMMANDS.iter().map(|spec| spec.0).collect();
+        let documented: Vec<&str> = crate::command_docs::DOCS.iter().map(|doc| doc.0).collect();
+        assert_eq!(names, documented, "COMMAND DOCS must describe the command table, in its order");
+    }
+
     use super::*;
     use crate::request::args;
 

@@ -31,6 +31,7 @@
 //! the same save again every few ticks until it succeeds.
 
 mod admin;
+mod command_docs;
 mod connections;
 pub mod glob;
 pub mod links;
