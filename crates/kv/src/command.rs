@@ -156,6 +156,24 @@ impl OpRef<'_> {
         !matches!(self, OpRef::Get { .. } | OpRef::MGet { .. } | OpRef::Exists { .. } | OpRef::Strlen { .. } | OpRef::Refused { .. })
     }
 
+    /// Whether it may make the data larger: what a node over its memory budget refuses (Redis's
+    /// `denyoom` commands). Deleting, expiring and reading never are.
+    pub fn may_grow(&self) -> bool {
+        match self {
+            OpRef::Put { .. }
+            | OpRef::Append { .. }
+            | OpRef::IncrBy { .. }
+            | OpRef::Set { .. }
+            | OpRef::MSet { .. }
+            | OpRef::SetRange { .. }
+            | OpRef::IncrByFloat { .. }
+            | OpRef::Copy { .. }
+            | OpRef::VersionedPut { .. } => true,
+            OpRef::Multi { ops, .. } => ops.iter().any(OpRef::may_grow),
+            _ => false,
+        }
+    }
+
     /// Whether applying it needs a current log time (a relative time to live): the leader
     /// proposes a clock entry before it.
     pub fn needs_clock(&self) -> bool {

@@ -115,7 +115,10 @@ impl Store {
             if changed > store.applied_index || key_version == 0 {
                 return Err(DecodeError::OutOfRange("a key changed after the snapshot's index, or at version 0").into());
             }
-            store.data.insert(key, Value::new(bytes, changed, key_version));
+            store.data_bytes += crate::store::entry_bytes(&key, bytes);
+            if store.data.insert(key, Value::new(bytes, changed, key_version)).is_some() {
+                return Err(DecodeError::OutOfRange("a key twice").into());
+            }
         }
         for _ in 0..reader.varint()? {
             let client_id = reader.varint()?;

@@ -177,6 +177,18 @@ pub struct Store {
     /// last configuration entry applied; empty: none yet), so that snapshots carry it.
     pub(crate) membership: Vec<u8>,
     pub(crate) removals: Removals,
+    /// What the keys and values take, by `entry_bytes`: kept up to date by every change, so that
+    /// a node can hold its data to a budget (`--max-memory`).
+    pub(crate) data_bytes: u64,
+}
+
+/// What one key costs besides its bytes and its value's: the map's node share, the value's
+/// record and its allocation's header, roughly.
+pub const KEY_OVERHEAD_BYTES: u64 = 64;
+
+/// What a key and its value take in memory, by `KEY_OVERHEAD_BYTES`.
+pub(crate) fn entry_bytes(key: &[u8], value: &[u8]) -> u64 {
+    key.len() as u64 + value.len() as u64 + KEY_OVERHEAD_BYTES
 }
 
 impl Default for Store {
@@ -192,6 +204,7 @@ impl Default for Store {
             deadlines: Deadlines::default(),
             membership: Vec::new(),
             removals: Removals::default(),
+            data_bytes: 0,
         }
     }
 }
@@ -307,6 +320,12 @@ impl Store {
         self.data.keys().map(Vec::as_slice).filter(|key| !self.expired(key))
     }
 
+    /// What the keys and values take in memory, expired ones included until they are removed:
+    /// their bytes and `KEY_OVERHEAD_BYTES` each.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
     /// Keys that have not expired.
     pub fn len(&self) -> usize {
         self.data.len() - self.deadlines.due(self.log_time)
@@ -387,10 +406,15 @@ impl Store {
                 let index = self.applied_index;
                 let stored = match self.data.get_mut(*key) {
                     Some(stored) => stored,
-                    None => self.data.entry(key.to_vec()).or_insert_with(|| Value { bytes: Bytes::Growing(Arc::default()), changed: index, version: 0 }),
+                    None => {
+                        self.data_bytes += entry_bytes(key, &[]);
+                        self.data.entry(key.to_vec()).or_insert_with(|| Value { bytes: Bytes::Growing(Arc::default()), changed: index, version: 0 })
+                    }
                 };
                 stored.changed_at(index);
-                Reply::Length(stored.append(value))
+                let length = stored.append(value);
+                self.data_bytes += value.len() as u64;
+                Reply::Length(length)
             }
             OpRef::Delete { keys } => Reply::Removed(keys.iter().filter(|key| self.remove(key).is_some()).count() as u64),
             OpRef::ClusterId { id } => {
@@ -440,6 +464,7 @@ impl Store {
             }
             OpRef::Flush => {
                 self.data.clear();
+                self.data_bytes = 0;
                 self.deadlines.clear();
                 self.removals.all(self.applied_index);
                 Reply::Done
@@ -503,7 +528,7 @@ impl Store {
                 if !replace && self.data.contains_key(*to) {
                     return Reply::Integer(0);
                 }
-                self.data.insert(to.to_vec(), value);
+                self.insert(to, value);
                 self.deadlines.set(to, self.deadlines.get(from));
                 Reply::Integer(1)
             }
@@ -520,7 +545,7 @@ impl Store {
                     if let Some(mut value) = self.remove(from) {
                         value.changed = self.applied_index;
                         value.version = version;
-                        self.data.insert(to.to_vec(), value);
+                        self.insert(to, value);
                         self.deadlines.set(to, deadline);
                     }
                 }
@@ -530,7 +555,7 @@ impl Store {
                 self.log_time = self.log_time.max(*now_ms);
                 for _ in 0..PURGE_PER_CLOCK {
                     let Some(key) = self.deadlines.pop_due(self.log_time) else { break };
-                    if self.data.remove(&key).is_some() {
+                    if self.remove_entry(&key).is_some() {
                         self.removals.record(self.applied_index, &key);
                     }
                 }
@@ -634,7 +659,7 @@ impl Store {
     /// Removes a key and its time to live.
     fn remove(&mut self, key: &[u8]) -> Option<Value> {
         self.deadlines.set(key, None);
-        let removed = self.data.remove(key);
+        let removed = self.remove_entry(key);
         if removed.is_some() {
             self.removals.record(self.applied_index, key);
         }
@@ -644,11 +669,29 @@ impl Store {
     fn put(&mut self, key: &[u8], value: &[u8]) {
         let value = Value::new(value, self.applied_index, self.next_version(key));
         match self.data.get_mut(key) {
-            Some(stored) => *stored = value,
-            None => {
-                self.data.insert(key.to_vec(), value);
+            Some(stored) => {
+                self.data_bytes = self.data_bytes - stored.as_slice().len() as u64 + value.as_slice().len() as u64;
+                *stored = value;
             }
+            None => self.insert(key, value),
         }
+    }
+
+    /// Sets `key` to `value`, replacing any value it had, and counts the bytes.
+    fn insert(&mut self, key: &[u8], value: Value) {
+        self.data_bytes += entry_bytes(key, value.as_slice());
+        if let Some(old) = self.data.insert(key.to_vec(), value) {
+            self.data_bytes -= entry_bytes(key, old.as_slice());
+        }
+    }
+
+    /// Takes `key` out of the map (nothing else), and counts the bytes.
+    fn remove_entry(&mut self, key: &[u8]) -> Option<Value> {
+        let removed = self.data.remove(key);
+        if let Some(value) = &removed {
+            self.data_bytes -= entry_bytes(key, value.as_slice());
+        }
+        removed
     }
 }
 
@@ -697,7 +740,7 @@ pub fn parse_integer(bytes: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
 
-    use crate::command::{Command, Op};
+    use crate::command::{Command, Op, Watched};
     use crate::expiry::Expiry;
 
     fn write(client_id: u64, seq: u64, op: Op) -> Command {
@@ -710,6 +753,50 @@ mod tests {
 
     fn append(key: &str, value: &str) -> Op {
         Op::Append { key: key.into(), value: value.into() }
+    }
+
+    /// Every write keeps `data_bytes` equal to what the keys and values take, counted afresh;
+    /// a snapshot's copy counts the same. Seeded: a failure names its seed.
+    #[test]
+    fn data_bytes_follow_every_write() {
+        for seed in 1..=40u64 {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut below = |n: u64| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % n
+            };
+            let mut store = Store::new();
+            for index in 1..=400 {
+                let key = |n: u64| format!("k{n}").into_bytes();
+                let (a, b) = (key(below(6)), key(below(6)));
+                let value = vec![b'v'; below(40) as usize];
+                let op = match below(16) {
+                    0 => Op::Put { key: a, value },
+                    1 => Op::Append { key: a, value },
+                    2 => Op::Delete { keys: vec![a, b] },
+                    3 => Op::IncrBy { key: a, delta: 7 },
+                    4 => Op::Set { key: a, value, flags: 0, expiry: Expiry::After(below(50)) },
+                    5 => Op::GetDel { key: a },
+                    6 => Op::MSet { pairs: vec![(a, value.clone()), (b, value)], only_new: below(2) == 0 },
+                    7 if below(8) == 0 => Op::Flush,
+                    8 => Op::Rename { from: a, to: b, only_new: below(2) == 0 },
+                    9 => Op::SetRange { key: a, offset: below(30), value, max_len: 1 << 20 },
+                    10 => Op::Copy { from: a, to: b, replace: below(2) == 0 },
+                    11 => Op::Clock { now_ms: index * 10 },
+                    12 => Op::Multi { ops: vec![Op::Append { key: a.clone(), value: value.clone() }, Op::Put { key: b, value }], watched: Watched::Since(Vec::new()) },
+                    13 => Op::VersionedPut { key: a, value, version: below(3) },
+                    14 => Op::DeleteIf { key: a, value, equal: below(2) == 0 },
+                    _ => Op::IncrByFloat { key: a, delta: b"1.5".to_vec() },
+                };
+                apply(&mut store, index, write(0, 0, op));
+                let counted: u64 = store.data.iter().map(|(key, value)| entry_bytes(key, value.as_slice())).sum();
+                assert_eq!(store.data_bytes(), counted, "seed {seed}, after write {index}");
+            }
+            let copy = Store::decode_snapshot(&store.encode_snapshot()).expect("a snapshot of it");
+            assert_eq!(copy.data_bytes(), store.data_bytes(), "seed {seed}: the snapshot's copy");
+        }
     }
 
     #[test]

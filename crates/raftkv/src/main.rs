@@ -195,6 +195,12 @@ struct ServerArgs {
     /// one gets `-ERR` before anything is proposed. At most 32 MiB (half the peer frame limit).
     #[arg(long, default_value_t = server::DEFAULT_MAX_VALUE_BYTES, value_parser = parse_max_value_bytes)]
     max_value_bytes: usize,
+    /// The data's budget (keys and values, Redis's maxmemory with the noeviction policy): over
+    /// it, writes that could grow the data get `-OOM command not allowed when used memory >
+    /// 'maxmemory'.`; reads, deletes and expiry go on. Bytes, or with a unit as Redis takes them
+    /// (`100mb`, `4gb`, `500k`); `auto`: an eighth of the machine's memory; 0: no budget.
+    #[arg(long, default_value = "auto", value_parser = parse_memory)]
+    max_memory: MaxMemory,
     /// TLS on the client port: this node's certificate chain (PEM). With --tls-key.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -260,6 +266,33 @@ struct TuningArgs {
     /// record's fsync flushes data only (no file-size change); 0 = append as it goes.
     #[arg(long, default_value_t = 1 << 20)]
     wal_preallocate: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum MaxMemory {
+    Auto,
+    Bytes(u64),
+}
+
+/// A size as Redis's configuration takes it: `k`/`m`/`g` are powers of 1000, `kb`/`mb`/`gb` of 1024.
+fn parse_memory(text: &str) -> std::result::Result<MaxMemory, String> {
+    let text = text.trim().to_ascii_lowercase();
+    if text == "auto" {
+        return Ok(MaxMemory::Auto);
+    }
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit: u64 = match &text[digits.len()..] {
+        "" | "b" => 1,
+        "k" => 1_000,
+        "kb" => 1 << 10,
+        "m" => 1_000_000,
+        "mb" => 1 << 20,
+        "g" => 1_000_000_000,
+        "gb" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} (use k, kb, m, mb, g or gb)")),
+    };
+    let number: u64 = digits.parse().map_err(|_| format!("{text:?} is not a size"))?;
+    number.checked_mul(unit).map(MaxMemory::Bytes).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 fn parse_max_value_bytes(text: &str) -> std::result::Result<usize, String> {
@@ -407,6 +440,10 @@ fn serve(args: ServerArgs) -> Result<()> {
     config.listen_http = args.listen_http;
     config.snapshot_every = args.snapshot_every;
     config.max_value_bytes = args.max_value_bytes;
+    config.max_memory = match args.max_memory {
+        MaxMemory::Auto => server::default_max_memory(),
+        MaxMemory::Bytes(bytes) => bytes,
+    };
     config.peer_tls_dir = args.peer_tls_dir;
     config.http_tls = args.http_tls;
     config.secrets = server::SecretFiles {
@@ -544,4 +581,28 @@ fn status(endpoints: &[String], credentials: Option<&client::Credentials>) -> Re
         bail!("no endpoint answered");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_units_as_redis_does() {
+        let bytes = |text: &str| match parse_memory(text) {
+            Ok(MaxMemory::Bytes(bytes)) => Some(bytes),
+            _ => None,
+        };
+        assert_eq!(bytes("0"), Some(0));
+        assert_eq!(bytes("100"), Some(100));
+        assert_eq!(bytes("5k"), Some(5_000));
+        assert_eq!(bytes("5kb"), Some(5 << 10));
+        assert_eq!(bytes("100MB"), Some(100 << 20));
+        assert_eq!(bytes("4g"), Some(4_000_000_000));
+        assert_eq!(bytes("4gb"), Some(4 << 30));
+        assert!(matches!(parse_memory("auto"), Ok(MaxMemory::Auto)));
+        for bad in ["", "mb", "1tb", "-1", "99999999999999999999gb"] {
+            assert!(parse_memory(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -43,4 +43,4 @@ pub mod session;
 pub mod users;
 
 pub use connections::{ConnId, Slot};
-pub use replica::{Mutation, Options, Output, Replica, SaveId};
+pub use replica::{Mutation, Options, Output, Replica, SaveId, OUT_OF_MEMORY};

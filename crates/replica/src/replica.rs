@@ -9,7 +9,7 @@ use raft::{Apply, Config, EntryKind, HardState, InitError, LogIndex, Node, NodeI
 use wire::Frame;
 
 use crate::connections::{ConnId, Connections, Slot};
-use crate::request::{Answer, Request};
+use crate::request::{Answer, Request, Write};
 use crate::metrics::Counters;
 use crate::session::NodeView;
 
@@ -45,6 +45,10 @@ pub struct Options {
     pub hand_over_ticks: u64,
     /// Where this node dials the original members (its `--peers`), for RAFT.NODES.
     pub peer_addresses: std::collections::BTreeMap<NodeId, String>,
+    /// The data's budget in bytes (`kv::Store::data_bytes`, `--max-memory`): over it, a leader
+    /// refuses the writes that may grow the data with Redis's `-OOM` error; deletes, expiry and
+    /// reads go on. 0: none.
+    pub max_memory: u64,
     /// Never set outside the simulator's mutation tests.
     #[doc(hidden)]
     pub mutation: Mutation,
@@ -99,6 +103,7 @@ impl Default for Options {
             cluster_id_proposal: 0,
             hand_over_ticks: 200,
             peer_addresses: std::collections::BTreeMap::new(),
+            max_memory: 0,
             mutation: Mutation::None,
         }
     }
@@ -521,6 +526,8 @@ impl Replica {
             voters: self.node.membership().voters().count() as u64,
             learners: self.node.membership().members.values().filter(|member| !member.voter).count() as u64,
             voter: self.node.membership().is_voter(self.node.id()),
+            data_bytes: self.store.data_bytes(),
+            max_memory: self.options.max_memory,
             ..NodeView::of(self.node.status())
         }
     }
@@ -611,6 +618,13 @@ impl Replica {
             self.answer(caller, answer);
             return;
         }
+        if let Request::Write(write) = &request {
+            if self.over_memory_budget(write) {
+                // Refused before it is proposed: its outcome is known (nothing), as in Redis.
+                self.answer(caller, Answer::Reply(Reply::Error(OUT_OF_MEMORY.into())));
+                return;
+            }
+        }
         if self.node.status().role != Role::Leader {
             match caller {
                 Caller::Local(slot) => self.parked.push_back(Parked { slot, request, since: self.arrival(slot) }),
@@ -645,6 +659,12 @@ impl Replica {
                 }
             }
         }
+    }
+
+    /// Whether `write` may grow the data while the data is over the budget.
+    fn over_memory_budget(&self, write: &Write) -> bool {
+        let budget = self.options.max_memory;
+        budget > 0 && self.store.data_bytes() > budget && CommandRef::decode(&write.data).is_ok_and(|command| command.op.may_grow())
     }
 
     // ---- answering ----
@@ -1033,6 +1053,9 @@ impl Replica {
         self.outputs.push(Output::Snapshot { index: applied, term, store: self.store.clone() });
     }
 }
+
+/// Redis's refusal of a write that may grow the data when the memory budget is spent.
+pub const OUT_OF_MEMORY: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 
 /// GETRANGE's bytes of `value`: `start..=end`, negative positions counting from the end, clamped
 /// to the value; empty if the range is (and, as in Redis, when both positions are negative and

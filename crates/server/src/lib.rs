@@ -65,6 +65,9 @@ pub struct ServerConfig {
     /// by one; a larger command is refused before anything is proposed. At most
     /// `MAX_VALUE_BYTES_LIMIT`, so that every log entry fits in a peer frame.
     pub max_value_bytes: usize,
+    /// The data's budget in bytes (keys and values): over it, writes that could grow the data
+    /// get Redis's `-OOM` error. 0: none.
+    pub max_memory: u64,
     /// Who may use the client port and its TLS certificate, from files (reloaded on SIGHUP).
     pub secrets: SecretFiles,
     /// Mutual TLS on peer links, from a directory as `raftkv certs` writes it; None: plaintext.
@@ -139,6 +142,7 @@ impl ServerConfig {
             max_connections: 10_000,
             idle_timeout: None,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            max_memory: 0,
             secrets: SecretFiles::default(),
             peer_tls_dir: None,
             http_tls: false,
@@ -224,6 +228,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         fsync_commit_index: config.tuning.fsync_commit_index,
         hand_over_ticks: ticks(Duration::from_secs(2), config.tick),
         peer_addresses: config.peers.iter().map(|(&id, address)| (NodeId(id), address.clone())).collect(),
+        max_memory: config.max_memory,
         ..replica::Options::default()
     };
     let replica = replica::Replica::new(raft_config, restored, store, options)?;
@@ -338,6 +343,15 @@ async fn reload_on_hangup(secrets: Arc<secrets::Secrets>, peer_tls: Option<(Path
             }
         }
     }
+}
+
+/// The default `--max-memory`: an eighth of the machine's memory (a node's resident memory can
+/// peak at about four times its data: the log's copy, the store, a snapshot being written), or
+/// none where /proc/meminfo cannot be read.
+pub fn default_max_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = meminfo.lines().find_map(|line| line.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok());
+    kib.map_or(0, |kib| kib * 1024 / 8)
 }
 
 /// A duration in whole ticks, at least one.
