@@ -4,12 +4,17 @@
 //! client is exactly-once writes: it picks a random client id, numbers its writes, and sends each
 //! as `TAGGED <client-id> <seq> SET|APPEND|DEL ...`; when a write fails in a way that leaves its
 //! outcome unknown (timeout, dropped connection, leader change) it retries the same tag, at another
-//! node if need be, and the servers' duplicate table applies it once. Blocking, std-only: a CLI and
-//! tests need nothing more.
+//! node if need be, and the servers' duplicate table applies it once. Blocking (a CLI and tests
+//! need nothing more); TLS with rustls for nodes that serve it (`Tls`).
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 pub use resp::Value;
 
@@ -23,6 +28,72 @@ pub enum ClientError {
     Unavailable { attempts: u32, elapsed: Duration, last: String },
     #[error("unexpected reply: {0:?}")]
     UnexpectedReply(Value),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// TLS to nodes started with `--tls-cert`: the CA that signed their certificates (as `raftkv
+/// certs` writes it, `ca.pem`) and, for nodes with `--tls-client-ca`, this client's own
+/// certificate and key. A node's certificate must name the host the client dials.
+#[derive(Clone)]
+pub struct Tls(Arc<rustls::ClientConfig>);
+
+impl Tls {
+    pub fn from_files(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Tls, ClientError> {
+        let failed = |path: &Path, error: &dyn std::fmt::Display| ClientError::Tls(format!("{}: {error}", path.display()));
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in CertificateDer::pem_file_iter(ca).map_err(|error| failed(ca, &error))? {
+            roots.add(certificate.map_err(|error| failed(ca, &error))?).map_err(|error| failed(ca, &error))?;
+        }
+        if roots.is_empty() {
+            return Err(failed(ca, &"no certificate in it"));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| ClientError::Tls(error.to_string()))?
+            .with_root_certificates(roots);
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_file_iter(cert).and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>()).map_err(|error| failed(cert, &error))?;
+                let key_der = PrivateKeyDer::from_pem_file(key).map_err(|error| failed(key, &error))?;
+                builder.with_client_auth_cert(chain, key_der).map_err(|error| failed(cert, &error))?
+            }
+        };
+        Ok(Tls(Arc::new(config)))
+    }
+}
+
+/// A connection to a node: plain TCP, or TLS over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.read(buf),
+            Stream::Tls(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.write(buf),
+            Stream::Tls(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(stream) => stream.flush(),
+            Stream::Tls(stream) => stream.flush(),
+        }
+    }
 }
 
 /// Errors after which a retry may succeed (the cluster is electing, moving or overloaded).
@@ -35,7 +106,8 @@ fn is_transient(message: &str) -> bool {
 pub struct Client {
     endpoints: Vec<String>,
     current: usize,
-    connection: Option<TcpStream>,
+    connection: Option<Stream>,
+    tls: Option<Tls>,
     client_id: u64,
     seq: u64,
     /// How long one call keeps retrying before it gives up.
@@ -55,7 +127,7 @@ pub struct Credentials {
 
 impl Credentials {
     /// Authenticates a fresh connection: Ok(None) if taken, Ok(Some(error)) with the node's refusal.
-    fn authenticate(&self, connection: &mut TcpStream) -> std::io::Result<Option<String>> {
+    pub fn authenticate(&self, connection: &mut Stream) -> std::io::Result<Option<String>> {
         let mut args: Vec<&[u8]> = vec![b"AUTH"];
         if let Some(user) = &self.user {
             args.push(user.as_bytes());
@@ -77,6 +149,7 @@ impl Client {
             endpoints,
             current: 0,
             connection: None,
+            tls: None,
             client_id: random_client_id(),
             seq: 0,
             deadline: Duration::from_secs(30),
@@ -88,6 +161,12 @@ impl Client {
     /// Authenticates every connection with these credentials.
     pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Client {
         self.credentials = credentials;
+        self
+    }
+
+    /// Speaks TLS to every node (None: plain TCP).
+    pub fn with_tls(mut self, tls: Option<Tls>) -> Client {
+        self.tls = tls;
         self
     }
 
@@ -131,12 +210,12 @@ impl Client {
 
     /// The INFO text of one endpoint (no retries elsewhere: it is about that node).
     pub fn info(endpoint: &str, timeout: Duration) -> Result<String, ClientError> {
-        Client::info_as(endpoint, timeout, None)
+        Client::info_as(endpoint, timeout, None, None)
     }
 
-    /// `info`, authenticated with `credentials` first if given.
-    pub fn info_as(endpoint: &str, timeout: Duration, credentials: Option<&Credentials>) -> Result<String, ClientError> {
-        let mut connection = connect(endpoint, timeout).map_err(|error| unavailable(1, Duration::ZERO, error))?;
+    /// `info`, over TLS if given, authenticated with `credentials` first if given.
+    pub fn info_as(endpoint: &str, timeout: Duration, credentials: Option<&Credentials>, tls: Option<&Tls>) -> Result<String, ClientError> {
+        let mut connection = connect(endpoint, timeout, tls).map_err(|error| unavailable(1, Duration::ZERO, error))?;
         if let Some(credentials) = credentials {
             if let Some(refusal) = credentials.authenticate(&mut connection).map_err(|error| unavailable(1, Duration::ZERO, error))? {
                 return Err(ClientError::Refused(refusal));
@@ -195,7 +274,7 @@ impl Client {
 
     fn attempt(&mut self, args: &[&[u8]]) -> std::io::Result<Value> {
         if self.connection.is_none() {
-            let mut connection = connect(&self.endpoints[self.current], self.attempt_timeout)?;
+            let mut connection = connect(&self.endpoints[self.current], self.attempt_timeout, self.tls.as_ref())?;
             if let Some(credentials) = &self.credentials {
                 if let Some(refusal) = credentials.authenticate(&mut connection)? {
                     // Not transient: the caller gets the node's refusal (WRONGPASS, ...).
@@ -213,22 +292,25 @@ fn unavailable(attempts: u32, elapsed: Duration, error: std::io::Error) -> Clien
     ClientError::Unavailable { attempts, elapsed, last: error.to_string() }
 }
 
-/// Opens a TCP connection to `endpoint` with `timeout` for the connect and for every read and
-/// write, and Nagle off (requests are small and latency-bound).
-pub fn connect(endpoint: &str, timeout: Duration) -> std::io::Result<TcpStream> {
-    let address = endpoint
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{endpoint} resolves to nothing")))?;
+/// Opens a TCP connection to `endpoint` (`host:port`) with `timeout` for the connect and for every
+/// read and write, and Nagle off (requests are small and latency-bound); with `tls`, a TLS session
+/// over it, the node's certificate checked against the host dialled.
+pub fn connect(endpoint: &str, timeout: Duration, tls: Option<&Tls>) -> std::io::Result<Stream> {
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+    let address = endpoint.to_socket_addrs()?.next().ok_or_else(|| invalid(format!("{endpoint} resolves to nothing")))?;
     let stream = TcpStream::connect_timeout(&address, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     stream.set_nodelay(true)?;
-    Ok(stream)
+    let Some(Tls(config)) = tls else { return Ok(Stream::Plain(stream)) };
+    let host = endpoint.rsplit_once(':').map_or(endpoint, |(host, _)| host).trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(host.to_string()).map_err(|error| invalid(format!("{host}: {error}")))?;
+    let session = rustls::ClientConnection::new(config.clone(), name).map_err(|error| std::io::Error::other(error.to_string()))?;
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(session, stream))))
 }
 
 /// Writes one command and reads exactly one reply.
-fn exchange(stream: &mut TcpStream, args: &[&[u8]]) -> std::io::Result<Value> {
+fn exchange(stream: &mut Stream, args: &[&[u8]]) -> std::io::Result<Value> {
     let mut out = Vec::new();
     resp::encode_array_of_bulks(args, &mut out);
     stream.write_all(&out)?;

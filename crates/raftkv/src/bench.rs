@@ -3,13 +3,12 @@
 //! HDR histogram; a progress line on stderr shows the rate each second.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use client::connect;
+use client::{Stream, Tls};
 use hdrhistogram::Histogram;
 
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +44,21 @@ pub struct Options {
     pub value_size: usize,
     pub keys: u64,
     pub timeout: Duration,
+    /// TLS to the endpoints, and credentials to AUTH with on every connection (nodes with
+    /// `--tls-cert`, `--password-file` or `--users-file`).
+    pub tls: Option<Tls>,
+    pub credentials: Option<client::Credentials>,
+}
+
+/// A connection to `endpoint`, over TLS and authenticated as `options` say.
+fn connect(endpoint: &str, options: &Options) -> Result<Stream> {
+    let mut connection = client::connect(endpoint, options.timeout, options.tls.as_ref())?;
+    if let Some(credentials) = &options.credentials {
+        if let Some(refusal) = credentials.authenticate(&mut connection)? {
+            bail!("{endpoint} refused the credentials: {refusal}");
+        }
+    }
+    Ok(connection)
 }
 
 struct Shared {
@@ -64,21 +78,19 @@ pub fn run(options: Options) -> Result<()> {
     let mut connections = Vec::new();
     for client in 0..options.clients {
         let endpoint = &options.endpoints[client % options.endpoints.len()];
-        connections.push(connect(endpoint, options.timeout).with_context(|| format!("connecting to {endpoint}"))?);
+        connections.push(connect(endpoint, &options).with_context(|| format!("connecting to {endpoint}"))?);
     }
     if matches!(options.workload, Workload::Get | Workload::Mixed(_)) {
         prefill(&mut connections[0], &options)?;
     }
     let started = Instant::now();
+    let options = Arc::new(options);
     let threads: Vec<_> = connections
         .into_iter()
         .enumerate()
         .map(|(client, connection)| {
-            let shared = shared.clone();
-            let workload = options.workload;
-            let (keys, value_size, timeout) = (options.keys, options.value_size, options.timeout);
-            let endpoint = options.endpoints[client % options.endpoints.len()].clone();
-            std::thread::spawn(move || client_loop(client as u64, connection, &endpoint, workload, keys, value_size, timeout, &shared))
+            let (shared, options) = (shared.clone(), options.clone());
+            std::thread::spawn(move || client_loop(client as u64, connection, &options, &shared))
         })
         .collect();
     let mut last = 0;
@@ -122,7 +134,7 @@ pub fn run(options: Options) -> Result<()> {
     Ok(())
 }
 
-fn prefill(connection: &mut TcpStream, options: &Options) -> Result<()> {
+fn prefill(connection: &mut Stream, options: &Options) -> Result<()> {
     let value = vec![b'v'; options.value_size];
     let mut pending = Vec::new();
     for key in 0..options.keys {
@@ -156,8 +168,9 @@ fn key_name(key: u64) -> String {
     format!("bench-{key:08}")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn client_loop(client: u64, mut connection: TcpStream, endpoint: &str, workload: Workload, keys: u64, value_size: usize, timeout: Duration, shared: &Shared) {
+fn client_loop(client: u64, mut connection: Stream, options: &Options, shared: &Shared) {
+    let (workload, keys, value_size) = (options.workload, options.keys, options.value_size);
+    let endpoint = &options.endpoints[client as usize % options.endpoints.len()];
     let mut state = client.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut random = move || {
         state ^= state << 13;
@@ -201,7 +214,7 @@ fn client_loop(client: u64, mut connection: TcpStream, endpoint: &str, workload:
             Err(_) => {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
                 buffer.clear();
-                match connect(endpoint, timeout) {
+                match connect(endpoint, options) {
                     Ok(fresh) => connection = fresh,
                     Err(_) => std::thread::sleep(Duration::from_millis(100)),
                 }
@@ -214,7 +227,7 @@ fn client_loop(client: u64, mut connection: TcpStream, endpoint: &str, workload:
 }
 
 /// Reads one reply; Ok(true) if it was an error reply.
-fn read_reply(connection: &mut TcpStream, buffer: &mut Vec<u8>, chunk: &mut [u8]) -> std::io::Result<bool> {
+fn read_reply(connection: &mut Stream, buffer: &mut Vec<u8>, chunk: &mut [u8]) -> std::io::Result<bool> {
     loop {
         match resp::parse(buffer, &resp::Limits::default()) {
             Ok(Some((value, used))) => {

@@ -145,6 +145,16 @@ struct Endpoints {
     /// The user to authenticate as (default: the default user).
     #[arg(long, requires = "password_file", global = true)]
     user: Option<String>,
+    /// TLS, for nodes with --tls-cert: the CA that signed their certificates (`ca.pem` of `raftkv
+    /// certs`), as redis-cli's --cacert. The nodes' certificates must name the hosts dialled.
+    #[arg(long, global = true)]
+    cacert: Option<PathBuf>,
+    /// This client's certificate (PEM), for nodes with --tls-client-ca. With --key and --cacert.
+    #[arg(long = "cert", requires_all = ["client_key", "cacert"], global = true)]
+    client_cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long = "key", requires = "client_cert", global = true)]
+    client_key: Option<PathBuf>,
 }
 
 impl Endpoints {
@@ -155,9 +165,16 @@ impl Endpoints {
         Ok(Some(client::Credentials { user: self.user.clone(), password }))
     }
 
-    /// A client of these endpoints, authenticating if asked.
+    /// TLS as asked (None: plain TCP).
+    fn tls(&self) -> Result<Option<client::Tls>> {
+        let Some(ca) = &self.cacert else { return Ok(None) };
+        let identity = self.client_cert.as_deref().zip(self.client_key.as_deref());
+        Ok(Some(client::Tls::from_files(ca, identity)?))
+    }
+
+    /// A client of these endpoints, over TLS and authenticating if asked.
     fn client(&self) -> Result<client::Client> {
-        Ok(client::Client::new(self.endpoints.clone())?.with_credentials(self.credentials()?))
+        Ok(client::Client::new(self.endpoints.clone())?.with_credentials(self.credentials()?).with_tls(self.tls()?))
     }
 }
 
@@ -370,7 +387,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Status { endpoints } => {
-            status(&endpoints.endpoints, endpoints.credentials()?.as_ref())?;
+            status(&endpoints.endpoints, endpoints.credentials()?.as_ref(), endpoints.tls()?.as_ref())?;
             // The members as the leader sees them (any node forwards RAFT.NODES to it).
             match endpoints.client().and_then(|mut client| Ok(client.command(&[b"RAFT.NODES"])?)) {
                 Ok(client::Value::Array(Some(members))) => {
@@ -406,8 +423,10 @@ fn run(cli: Cli) -> Result<()> {
             print_reply(endpoints.client()?.command(&[b"RAFT.TRANSFER-LEADER", id.as_bytes()])?);
             Ok(())
         }
-        Command::Bench { endpoints, clients, duration, workload, value_size, keys } => bench::run(bench::Options {
-            endpoints: endpoints.endpoints,
+        Command::Bench { endpoints: given, clients, duration, workload, value_size, keys } => bench::run(bench::Options {
+            tls: given.tls()?,
+            credentials: given.credentials()?,
+            endpoints: given.endpoints,
             clients,
             duration: Duration::from_secs(duration),
             workload,
@@ -551,11 +570,11 @@ fn print_reply(value: client::Value) {
     }
 }
 
-fn status(endpoints: &[String], credentials: Option<&client::Credentials>) -> Result<()> {
+fn status(endpoints: &[String], credentials: Option<&client::Credentials>, tls: Option<&client::Tls>) -> Result<()> {
     println!("{:<22} {:>4} {:<10} {:>6} {:>7} {:>10} {:>10} {:>6} {:>7}", "endpoint", "id", "role", "term", "leader", "commit", "applied", "voter", "voters");
     let mut reachable = 0;
     for endpoint in endpoints {
-        match client::Client::info_as(endpoint, Duration::from_secs(2), credentials) {
+        match client::Client::info_as(endpoint, Duration::from_secs(2), credentials, tls) {
             Ok(info) => {
                 reachable += 1;
                 let field = |name: &str| {

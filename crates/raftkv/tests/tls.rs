@@ -48,6 +48,14 @@ fn redis_cli(port: u16, extra: &[&str], words: &[&str]) -> (bool, String) {
     (success, format!("{}{}", stdout.trim(), stderr.trim()))
 }
 
+/// The project's own CLI (`raftkv <words> --endpoints 127.0.0.1:<port> <extra>`), bounded.
+fn raftkv_cli(port: u16, words: &[&str], extra: &[&str]) -> (bool, String) {
+    let mut command = Command::new(RAFTKV);
+    command.args(words).args(["--endpoints", &format!("127.0.0.1:{port}")]).args(extra);
+    let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(60)).unwrap_or_else(|error| panic!("{error}"));
+    (success, format!("{}{}", stdout.trim(), stderr.trim()))
+}
+
 /// Retries `PING` over TLS until the node answers PONG.
 fn wait_for_pong(port: u16, extra: &[&str]) {
     let started = Instant::now();
@@ -79,6 +87,15 @@ fn the_client_port_speaks_tls_to_redis_cli_and_redis_py() {
     wait_for_pong(port, &tls);
     assert_eq!(redis_cli(port, &tls, &["SET", "k", "v"]).1, "OK");
     assert_eq!(redis_cli(port, &tls, &["GET", "k"]).1, "v");
+    // raftkv's own CLI with --cacert: get, put, status and bench (before, it spoke plaintext only).
+    let cacert = ["--cacert", ca.as_str()];
+    assert_eq!(raftkv_cli(port, &["get", "k"], &cacert), (true, "v".to_string()));
+    assert!(raftkv_cli(port, &["put", "cli", "tls"], &cacert).0);
+    assert_eq!(redis_cli(port, &tls, &["GET", "cli"]).1, "tls");
+    let (ok, status) = raftkv_cli(port, &["status"], &cacert);
+    assert!(ok && status.contains("leader"), "raftkv status over TLS: {status}");
+    let (ok, bench) = raftkv_cli(port, &["bench", "--clients", "2", "--duration", "1"], &cacert);
+    assert!(ok && bench.contains("throughput") && bench.contains(" 0 errors"), "raftkv bench over TLS: {bench}");
     // A plaintext client gets no answer: its bytes are not a TLS handshake.
     let mut plain = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     plain.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
@@ -111,6 +128,10 @@ fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
     let with_certificate = ["--tls", "--cacert", ca.as_str(), "--cert", cert.as_str(), "--key", key.as_str()];
     wait_for_pong(port, &with_certificate);
     assert_eq!(redis_cli(port, &with_certificate, &["SET", "m", "1"]).1, "OK");
+    let identity = ["--cacert", ca.as_str(), "--cert", cert.as_str(), "--key", key.as_str()];
+    assert_eq!(raftkv_cli(port, &["get", "m"], &identity), (true, "1".to_string()));
+    let (ok, status) = raftkv_cli(port, &["status"], &["--cacert", ca.as_str()]);
+    assert!(!ok && status.contains("CertificateRequired"), "raftkv status without a client certificate: {status}");
     let (_, without) = redis_cli(port, &["--tls", "--cacert", ca.as_str()], &["PING"]);
     assert_ne!(without, "PONG", "a client without a certificate was answered");
     let mut command = Command::new(python());
