@@ -24,6 +24,20 @@ fn write(dir: &Path, name: &str, contents: &str, secret: bool) -> Result<()> {
     Ok(())
 }
 
+/// Writes a random password (32 hex digits, from std's randomly keyed hasher) to `path`, readable
+/// by its owner only, unless the file is there already; returns the path.
+pub fn password_file(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let random = || std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path.file_name().and_then(|name| name.to_str()).context("a password file name")?;
+    write(dir, name, &format!("{:016x}{:016x}\n", random(), random()), true)
+}
+
 /// Writes a CA and certificates for nodes 1..=`nodes` (valid for `hosts` too) and for a client.
 pub fn make(dir: &Path, nodes: u64, hosts: &[String]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -37,6 +37,12 @@ enum Command {
         /// Where the nodes keep their data (one directory per node inside).
         #[arg(long, default_value = "raftkv-cluster")]
         data_dir: PathBuf,
+        /// TLS on the client ports and the peer links, and a password: certificates (`certs/`)
+        /// and a random password (`password`) are made in --data-dir on the first start, and
+        /// how to connect is printed. Without it the cluster is plaintext and open to anyone
+        /// who reaches its ports (fine on loopback, for trying it out).
+        #[arg(long)]
+        secure: bool,
     },
     /// Make a certificate authority and certificates for a cluster's nodes and a client (PEM
     /// files in DIR), for `--tls-cert`/`--tls-key`/`--tls-client-ca` and clients' `--cacert`.
@@ -359,7 +365,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Server(args) => serve(args),
-        Command::Cluster { nodes, client_port, peer_port, data_dir } => cluster(nodes, client_port, peer_port, data_dir),
+        Command::Cluster { nodes, client_port, peer_port, data_dir, secure } => cluster(nodes, client_port, peer_port, data_dir, secure),
         Command::Certs { dir, nodes, hosts } => {
             certs::make(&dir, nodes, &hosts)?;
             println!("wrote a CA and certificates for nodes 1..={nodes} and a client in {}", dir.display());
@@ -494,9 +500,16 @@ fn serve(args: ServerArgs) -> Result<()> {
     })
 }
 
-fn cluster(nodes: u64, client_port: u16, peer_port: u16, data_dir: PathBuf) -> Result<()> {
+fn cluster(nodes: u64, client_port: u16, peer_port: u16, data_dir: PathBuf, secure: bool) -> Result<()> {
     if nodes == 0 || nodes > 99 {
         bail!("--nodes must be between 1 and 99");
+    }
+    let (certs, password) = (data_dir.join("certs"), data_dir.join("password"));
+    if secure {
+        if !certs.join("ca.pem").exists() {
+            certs::make(&certs, nodes, &["localhost".to_string(), "127.0.0.1".to_string()])?;
+        }
+        certs::password_file(&password)?;
     }
     let port = |base: u16, id: u64| -> Result<u16> {
         base.checked_add(id as u16 - 1).context("port number out of range")
@@ -514,19 +527,26 @@ fn cluster(nodes: u64, client_port: u16, peer_port: u16, data_dir: PathBuf) -> R
         for id in 1..=nodes {
             let client = format!("127.0.0.1:{}", port(client_port, id)?);
             let dir = data_dir.join(format!("node-{id}"));
-            let child = tokio::process::Command::new(&program)
-                .args(["server", "--id", &id.to_string(), "--peers", &peers, "--listen-client", &client])
-                .arg("--data-dir")
-                .arg(&dir)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("starting node {id}"))?;
+            let mut command = tokio::process::Command::new(&program);
+            command.args(["server", "--id", &id.to_string(), "--peers", &peers, "--listen-client", &client]).arg("--data-dir").arg(&dir);
+            if secure {
+                command.arg("--tls-cert").arg(certs.join(format!("node-{id}.pem"))).arg("--tls-key").arg(certs.join(format!("node-{id}-key.pem")));
+                command.arg("--peer-tls-dir").arg(&certs).arg("--password-file").arg(&password);
+            }
+            let child = command.kill_on_drop(true).spawn().with_context(|| format!("starting node {id}"))?;
             children.push(child);
             endpoints.push(client);
         }
         println!("raftkv cluster of {nodes} nodes; data in {}", data_dir.display());
         println!("client endpoints: {}", endpoints.join(","));
-        println!("try: redis-cli -p {client_port} SET a b   then   redis-cli -p {} GET a", port(client_port, nodes)?);
+        if secure {
+            let (ca, password) = (certs.join("ca.pem"), password.display());
+            println!("TLS and a password (in {password}); try:");
+            println!("  REDISCLI_AUTH=\"$(cat {password})\" redis-cli --tls --cacert {} -p {client_port} SET a b", ca.display());
+            println!("  raftkv get a --endpoints {} --cacert {} --password-file {password}", endpoints.join(","), ca.display());
+        } else {
+            println!("try: redis-cli -p {client_port} SET a b   then   redis-cli -p {} GET a", port(client_port, nodes)?);
+        }
         println!("Ctrl-C stops all nodes.");
         let mut exits = Vec::new();
         for child in &mut children {

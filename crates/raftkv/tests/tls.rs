@@ -209,3 +209,71 @@ fn a_follower_answers_over_tls() {
     let (success, stdout, stderr) = run_bounded(&mut command, Duration::from_secs(30)).unwrap_or_else(|error| panic!("{error}"));
     assert!(success, "redis-py over TLS against a follower failed: {stdout} {stderr}");
 }
+
+/// `raftkv cluster --secure`: three nodes with TLS on the client ports and the peer links and a
+/// password, made on the first start; what it prints works (redis-cli with `--tls --cacert` and
+/// the password, the project's CLI with `--cacert --password-file`), and a plaintext client or
+/// one without the password gets nothing.
+#[test]
+fn raftkv_cluster_secure_runs_a_cluster_with_tls_and_a_password() {
+    let dir = support::target_dir().join("test-cluster-secure");
+    let _ = std::fs::remove_dir_all(&dir);
+    // `raftkv cluster` takes three consecutive ports from each base.
+    let three_free = || loop {
+        let base = free_port();
+        if base < u16::MAX - 3 && (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            break base;
+        }
+    };
+    let (client_port, peer_port) = (three_free(), three_free());
+    let ports: Vec<u16> = (0..3).map(|i| client_port + i).collect();
+    let mut child = Command::new(RAFTKV)
+        .args(["cluster", "--nodes", "3", "--secure", "--client-port", &client_port.to_string(), "--peer-port", &peer_port.to_string(), "--data-dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("raftkv cluster");
+    let stop = scopeguard(move || {
+        let _ = child.kill();
+        let _ = child.wait();
+    });
+    let (ca, password_file) = (dir.join("certs/ca.pem").to_string_lossy().into_owned(), dir.join("password").to_string_lossy().into_owned());
+    let started = Instant::now();
+    while !std::path::Path::new(&password_file).exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no password file");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let password = std::fs::read_to_string(&password_file).expect("the password").trim().to_string();
+    let endpoints = ports.iter().map(|port| format!("127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
+    let cli = |words: &[&str]| {
+        let mut command = Command::new(RAFTKV);
+        command.args(words).args(["--endpoints", &endpoints, "--cacert", &ca, "--password-file", &password_file]);
+        run_bounded(&mut command, Duration::from_secs(60)).unwrap_or_else(|error| panic!("{error}"))
+    };
+    let (ok, stdout, stderr) = cli(&["put", "secure", "yes"]);
+    assert!(ok, "raftkv put to the secure cluster: {stdout} {stderr}");
+    let tls = ["--tls", "--cacert", ca.as_str()];
+    let mut with_password = Command::new("redis-cli");
+    with_password.env("REDISCLI_AUTH", &password).args(["-h", "127.0.0.1", "-p", &ports[2].to_string()]).args(tls).args(["GET", "secure"]);
+    let (_, answer, _) = run_bounded(&mut with_password, Duration::from_secs(10)).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(answer.trim(), "yes");
+    let (_, without_password) = redis_cli(ports[1], &tls, &["GET", "secure"]);
+    assert!(without_password.contains("NOAUTH"), "{without_password}");
+    let (_, plaintext) = redis_cli(ports[0], &[], &["GET", "secure"]);
+    assert!(!plaintext.contains("yes"), "a plaintext client read the key: {plaintext}");
+    drop(stop);
+}
+
+/// Runs `f` when dropped (so a failed assertion still stops the cluster).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
