@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use linearizability::kv::{KvInput, KvModel, KvOp, KvOutput};
 use linearizability::{check, write_html, CheckResult, Operation};
-use support::{random_split, target_dir, Cluster, Rng};
+use support::{random_split, target_dir, Cluster, Rng, Security};
 
 const DEFAULT_SEED: u64 = 0x5EED_0001;
 const DEFAULT_SECONDS: u64 = 20;
@@ -110,12 +110,12 @@ fn tokens(value: &str) -> Vec<&str> {
     value.split(';').filter(|token| !token.is_empty()).collect()
 }
 
-fn client_loop(index: u64, seed: u64, endpoints: Vec<String>, clock: Arc<Clock>, stop: Arc<AtomicBool>) -> Vec<Record> {
+fn client_loop(index: u64, seed: u64, endpoints: Vec<String>, security: Security, clock: Arc<Clock>, stop: Arc<AtomicBool>) -> Vec<Record> {
     let mut rng = Rng::new(seed.wrapping_mul(31).wrapping_add(index + 1));
     // Each client starts at a different node, so that followers forward.
     let mut rotated = endpoints.clone();
     rotated.rotate_left(index as usize % endpoints.len());
-    let mut client = client::Client::new(rotated).expect("endpoints");
+    let mut client = security.client(rotated);
     client.deadline = CLIENT_DEADLINE;
     // Half the clients wait long on one node (they see what a stalled node answers when it wakes),
     // half give up on it quickly and try another.
@@ -162,9 +162,9 @@ fn client_loop(index: u64, seed: u64, endpoints: Vec<String>, clock: Arc<Clock>,
 }
 
 /// A reader pinned to one node: GETs of the current keys through that node only.
-fn reader_loop(id: u64, seed: u64, endpoint: String, clock: Arc<Clock>, stop: Arc<AtomicBool>) -> Vec<Record> {
+fn reader_loop(id: u64, seed: u64, endpoint: String, security: Security, clock: Arc<Clock>, stop: Arc<AtomicBool>) -> Vec<Record> {
     let mut rng = Rng::new(seed.wrapping_mul(37).wrapping_add(id));
-    let mut client = client::Client::new(vec![endpoint]).expect("endpoint");
+    let mut client = security.client(vec![endpoint]);
     client.deadline = ATTEMPT_TIMEOUT;
     client.attempt_timeout = ATTEMPT_TIMEOUT;
     let all: Vec<&str> = APPEND_KEYS.iter().chain(MIXED_KEYS.iter()).copied().collect();
@@ -327,7 +327,7 @@ fn randomized_faults() {
     let seconds = env_u64("FAULT_SECONDS", DEFAULT_SECONDS);
     let nodes = env_u64("FAULT_NODES", DEFAULT_NODES);
     assert!(nodes >= 3, "FAULT_NODES must be at least 3");
-    run(seed, seconds, nodes, &[]);
+    run(seed, seconds, nodes, &[], false);
 }
 
 /// The same nemesis and checks with reads served under leader leases: pauses (SIGSTOP) and
@@ -339,11 +339,28 @@ fn randomized_faults_with_lease_reads() {
     let seconds = env_u64("FAULT_SECONDS", DEFAULT_SECONDS);
     let nodes = env_u64("FAULT_NODES", DEFAULT_NODES);
     assert!(nodes >= 3, "FAULT_NODES must be at least 3");
-    run(seed, seconds, nodes, &["--lease-reads"]);
+    run(seed, seconds, nodes, &["--lease-reads"], false);
 }
 
-fn run(seed: u64, seconds: u64, nodes: u64, flags: &[&str]) {
-    let test = if flags.is_empty() { "randomized_faults" } else { "randomized_faults_with_lease_reads" };
+/// The same nemesis and checks on a cluster secured as the README's three-machine example is:
+/// mutual TLS on the peer links (through the nemesis's proxies), TLS on the client ports and a
+/// password, every client over TLS and authenticated.
+#[test]
+fn randomized_faults_over_tls_with_a_password() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let seed = env_u64("FAULT_SEED", DEFAULT_SEED + 2);
+    let seconds = env_u64("FAULT_SECONDS", DEFAULT_SECONDS);
+    let nodes = env_u64("FAULT_NODES", DEFAULT_NODES);
+    assert!(nodes >= 3, "FAULT_NODES must be at least 3");
+    run(seed, seconds, nodes, &[], true);
+}
+
+fn run(seed: u64, seconds: u64, nodes: u64, flags: &[&str], secure: bool) {
+    let test = match (flags.is_empty(), secure) {
+        (_, true) => "randomized_faults_over_tls_with_a_password",
+        (true, false) => "randomized_faults",
+        (false, false) => "randomized_faults_with_lease_reads",
+    };
     let extra = std::env::var("FAULT_EXTRA_FLAGS").map(|flags| format!("FAULT_EXTRA_FLAGS={flags:?} ")).unwrap_or_default();
     let replay = format!("{extra}FAULT_SEED={seed} FAULT_SECONDS={seconds} FAULT_NODES={nodes} cargo test --release -p raftkv --test faults -- --exact {test} --nocapture");
     eprintln!("faults: seed {seed}, {seconds} s, {nodes} nodes; replay with: {replay}");
@@ -352,7 +369,8 @@ fn run(seed: u64, seconds: u64, nodes: u64, flags: &[&str]) {
     let extra = std::env::var("FAULT_EXTRA_FLAGS").unwrap_or_default();
     let flags: Vec<&str> = flags.iter().copied().chain(extra.split_whitespace()).collect();
     eprintln!("faults: server flags {flags:?}");
-    let mut cluster = Cluster::start_with_flags(&format!("faults-{seed}"), nodes, &flags);
+    let mut cluster = if secure { Cluster::start_secure(&format!("faults-{seed}"), nodes, &flags) } else { Cluster::start_with_flags(&format!("faults-{seed}"), nodes, &flags) };
+    let security = cluster.security.clone();
     // FAULT_KEEP_LOGS=1 keeps the node logs even when the run passes.
     cluster.keep = std::env::var("FAULT_KEEP_LOGS").is_ok_and(|value| value == "1");
     let endpoints = cluster.endpoints();
@@ -371,10 +389,10 @@ fn run(seed: u64, seconds: u64, nodes: u64, flags: &[&str]) {
     let nemesis_problems = Arc::new(Mutex::new(Vec::new()));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|index| {
-            let (endpoints, clock, stop) = (endpoints.clone(), clock.clone(), stop.clone());
+            let (endpoints, security, clock, stop) = (endpoints.clone(), security.clone(), clock.clone(), stop.clone());
             std::thread::Builder::new()
                 .name(format!("client-{index}"))
-                .spawn(move || client_loop(index, seed, endpoints, clock, stop))
+                .spawn(move || client_loop(index, seed, endpoints, security, clock, stop))
                 .expect("spawning a client thread")
         })
         .collect();
@@ -384,10 +402,10 @@ fn run(seed: u64, seconds: u64, nodes: u64, flags: &[&str]) {
         .iter()
         .enumerate()
         .map(|(index, endpoint)| {
-            let (endpoint, clock, stop) = (endpoint.clone(), clock.clone(), stop.clone());
+            let (endpoint, security, clock, stop) = (endpoint.clone(), security.clone(), clock.clone(), stop.clone());
             std::thread::Builder::new()
                 .name(format!("reader-{}", index + 1))
-                .spawn(move || reader_loop(READER_BASE + index as u64, seed, endpoint, clock, stop))
+                .spawn(move || reader_loop(READER_BASE + index as u64, seed, endpoint, security, clock, stop))
                 .expect("spawning a reader thread")
         })
         .collect();
@@ -457,7 +475,7 @@ fn run(seed: u64, seconds: u64, nodes: u64, flags: &[&str]) {
                 problems.push(format!("final reads took over {FINAL_READS_BOUND:?}; nodes from {} on not read", n + 1));
                 break;
             }
-            let mut client = client::Client::new(vec![endpoint.clone()]).expect("endpoint");
+            let mut client = security.client(vec![endpoint.clone()]);
             client.deadline = Duration::from_secs(5);
             client.attempt_timeout = Duration::from_secs(2);
             for key in &keys {

@@ -262,6 +262,19 @@ fn raftkv_cluster_secure_runs_a_cluster_with_tls_and_a_password() {
     assert!(without_password.contains("NOAUTH"), "{without_password}");
     let (_, plaintext) = redis_cli(ports[0], &[], &["GET", "secure"]);
     assert!(!plaintext.contains("yes"), "a plaintext client read the key: {plaintext}");
+    // redis-benchmark over TLS with the password, against a follower (every node but the leader).
+    let (ok, status, _) = cli(&["status"]);
+    assert!(ok, "{status}");
+    let leader_port = status
+        .lines()
+        .find(|line| line.starts_with("127.0.0.1:") && line.split_whitespace().nth(2) == Some("leader"))
+        .and_then(|line| line.split(':').nth(1)?.split_whitespace().next()?.parse::<u16>().ok());
+    assert!(leader_port.is_some(), "no leader in raftkv status: {status}");
+    let follower = *ports.iter().find(|&&port| Some(port) != leader_port).expect("a follower");
+    let mut benchmark = Command::new("redis-benchmark");
+    benchmark.args(["-h", "127.0.0.1", "-p", &follower.to_string(), "--tls", "--cacert", &ca, "-a", &password, "-t", "set,get", "-n", "2000", "-c", "8", "-q"]);
+    let (ok, stdout, stderr) = run_bounded(&mut benchmark, Duration::from_secs(120)).unwrap_or_else(|error| panic!("{error}"));
+    assert!(ok && stdout.contains("SET: ") && stdout.contains("GET: ") && !stdout.contains("ERR"), "redis-benchmark over TLS: {stdout} {stderr}");
     drop(stop);
 }
 

@@ -250,9 +250,55 @@ pub struct Cluster {
     runtime: Option<tokio::runtime::Runtime>,
     /// Keep the directory (logs) even on success.
     pub keep: bool,
+    /// How clients reach the nodes (TLS, a password), for `start_secure`'s clusters.
+    pub security: Security,
+}
+
+/// What a client needs for a cluster's client ports: TLS, credentials (none: plaintext, open).
+#[derive(Clone, Default)]
+pub struct Security {
+    pub tls: Option<client::Tls>,
+    pub credentials: Option<client::Credentials>,
+}
+
+impl Security {
+    /// A client of `endpoints` that speaks TLS and authenticates as this says.
+    pub fn client(&self, endpoints: Vec<String>) -> client::Client {
+        client::Client::new(endpoints).expect("endpoints").with_tls(self.tls.clone()).with_credentials(self.credentials.clone())
+    }
 }
 
 impl Cluster {
+    /// Like `start_with_flags`, secured as a real deployment is: mutual TLS on the peer links
+    /// (certificates from `raftkv certs`), TLS on the client ports and a password; the harness's
+    /// clients (`client`, `info`, `wait_ready`, `security`) use them.
+    pub fn start_secure(name: &str, n: u64, flags: &[&str]) -> Cluster {
+        let pki = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("raftkv-pki-{name}-{}-{}", std::process::id(), CLUSTER_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let _ = std::fs::remove_dir_all(&pki);
+        let mut certs = Command::new(RAFTKV);
+        certs.arg("certs").arg(&pki).args(["--nodes", &n.to_string(), "--hosts", "127.0.0.1"]);
+        let (made, stdout, stderr) = run_bounded(&mut certs, Duration::from_secs(30)).unwrap_or_else(|error| panic!("{error}"));
+        assert!(made, "raftkv certs failed: {stdout} {stderr}");
+        let password = "a harness password";
+        std::fs::write(pki.join("password"), format!("{password}\n")).expect("the password file");
+        let path = |name: &str| pki.join(name).to_string_lossy().into_owned();
+        let secure = [
+            "--peer-tls-dir".to_string(),
+            path(""),
+            "--password-file".into(),
+            path("password"),
+            "--tls-cert".into(),
+            path("node-1.pem"),
+            "--tls-key".into(),
+            path("node-1-key.pem"),
+        ];
+        let all: Vec<&str> = flags.iter().copied().chain(secure.iter().map(String::as_str)).collect();
+        let mut cluster = Cluster::build(name, n, true, &all);
+        let tls = client::Tls::from_files(&pki.join("ca.pem"), None).expect("the CA");
+        cluster.security = Security { tls: Some(tls), credentials: Some(client::Credentials { user: None, password: password.into() }) };
+        cluster
+    }
+
     /// Starts `n` nodes, each dialing every other through a proxy.
     pub fn start(name: &str, n: u64) -> Cluster {
         Cluster::build(name, n, true, &[])
@@ -335,7 +381,7 @@ impl Cluster {
                 extra_flags: flags.iter().map(|flag| flag.to_string()).collect(),
             });
         }
-        let mut cluster = Cluster { name: name.into(), dir, nodes, proxies, runtime: Some(runtime), keep: false };
+        let mut cluster = Cluster { name: name.into(), dir, nodes, proxies, runtime: Some(runtime), keep: false, security: Security::default() };
         drop(held);
         for node in &mut cluster.nodes {
             node.spawn();
@@ -567,7 +613,7 @@ impl Cluster {
 
     /// A client over every endpoint with the given per-call deadline.
     pub fn client(&self, deadline: Duration) -> client::Client {
-        let mut client = client::Client::new(self.endpoints()).expect("endpoints");
+        let mut client = self.security.client(self.endpoints());
         client.deadline = deadline;
         client.attempt_timeout = Duration::from_secs(1).min(deadline);
         client
@@ -610,7 +656,8 @@ impl Cluster {
 
     /// INFO of one node (no retries).
     pub fn info(&self, id: u64) -> Result<String, String> {
-        client::Client::info(&self.client_addr(id), Duration::from_secs(1)).map_err(|error| error.to_string())
+        let security = &self.security;
+        client::Client::info_as(&self.client_addr(id), Duration::from_secs(1), security.credentials.as_ref(), security.tls.as_ref()).map_err(|error| error.to_string())
     }
 
     // ----- logs -----
