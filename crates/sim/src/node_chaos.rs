@@ -20,7 +20,7 @@
 //! earlier incarnation can arrive: it must not complete anything.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -107,6 +107,10 @@ pub struct Params {
     /// transactions (MULTI, APPENDs, GET, EXEC), with GETs between, their history checked with
     /// the strings model (0 unless a test asks).
     pub strings_clients: usize,
+    /// A node found stopped after its removal committed gets an empty disk and starts again as
+    /// `--join` (an operator reusing its machine, by mistake or to replace it): it must stay out
+    /// for ever, and waiting nodes take its place. Half the seeds that change the membership.
+    pub wipe_removed: bool,
 }
 
 impl Params {
@@ -138,6 +142,7 @@ impl Params {
             lock_clients: 0,
             versioned_clients: 0,
             strings_clients: 0,
+            wipe_removed: false,
         }
     }
 
@@ -169,6 +174,8 @@ pub struct Summary {
     pub saves_on_full_disk: u64,
     /// Membership changes and leadership transfers asked of a leader.
     pub membership_changes: u64,
+    /// Removed nodes that got an empty disk and started again as `--join` (`Params::wipe_removed`).
+    pub wiped_nodes: usize,
     pub operations: usize,
     /// Times a lock client held the lock, and how many of those ended because its lease could
     /// have run out (it held on longer).
@@ -290,6 +297,8 @@ struct World {
     membership_rng: SimRng,
     /// Each node's configuration index as its last input left it while it led, and the term.
     led_configs: Vec<Option<(u64, raft::LogIndex)>>,
+    /// Nodes given an empty disk after their removal (`Params::wipe_removed`): they start as `--join`.
+    wiped: Vec<bool>,
     membership_changes: u64,
     /// The lock's clients, then the versioned ones, then the strings ones (`Params::lock_clients`,
     /// `versioned_clients`, `strings_clients`).
@@ -360,6 +369,8 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
     let mut params = Params::from_seed(&rng);
     let membership_rng = SimRng::new(membership_seed(seed));
     params.draw_membership(&membership_rng);
+    // From a generator of its own, so that the earlier draws stay as they were.
+    params.wipe_removed = params.membership_per_mille > 0 && SimRng::new(seed ^ 0x7769_7065_2d72_6d76).chance(1, 2);
     adjust(&mut params);
     let n = params.servers;
     trace.set_servers(n);
@@ -398,6 +409,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         mutation,
         membership_rng,
         led_configs: vec![None; n],
+        wiped: vec![false; n],
         membership_changes: 0,
         cas_clients: Vec::new(),
         versioned_history: Vec::new(),
@@ -415,6 +427,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
             snapshot_chunks: w.snapshot_chunks,
             saves_on_full_disk: w.saves_on_full_disk,
             membership_changes: w.membership_changes,
+            wiped_nodes: w.wiped.iter().filter(|&&wiped| wiped).count(),
             operations: w.history.len(),
             holds: w.holds.len(),
             holds_past_lease: w.holds.iter().filter(|hold| hold.past_lease).count(),
@@ -549,9 +562,33 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
             start(world, *rng.pick(&dead));
         }
     }
+    if params.wipe_removed {
+        wipe_removed(world);
+    }
     let membership_rng = world.borrow().membership_rng.clone();
     if params.membership_per_mille > 0 && membership_rng.chance(params.membership_per_mille, 1000) {
         change_membership(world, &membership_rng);
+    }
+}
+
+/// Every node whose removal a running node has committed is stopped and gets an empty disk (once):
+/// when it starts again it is a new machine that joins with the removed node's id, which no one
+/// may admit.
+fn wipe_removed(world: &Shared) {
+    let removed: BTreeSet<NodeId> = world.borrow().nodes.iter().flatten().flat_map(|node| node.replica.node().committed_membership().removed).collect();
+    let servers = world.borrow().params.servers;
+    for i in (0..servers).filter(|&i| removed.contains(&node_id(i)) && !world.borrow().wiped[i]) {
+        stop(world, i, "removed: its machine is reused");
+    }
+    let mut w = world.borrow_mut();
+    for i in 0..w.params.servers {
+        if w.nodes[i].is_none() && !w.wiped[i] && removed.contains(&node_id(i)) {
+            w.wiped[i] = true;
+            w.disks[i] = MemDisk::new(0x6e65_7764_6973_6b00 + i as u64);
+            (w.durable_terms[i], w.terms[i], w.known_leaders[i], w.led_configs[i]) = (0, 0, None, None);
+            act(&w, Some(i), "empty disk", "removed, its machine reused: it starts again as --join");
+            w.trace.event(w.sim.now(), Event::Disk { server: i, what: "replaced by an empty disk".into() });
+        }
     }
 }
 
@@ -667,7 +704,8 @@ fn start(world: &Shared, i: usize) {
     };
     // The bootstrap voters start as `--peers` says; the others as `--join` (no voters known).
     let voters = w.params.voters;
-    let mut config = Config::new(node_id(i), if i < voters { (0..voters).map(node_id).collect() } else { Vec::new() });
+    let bootstrap = i < voters && !w.wiped[i];
+    let mut config = Config::new(node_id(i), if bootstrap { (0..voters).map(node_id).collect() } else { Vec::new() });
     config.election_timeout_ticks = 50;
     config.heartbeat_ticks = 10;
     config.seed = w.rng.u64();
@@ -1171,7 +1209,8 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     // Without faults nothing waits out its deadline: a request is answered, or refused at once.
     if let Answer::Error(message) = &answer {
         let p = &w.params;
-        let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.disk_full_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0 && p.duplicate_per_mille == 0;
+        // (Stopping a removed node to give it an empty disk is a fault too: it may have led.)
+        let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.disk_full_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0 && p.duplicate_per_mille == 0 && !p.wipe_removed;
         let status = w.nodes[i].as_ref().map(|node| (node.replica.status(), node.replica.membership().voters().count()));
         assert!(
             !(faultless && message.starts_with("timeout")),

@@ -10,21 +10,23 @@ fn node_chaos_seeds_stay_linearizable_ordered_and_answered() {
     let replay = |seed| format!("cargo run --release -p sim --bin node_chaos -- --from {seed} --seeds 1 --trace");
     // By default: 100 seeds starting at 1.
     let passed = sim::seeds_cli::test_seeds("node_chaos", 1..=100, replay, |seed| match sim::node_chaos::run(seed) {
-        Ok(summary) => Ok(((summary.answered, summary.errors, summary.undecided, summary.snapshot_chunks, summary.saves_on_full_disk, summary.membership_changes), summary.trace)),
+        Ok(summary) => Ok(((summary.answered, summary.errors, summary.undecided, summary.snapshot_chunks, summary.saves_on_full_disk, summary.membership_changes, summary.wiped_nodes), summary.trace)),
         Err((params, message, trace)) => Err((format!("{params:?}"), message, trace)),
     });
     let answered: u64 = passed.iter().map(|(answered, ..)| answered).sum();
     let errors: u64 = passed.iter().map(|(_, errors, ..)| errors).sum();
     let undecided = passed.iter().filter(|(_, _, undecided, ..)| *undecided).count();
     let chunked = passed.iter().filter(|(_, _, _, chunks, ..)| *chunks > 1).count();
-    let full = passed.iter().filter(|(_, _, _, _, full, _)| *full > 0).count();
-    let changed = passed.iter().filter(|(.., changes)| *changes > 0).count();
-    println!("{answered} answers, {errors} errors; linearizability undecided within the budget for {undecided} seeds; {chunked} seeds sent snapshots in several chunks; {full} filled a disk; {changed} changed the membership");
+    let full = passed.iter().filter(|(_, _, _, _, full, ..)| *full > 0).count();
+    let changed = passed.iter().filter(|(.., changes, _)| *changes > 0).count();
+    let wiped: usize = passed.iter().map(|(.., wiped)| wiped).sum();
+    println!("{answered} answers, {errors} errors; linearizability undecided within the budget for {undecided} seeds; {chunked} seeds sent snapshots in several chunks; {full} filled a disk; {changed} changed the membership; {wiped} removed nodes restarted on an empty disk");
     // Unless the run was cut down to a few seeds, the faults under test must have happened.
     if passed.len() >= 50 {
         assert!(chunked > 0, "no seed sent a snapshot in chunks: the chaos no longer exercises the transfer");
         assert!(full > 0, "no seed filled a disk: the chaos no longer exercises full disks");
         assert!(changed > 0, "no seed changed the membership: the chaos no longer exercises membership changes");
+        assert!(wiped > 0, "no removed node was restarted on an empty disk: the chaos no longer exercises replacements");
     }
 }
 
