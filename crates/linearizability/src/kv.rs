@@ -3,8 +3,6 @@
 //! Each key is an independent register, so histories are partitioned by key and the state of a
 //! part is just that key's string (a missing key reads as `""`, as in the labs).
 
-use std::collections::HashMap;
-
 use crate::{Model, Operation};
 
 /// Which operation a client asked for.
@@ -96,18 +94,9 @@ impl Model for KvModel {
         input.op == KvOp::Get
     }
 
-    /// One part per key, in order of first appearance (deterministic, unlike a HashMap's order).
+    /// One part per key, in order of first appearance.
     fn partition(&self, history: &[Operation<KvInput, KvOutput>]) -> Vec<Vec<usize>> {
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut parts: Vec<Vec<usize>> = Vec::new();
-        for (i, op) in history.iter().enumerate() {
-            let p = *index.entry(op.input.key.as_str()).or_insert_with(|| {
-                parts.push(Vec::new());
-                parts.len() - 1
-            });
-            parts[p].push(i);
-        }
-        parts
+        crate::partition_by_key(history, |input| input.key.as_str())
     }
 
     fn describe_partition(&self, history: &[Operation<KvInput, KvOutput>], part: &[usize]) -> String {

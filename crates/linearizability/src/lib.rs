@@ -124,6 +124,21 @@ pub trait Model {
     fn describe_state(&self, state: &Self::State) -> String;
 }
 
+/// One part per key, in order of first appearance (deterministic, unlike a HashMap's order): the
+/// partition of every model whose keys are independent registers.
+pub fn partition_by_key<I, O>(history: &[Operation<I, O>], key: impl Fn(&I) -> &str) -> Vec<Vec<usize>> {
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut parts: Vec<Vec<usize>> = Vec::new();
+    for (i, op) in history.iter().enumerate() {
+        let part = *index.entry(key(&op.input)).or_insert_with(|| {
+            parts.push(Vec::new());
+            parts.len() - 1
+        });
+        parts[part].push(i);
+    }
+    parts
+}
+
 /// One operation of a history, as observed by the client that issued it.
 ///
 /// `call` and `return_time` are timestamps on one clock shared by all clients (e.g. nanoseconds

@@ -12,8 +12,6 @@
 //! Exact only for the workload it is made for: counters and transaction keys never get a time to
 //! live (an INCRBY on an expiring key could not tell whether it expired first).
 
-use std::collections::HashMap;
-
 use crate::{Model, Operation};
 
 /// A client's request.
@@ -134,16 +132,7 @@ impl Model for StringsModel {
     }
 
     fn partition(&self, history: &[Operation<StringsInput, StringsOutput>]) -> Vec<Vec<usize>> {
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut parts: Vec<Vec<usize>> = Vec::new();
-        for (i, op) in history.iter().enumerate() {
-            let part = *index.entry(op.input.key()).or_insert_with(|| {
-                parts.push(Vec::new());
-                parts.len() - 1
-            });
-            parts[part].push(i);
-        }
-        parts
+        crate::partition_by_key(history, StringsInput::key)
     }
 
     fn describe_partition(&self, history: &[Operation<StringsInput, StringsOutput>], part: &[usize]) -> String {

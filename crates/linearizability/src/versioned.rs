@@ -5,7 +5,6 @@
 //! Stricter than the lab's model, which ignores what a Get says of the version: here a Get must
 //! return the value *and* the version of the state it is placed at.
 
-use std::collections::HashMap;
 
 use crate::{Model, Operation};
 
@@ -79,16 +78,7 @@ impl Model for VersionedModel {
 
     /// One part per key, in order of first appearance.
     fn partition(&self, history: &[Operation<VersionedInput, VersionedOutput>]) -> Vec<Vec<usize>> {
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut parts: Vec<Vec<usize>> = Vec::new();
-        for (i, op) in history.iter().enumerate() {
-            let p = *index.entry(op.input.key()).or_insert_with(|| {
-                parts.push(Vec::new());
-                parts.len() - 1
-            });
-            parts[p].push(i);
-        }
-        parts
+        crate::partition_by_key(history, VersionedInput::key)
     }
 
     fn describe_partition(&self, history: &[Operation<VersionedInput, VersionedOutput>], part: &[usize]) -> String {

@@ -3,6 +3,8 @@
 //! reads, deletes and expiry go on, and once deletes bring the data under the budget, writes are
 //! taken again. (Before, a node took writes until the process ran out of memory.)
 
+mod common;
+
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -25,21 +27,10 @@ fn node(max_memory: u64) -> (Replica, Session) {
     (replica, Session::new(resp::Limits::default(), Arc::new(AtomicU64::new(0))))
 }
 
+/// The answers among the outputs so far (saves completed at once).
 fn answers(replica: &mut Replica) -> Vec<Answer> {
-    let mut answers = Vec::new();
-    loop {
-        let outputs = replica.take_outputs();
-        if outputs.is_empty() {
-            return answers;
-        }
-        for output in outputs {
-            match output {
-                Output::Save { id, .. } => replica.persisted(id),
-                Output::Reply { answer, .. } => answers.push(answer),
-                _ => {}
-            }
-        }
-    }
+    let outputs = common::take_saves_done(replica).into_iter();
+    outputs.filter_map(|output| if let Output::Reply { answer, .. } = output { Some(answer) } else { None }).collect()
 }
 
 fn call(replica: &mut Replica, session: &mut Session, words: &[&str]) -> Answer {
