@@ -107,10 +107,14 @@ pub struct Params {
     /// transactions (MULTI, APPENDs, GET, EXEC), with GETs between, their history checked with
     /// the strings model (0 unless a test asks).
     pub strings_clients: usize,
-    /// A node found stopped after its removal committed gets an empty disk and starts again as
-    /// `--join` (an operator reusing its machine, by mistake or to replace it): it must stay out
-    /// for ever, and waiting nodes take its place. Half the seeds that change the membership.
-    pub wipe_removed: bool,
+    /// A node whose removal committed is stopped for good (its machine retired: a dead node
+    /// replaced), so that the cluster goes on with the waiting nodes added in its place. Half the
+    /// seeds that change the membership.
+    pub retire_removed: bool,
+    /// Instead, the retired node's id is used again on an empty disk (`--join`): the operator
+    /// error Raft cannot survive (the new disk forgets the votes of the old one). Only the test
+    /// that shows the hazard sets it.
+    pub reuse_removed_ids: bool,
 }
 
 impl Params {
@@ -142,7 +146,8 @@ impl Params {
             lock_clients: 0,
             versioned_clients: 0,
             strings_clients: 0,
-            wipe_removed: false,
+            retire_removed: false,
+            reuse_removed_ids: false,
         }
     }
 
@@ -174,8 +179,8 @@ pub struct Summary {
     pub saves_on_full_disk: u64,
     /// Membership changes and leadership transfers asked of a leader.
     pub membership_changes: u64,
-    /// Removed nodes that got an empty disk and started again as `--join` (`Params::wipe_removed`).
-    pub wiped_nodes: usize,
+    /// Removed nodes stopped for good (`Params::retire_removed`).
+    pub retired_nodes: usize,
     pub operations: usize,
     /// Times a lock client held the lock, and how many of those ended because its lease could
     /// have run out (it held on longer).
@@ -297,8 +302,9 @@ struct World {
     membership_rng: SimRng,
     /// Each node's configuration index as its last input left it while it led, and the term.
     led_configs: Vec<Option<(u64, raft::LogIndex)>>,
-    /// Nodes given an empty disk after their removal (`Params::wipe_removed`): they start as `--join`.
-    wiped: Vec<bool>,
+    /// Removed nodes stopped for good (`Params::retire_removed`); with `reuse_removed_ids`, given
+    /// an empty disk instead and started as `--join`.
+    retired: Vec<bool>,
     membership_changes: u64,
     /// The lock's clients, then the versioned ones, then the strings ones (`Params::lock_clients`,
     /// `versioned_clients`, `strings_clients`).
@@ -370,7 +376,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
     let membership_rng = SimRng::new(membership_seed(seed));
     params.draw_membership(&membership_rng);
     // From a generator of its own, so that the earlier draws stay as they were.
-    params.wipe_removed = params.membership_per_mille > 0 && SimRng::new(seed ^ 0x7769_7065_2d72_6d76).chance(1, 2);
+    params.retire_removed = params.membership_per_mille > 0 && SimRng::new(seed ^ 0x7769_7065_2d72_6d76).chance(1, 2);
     adjust(&mut params);
     let n = params.servers;
     trace.set_servers(n);
@@ -409,7 +415,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         mutation,
         membership_rng,
         led_configs: vec![None; n],
-        wiped: vec![false; n],
+        retired: vec![false; n],
         membership_changes: 0,
         cas_clients: Vec::new(),
         versioned_history: Vec::new(),
@@ -427,7 +433,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
             snapshot_chunks: w.snapshot_chunks,
             saves_on_full_disk: w.saves_on_full_disk,
             membership_changes: w.membership_changes,
-            wiped_nodes: w.wiped.iter().filter(|&&wiped| wiped).count(),
+            retired_nodes: w.retired.iter().filter(|&&retired| retired).count(),
             operations: w.history.len(),
             holds: w.holds.len(),
             holds_past_lease: w.holds.iter().filter(|hold| hold.past_lease).count(),
@@ -562,8 +568,8 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
             start(world, *rng.pick(&dead));
         }
     }
-    if params.wipe_removed {
-        wipe_removed(world);
+    if params.retire_removed || params.reuse_removed_ids {
+        retire_removed(world);
     }
     let membership_rng = world.borrow().membership_rng.clone();
     if params.membership_per_mille > 0 && membership_rng.chance(params.membership_per_mille, 1000) {
@@ -571,22 +577,19 @@ fn chaos_step(world: &Shared, rng: &SimRng, params: &Params) {
     }
 }
 
-/// Every node whose removal a running node has committed is stopped and gets an empty disk (once):
-/// when it starts again it is a new machine that joins with the removed node's id, which no one
-/// may admit.
-fn wipe_removed(world: &Shared) {
+/// Every node whose removal a running node has committed is stopped for good (once); with
+/// `reuse_removed_ids`, it gets an empty disk instead and starts again as `--join` under the same id.
+fn retire_removed(world: &Shared) {
     let removed: BTreeSet<NodeId> = world.borrow().nodes.iter().flatten().flat_map(|node| node.replica.node().committed_membership().removed).collect();
     let servers = world.borrow().params.servers;
-    for i in (0..servers).filter(|&i| removed.contains(&node_id(i)) && !world.borrow().wiped[i]) {
-        stop(world, i, "removed: its machine is reused");
-    }
-    let mut w = world.borrow_mut();
-    for i in 0..w.params.servers {
-        if w.nodes[i].is_none() && !w.wiped[i] && removed.contains(&node_id(i)) {
-            w.wiped[i] = true;
+    for i in (0..servers).filter(|&i| removed.contains(&node_id(i)) && !world.borrow().retired[i]) {
+        stop(world, i, "removed: retired");
+        let mut w = world.borrow_mut();
+        w.retired[i] = true;
+        if w.params.reuse_removed_ids {
             w.disks[i] = MemDisk::new(0x6e65_7764_6973_6b00 + i as u64);
             (w.durable_terms[i], w.terms[i], w.known_leaders[i], w.led_configs[i]) = (0, 0, None, None);
-            act(&w, Some(i), "empty disk", "removed, its machine reused: it starts again as --join");
+            act(&w, Some(i), "empty disk", "its id used again on an empty disk: it starts again as --join");
             w.trace.event(w.sim.now(), Event::Disk { server: i, what: "replaced by an empty disk".into() });
         }
     }
@@ -688,6 +691,9 @@ fn heal(world: &Shared) {
 /// Starts an incarnation of node `i` from what its disk recovers.
 fn start(world: &Shared, i: usize) {
     let mut w = world.borrow_mut();
+    if w.retired[i] && !w.params.reuse_removed_ids {
+        return;
+    }
     let disk = w.disks[i].clone();
     let (storage, restored) = match Storage::open(disk, format!("/node{i}")) {
         Ok(opened) => opened,
@@ -704,7 +710,7 @@ fn start(world: &Shared, i: usize) {
     };
     // The bootstrap voters start as `--peers` says; the others as `--join` (no voters known).
     let voters = w.params.voters;
-    let bootstrap = i < voters && !w.wiped[i];
+    let bootstrap = i < voters && !w.retired[i];
     let mut config = Config::new(node_id(i), if bootstrap { (0..voters).map(node_id).collect() } else { Vec::new() });
     config.election_timeout_ticks = 50;
     config.heartbeat_ticks = 10;
@@ -1210,7 +1216,7 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
     if let Answer::Error(message) = &answer {
         let p = &w.params;
         // (Stopping a removed node to give it an empty disk is a fault too: it may have led.)
-        let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.disk_full_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0 && p.duplicate_per_mille == 0 && !p.wipe_removed;
+        let faultless = p.crash_per_mille == 0 && p.disk_death_per_mille == 0 && p.disk_full_per_mille == 0 && p.partition_per_mille == 0 && p.loss_per_mille == 0 && p.long_delay_per_mille == 0 && p.duplicate_per_mille == 0 && !p.retire_removed && !p.reuse_removed_ids;
         let status = w.nodes[i].as_ref().map(|node| (node.replica.status(), node.replica.membership().voters().count()));
         assert!(
             !(faultless && message.starts_with("timeout")),
