@@ -24,4 +24,4 @@ pub use command::{Command, CommandRef, Op, OpRef, Reply, SetFlags, Watched, Watc
 pub use expiry::{ExpireIf, Expiry};
 pub use pending::{Outcome, Pending};
 pub use snapshot::SnapshotError;
-pub use store::{parse_float, parse_integer, Store, NOT_AN_INTEGER};
+pub use store::{parse_float, parse_integer, SharedValue, Store, NOT_AN_INTEGER};

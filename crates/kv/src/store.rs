@@ -59,6 +59,17 @@ impl PartialEq for Bytes {
 
 impl Eq for Bytes {}
 
+/// A value as the store holds it, shared rather than copied: what a GET answers with, so that
+/// the answers a client has not read yet cost a reference each, not a copy of each value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedValue(Bytes);
+
+impl AsRef<[u8]> for SharedValue {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
 impl Bytes {
     fn as_slice(&self) -> &[u8] {
         match self {
@@ -245,6 +256,11 @@ impl Store {
     /// A key's value; None if it is missing or has expired.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
         self.data.get(key).filter(|_| !self.expired(key)).map(Value::as_slice)
+    }
+
+    /// `get`, shared with the store instead of borrowed (see `SharedValue`).
+    pub fn get_shared(&self, key: &[u8]) -> Option<SharedValue> {
+        self.data.get(key).filter(|_| !self.expired(key)).map(|value| SharedValue(value.bytes.clone()))
     }
 
     /// A key's value and version (VGET); None if it is missing or has expired.

@@ -998,7 +998,7 @@ impl Replica {
         let ready = std::mem::replace(&mut self.confirmed, later);
         for (request, caller) in ready.into_values().flatten() {
             let answer = match &request {
-                Request::Get { key } => Answer::Reply(Reply::Value(self.store.get(key).map(<[u8]>::to_vec))),
+                Request::Get { key } => Answer::Value(self.store.get_shared(key)),
                 Request::VGet { key } => {
                     let (value, version) = self.store.get_versioned(key).map_or((None, 0), |(value, version)| (Some(value.to_vec()), version));
                     Answer::Reply(Reply::Multi(vec![Reply::Value(value), Reply::Integer(i64::try_from(version).unwrap_or(i64::MAX))]))

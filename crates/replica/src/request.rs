@@ -116,13 +116,45 @@ impl TtlUnit {
 }
 
 /// The outcome of a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Answer {
     Reply(Reply),
+    /// A GET's value, shared with the store (None: missing): `Reply::Value` without the copy, so
+    /// that the answers a client does not read cost a reference each. Equal to that `Reply::Value`,
+    /// and encoded as one.
+    Value(Option<kv::SharedValue>),
     Count(u64),
     /// Nothing is known about a write's outcome; the message says why.
     Error(String),
 }
+
+impl Answer {
+    /// The answer with a shared value copied out (`Value` as the `Reply::Value` it stands for).
+    pub fn owned(self) -> Answer {
+        match self {
+            Answer::Value(value) => Answer::Reply(Reply::Value(value.map(|value| value.as_ref().to_vec()))),
+            other => other,
+        }
+    }
+}
+
+impl PartialEq for Answer {
+    fn eq(&self, other: &Answer) -> bool {
+        match (self, other) {
+            (Answer::Value(value), other) | (other, Answer::Value(value)) => match other {
+                Answer::Value(theirs) => value.as_ref().map(AsRef::as_ref) == theirs.as_ref().map(AsRef::as_ref),
+                Answer::Reply(Reply::Value(theirs)) => value.as_ref().map(AsRef::as_ref) == theirs.as_deref(),
+                _ => false,
+            },
+            (Answer::Reply(mine), Answer::Reply(theirs)) => mine == theirs,
+            (Answer::Count(mine), Answer::Count(theirs)) => mine == theirs,
+            (Answer::Error(mine), Answer::Error(theirs)) => mine == theirs,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Answer {}
 
 /// A write as it goes into the log: the encoded command (`kv::CommandRef`), which is the entry's
 /// data as is, and its tag (client id, sequence number). Client id 0 is untagged (a plain Redis
@@ -377,6 +409,10 @@ impl Answer {
                 out.push(0);
                 reply.encode(&mut out);
             }
+            Answer::Value(value) => {
+                out.push(0);
+                Reply::Value(value.as_ref().map(|value| value.as_ref().to_vec())).encode(&mut out);
+            }
             Answer::Count(count) => {
                 out.push(1);
                 put_varint(&mut out, *count);
@@ -407,6 +443,9 @@ impl Answer {
     pub fn to_resp(&self, out: &mut Vec<u8>, resp3: bool) {
         match self {
             Answer::Reply(reply) => reply_to_resp(reply, out, resp3),
+            Answer::Value(Some(value)) => resp::encode_bulk(value.as_ref(), out),
+            Answer::Value(None) if resp3 => resp::encode_null(out),
+            Answer::Value(None) => resp::encode_nil(out),
             Answer::Count(count) => resp::encode_integer(i64::try_from(*count).unwrap_or(i64::MAX), out),
             Answer::Error(message) => resp::encode_error(&format!("ERR {message}"), out),
         }
@@ -1043,6 +1082,26 @@ mod tests {
         Answer::Reply(Reply::Value(Some(b"v".to_vec()))).to_resp(&mut out, false);
         Answer::Error("timeout".into()).to_resp(&mut out, false);
         assert_eq!(out, b"+OK\r\n$1\r\nv\r\n-ERR timeout\r\n");
+    }
+
+    /// A GET's shared value is the `Reply::Value` it stands for: equal, encoded and written alike.
+    #[test]
+    fn a_shared_value_answers_as_a_copied_one() {
+        let mut store = kv::Store::new();
+        store.apply(1, &kv::Command { client_id: 0, seq: 0, op: kv::Op::Put { key: b"k".to_vec(), value: b"value".to_vec() } }.as_ref());
+        for (shared, copied) in [(store.get_shared(b"k"), Some(b"value".to_vec())), (store.get_shared(b"missing"), None)] {
+            let (shared, copied) = (Answer::Value(shared), Answer::Reply(Reply::Value(copied)));
+            assert_eq!(shared, copied);
+            assert_eq!(Answer::decode(&shared.encode()), Some(copied.clone()));
+            assert_eq!(shared.clone().owned(), copied);
+            for resp3 in [false, true] {
+                let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+                shared.to_resp(&mut mine, resp3);
+                copied.to_resp(&mut theirs, resp3);
+                assert_eq!(mine, theirs);
+            }
+        }
+        assert_ne!(Answer::Value(None), Answer::Count(0));
     }
 }
 

@@ -907,7 +907,7 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
     for output in outputs {
         match output {
             Output::Send { to, frame } => send(world, i, index_of(to), incarnation, frame),
-            Output::Reply { conn, answer } => reply(world, i, conn, answer),
+            Output::Reply { conn, answer } => reply(world, i, conn, answer.owned()),
             Output::Save { id, persist } => {
                 let (sim, delay) = {
                     let w = world.borrow();
@@ -1486,7 +1486,7 @@ async fn strings_client_loop(world: Shared, l: usize) {
                 let output = loop {
                     match cas_request(&world, l, &words).await {
                         Some(Answer::Reply(kv::Reply::Integer(value))) => break Some(StringsOutput::Integer(value)),
-                        Some(other @ (Answer::Reply(_) | Answer::Count(_))) => panic!("INCRBY {key} {by} answered {other:?}"),
+                        Some(other @ (Answer::Reply(_) | Answer::Count(_) | Answer::Value(_))) => panic!("INCRBY {key} {by} answered {other:?}"),
                         // Outcome unknown: the same again, with its tag, elsewhere.
                         Some(Answer::Error(_)) | None => {
                             drop_cas_connection(&mut world.borrow_mut(), l);
@@ -1505,7 +1505,7 @@ async fn strings_client_loop(world: Shared, l: usize) {
                 let not_before = (Duration::from_nanos(call) + ttl).saturating_sub(behind).as_nanos() as u64;
                 let output = match cas_request(&world, l, &["SET", &key, &value, "PX", &ttl.as_millis().to_string()]).await {
                     Some(Answer::Reply(kv::Reply::Done)) => Some(StringsOutput::Done),
-                    Some(other @ (Answer::Reply(_) | Answer::Count(_))) => panic!("SET {key} PX answered {other:?}"),
+                    Some(other @ (Answer::Reply(_) | Answer::Count(_) | Answer::Value(_))) => panic!("SET {key} PX answered {other:?}"),
                     Some(Answer::Error(_)) | None => None,
                 };
                 (StringsInput::SetExpiring { key, value, not_before }, output)
@@ -1523,7 +1523,7 @@ async fn strings_client_loop(world: Shared, l: usize) {
                         }),
                         other => panic!("EXEC of two APPENDs and a GET answered {other:?}"),
                     },
-                    Some(other @ (Answer::Reply(_) | Answer::Count(_))) => panic!("EXEC answered {other:?}"),
+                    Some(other @ (Answer::Reply(_) | Answer::Count(_) | Answer::Value(_))) => panic!("EXEC answered {other:?}"),
                     Some(Answer::Error(_)) | None => None,
                 };
                 (StringsInput::Transaction { key, appends }, output)
@@ -1532,7 +1532,7 @@ async fn strings_client_loop(world: Shared, l: usize) {
                 let key = format!("{}{key}", ["c", "e", "t", "e"][kind as usize - 3]);
                 let value = match cas_request(&world, l, &["GET", &key]).await {
                     Some(Answer::Reply(kv::Reply::Value(value))) => value.map(|value| String::from_utf8_lossy(&value).into_owned()),
-                    Some(other @ (Answer::Reply(_) | Answer::Count(_))) => panic!("GET {key} answered {other:?}"),
+                    Some(other @ (Answer::Reply(_) | Answer::Count(_) | Answer::Value(_))) => panic!("GET {key} answered {other:?}"),
                     // A read that failed tells nothing: it is not recorded.
                     Some(Answer::Error(_)) | None => continue,
                 };
