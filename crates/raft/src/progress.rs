@@ -202,9 +202,6 @@ impl Progress {
             ReplicationState::Replicate { inflight } => inflight.front().map(|&(last, _)| last),
             _ => None,
         };
-        if self.oldest_inflight_at_heartbeat.is_none() {
-            self.oldest_inflight_heartbeats = 0;
-        }
     }
 }
 

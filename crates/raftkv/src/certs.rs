@@ -25,7 +25,7 @@ fn write(dir: &Path, name: &str, contents: &str, secret: bool) -> Result<()> {
 }
 
 /// Writes a random password (32 hex digits, from std's randomly keyed hasher) to `path`, readable
-/// by its owner only, unless the file is there already; returns the path.
+/// by its owner only, unless the file is there already.
 pub fn password_file(path: &Path) -> Result<()> {
     if path.exists() {
         return Ok(());

@@ -1275,12 +1275,8 @@ async fn client_loop(world: Shared, c: usize) {
                 // A node waiting to join, or removed: another node, as a client with several
                 // endpoints would.
                 w.clients[c].move_on = false;
-                if let Some((node, conn)) = w.clients[c].connection.take() {
-                    w.conns[node].remove(&conn);
-                    if let Some(running) = w.nodes[node].as_mut() {
-                        running.replica.disconnected(conn);
-                    }
-                }
+                let connection = w.clients[c].connection.take();
+                close(&mut w, connection);
             }
             if w.clients[c].connection.is_none() {
                 let live: Vec<usize> = (0..w.params.servers).filter(|&i| w.nodes[i].is_some()).collect();
@@ -1548,7 +1544,13 @@ async fn strings_client_loop(world: Shared, l: usize) {
 
 /// Closes the client's connection (its next request goes to a random running node).
 fn drop_cas_connection(w: &mut World, l: usize) {
-    if let Some((node, conn)) = w.cas_clients[l].connection.take() {
+    let connection = w.cas_clients[l].connection.take();
+    close(w, connection);
+}
+
+/// A client closes its connection (if it has one): the node forgets it.
+fn close(w: &mut World, connection: Option<(usize, ConnId)>) {
+    if let Some((node, conn)) = connection {
         w.conns[node].remove(&conn);
         if let Some(running) = w.nodes[node].as_mut() {
             running.replica.disconnected(conn);
