@@ -1,7 +1,11 @@
 //! A client that sends many GETs of a large value and never reads the replies must not grow a
 //! node's memory without bound. Before the client port bounded the requests a connection has in
 //! flight, every reply of a read's worth of pipeline was built before any was written: 11 KB of
-//! GETs for a 1 MiB value grew the leader by about 0.7 GiB and a follower by 1.1 GiB.
+//! GETs for a 1 MiB value grew the leader by about 0.7 GiB and a follower by 1.1 GiB. Since
+//! answers share the stored value and followers serve their reads themselves (a read point from
+//! the leader, no value on the link), unread answers cost a reference each on every node: 2,000
+//! of them grew each node by about 1 MiB; the followers grew by 66–97 MiB while their reads were
+//! answered by the leader and arrived as copies.
 
 mod support;
 
@@ -42,7 +46,7 @@ fn a_client_that_never_reads_costs_a_bounded_amount_of_memory() {
     }
     println!("resident memory growth per node (id, bytes): {growth:?}");
     for (id, bytes) in growth {
-        assert!(bytes < 200 << 20, "node {id} grew by {} MiB for a client that never reads", bytes >> 20);
+        assert!(bytes < 32 << 20, "node {id} grew by {} MiB for a client that never reads", bytes >> 20);
     }
 }
 

@@ -85,6 +85,8 @@ pub enum Mutation {
     /// Keys expire by each replica's own clock: before each command it applies, the replica
     /// moves its log time to its wall clock.
     ExpiryByOwnClock,
+    /// A follower serves reads from what it has applied, without asking the leader for a read point.
+    FollowerReadsUnconfirmed,
 }
 
 impl Default for Options {
@@ -158,9 +160,39 @@ struct Forwarded {
     /// The term in which `to` led: once the term moves on, the answer may never come (the leader
     /// may have restarted, and a new incarnation knows nothing of it), even if `to` leads again.
     term: u64,
-    slot: Slot,
-    /// Kept for reads: one forwarded to a leader that is no longer one is simply sent again.
-    read: Option<Request>,
+    waiting: Waiting,
+}
+
+/// Who waits for a forwarded request's answer.
+enum Waiting {
+    /// One request the leader serves: its answer is the caller's. The request is kept for reads
+    /// and membership commands, which go again to a new leader.
+    One { slot: Slot, again: Option<Request> },
+    /// Reads served here, once this node has applied the read point (`Request::ReadPoint`) the
+    /// leader answers: a follower's reads of one step share one, and their values never cross
+    /// the link.
+    Reads(Vec<(Slot, Request)>),
+}
+
+impl Waiting {
+    /// Forgets the callers no longer waiting (timed out, or their connection closed); false once
+    /// none is left.
+    fn retain_waiting(&mut self, connections: &Connections) -> bool {
+        match self {
+            Waiting::One { slot, .. } => connections.is_waiting(*slot),
+            Waiting::Reads(reads) => {
+                reads.retain(|(slot, _)| connections.is_waiting(*slot));
+                !reads.is_empty()
+            }
+        }
+    }
+
+    fn slots(&self) -> Vec<Slot> {
+        match self {
+            Waiting::One { slot, .. } => vec![*slot],
+            Waiting::Reads(reads) => reads.iter().map(|(slot, _)| *slot).collect(),
+        }
+    }
 }
 
 /// A request that cannot be routed yet: no leader is known, or the forward window is full.
@@ -226,6 +258,8 @@ pub struct Replica {
     next_read: u64,
     /// Reads confirmed at an index, served once the store has applied it.
     confirmed: BTreeMap<u64, Vec<(Request, Caller)>>,
+    /// A follower's reads of this step, to share one read point from the leader (`take_outputs`).
+    follower_reads: Vec<(Slot, Request)>,
     forwards: BTreeMap<u64, Forwarded>,
     next_forward: u64,
     /// In arrival order: a request never overtakes one parked before it.
@@ -299,6 +333,7 @@ impl Replica {
             reads: BTreeMap::new(),
             next_read: 0,
             confirmed: BTreeMap::new(),
+            follower_reads: Vec::new(),
             forwards: BTreeMap::new(),
             parked: VecDeque::new(),
             forwards_seen: BTreeMap::new(),
@@ -388,7 +423,10 @@ impl Replica {
                 if self.forwards.get(&request_id).is_some_and(|forwarded| forwarded.to == from || by_id_alone) {
                     let forwarded = self.forwards.remove(&request_id).expect("checked just above");
                     let answer = Answer::decode(&payload).unwrap_or_else(|| Answer::Error("malformed answer from the leader".into()));
-                    self.answer(Caller::Local(forwarded.slot), answer);
+                    match forwarded.waiting {
+                        Waiting::One { slot, .. } => self.answer(Caller::Local(slot), answer),
+                        Waiting::Reads(reads) => self.read_point_answered(reads, answer),
+                    }
                     if self.options.mutation != Mutation::ParkedOvertakenByNewer {
                         self.route_parked();
                     }
@@ -480,7 +518,9 @@ impl Replica {
             Frame::Forward { request_id, .. } => {
                 if let Some(forwarded) = self.forwards.remove(&request_id).filter(|forwarded| forwarded.to == to) {
                     let answer = Answer::Error("the link to the leader is congested; the request was not sent, retry".into());
-                    self.answer(Caller::Local(forwarded.slot), answer);
+                    for slot in forwarded.waiting.slots() {
+                        self.answer(Caller::Local(slot), answer.clone());
+                    }
                     // Its place in the window is free.
                     if self.options.mutation != Mutation::ParkedOvertakenByNewer {
                         self.route_parked();
@@ -498,6 +538,7 @@ impl Replica {
     /// everything the shell must do now, in order. A shell may give many inputs (all that queued
     /// up) before taking the outputs once: they then share one Ready and one save.
     pub fn take_outputs(&mut self) -> Vec<Output> {
+        self.ask_read_point();
         self.drive();
         std::mem::take(&mut self.outputs)
     }
@@ -574,18 +615,76 @@ impl Replica {
         let status = self.node.status();
         match status.leader {
             _ if status.role == Role::Leader => self.serve(request, Caller::Local(slot)),
+            Some(leader)
+                if leader != self.node.id()
+                    && !request.orders_as_write()
+                    && (!self.follower_reads.is_empty() || self.forwards.len() < self.options.max_forwards_in_flight) =>
+            {
+                self.follower_reads.push((slot, request))
+            }
             Some(leader) if leader != self.node.id() && self.forwards.len() < self.options.max_forwards_in_flight => {
-                self.next_forward = self.next_forward.wrapping_add(1);
-                let request_id = self.next_forward;
                 let payload = request.encode().into();
-                // A read (or a membership command, which is idempotent) goes again to a new leader.
-                let read = (!matches!(request, Request::Write(_))).then_some(request);
-                self.forwards.insert(request_id, Forwarded { to: leader, term: status.term.0, slot, read });
-                self.outputs.push(Output::Send { to: leader, frame: Frame::Forward { request_id, payload } });
+                // A membership command (idempotent) goes again to a new leader.
+                let again = (!matches!(request, Request::Write(_))).then_some(request);
+                self.forward(leader, status.term.0, payload, Waiting::One { slot, again });
             }
             _ => return Some(request),
         }
         None
+    }
+
+    fn forward(&mut self, to: NodeId, term: u64, payload: bytes::Bytes, waiting: Waiting) {
+        self.next_forward = self.next_forward.wrapping_add(1);
+        let request_id = self.next_forward;
+        self.forwards.insert(request_id, Forwarded { to, term, waiting });
+        self.outputs.push(Output::Send { to, frame: Frame::Forward { request_id, payload } });
+    }
+
+    /// A follower's reads of this step ask the leader for one read point: an index at which a
+    /// read is linearizable (the leader confirmed its leadership after they arrived). They are
+    /// served here once this node has applied it. If no leader is known now, or the forward
+    /// window is full, they wait in front of the parked requests (they came before them).
+    fn ask_read_point(&mut self) {
+        if self.follower_reads.is_empty() {
+            return;
+        }
+        let reads = std::mem::take(&mut self.follower_reads);
+        if self.options.mutation == Mutation::FollowerReadsUnconfirmed {
+            let applied = self.store.applied_index();
+            self.confirmed.entry(applied).or_default().extend(reads.into_iter().map(|(slot, read)| (read, Caller::Local(slot))));
+            self.serve_reads();
+            return;
+        }
+        let status = self.node.status();
+        match status.leader {
+            Some(leader) if leader != self.node.id() && self.forwards.len() < self.options.max_forwards_in_flight => {
+                self.forward(leader, status.term.0, Request::ReadPoint.encode().into(), Waiting::Reads(reads));
+            }
+            _ => {
+                for (slot, request) in reads.into_iter().rev() {
+                    let since = self.arrival(slot);
+                    self.parked.push_front(Parked { slot, request, since });
+                }
+                self.route_parked();
+            }
+        }
+    }
+
+    /// The leader's answer to a read point: the reads are served once the store has applied it
+    /// (at once if it has), or all get the leader's error.
+    fn read_point_answered(&mut self, reads: Vec<(Slot, Request)>, answer: Answer) {
+        match answer {
+            Answer::Count(index) => {
+                let waiting = reads.into_iter().map(|(slot, read)| (read, Caller::Local(slot)));
+                self.confirmed.entry(index).or_default().extend(waiting);
+                self.serve_reads();
+            }
+            answer => {
+                for (slot, _) in reads {
+                    self.answer(Caller::Local(slot), answer.clone());
+                }
+            }
+        }
     }
 
     /// When `slot`'s request reached this node: its wait for a leader counts from there, however
@@ -710,8 +809,12 @@ impl Replica {
         // got its answer (a frame lost on a reconnect) gives its place in the window back, and a
         // parked one is dropped.
         let connections = &self.connections;
-        self.forwards.retain(|_, forwarded| connections.is_waiting(forwarded.slot));
+        self.forwards.retain(|_, forwarded| forwarded.waiting.retain_waiting(connections));
         self.parked.retain(|parked| connections.is_waiting(parked.slot));
+        for reads in self.confirmed.values_mut() {
+            reads.retain(|(_, caller)| !matches!(caller, Caller::Local(slot) if !connections.is_waiting(*slot)));
+        }
+        self.confirmed.retain(|_, reads| !reads.is_empty());
         if !self.parked.is_empty() && self.options.mutation != Mutation::ParkedOvertakenByNewer {
             self.route_parked();
         }
@@ -777,9 +880,12 @@ impl Replica {
         let mut reads_again = Vec::new();
         for id in stale {
             let Some(forwarded) = self.forwards.remove(&id) else { continue };
-            match forwarded.read {
-                Some(read) => reads_again.push(Parked { slot: forwarded.slot, request: read, since: self.arrival(forwarded.slot) }),
-                None => self.answer(Caller::Local(forwarded.slot), outcome_unknown("the leader changed while the write was forwarded")),
+            match forwarded.waiting {
+                Waiting::One { slot, again: None } => self.answer(Caller::Local(slot), outcome_unknown("the leader changed while the write was forwarded")),
+                Waiting::One { slot, again: Some(request) } => reads_again.push(Parked { slot, request, since: self.arrival(slot) }),
+                Waiting::Reads(reads) => {
+                    reads_again.extend(reads.into_iter().map(|(slot, request)| Parked { slot, request, since: self.arrival(slot) }))
+                }
             }
         }
         // The reads were older than anything parked since they were forwarded: in front, in order.

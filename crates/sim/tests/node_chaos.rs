@@ -267,3 +267,11 @@ fn reusing_a_removed_id_on_an_empty_disk_is_caught() {
     });
     assert!(control.is_ok(), "seed {seed} fails with the removed node retired too: {:?}", control.err().map(|(_, message, _)| message));
 }
+
+/// A follower that serves reads from what it has applied, without asking the leader for a read
+/// point, answers with values older than writes already acknowledged (stale reads).
+#[test]
+fn follower_reads_without_a_read_point_are_caught() {
+    let (_, message) = first_catch(Mutation::FollowerReadsUnconfirmed, 1..=300, |_| {});
+    assert!(message.contains("not linearizable") || message.contains("missing its own"), "{message}");
+}

@@ -11,7 +11,7 @@
 
 use replica::Mutation;
 
-const MUTATIONS: [(&str, Mutation); 9] = [
+const MUTATIONS: [(&str, Mutation); 10] = [
     ("--broken-answers-by-id", Mutation::AnswersMatchedByIdAlone),
     ("--broken-parked-overtaken", Mutation::ParkedOvertakenByNewer),
     ("--broken-forwards-dropped", Mutation::ForwardsDroppedSilently),
@@ -21,6 +21,7 @@ const MUTATIONS: [(&str, Mutation); 9] = [
     ("--broken-forwards-kept-across-terms", Mutation::ForwardsKeptAcrossTerms),
     ("--broken-cluster-not-vouched", Mutation::ClusterNotVouched),
     ("--broken-expiry-by-own-clock", Mutation::ExpiryByOwnClock),
+    ("--broken-follower-reads-unconfirmed", Mutation::FollowerReadsUnconfirmed),
 ];
 
 fn main() -> std::process::ExitCode {
