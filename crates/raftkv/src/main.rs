@@ -224,6 +224,12 @@ struct ServerArgs {
     /// (`100mb`, `4gb`, `500k`); `auto`: an eighth of the machine's memory; 0: no budget.
     #[arg(long, default_value = "auto", value_parser = parse_memory)]
     max_memory: MaxMemory,
+    /// The budget of every client connection's input and output buffers together (Redis's
+    /// maxmemory-clients): a connection whose buffers would take the total over it (a large
+    /// command arriving, large replies it does not read) is closed. Units as --max-memory;
+    /// `auto`: a sixteenth of the machine's memory; 0: no budget.
+    #[arg(long, default_value = "auto", value_parser = parse_memory)]
+    max_client_memory: MaxMemory,
     /// TLS on the client port: this node's certificate chain (PEM). With --tls-key.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -467,6 +473,10 @@ fn serve(args: ServerArgs) -> Result<()> {
     config.max_value_bytes = args.max_value_bytes;
     config.max_memory = match args.max_memory {
         MaxMemory::Auto => server::default_max_memory(),
+        MaxMemory::Bytes(bytes) => bytes,
+    };
+    config.max_client_memory = match args.max_client_memory {
+        MaxMemory::Auto => server::default_max_client_memory(),
         MaxMemory::Bytes(bytes) => bytes,
     };
     config.peer_tls_dir = args.peer_tls_dir;

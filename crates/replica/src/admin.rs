@@ -251,6 +251,8 @@ pub struct Settings<'a> {
     pub idle_seconds: u64,
     /// `--max-memory`, in bytes (0: none).
     pub max_memory: u64,
+    /// `--max-client-memory`, in bytes (0: none).
+    pub max_client_memory: u64,
 }
 
 pub fn config(args: &resp::ArgBuf, settings: &Settings<'_>, resp3: bool, out: &mut Vec<u8>) {
@@ -266,6 +268,7 @@ pub fn config(args: &resp::ArgBuf, settings: &Settings<'_>, resp3: bool, out: &m
                 ("save", String::new()),
                 ("maxmemory", settings.max_memory.to_string()),
                 ("maxmemory-policy", "noeviction".to_string()),
+                ("maxmemory-clients", settings.max_client_memory.to_string()),
             ];
             let matching: Vec<_> = parameters
                 .iter()
@@ -356,16 +359,16 @@ mod tests {
     fn config_gets_what_exists_and_refuses_to_set() {
         let limits = resp::Limits { max_bulk_bytes: 1234, ..resp::Limits::default() };
         let mut out = Vec::new();
-        config(&args(&["CONFIG", "GET", "proto-max-*"]), &Settings { limits: &limits, idle_seconds: 0, max_memory: 7 }, false, &mut out);
+        config(&args(&["CONFIG", "GET", "proto-max-*"]), &Settings { limits: &limits, idle_seconds: 0, max_memory: 7, max_client_memory: 0 }, false, &mut out);
         assert_eq!(text(&out), "*2\r\n$18\r\nproto-max-bulk-len\r\n$4\r\n1234\r\n");
         let mut out = Vec::new();
-        config(&args(&["CONFIG", "GET", "maxmemory"]), &Settings { limits: &limits, idle_seconds: 0, max_memory: 7 }, true, &mut out);
+        config(&args(&["CONFIG", "GET", "maxmemory"]), &Settings { limits: &limits, idle_seconds: 0, max_memory: 7, max_client_memory: 0 }, true, &mut out);
         assert_eq!(text(&out), "%1\r\n$9\r\nmaxmemory\r\n$1\r\n7\r\n");
         let mut out = Vec::new();
-        config(&args(&["CONFIG", "GET", "lua-*"]), &Settings { limits: &limits, idle_seconds: 0, max_memory: 7 }, true, &mut out);
+        config(&args(&["CONFIG", "GET", "lua-*"]), &Settings { limits: &limits, idle_seconds: 0, max_memory: 7, max_client_memory: 0 }, true, &mut out);
         assert_eq!(text(&out), "%0\r\n");
         let mut out = Vec::new();
-        config(&args(&["CONFIG", "SET", "timeout", "5"]), &Settings { limits: &limits, idle_seconds: 0, max_memory: 7 }, false, &mut out);
+        config(&args(&["CONFIG", "SET", "timeout", "5"]), &Settings { limits: &limits, idle_seconds: 0, max_memory: 7, max_client_memory: 0 }, false, &mut out);
         assert!(text(&out).starts_with("-ERR CONFIG SET is not supported"));
     }
 }

@@ -56,12 +56,18 @@ impl Histogram {
     }
 }
 
-/// What is measured outside the node's loop: latencies and authentication failures.
+/// What is measured outside the node's loop: latencies, authentication failures, and the
+/// client connections' buffers.
 #[derive(Default)]
 pub struct Instruments {
     pub fsync_seconds: Histogram,
     pub request_seconds: Histogram,
     pub auth_failures: AtomicU64,
+    /// Bytes held by every client connection's input and output buffers, now.
+    pub client_buffer_bytes: AtomicU64,
+    /// Client connections closed because their buffers would have taken that total over
+    /// `--max-client-memory`.
+    pub clients_over_memory: AtomicU64,
 }
 
 /// The peer links' counters (the transport's), as `/metrics` shows them.
@@ -88,6 +94,7 @@ pub fn render(view: &NodeView, instruments: &Instruments, links: &Links) -> Stri
         ("raftkv_disk_full", "1 while the data directory's disk is full and writes are refused.", u64::from(view.disk_full)),
         ("raftkv_voters", "Voters in the configuration in effect on this node.", view.voters),
         ("raftkv_learners", "Learners (non-voting members) in the configuration in effect on this node.", view.learners),
+        ("raftkv_client_buffer_bytes", "Bytes held by the client connections' input and output buffers.", instruments.client_buffer_bytes.load(Ordering::Relaxed)),
     ];
     for (name, help, value) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -96,6 +103,7 @@ pub fn render(view: &NodeView, instruments: &Instruments, links: &Links) -> Stri
         ("raftkv_leader_changes_total", "Times the known leader changed.", view.counters.leader_changes),
         ("raftkv_requests_total", "Data commands (reads and writes) clients sent to this node.", view.counters.requests),
         ("raftkv_auth_failures_total", "Client AUTH and HELLO AUTH attempts with a wrong user or password.", instruments.auth_failures.load(Ordering::Relaxed)),
+        ("raftkv_clients_over_memory_total", "Client connections closed because their buffers would have taken the total over --max-client-memory.", instruments.clients_over_memory.load(Ordering::Relaxed)),
         ("raftkv_peer_messages_refused_total", "Well-formed peer messages refused by the node (a snapshot that does not decode).", view.counters.peer_messages_refused),
         ("raftkv_peer_connections_accepted_total", "Peer TCP connections accepted.", links.accepted),
         ("raftkv_peer_connections_refused_total", "Peer connections refused before their first frame (no or bad hello, too many).", links.refused),

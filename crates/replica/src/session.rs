@@ -38,12 +38,15 @@ pub struct NodeView {
     /// What the keys and values take (`kv::Store::data_bytes`), and their budget (0: none).
     pub data_bytes: u64,
     pub max_memory: u64,
+    /// What the client connections' buffers hold, and their budget (0: none).
+    pub client_buffer_bytes: u64,
+    pub max_client_memory: u64,
 }
 
 impl NodeView {
     /// A view of `status` alone (the other figures 0).
     pub fn of(status: Status) -> NodeView {
-        NodeView { status, keys: 0, expires: 0, clients: 0, used_memory: 0, uptime_seconds: 0, disk_full: false, applied_index: 0, counters: Default::default(), voters: 0, learners: 0, voter: false, data_bytes: 0, max_memory: 0 }
+        NodeView { status, keys: 0, expires: 0, clients: 0, used_memory: 0, uptime_seconds: 0, disk_full: false, applied_index: 0, counters: Default::default(), voters: 0, learners: 0, voter: false, data_bytes: 0, max_memory: 0, client_buffer_bytes: 0, max_client_memory: 0 }
     }
 }
 
@@ -328,7 +331,7 @@ impl Session {
             "COMMAND" => admin::command(args, self.resp3, &mut out),
             "CONFIG" => {
                 let idle_seconds = self.idle_timeout.map_or(0, |idle| idle.as_secs());
-                admin::config(args, &admin::Settings { limits: &self.limits, idle_seconds, max_memory: node.max_memory }, self.resp3, &mut out)
+                admin::config(args, &admin::Settings { limits: &self.limits, idle_seconds, max_memory: node.max_memory, max_client_memory: node.max_client_memory }, self.resp3, &mut out)
             }
             "CLIENT" => {
                 let me = admin::Client { id: self.id, resp3: self.resp3, name: &mut self.name, library: &mut self.library };
@@ -559,11 +562,13 @@ fn info(node: &NodeView, args: &resp::ArgBuf) -> String {
         (
             "memory",
             format!(
-                "used_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_dataset:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n",
+                "used_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_dataset:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\nmem_clients_normal:{}\r\nmaxmemory_clients:{}\r\n",
                 node.used_memory,
                 node.used_memory as f64 / (1 << 20) as f64,
                 node.data_bytes,
-                node.max_memory
+                node.max_memory,
+                node.client_buffer_bytes,
+                node.max_client_memory
             ),
         ),
         (

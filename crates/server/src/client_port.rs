@@ -25,6 +25,8 @@ pub struct ClientPort {
     pub max_clients: usize,
     pub instruments: Arc<Instruments>,
     pub limits: resp::Limits,
+    /// All connections' buffers together at most (0: no limit); see `Share`.
+    pub max_client_memory: u64,
     pub request_timeout: Duration,
     /// A connection that sends nothing for this long is closed (`--timeout`); None: never.
     pub idle_timeout: Option<Duration>,
@@ -49,6 +51,9 @@ const MAX_IN_FLIGHT: usize = 64;
 const FLUSH_BYTES: usize = 256 * 1024;
 /// A client that takes none of a write for this long is disconnected (it stopped reading).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Buffers up to this are never the reason a connection is closed, whatever the clients' total:
+/// the budget closes the connections that hold much, not a small one that happens to grow last.
+const SMALL_BUFFERS: u64 = 64 * 1024;
 
 /// One reply slot in a pipeline: ready bytes, or the next answer from the node.
 enum Pending {
@@ -57,6 +62,42 @@ enum Pending {
     Later(bool),
     /// The node's answer to a WATCH, for the session to keep (it gives the reply).
     Watch,
+}
+
+/// One connection's part of the bytes all client connections' buffers hold
+/// (`Instruments::client_buffer_bytes`), given back when the connection ends.
+struct Share<'a> {
+    port: &'a ClientPort,
+    held: u64,
+}
+
+impl Share<'_> {
+    /// The connection's buffers now hold `bytes`. False if they grew past `SMALL_BUFFERS` and the
+    /// total is over `--max-client-memory`: the connection must close (as Redis evicts clients
+    /// over `maxmemory-clients`), which gives its part back.
+    fn hold(&mut self, bytes: u64) -> bool {
+        let total = &self.port.instruments.client_buffer_bytes;
+        let grew = bytes > self.held;
+        if grew {
+            total.fetch_add(bytes - self.held, Ordering::Relaxed);
+        } else {
+            total.fetch_sub(self.held - bytes, Ordering::Relaxed);
+        }
+        self.held = bytes;
+        let limit = self.port.max_client_memory;
+        if grew && bytes > SMALL_BUFFERS && limit > 0 && total.load(Ordering::Relaxed) > limit {
+            self.port.instruments.clients_over_memory.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(bytes, limit, "a client connection's buffers would take the clients' total over --max-client-memory; closing it");
+            return false;
+        }
+        true
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        self.port.instruments.client_buffer_bytes.fetch_sub(self.held, Ordering::Relaxed);
+    }
 }
 
 /// Tells the node's loop that a connection ended, however its task ends.
@@ -128,6 +169,7 @@ impl ClientPort {
             return Ok(());
         }
         let _registered = Registered { conn, node: self.node.clone() };
+        let mut share = Share { port: self, held: 0 };
         let mut session = Session::new(self.limits.clone(), self.untagged_seq.clone());
         session.set_id(conn.0);
         session.set_users(users);
@@ -149,7 +191,16 @@ impl ClientPort {
             if read == 0 {
                 return Ok(());
             }
-            let view = NodeView { clients: (self.max_clients - self.connections.available_permits()) as u64, ..*self.view.borrow() };
+            let input = session.read_space().capacity() as u64;
+            if !share.hold(input) {
+                return Ok(());
+            }
+            let view = NodeView {
+                clients: (self.max_clients - self.connections.available_permits()) as u64,
+                client_buffer_bytes: self.instruments.client_buffer_bytes.load(Ordering::Relaxed),
+                max_client_memory: self.max_client_memory,
+                ..*self.view.borrow()
+            };
             let mut steps = session.parse(&view).into_iter().peekable();
             let failures = session.take_auth_failures();
             if failures > 0 {
@@ -181,11 +232,12 @@ impl ClientPort {
                     });
                 }
                 let started = std::time::Instant::now();
-                let complete = self.answer_round(round, &mut answers, &mut session, &mut stream).await?;
+                let complete = self.answer_round(round, &mut answers, &mut session, &mut stream, &mut share, input).await?;
                 if in_flight > 0 {
                     self.instruments.request_seconds.observe(started.elapsed());
                 }
-                // An answer that did not come could still come later and be taken for the next one.
+                // An answer that did not come could still come later and be taken for the next one;
+                // or the replies would have taken the clients' buffers over their budget.
                 if !complete {
                     return Ok(());
                 }
@@ -200,13 +252,16 @@ impl ClientPort {
     /// request within its deadline; the wait here is bounded too, in case the node's loop has
     /// stopped). Output is written whenever it passes `FLUSH_BYTES`, and a write that the client
     /// does not take within `WRITE_TIMEOUT` ends the connection. Returns false if an answer did
-    /// not come.
+    /// not come, or the replies built would have taken the clients' buffers over their budget
+    /// (`input`: what the connection's input buffer holds meanwhile).
     async fn answer_round<S: AsyncWrite + Unpin>(
         &self,
         round: Vec<Pending>,
         answers: &mut mpsc::UnboundedReceiver<Answer>,
         session: &mut Session,
         stream: &mut S,
+        share: &mut Share<'_>,
+        input: u64,
     ) -> std::io::Result<bool> {
         let bound = self.request_timeout + Duration::from_secs(1);
         let mut complete = true;
@@ -233,11 +288,18 @@ impl ClientPort {
                 }
             }
             if out.len() >= FLUSH_BYTES {
+                if !share.hold(input + out.capacity() as u64) {
+                    return Ok(false);
+                }
                 write_within(stream, &out).await?;
                 out.clear();
             }
         }
+        if !share.hold(input + out.capacity() as u64) {
+            return Ok(false);
+        }
         write_within(stream, &out).await?;
+        share.hold(input);
         Ok(complete)
     }
 }

@@ -68,6 +68,9 @@ pub struct ServerConfig {
     /// The data's budget in bytes (keys and values): over it, writes that could grow the data
     /// get Redis's `-OOM` error. 0: none.
     pub max_memory: u64,
+    /// The budget of all client connections' buffers together (Redis's `maxmemory-clients`): a
+    /// connection whose buffers would take the total over it is closed. 0: none.
+    pub max_client_memory: u64,
     /// Who may use the client port and its TLS certificate, from files (reloaded on SIGHUP).
     pub secrets: SecretFiles,
     /// Mutual TLS on peer links, from a directory as `raftkv certs` writes it; None: plaintext.
@@ -143,6 +146,7 @@ impl ServerConfig {
             idle_timeout: None,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             max_memory: 0,
+            max_client_memory: 0,
             secrets: SecretFiles::default(),
             peer_tls_dir: None,
             http_tls: false,
@@ -284,6 +288,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         max_clients,
         instruments,
         limits: resp::Limits { max_bulk_bytes: config.max_value_bytes, ..resp::Limits::default() },
+        max_client_memory: config.max_client_memory,
         request_timeout: config.request_timeout,
         idle_timeout: config.idle_timeout,
         connections: Arc::new(Semaphore::new(max_clients)),
@@ -349,9 +354,20 @@ async fn reload_on_hangup(secrets: Arc<secrets::Secrets>, peer_tls: Option<(Path
 /// peak at about four times its data: the log's copy, the store, a snapshot being written), or
 /// none where /proc/meminfo cannot be read.
 pub fn default_max_memory() -> u64 {
+    machine_memory() / 8
+}
+
+/// The default `--max-client-memory`: a sixteenth of the machine's memory (none where it is not
+/// known).
+pub fn default_max_client_memory() -> u64 {
+    machine_memory() / 16
+}
+
+/// The machine's memory in bytes, from /proc/meminfo (0 where it cannot be read).
+fn machine_memory() -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let kib = meminfo.lines().find_map(|line| line.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok());
-    kib.map_or(0, |kib| kib * 1024 / 8)
+    kib.map_or(0, |kib| kib * 1024)
 }
 
 /// A duration in whole ticks, at least one.
