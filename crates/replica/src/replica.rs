@@ -210,6 +210,10 @@ struct Saving {
     persist: Persist,
 }
 
+/// A follower whose log ends more than this many entries before a read point the leader gave it
+/// has the leader answer those reads instead of waiting to catch up.
+const READ_POINT_LAG: u64 = 1024;
+
 /// Ticks between two tries of a save that found the disk full.
 const FULL_DISK_RETRY_TICKS: u64 = 10;
 
@@ -671,9 +675,25 @@ impl Replica {
     }
 
     /// The leader's answer to a read point: the reads are served once the store has applied it
-    /// (at once if it has), or all get the leader's error.
+    /// (at once if it has), or all get the leader's error. A node far behind the read point (one
+    /// catching up after a restart) has the leader answer them instead, as it would wait long.
     fn read_point_answered(&mut self, reads: Vec<(Slot, Request)>, answer: Answer) {
         match answer {
+            Answer::Count(index) if index > self.node.status().last_index.0.saturating_add(READ_POINT_LAG) => {
+                let status = self.node.status();
+                for (slot, read) in reads {
+                    match status.leader {
+                        Some(leader) if leader != self.node.id() && self.forwards.len() < self.options.max_forwards_in_flight => {
+                            let payload = read.encode().into();
+                            self.forward(leader, status.term.0, payload, Waiting::One { slot, again: Some(read) });
+                        }
+                        _ => {
+                            let since = self.arrival(slot);
+                            self.parked.push_back(Parked { slot, request: read, since });
+                        }
+                    }
+                }
+            }
             Answer::Count(index) => {
                 let waiting = reads.into_iter().map(|(slot, read)| (read, Caller::Local(slot)));
                 self.confirmed.entry(index).or_default().extend(waiting);

@@ -119,3 +119,21 @@ fn a_read_point_refused_by_the_leader_fails_its_reads_with_that_error() {
     let answers = replies(&take_saves_done(&mut replica));
     assert_eq!(answers, [Answer::Error("not the leader; retry".into()), Answer::Error("not the leader; retry".into())]);
 }
+
+#[test]
+fn a_follower_far_behind_the_read_point_has_the_leader_answer_its_reads() {
+    let mut replica = follower_of_node_2(8);
+    replica.client(ConnId(1), Request::Get { key: b"k".to_vec() });
+    let sent = forwards(&take_saves_done(&mut replica));
+    let [Frame::Forward { request_id, .. }] = &sent[..] else { panic!("one read point: {sent:?}") };
+    // The leader is 5,000 entries ahead of this node's log (it is catching up after a restart).
+    let answer = Answer::Count(5000).encode().into();
+    replica.peer_frame(NodeId(2), Frame::ForwardReply { request_id: *request_id, payload: answer });
+    let outputs = take_saves_done(&mut replica);
+    let sent = forwards(&outputs);
+    let [Frame::Forward { request_id, payload }] = &sent[..] else { panic!("the read forwarded: {sent:?}") };
+    assert_eq!(Request::decode(payload), Some(Request::Get { key: b"k".to_vec() }));
+    let value = Answer::Reply(kv::Reply::Value(Some(b"v".to_vec())));
+    replica.peer_frame(NodeId(2), Frame::ForwardReply { request_id: *request_id, payload: value.encode().into() });
+    assert_eq!(replies(&take_saves_done(&mut replica)), [value], "the leader's answer relayed");
+}
