@@ -296,8 +296,6 @@ struct World {
     mutation: Mutation,
     /// Whether clients keep sending.
     running: bool,
-    /// The faults are over (`heal`).
-    healed: bool,
     /// Draws the membership changes (see `Params::draw_membership`).
     membership_rng: SimRng,
     /// Each node's configuration index as its last input left it while it led, and the term.
@@ -411,7 +409,6 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         issued_tags: Vec::new(),
         undecided: false,
         running: true,
-        healed: false,
         mutation,
         membership_rng,
         led_configs: vec![None; n],
@@ -621,8 +618,7 @@ fn change_membership(world: &Shared, rng: &SimRng) {
         0..=2 if !learners.is_empty() => Change::Promote { id: NodeId(*rng.pick(&learners)) }.into(),
         3 if !members.is_empty() => Change::Remove { id: NodeId(*rng.pick(&members)) }.into(),
         4 if !others.is_empty() => Admin::TransferLeader(NodeId(*rng.pick(&others))),
-        // SIGTERM to the leader, as a rolling restart does: it hands over, then stops (and comes
-        // back as any stopped node does).
+        // SIGTERM to the leader, as a rolling restart does: it hands over, stops, and comes back.
         5 => {
             act(&world.borrow(), Some(leader), "SIGTERM", "");
             let mut target = None;
@@ -672,7 +668,6 @@ fn heal(world: &Shared) {
     let n = {
         let mut w = world.borrow_mut();
         w.lossy = false;
-        w.healed = true;
         for i in 0..w.params.servers {
             w.disks[i].disarm();
             w.disks[i].set_capacity(None);
@@ -811,15 +806,7 @@ fn schedule_tick(world: &Shared, i: usize, incarnation: u64, delay: Duration) {
     let world_for_tick = world.clone();
     let sim = world.borrow().sim.clone();
     sim.schedule(delay, move || {
-        // Each node's wall clock is off from the others' by a fixed skew (up to a second): keys
-        // must expire by the log's time, whichever leader stamped it.
-        let now = world_for_tick.borrow().sim.now();
-        let wall_ms = WALL_CLOCK_START_MS + now.as_millis() as u64 + i as u64 * 400;
-        let tick = |replica: &mut Replica| {
-            replica.set_clock(wall_ms);
-            replica.tick();
-        };
-        if with_node(&world_for_tick, i, incarnation, tick) {
+        if with_node(&world_for_tick, i, incarnation, Replica::tick) {
             schedule_tick(&world_for_tick, i, incarnation, TICK);
         }
     });
@@ -828,13 +815,29 @@ fn schedule_tick(world: &Shared, i: usize, incarnation: u64, delay: Duration) {
 /// Runs `input` on node `i` if its incarnation is still the one running, then carries out its
 /// outputs. Returns whether it ran.
 fn with_node(world: &Shared, i: usize, incarnation: u64, input: impl FnOnce(&mut Replica)) -> bool {
-    let outputs = {
+    {
         let mut w = world.borrow_mut();
+        let now = w.sim.now();
         let Some(node) = w.nodes[i].as_mut().filter(|node| node.incarnation == incarnation) else { return false };
+        // As the server does before every event. Each node's wall clock is off from the others' by
+        // a fixed skew (400 ms per node): keys must expire by the log's time, whichever leader
+        // stamped it.
+        node.replica.set_clock(WALL_CLOCK_START_MS + now.as_millis() as u64 + i as u64 * 400);
         input(&mut node.replica);
-        node.replica.take_outputs()
-    };
-    carry_out(world, i, incarnation, outputs);
+    }
+    // As the server's loop does: what carrying out a batch gives the replica (frames it could not
+    // queue) is taken after the whole batch, so that no later answer overtakes one of the batch.
+    loop {
+        let outputs = {
+            let mut w = world.borrow_mut();
+            let Some(node) = w.nodes[i].as_mut().filter(|node| node.incarnation == incarnation) else { break };
+            node.replica.take_outputs()
+        };
+        if outputs.is_empty() {
+            break;
+        }
+        carry_out(world, i, incarnation, outputs);
+    }
     observe(world, i);
     true
 }
@@ -963,11 +966,11 @@ fn carry_out(world: &Shared, i: usize, incarnation: u64, outputs: Vec<Output>) {
             }
             Output::Stopped => {
                 stop(&world, i, "stopped after SIGTERM");
-                // A stop asked for before the heal ends after it: the node comes back at once,
-                // as a rolling restart brings it back.
-                if world.borrow().healed {
-                    start(&world, i);
-                }
+                // As a rolling restart does, the node comes back at once. (Left down, it could
+                // take the last quorum with it — the leader of two voters hands over and stops —
+                // and the requests waiting meanwhile would time out with no fault injected: node
+                // chaos seed 218, once followers served their own reads.)
+                start(&world, i);
             }
             // Every member of the simulation has an address.
             Output::Warning(warning) => panic!("node {i}: {warning}"),
@@ -1024,8 +1027,10 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     }
     if w.links[from][to].in_flight >= w.params.queue_frames {
         w.trace.record(now, format_args!("{from}->{to} queue full"));
-        drop(w);
-        with_node(world, from, incarnation, |replica| replica.undeliverable(node_id(to), frame));
+        // Told at once, its outputs taken after the batch being carried out (see `with_node`).
+        if let Some(node) = w.nodes[from].as_mut().filter(|node| node.incarnation == incarnation) {
+            node.replica.undeliverable(node_id(to), frame);
+        }
         return;
     }
     let lost = !w.links[from][to].up || (w.lossy && w.rng.chance(w.params.loss_per_mille, 1000));
@@ -1178,7 +1183,9 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
         (Answer::Reply(kv::Reply::Value(value)), KvOp::Get) => {
             Some(Some(String::from_utf8_lossy(value.as_deref().unwrap_or_default()).into_owned()))
         }
-        (Answer::Reply(_), KvOp::Put | KvOp::Append) => Some(Some(String::new())),
+        // Each write its own kind of answer: one meant for another request means a connection's
+        // answers were shifted.
+        (Answer::Reply(kv::Reply::Done), KvOp::Put) | (Answer::Reply(kv::Reply::Length(_)), KvOp::Append) => Some(Some(String::new())),
         other => panic!("client {client_id}: answer {other:?} does not fit request {:?}", sent.input),
     };
     if matches!(answer, Answer::Error(_)) {
