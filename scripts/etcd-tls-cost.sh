@@ -78,7 +78,8 @@ for ((rep = 1; rep <= reps; rep++)); do
             "start_$system" "$mode" "$dir"
             # The mode is what it claims: node 1's peer port answers a TLS handshake, or does not.
             tls_offered=no
-            if openssl s_client -connect 127.0.0.1:29010 </dev/null 2>/dev/null | grep -q "BEGIN CERTIFICATE"; then tls_offered=yes; fi
+            handshake=$(timeout 5 openssl s_client -connect 127.0.0.1:29010 </dev/null 2>/dev/null || true)
+            if grep -q "BEGIN CERTIFICATE" <<<"$handshake"; then tls_offered=yes; fi
             if [ "$tls_offered" != "$([ "$mode" = peer-tls ] && echo yes || echo no)" ]; then
                 echo "$system $mode: node 1's peer port offers TLS: $tls_offered" >&2
                 exit 1
