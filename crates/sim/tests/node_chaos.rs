@@ -186,7 +186,7 @@ fn forwards_kept_across_terms_are_caught() {
 #[test]
 fn a_cluster_id_not_taken_from_members_is_caught() {
     // Rare: no seed of 1–3,000 catches it (the seed moves whenever the runs do: it was 2,002
-    // before followers served their own reads); a search of 10,000 seeds found this one.
+    // before followers served their own reads); a search from seed 3,001 found this one.
     let (_, message) = first_catch_with(Mutation::ClusterNotVouched, 6742..=6742, |_| {});
     assert!(message.contains("liveness"), "{message}");
 }
