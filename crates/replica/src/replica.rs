@@ -637,6 +637,7 @@ impl Replica {
         None
     }
 
+    /// Sends `payload` (an encoded request) to the leader `to` of `term`, numbered for its answer.
     fn forward(&mut self, to: NodeId, term: u64, payload: bytes::Bytes, waiting: Waiting) {
         self.next_forward = self.next_forward.wrapping_add(1);
         let request_id = self.next_forward;
