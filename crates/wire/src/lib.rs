@@ -15,7 +15,8 @@
 //!
 //!  kind 1  Hello         varint node id of the dialer, varint cluster id (0: not known yet), then
 //!                        optionally the dialer's peer address (varint length, UTF-8, at most
-//!                        255 bytes); the first frame on every connection
+//!                        255 bytes), then fields a later build may add, which this one ignores
+//!                        (builds before it refuse them); the first frame on every connection
 //!  kind 2  Raft          raft::codec::encode_message
 //!  kind 3  Forward       varint request id, then opaque bytes up to the end of the frame
 //!  kind 4  ForwardReply  varint request id, then opaque bytes up to the end of the frame
@@ -234,10 +235,9 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Wire, DecodeError> {
         KIND_HELLO => {
             let (from, rest) = take_varint(payload)?;
             let (cluster, rest) = if rest.is_empty() { (0, rest) } else { take_varint(rest)? };
-            let (address, rest) = if rest.is_empty() { (String::new(), rest) } else { take_address(rest)? };
-            if !rest.is_empty() {
-                return Err(DecodeError::TrailingBytes(rest.len()));
-            }
+            let (address, _later_fields) = if rest.is_empty() { (String::new(), rest) } else { take_address(rest)? };
+            // What follows the address is for later versions (the versions a node speaks, for
+            // one): ignored here, so that a later build may say more to this one in its Hello.
             Ok(Wire::Hello { from: NodeId(from), cluster, address })
         }
         KIND_RAFT => Ok(Wire::Frame(Frame::Raft(decode_message(payload)?))),
@@ -452,6 +452,20 @@ mod tests {
         let mut out = Vec::new();
         encode(&Wire::Hello { from: NodeId(2), cluster: 5, address: "a".repeat(MAX_ADDRESS_BYTES + 1) }, MAX, &mut out).expect("encodes");
         assert!(matches!(decode(&out, MAX), Ok(Some((Wire::Hello { ref address, .. }, _))) if address.is_empty()));
+    }
+
+    /// A later build may say more in its Hello (after the address): this one takes the Hello
+    /// and ignores the rest, so that such a build can join a cluster of this one.
+    #[test]
+    fn fields_after_a_hellos_address_are_ignored() {
+        let hello = Wire::Hello { from: NodeId(2), cluster: 5, address: "10.0.0.2:7001".into() };
+        let mut bytes = encoded(&hello);
+        bytes.extend_from_slice(&[5, 4, 0x80, 0x01]);
+        let length = (bytes.len() - LENGTH_BYTES) as u32;
+        bytes[..LENGTH_BYTES].copy_from_slice(&length.to_le_bytes());
+        assert_eq!(decode(&bytes, MAX), Ok(Some((hello.clone(), bytes.len()))));
+        let mut buffer = BytesMut::from(&bytes[..]);
+        assert_eq!(take(&mut buffer, MAX), Ok(Some(hello)));
     }
 
     #[test]
