@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use raft::Rng;
-use support::Cluster;
+use support::{resident_bytes, Cluster};
 
 /// Commands a client might send, as RESP; the fuzzer sends them as they are and mutated.
 const COMMANDS: &[&[&str]] = &[
@@ -41,13 +41,6 @@ const COMMANDS: &[&[&str]] = &[
     &["RAFT.NODES"],
     &["AUTH", "nobody", "wrong"],
 ];
-
-/// The RSS of a process, from /proc.
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = status.lines().find_map(|line| line.strip_prefix("VmRSS:")).unwrap_or("0 kB");
-    kib.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0) * 1024
-}
 
 fn random_word(rng: &mut Rng) -> String {
     match rng.below(4) {
@@ -139,14 +132,7 @@ fn a_hostile_client_neither_crashes_nor_wedges_nor_bloats_the_cluster() {
     drop(open);
     assert!(cluster.crashed().is_empty(), "seed {seed}: a node crashed");
     // The cluster takes new writes, and every node reads them.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut written = 0;
-    while written < 20 {
-        assert!(Instant::now() < deadline, "seed {seed}: the cluster took no new write within 30 s of the attack");
-        if client.set(format!("after-{written}").as_bytes(), b"1").is_ok() {
-            written += 1;
-        }
-    }
+    Cluster::takes_new_writes(&mut client, 20).unwrap_or_else(|error| panic!("seed {seed}: {error}"));
     for id in cluster.ids() {
         let mut node = client::Client::new(vec![cluster.client_addr(id)]).expect("a client of one node");
         assert_eq!(node.get(b"after-19").expect("a read after the attack"), Some(b"1".to_vec()), "seed {seed}: node {id}");

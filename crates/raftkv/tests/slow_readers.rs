@@ -13,14 +13,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::Cluster;
-
-/// Resident memory of a process, from /proc.
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the node's /proc status");
-    let kib = status.lines().find_map(|line| line.strip_prefix("VmRSS:")).expect("a VmRSS line");
-    kib.trim().trim_end_matches("kB").trim().parse::<u64>().expect("a number of kB") * 1024
-}
+use support::{resident_bytes, Cluster};
 
 #[test]
 fn a_client_that_never_reads_costs_a_bounded_amount_of_memory() {

@@ -636,6 +636,22 @@ impl Cluster {
         Err(format!("the cluster did not answer a GET within {bound:?}; last error: {last}"))
     }
 
+    /// Writes `after-0` .. `after-{count - 1}` through `client`, each retried until taken, all within
+    /// 30 s: after an attack, the cluster must take new writes again.
+    pub fn takes_new_writes(client: &mut client::Client, count: usize) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut written = 0;
+        while written < count {
+            if Instant::now() >= deadline {
+                return Err(format!("the cluster took {written} of {count} new writes within 30 s"));
+            }
+            if client.set(format!("after-{written}").as_bytes(), b"1").is_ok() {
+                written += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// The node that says it leads in the highest term, among running, unpaused nodes (INFO, 1 s
     /// bound per node).
     pub fn leader(&self) -> Option<u64> {
@@ -721,6 +737,13 @@ impl Drop for Cluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The resident memory of a process, from /proc (0 if it cannot be read).
+pub fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status.lines().find_map(|line| line.strip_prefix("VmRSS:")).unwrap_or("0 kB");
+    kib.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0) * 1024
 }
 
 /// Removes terminal colour codes (ESC [ ... m) from a log line.
