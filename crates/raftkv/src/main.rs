@@ -556,6 +556,7 @@ fn cluster(nodes: u64, client_port: u16, peer_port: u16, data_dir: PathBuf, secu
             println!("  raftkv get a --endpoints {} --cacert {} --password-file {password}", endpoints.join(","), ca.display());
         } else {
             println!("try: redis-cli -p {client_port} SET a b   then   redis-cli -p {} GET a", port(client_port, nodes)?);
+            println!("plaintext and without a password, for trying it out on this machine; `raftkv cluster --secure` adds TLS and a password");
         }
         println!("Ctrl-C stops all nodes.");
         let mut exits = Vec::new();
