@@ -748,7 +748,7 @@ pub fn to_request(args: &resp::ArgBuf, writes: &mut WriteEncoder) -> Result<Requ
             OpRef::Copy { from: arg(1), to: arg(2), replace }
         }
         "SCAN" => {
-            arity(count >= 2 && count % 2 == 0)?;
+            arity(count >= 2 && count.is_multiple_of(2))?;
             let cursor = std::str::from_utf8(arg(1)).ok().and_then(|cursor| cursor.parse().ok()).ok_or(CommandError::InvalidCursor)?;
             let (mut scan_count, mut pattern, mut strings) = (10, None, true);
             for at in (2..count).step_by(2) {
