@@ -626,15 +626,25 @@ impl Replica {
             {
                 self.follower_reads.push((slot, request))
             }
-            Some(leader) if leader != self.node.id() && self.forwards.len() < self.options.max_forwards_in_flight => {
-                let payload = request.encode().into();
-                // A membership command (idempotent) goes again to a new leader.
-                let again = (!matches!(request, Request::Write(_))).then_some(request);
-                self.forward(leader, status.term.0, payload, Waiting::One { slot, again });
-            }
-            _ => return Some(request),
+            _ => return self.forward_whole(slot, request),
         }
         None
+    }
+
+    /// Forwards a request for the leader to serve and answer, if a leader other than this node is
+    /// known and the forward window has room; gives it back if not.
+    fn forward_whole(&mut self, slot: Slot, request: Request) -> Option<Request> {
+        let status = self.node.status();
+        match status.leader {
+            Some(leader) if leader != self.node.id() && self.forwards.len() < self.options.max_forwards_in_flight => {
+                let payload = request.encode().into();
+                // A read or a membership command (idempotent) goes again to a new leader.
+                let again = (!matches!(request, Request::Write(_))).then_some(request);
+                self.forward(leader, status.term.0, payload, Waiting::One { slot, again });
+                None
+            }
+            _ => Some(request),
+        }
     }
 
     /// Sends `payload` (an encoded request) to the leader `to` of `term`, numbered for its answer.
@@ -681,17 +691,10 @@ impl Replica {
     fn read_point_answered(&mut self, reads: Vec<(Slot, Request)>, answer: Answer) {
         match answer {
             Answer::Count(index) if index > self.node.status().last_index.0.saturating_add(READ_POINT_LAG) => {
-                let status = self.node.status();
                 for (slot, read) in reads {
-                    match status.leader {
-                        Some(leader) if leader != self.node.id() && self.forwards.len() < self.options.max_forwards_in_flight => {
-                            let payload = read.encode().into();
-                            self.forward(leader, status.term.0, payload, Waiting::One { slot, again: Some(read) });
-                        }
-                        _ => {
-                            let since = self.arrival(slot);
-                            self.parked.push_back(Parked { slot, request: read, since });
-                        }
+                    if let Some(request) = self.forward_whole(slot, read) {
+                        let since = self.arrival(slot);
+                        self.parked.push_back(Parked { slot, request, since });
                     }
                 }
             }
