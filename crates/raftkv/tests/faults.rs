@@ -322,24 +322,14 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
 fn randomized_faults() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let seed = env_u64("FAULT_SEED", DEFAULT_SEED);
-    let seconds = env_u64("FAULT_SECONDS", DEFAULT_SECONDS);
-    let nodes = env_u64("FAULT_NODES", DEFAULT_NODES);
-    assert!(nodes >= 3, "FAULT_NODES must be at least 3");
-    run(seed, seconds, nodes, &[], false);
+    run(DEFAULT_SEED, &[], false);
 }
 
 /// The same nemesis and checks with reads served under leader leases: pauses (SIGSTOP) and
 /// restarts are exactly what the lease's clock assumptions must survive.
 #[test]
 fn randomized_faults_with_lease_reads() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let seed = env_u64("FAULT_SEED", DEFAULT_SEED + 1);
-    let seconds = env_u64("FAULT_SECONDS", DEFAULT_SECONDS);
-    let nodes = env_u64("FAULT_NODES", DEFAULT_NODES);
-    assert!(nodes >= 3, "FAULT_NODES must be at least 3");
-    run(seed, seconds, nodes, &["--lease-reads"], false);
+    run(DEFAULT_SEED + 1, &["--lease-reads"], false);
 }
 
 /// The same nemesis and checks on a cluster secured as the README's three-machine example is:
@@ -347,15 +337,17 @@ fn randomized_faults_with_lease_reads() {
 /// password, every client over TLS and authenticated.
 #[test]
 fn randomized_faults_over_tls_with_a_password() {
+    run(DEFAULT_SEED + 2, &[], true);
+}
+
+/// One fault run, alone on the machine: its seed (`default_seed` unless FAULT_SEED says), length and
+/// cluster size from the environment.
+fn run(default_seed: u64, flags: &[&str], secure: bool) {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let seed = env_u64("FAULT_SEED", DEFAULT_SEED + 2);
+    let seed = env_u64("FAULT_SEED", default_seed);
     let seconds = env_u64("FAULT_SECONDS", DEFAULT_SECONDS);
     let nodes = env_u64("FAULT_NODES", DEFAULT_NODES);
     assert!(nodes >= 3, "FAULT_NODES must be at least 3");
-    run(seed, seconds, nodes, &[], true);
-}
-
-fn run(seed: u64, seconds: u64, nodes: u64, flags: &[&str], secure: bool) {
     let test = match (flags.is_empty(), secure) {
         (_, true) => "randomized_faults_over_tls_with_a_password",
         (true, false) => "randomized_faults",
