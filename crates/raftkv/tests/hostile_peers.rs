@@ -77,11 +77,11 @@ fn attack(rng: &mut Rng, address: &str, to: u64) {
     match rng.below(3) {
         0 => bytes.extend((0..rng.below(2000)).map(|_| rng.next_u64() as u8)),
         1 => {
-            bytes.extend(encode(&Wire::Hello { from: NodeId(from), cluster: 0, address: String::new() }));
+            bytes.extend(encode(&Wire::hello(NodeId(from), 0, String::new())));
             bytes.extend((0..rng.below(500)).map(|_| rng.next_u64() as u8));
         }
         _ => {
-            bytes.extend(encode(&Wire::Hello { from: NodeId(from), cluster: 0, address: String::new() }));
+            bytes.extend(encode(&Wire::hello(NodeId(from), 0, String::new())));
             for _ in 0..1 + rng.below(20) {
                 let mut frame = encode(&Wire::Frame(Frame::Raft(refused_message(rng, from, to))));
                 if rng.below(4) == 0 {
@@ -151,7 +151,7 @@ fn a_node_of_another_cluster_is_refused() {
     // A Hello as node 2 of a cluster with another id, then a vote request at a high term: had
     // the vote been read, the cluster's term would jump.
     let mut stream = TcpStream::connect(&cluster.node(1).peer_addr).expect("connect");
-    let mut bytes = encode(&Wire::Hello { from: NodeId(2), cluster: 0x5eed, address: String::new() });
+    let mut bytes = encode(&Wire::hello(NodeId(2), 0x5eed, String::new()));
     let vote = Message { from: NodeId(2), to: NodeId(1), term: Term(1000), body: MessageBody::VoteRequest { pre_vote: false, transfer: false, last_log_index: LogIndex(1000), last_log_term: Term(999) } };
     bytes.extend(encode(&Wire::Frame(Frame::Raft(vote))));
     stream.write_all(&bytes).expect("the foreign hello");

@@ -51,7 +51,7 @@ async fn rogue(address: &str, ca_dir: &Path, identity: (&Path, &str), claimed: u
         Err(_) => return false,
     };
     let mut hello = Vec::new();
-    wire::encode(&Wire::Hello { from: NodeId(claimed), cluster: 0, address: String::new() }, wire::DEFAULT_MAX_FRAME_BYTES, &mut hello).expect("hello");
+    wire::encode(&Wire::hello(NodeId(claimed), 0, String::new()), wire::DEFAULT_MAX_FRAME_BYTES, &mut hello).expect("hello");
     if stream.write_all(&hello).await.is_err() || stream.flush().await.is_err() {
         return false;
     }
@@ -124,7 +124,7 @@ fn peers_prove_who_they_are_and_rogues_are_refused() {
     let plain_kept = runtime.block_on(async {
         let Ok(mut tcp) = tokio::net::TcpStream::connect(&address).await else { return false };
         let mut hello = Vec::new();
-        wire::encode(&Wire::Hello { from: NodeId(2), cluster: 0, address: String::new() }, wire::DEFAULT_MAX_FRAME_BYTES, &mut hello).expect("hello");
+        wire::encode(&Wire::hello(NodeId(2), 0, String::new()), wire::DEFAULT_MAX_FRAME_BYTES, &mut hello).expect("hello");
         let _ = tcp.write_all(&hello).await;
         !ends(&mut tcp).await
     });

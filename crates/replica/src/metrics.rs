@@ -78,6 +78,8 @@ pub struct Links {
     pub failed: u64,
     /// Per peer id: frames not queued because the link was full.
     pub refused_full: Vec<(u64, u64)>,
+    /// Per peer id: the frame version sent to it (the highest both ends speak).
+    pub frame_versions: Vec<(u64, u8)>,
 }
 
 /// The `/metrics` text.
@@ -116,6 +118,11 @@ pub fn render(view: &NodeView, instruments: &Instruments, links: &Links) -> Stri
     let _ = writeln!(out, "# HELP {name} Frames not queued because the link to the peer was full.\n# TYPE {name} counter");
     for (peer, refused) in &links.refused_full {
         let _ = writeln!(out, "{name}{{peer=\"{peer}\"}} {refused}");
+    }
+    let name = "raftkv_peer_frame_version";
+    let _ = writeln!(out, "# HELP {name} The peer-protocol version this node sends the peer in (the highest both speak).\n# TYPE {name} gauge");
+    for (peer, version) in &links.frame_versions {
+        let _ = writeln!(out, "{name}{{peer=\"{peer}\"}} {version}");
     }
     instruments.fsync_seconds.render("raftkv_fsync_seconds", "Time to make one Ready durable (write and fsync).", &mut out);
     instruments.request_seconds.render("raftkv_request_seconds", "Time from a data command's arrival to its answer, per batch of a connection.", &mut out);

@@ -56,6 +56,7 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, sources: &Sour
         refused: stats.inbound_rejected,
         failed: stats.inbound_errors,
         refused_full: stats.peers.iter().map(|(peer, peer_stats)| (peer.0, peer_stats.dropped_full)).collect(),
+        frame_versions: stats.peers.iter().map(|(peer, peer_stats)| (peer.0, peer_stats.frame_version)).collect(),
     };
     let view = *sources.view.borrow();
     let response = replica::metrics::respond(head.as_deref(), &view, &sources.instruments, &links);

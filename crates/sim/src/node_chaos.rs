@@ -1098,10 +1098,10 @@ fn arrive(world: &Shared, frame: InFlight) {
         if !w.admissions.contains_key(&key) {
             let receiver = w.nodes[frame.to].as_ref().expect("running");
             let ours = receiver.links.cluster;
-            let opening = Wire::Hello { from: node_id(frame.from), cluster: frame.cluster, address: frame.advertise.clone() };
+            let opening = Wire::hello(node_id(frame.from), frame.cluster, frame.advertise.clone());
             let mut admission = Admission::new(node_id(frame.to));
             match admission.admit(opening, ours, receiver.links.joining, |id| receiver.links.peers.contains_key(&id), |_| true) {
-                Ok(Admitted::Hello { from, address, cluster }) => {
+                Ok(Admitted::Hello { from, address, cluster, .. }) => {
                     w.admissions.insert(key, admission);
                     hello = Some((from, address, cluster));
                 }

@@ -218,8 +218,8 @@ impl Connection<'_> {
         let is_peer = |id| shared.peers.read().is_ok_and(|peers| peers.contains_key(&id));
         let joining = shared.joining.load(std::sync::atomic::Ordering::Relaxed);
         match self.admission.admit(wire, cluster, joining, is_peer, certified)? {
-            Admitted::Hello { from, address, cluster } => {
-                self.hello(from);
+            Admitted::Hello { from, address, cluster, speaks } => {
+                self.hello(from, speaks);
                 match shared.inbound.send(Inbound::Hello { from, address, cluster }).await {
                     Ok(()) => Ok(None),
                     Err(_) => Ok(Some(End::ReceiverGone)),
@@ -237,10 +237,12 @@ impl Connection<'_> {
         }
     }
 
-    /// A newer connection from `from` supersedes its older ones; so does its removal.
-    fn hello(&mut self, from: NodeId) {
+    /// A newer connection from `from` supersedes its older ones; so does its removal. What its
+    /// Hello says it speaks sets the frame version this node sends it from now on.
+    fn hello(&mut self, from: NodeId, speaks: u8) {
         let peers = self.shared.peers.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         let Some(peer) = peers.get(&from) else { return };
+        peer.counters.speaks.store(speaks, std::sync::atomic::Ordering::Relaxed);
         self.counters = Some(peer.counters.clone());
         let mut mine = 0;
         peer.generation.send_modify(|generation| {

@@ -162,7 +162,7 @@ impl Task {
         let mut hello = Vec::new();
         let cluster = self.settings.cluster.load(Ordering::Relaxed);
         let address = self.settings.advertise.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |address| address.clone());
-        frame::encode(&Wire::Hello { from: self.settings.me, cluster, address }, self.settings.max_frame_bytes, &mut hello)
+        frame::encode(&Wire::hello(self.settings.me, cluster, address), self.settings.max_frame_bytes, &mut hello)
             .map_err(std::io::Error::other)?;
         stream.write_all(&hello).await?;
         stream.flush().await?;
@@ -201,9 +201,11 @@ impl Task {
         }
     }
 
-    /// Encodes one frame onto the batch; returns 1 if it is there, 0 if it was too large.
+    /// Encodes one frame onto the batch, in the version the peer was last heard to speak;
+    /// returns 1 if it is there, 0 if it was too large.
     fn append(&self, frame: Frame, batch: &mut Vec<u8>) -> u64 {
-        match frame::encode(&Wire::Frame(frame), self.settings.max_frame_bytes, batch) {
+        let version = self.counters.frame_version();
+        match frame::encode_as(version, &Wire::Frame(frame), self.settings.max_frame_bytes, batch) {
             Ok(_) => 1,
             Err(error) => {
                 bump(&self.counters.dropped_oversize);

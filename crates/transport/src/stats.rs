@@ -2,7 +2,7 @@
 //! plain snapshot `Transport::stats` returns, for `/metrics`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 use raft::NodeId;
 
@@ -46,6 +46,9 @@ pub struct PeerStats {
     pub inbound_connections: u64,
     /// Frames received from this peer.
     pub frames_received: u64,
+    /// The frame version this node sends the peer: the highest both speak, as the peer's last
+    /// Hello said (`wire::agreed_version`).
+    pub frame_version: u8,
 }
 
 impl PeerStats {
@@ -68,6 +71,8 @@ pub(crate) struct PeerCounters {
     pub dropped_oversize: AtomicU64,
     pub inbound_connections: AtomicU64,
     pub frames_received: AtomicU64,
+    /// The highest frame version the peer's last Hello said it speaks (0: none heard yet).
+    pub speaks: AtomicU8,
 }
 
 impl PeerCounters {
@@ -85,7 +90,13 @@ impl PeerCounters {
             queued,
             inbound_connections: self.inbound_connections.load(Relaxed),
             frames_received: self.frames_received.load(Relaxed),
+            frame_version: self.frame_version(),
         }
+    }
+
+    /// The frame version to send the peer in.
+    pub fn frame_version(&self) -> u8 {
+        wire::agreed_version(Some(self.speaks.load(Relaxed)).filter(|&speaks| speaks > 0))
     }
 }
 

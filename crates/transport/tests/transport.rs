@@ -241,7 +241,7 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
         nodes.push(start(config, Some(listener)).await);
     }
     let target = nodes[0].transport.local_addr();
-    let hello_3 = encode(Wire::Hello { from: NodeId(3), cluster: 0, address: String::new() });
+    let hello_3 = encode(Wire::hello(NodeId(3), 0, String::new()));
     let mut oversized = hello_3.clone();
     oversized.extend_from_slice(&4097u32.to_le_bytes());
     let mut truncated = hello_3.clone();
@@ -254,8 +254,8 @@ async fn bad_connections_are_closed_and_real_peers_carry_on() {
         ("an HTTP request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), false),
         ("random bytes", (0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect(), false),
         ("a Raft frame before any Hello", encode(Wire::Frame(vote(3, 1, 1))), false),
-        ("a Hello from a stranger", encode(Wire::Hello { from: NodeId(9), cluster: 0, address: String::new() }), false),
-        ("a Hello from the node itself", encode(Wire::Hello { from: NodeId(1), cluster: 0, address: String::new() }), false),
+        ("a Hello from a stranger", encode(Wire::hello(NodeId(9), 0, String::new())), false),
+        ("a Hello from the node itself", encode(Wire::hello(NodeId(1), 0, String::new())), false),
         ("an oversized frame", oversized, false),
         // Within the frame limit, but no Hello is that long: refused before its body is awaited.
         ("a long frame announced before any Hello", 4000u32.to_le_bytes().to_vec(), false),
@@ -451,7 +451,7 @@ async fn a_node_of_another_cluster_is_refused_at_its_hello() {
     let mut nodes = cluster(2, |_| {}).await;
     nodes[0].transport.set_cluster_id(5);
     let target = nodes[0].transport.local_addr();
-    let mut foreign = encode(Wire::Hello { from: NodeId(2), cluster: 6, address: String::new() });
+    let mut foreign = encode(Wire::hello(NodeId(2), 6, String::new()));
     foreign.extend_from_slice(&encode(Wire::Frame(vote(2, 1, 99))));
     let mut stream = TcpStream::connect(target).await.unwrap();
     stream.write_all(&foreign).await.unwrap();
@@ -462,7 +462,7 @@ async fn a_node_of_another_cluster_is_refused_at_its_hello() {
     let (first, second) = nodes.split_at_mut(1);
     let received = send_until_received(&second[0].transport, &mut first[0], || vote(2, 1, 3)).await;
     assert_eq!(received, Received { from: NodeId(2), frame: vote(2, 1, 3) });
-    let mut same = encode(Wire::Hello { from: NodeId(2), cluster: 5, address: String::new() });
+    let mut same = encode(Wire::hello(NodeId(2), 5, String::new()));
     same.extend_from_slice(&encode(Wire::Frame(vote(2, 1, 4))));
     let mut stream = TcpStream::connect(target).await.unwrap();
     stream.write_all(&same).await.unwrap();
@@ -473,4 +473,44 @@ async fn a_node_of_another_cluster_is_refused_at_its_hello() {
         }
     }
     assert_eq!(nodes[0].transport.stats().inbound_rejected, 1);
+}
+
+/// A node sends a peer frames in the highest version both speak, as the peer's Hello said: one
+/// that says it speaks a later version than this build gets this build's highest; one that says
+/// nothing (a build before negotiation) gets version 4. Its own Hello says what it speaks.
+#[tokio::test]
+async fn frames_go_to_a_peer_in_the_version_its_hello_allows() {
+    for (hello_speaks, expected) in [(Some(200u8), frame::VERSION), (None, 4)] {
+        let raw_peer = bind().await;
+        let node = start(Config::new(NodeId(1), "127.0.0.1:0", peer_map(&[dead_addr().await, raw_peer.local_addr().unwrap()])), None).await;
+        // The raw peer (node 2) dials the node and says what it speaks.
+        let mut hello = match hello_speaks {
+            Some(speaks) => encode(Wire::Hello { from: NodeId(2), cluster: 0, address: String::new(), speaks }),
+            None => vec![3, 0, 0, 0, 4, 1, 2],
+        };
+        hello.extend_from_slice(&encode(Wire::Frame(vote(2, 1, 1))));
+        let mut dialed = TcpStream::connect(node.transport.local_addr()).await.unwrap();
+        dialed.write_all(&hello).await.unwrap();
+        eventually("the raw peer's Hello was taken", || node.transport.stats().peers[&NodeId(2)].inbound_connections == 1).await;
+        assert_eq!(node.transport.stats().peers[&NodeId(2)].frame_version, expected);
+
+        // The node dials the raw peer: its Hello, then the frame in the agreed version.
+        let _ = node.transport.send(NodeId(2), vote(1, 2, 7));
+        let (mut accepted, _) = timeout(WAIT, raw_peer.accept()).await.expect("the node dials").unwrap();
+        let mut bytes = Vec::new();
+        let mut wires = Vec::new();
+        while wires.len() < 2 {
+            let mut chunk = [0u8; 256];
+            let read = timeout(WAIT, accepted.read(&mut chunk)).await.expect("frames come").unwrap();
+            assert!(read > 0, "the node closed the connection");
+            bytes.extend_from_slice(&chunk[..read]);
+            while let Some((wire, used)) = frame::decode(&bytes, transport::DEFAULT_MAX_FRAME_BYTES).unwrap() {
+                wires.push((bytes[frame::LENGTH_BYTES], wire));
+                bytes.drain(..used);
+            }
+        }
+        assert!(matches!(wires[0], (frame::LOWEST_VERSION, Wire::Hello { from: NodeId(1), speaks: frame::VERSION, .. })), "{:?}", wires[0]);
+        assert_eq!(wires[1], (expected, Wire::Frame(vote(1, 2, 7))));
+        node.transport.shutdown().await;
+    }
 }

@@ -43,8 +43,9 @@ impl Refusal {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admitted {
     /// The connection is from this peer from now on; it takes connections at `address` (empty:
-    /// it did not say); its cluster is `cluster` (0: not named yet).
-    Hello { from: NodeId, address: String, cluster: u64 },
+    /// it did not say); its cluster is `cluster` (0: not named yet); it speaks frame versions up
+    /// to `speaks`.
+    Hello { from: NodeId, address: String, cluster: u64, speaks: u8 },
     Frame(NodeId, Frame),
 }
 
@@ -84,7 +85,7 @@ impl Admission {
         certified: impl Fn(NodeId) -> bool,
     ) -> Result<Admitted, Refusal> {
         match (wire, self.from) {
-            (Wire::Hello { from, cluster: theirs, address }, None) => {
+            (Wire::Hello { from, cluster: theirs, address, speaks }, None) => {
                 if !certified(from) {
                     return Err(Refusal::CertificateMismatch(from));
                 }
@@ -96,7 +97,7 @@ impl Admission {
                     return Err(Refusal::UnknownPeer(from));
                 }
                 self.from = Some(from);
-                Ok(Admitted::Hello { from, address, cluster: theirs })
+                Ok(Admitted::Hello { from, address, cluster: theirs, speaks })
             }
             (Wire::Hello { .. }, Some(_)) => Err(Refusal::SecondHello),
             (Wire::Frame(_), None) => Err(Refusal::NotHello),
@@ -126,11 +127,11 @@ mod tests {
     }
 
     fn hello(from: u64, cluster: u64) -> Wire {
-        Wire::Hello { from: NodeId(from), cluster, address: String::new() }
+        Wire::hello(NodeId(from), cluster, String::new())
     }
 
     fn hello_from(from: u64, cluster: u64, address: &str) -> Wire {
-        Wire::Hello { from: NodeId(from), cluster, address: address.into() }
+        Wire::hello(NodeId(from), cluster, address.into())
     }
 
     fn heartbeat(from: u64, to: u64) -> Wire {
@@ -142,7 +143,7 @@ mod tests {
     fn a_peer_is_admitted_by_its_hello_and_then_only_speaks_for_itself() {
         let mut admission = Admission::new(ME);
         assert_eq!(admission.frame_limit(1 << 20), PRE_HELLO_MAX_FRAME_BYTES);
-        assert_eq!(admission.admit(hello(2, 7), 7, false, peers, |_| true), Ok(Admitted::Hello { from: NodeId(2), address: String::new(), cluster: 7 }));
+        assert_eq!(admission.admit(hello(2, 7), 7, false, peers, |_| true), Ok(Admitted::Hello { from: NodeId(2), address: String::new(), cluster: 7, speaks: crate::VERSION }));
         assert_eq!(admission.frame_limit(1 << 20), 1 << 20);
         assert!(matches!(admission.admit(heartbeat(2, 1), 7, false, peers, |_| true), Ok(Admitted::Frame(NodeId(2), _))));
         assert!(matches!(admission.admit(heartbeat(3, 1), 7, false, peers, |_| true), Err(Refusal::Misaddressed(..))));
@@ -165,7 +166,7 @@ mod tests {
     #[test]
     fn a_node_not_heard_of_yet_is_admitted_if_it_names_this_cluster_and_its_address() {
         let admit = |wire, cluster| Admission::new(ME).admit(wire, cluster, false, peers, |_| true);
-        assert_eq!(admit(hello_from(4, 7, "10.0.0.4:7001"), 7), Ok(Admitted::Hello { from: NodeId(4), address: "10.0.0.4:7001".into(), cluster: 7 }));
+        assert_eq!(admit(hello_from(4, 7, "10.0.0.4:7001"), 7), Ok(Admitted::Hello { from: NodeId(4), address: "10.0.0.4:7001".into(), cluster: 7, speaks: crate::VERSION }));
         // Not without an address to answer it at, a cluster id on both sides, or the same one.
         assert_eq!(admit(hello_from(4, 7, ""), 7), Err(Refusal::UnknownPeer(NodeId(4))));
         assert_eq!(admit(hello_from(4, 0, "10.0.0.4:7001"), 7), Err(Refusal::UnknownPeer(NodeId(4))));

@@ -8,19 +8,25 @@
 //!  byte 0          4         5        6
 //!       +----------+---------+--------+---------------------------------+
 //!       |  length  | version |  kind  | payload: length - 2 bytes       |
-//!       |  u32 LE  |  u8 = 1 |   u8   |                                 |
+//!       |  u32 LE  |   u8    |   u8   |                                 |
 //!       +----------+---------+--------+---------------------------------+
 //!       `length` counts every byte after itself (version + kind + payload) and is at most
 //!       the configured limit (64 MiB by default).
 //!
 //!  kind 1  Hello         varint node id of the dialer, varint cluster id (0: not known yet), then
 //!                        optionally the dialer's peer address (varint length, UTF-8, at most
-//!                        255 bytes), then fields a later build may add, which this one ignores
-//!                        (builds before it refuse them); the first frame on every connection
+//!                        255 bytes) and the highest frame version the dialer speaks (varint;
+//!                        absent: 4), then fields a later build may add, which this one ignores;
+//!                        the first frame on every connection, always framed as `LOWEST_VERSION`
 //!  kind 2  Raft          raft::codec::encode_message
 //!  kind 3  Forward       varint request id, then opaque bytes up to the end of the frame
 //!  kind 4  ForwardReply  varint request id, then opaque bytes up to the end of the frame
 //! ```
+//!
+//! Versions: a build speaks every frame version from `LOWEST_VERSION` to `VERSION` and decodes
+//! each frame by its own version byte. It sends a peer frames of the highest version both speak —
+//! `agreed_version` of what the peer's Hello said — and of `LOWEST_VERSION` until it has heard,
+//! so a build that adds a version can be rolled out over one that does not know it, node by node.
 //!
 //! Kinds start at 1 so that a run of zero bytes is rejected as soon as its kind byte arrives.
 //! Decoding never panics and never allocates by a length it has not checked.
@@ -45,7 +51,7 @@ pub enum FrameError {
     TooLarge { length: usize, max: usize },
     #[error("frame length {0} is too short for the version and kind bytes")]
     TooShort(usize),
-    #[error("unsupported frame version {0} (this build speaks version {VERSION}: nodes of different versions cannot form a cluster)")]
+    #[error("unsupported frame version {0} (this build speaks versions {LOWEST_VERSION} to {VERSION}: upgrade through a build that speaks both)")]
     BadVersion(u8),
     #[error("unknown frame kind {0}")]
     UnknownKind(u8),
@@ -57,11 +63,18 @@ pub enum FrameError {
     },
 }
 
-/// The only version this build speaks. A peer speaking another one is disconnected.
+/// The highest frame version this build speaks. A frame of a version outside
+/// `LOWEST_VERSION..=VERSION` disconnects its sender.
 /// 2: the cluster id in Hello; snapshots in chunks (SnapshotRequest's layout, SnapshotResponse).
 /// 3: configuration entries, TimeoutNow, and the transfer flag of vote requests.
-/// 4: the dialer's address in Hello.
+/// 4: the dialer's address in Hello, and (without a change of layout) the highest version it
+///    speaks, after which a Hello may carry fields this build ignores.
 pub const VERSION: u8 = 4;
+/// The lowest frame version this build speaks (and frames its Hellos as). Versions 1–3 had no
+/// negotiation: a build of one of them and this one cannot be members of one cluster at once.
+pub const LOWEST_VERSION: u8 = 4;
+/// What a Hello that does not say is taken to mean: builds of version 4 before negotiation.
+const HIGHEST_OF_THE_SILENT: u8 = 4;
 /// The longest address a Hello may carry.
 pub const MAX_ADDRESS_BYTES: usize = 255;
 /// The bytes of the length prefix.
@@ -91,8 +104,9 @@ pub enum Frame {
 pub enum Wire {
     /// `cluster`: the id of the dialer's cluster, 0 while it does not know it yet. `address`:
     /// where the dialer takes peer connections (empty: not known), so that a node that has not
-    /// heard of it yet (it joined while that node was away) can answer it.
-    Hello { from: NodeId, cluster: u64, address: String },
+    /// heard of it yet (it joined while that node was away) can answer it. `speaks`: the highest
+    /// frame version the dialer speaks.
+    Hello { from: NodeId, cluster: u64, address: String, speaks: u8 },
     Frame(Frame),
 }
 
@@ -116,24 +130,44 @@ fn kind_name(kind: u8) -> &'static str {
     }
 }
 
-/// Appends one whole frame (length prefix included) to `out` and returns how many bytes it took.
-/// A frame over `max_frame_bytes` is not appended: the receiver would only reject it, so the
-/// sender drops it instead of breaking the connection.
+impl Wire {
+    /// The Hello this build opens its connections with: it speaks up to `VERSION`.
+    pub fn hello(from: NodeId, cluster: u64, address: String) -> Wire {
+        Wire::Hello { from, cluster, address, speaks: VERSION }
+    }
+}
+
+/// The frame version to send a peer whose Hello said it speaks up to `theirs` (None: no Hello
+/// heard from it yet): the highest both speak. A peer that speaks none of this build's versions
+/// gets `LOWEST_VERSION` and refuses it, saying why.
+pub fn agreed_version(theirs: Option<u8>) -> u8 {
+    theirs.unwrap_or(LOWEST_VERSION).clamp(LOWEST_VERSION, VERSION)
+}
+
+/// Appends one whole frame (length prefix included) of `VERSION` to `out`; see `encode_as`.
 pub fn encode(wire: &Wire, max_frame_bytes: usize, out: &mut Vec<u8>) -> Result<usize, FrameError> {
+    encode_as(VERSION, wire, max_frame_bytes, out)
+}
+
+/// Appends one whole frame (length prefix included) of frame version `version` (one of this
+/// build's) to `out` and returns how many bytes it took. A Hello is always of `LOWEST_VERSION`, so
+/// that every build this one can talk to reads it. A frame over `max_frame_bytes` is not appended:
+/// the receiver would only reject it, so the sender drops it instead of breaking the connection.
+/// (Versions 4 and up share one layout so far; a later version's changes branch on `version`.)
+pub fn encode_as(version: u8, wire: &Wire, max_frame_bytes: usize, out: &mut Vec<u8>) -> Result<usize, FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; LENGTH_BYTES]);
-    out.push(VERSION);
+    out.push(if matches!(wire, Wire::Hello { .. }) { LOWEST_VERSION } else { version.clamp(LOWEST_VERSION, VERSION) });
     out.push(wire.kind());
     match wire {
-        Wire::Hello { from, cluster, address } => {
+        Wire::Hello { from, cluster, address, speaks } => {
             put_varint(out, from.0);
             put_varint(out, *cluster);
-            if !address.is_empty() {
-                // An address that cannot be said is not said: the Hello stays valid.
-                let address = if address.len() <= MAX_ADDRESS_BYTES { address.as_bytes() } else { &[] };
-                put_varint(out, address.len() as u64);
-                out.extend_from_slice(address);
-            }
+            // An address that cannot be said is not said (empty): the Hello stays valid.
+            let address = if address.len() <= MAX_ADDRESS_BYTES { address.as_bytes() } else { &[] };
+            put_varint(out, address.len() as u64);
+            out.extend_from_slice(address);
+            put_varint(out, u64::from(*speaks));
         }
         Wire::Frame(Frame::Raft(message)) => encode_message(message, out),
         Wire::Frame(Frame::Forward { request_id, payload } | Frame::ForwardReply { request_id, payload }) => {
@@ -193,7 +227,7 @@ fn header(input: &[u8], max_frame_bytes: usize) -> Result<Option<(u8, usize)>, F
         return Err(FrameError::TooShort(length));
     }
     if let Some(&version) = input.get(LENGTH_BYTES) {
-        if version != VERSION {
+        if !(LOWEST_VERSION..=VERSION).contains(&version) {
             return Err(FrameError::BadVersion(version));
         }
     }
@@ -235,10 +269,11 @@ fn decode_payload(kind: u8, payload: &[u8]) -> Result<Wire, DecodeError> {
         KIND_HELLO => {
             let (from, rest) = take_varint(payload)?;
             let (cluster, rest) = if rest.is_empty() { (0, rest) } else { take_varint(rest)? };
-            let (address, _later_fields) = if rest.is_empty() { (String::new(), rest) } else { take_address(rest)? };
-            // What follows the address is for later versions (the versions a node speaks, for
-            // one): ignored here, so that a later build may say more to this one in its Hello.
-            Ok(Wire::Hello { from: NodeId(from), cluster, address })
+            let (address, rest) = if rest.is_empty() { (String::new(), rest) } else { take_address(rest)? };
+            let (speaks, _later_fields) = if rest.is_empty() { (u64::from(HIGHEST_OF_THE_SILENT), rest) } else { take_varint(rest)? };
+            // What follows is for later builds: ignored here, so that they may say more to this
+            // one in their Hellos.
+            Ok(Wire::Hello { from: NodeId(from), cluster, address, speaks: u8::try_from(speaks).unwrap_or(u8::MAX) })
         }
         KIND_RAFT => Ok(Wire::Frame(Frame::Raft(decode_message(payload)?))),
         _ => {
@@ -289,8 +324,8 @@ mod tests {
             data: vec![index as u8; index as usize * 10].into(),
         };
         vec![
-            Wire::Hello { from: NodeId(1), cluster: 0, address: String::new() },
-            Wire::Hello { from: NodeId(u64::MAX), cluster: u64::MAX, address: "node-9.example:7001".into() },
+            Wire::hello(NodeId(1), 0, String::new()),
+            Wire::hello(NodeId(u64::MAX), u64::MAX, "node-9.example:7001".into()),
             Wire::Frame(Frame::Raft(message(MessageBody::VoteRequest {
                 pre_vote: true,
                 transfer: false,
@@ -331,7 +366,8 @@ mod tests {
     fn every_kind_round_trips() {
         for wire in samples() {
             let bytes = encoded(&wire);
-            assert_eq!(bytes[LENGTH_BYTES], VERSION);
+            let version = if matches!(wire, Wire::Hello { .. }) { LOWEST_VERSION } else { VERSION };
+            assert_eq!(bytes[LENGTH_BYTES], version);
             assert_eq!(u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize, bytes.len() - LENGTH_BYTES);
             assert_eq!(decode(&bytes, MAX), Ok(Some((wire.clone(), bytes.len()))));
         }
@@ -450,15 +486,15 @@ mod tests {
         assert!(matches!(decode(&[9, 0, 0, 0, VERSION, KIND_HELLO, 2, 5, 40, b'a', b'b', b'c', b'd'], MAX), Err(FrameError::BadPayload { .. })));
         // Too long to be said: the Hello goes without it.
         let mut out = Vec::new();
-        encode(&Wire::Hello { from: NodeId(2), cluster: 5, address: "a".repeat(MAX_ADDRESS_BYTES + 1) }, MAX, &mut out).expect("encodes");
+        encode(&Wire::hello(NodeId(2), 5, "a".repeat(MAX_ADDRESS_BYTES + 1)), MAX, &mut out).expect("encodes");
         assert!(matches!(decode(&out, MAX), Ok(Some((Wire::Hello { ref address, .. }, _))) if address.is_empty()));
     }
 
-    /// A later build may say more in its Hello (after the address): this one takes the Hello
-    /// and ignores the rest, so that such a build can join a cluster of this one.
+    /// A later build may say more in its Hello (after the version it speaks): this one takes the
+    /// Hello and ignores the rest, so that such a build can join a cluster of this one.
     #[test]
-    fn fields_after_a_hellos_address_are_ignored() {
-        let hello = Wire::Hello { from: NodeId(2), cluster: 5, address: "10.0.0.2:7001".into() };
+    fn fields_after_a_hellos_version_are_ignored() {
+        let hello = Wire::Hello { from: NodeId(2), cluster: 5, address: "10.0.0.2:7001".into(), speaks: 9 };
         let mut bytes = encoded(&hello);
         bytes.extend_from_slice(&[5, 4, 0x80, 0x01]);
         let length = (bytes.len() - LENGTH_BYTES) as u32;
@@ -468,16 +504,60 @@ mod tests {
         assert_eq!(take(&mut buffer, MAX), Ok(Some(hello)));
     }
 
+    /// A Hello of a build before negotiation (nothing after the address, or not even that) speaks
+    /// version 4; this build's Hellos say `VERSION`, and are framed as `LOWEST_VERSION` whatever
+    /// version the connection's frames are then sent in.
+    #[test]
+    fn a_hello_says_the_highest_version_its_sender_speaks() {
+        let silent = [
+            vec![3, 0, 0, 0, 4, KIND_HELLO, 2],
+            vec![4, 0, 0, 0, 4, KIND_HELLO, 2, 5],
+            vec![6, 0, 0, 0, 4, KIND_HELLO, 2, 5, 1, b'a'],
+        ];
+        for bytes in silent {
+            assert!(matches!(decode(&bytes, MAX), Ok(Some((Wire::Hello { speaks: 4, .. }, _)))), "{bytes:?}");
+        }
+        let mut out = Vec::new();
+        encode_as(VERSION, &Wire::hello(NodeId(2), 5, String::new()), MAX, &mut out).expect("encodes");
+        assert_eq!(out[LENGTH_BYTES], LOWEST_VERSION);
+        assert!(matches!(decode(&out, MAX), Ok(Some((Wire::Hello { speaks: VERSION, .. }, _)))));
+        // A number of versions no byte holds is taken as "all of them".
+        let mut out = Vec::new();
+        encode(&Wire::hello(NodeId(2), 5, String::new()), MAX, &mut out).expect("encodes");
+        out.pop();
+        put_varint(&mut out, 1000);
+        let length = (out.len() - LENGTH_BYTES) as u32;
+        out[..LENGTH_BYTES].copy_from_slice(&length.to_le_bytes());
+        assert!(matches!(decode(&out, MAX), Ok(Some((Wire::Hello { speaks: u8::MAX, .. }, _)))));
+    }
+
+    /// The version sent is the highest both ends speak; before a peer's Hello, the lowest.
+    #[test]
+    fn frames_go_in_the_highest_version_both_ends_speak() {
+        assert_eq!(agreed_version(None), LOWEST_VERSION);
+        assert_eq!(agreed_version(Some(VERSION)), VERSION);
+        assert_eq!(agreed_version(Some(u8::MAX)), VERSION, "a later build gets this build's highest");
+        assert_eq!(agreed_version(Some(LOWEST_VERSION)), LOWEST_VERSION);
+        assert_eq!(agreed_version(Some(1)), LOWEST_VERSION, "an older build is sent what it will refuse, saying why");
+        let mut out = Vec::new();
+        let frame = Wire::Frame(Frame::Forward { request_id: 1, payload: Bytes::new() });
+        encode_as(agreed_version(Some(u8::MAX)), &frame, MAX, &mut out).expect("encodes");
+        assert_eq!(out[LENGTH_BYTES], VERSION);
+        assert_eq!(decode(&out, MAX), Ok(Some((frame, out.len()))));
+    }
+
     #[test]
     fn bad_version_kind_and_length_are_rejected() {
-        let mut bytes = encoded(&Wire::Hello { from: NodeId(3), cluster: 7, address: String::new() });
-        bytes[LENGTH_BYTES] = 1;
-        assert_eq!(decode(&bytes, MAX), Err(FrameError::BadVersion(1)), "a build of the previous version");
-        // Rejected as soon as the byte is there, without waiting for the rest of the frame.
-        assert_eq!(decode(&bytes[..LENGTH_BYTES + 1], MAX), Err(FrameError::BadVersion(1)));
+        let mut bytes = encoded(&Wire::hello(NodeId(3), 7, String::new()));
+        for version in [1, LOWEST_VERSION - 1, VERSION + 1] {
+            bytes[LENGTH_BYTES] = version;
+            assert_eq!(decode(&bytes, MAX), Err(FrameError::BadVersion(version)), "a build that speaks none of this one's versions");
+            // Rejected as soon as the byte is there, without waiting for the rest of the frame.
+            assert_eq!(decode(&bytes[..LENGTH_BYTES + 1], MAX), Err(FrameError::BadVersion(version)));
+        }
 
         for kind in [0, 5, 0xff] {
-            let mut bytes = encoded(&Wire::Hello { from: NodeId(3), cluster: 7, address: String::new() });
+            let mut bytes = encoded(&Wire::hello(NodeId(3), 7, String::new()));
             bytes[LENGTH_BYTES + 1] = kind;
             assert_eq!(decode(&bytes, MAX), Err(FrameError::UnknownKind(kind)));
         }
