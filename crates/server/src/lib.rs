@@ -313,7 +313,12 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         connections: Default::default(),
     };
     tokio::spawn(hand_over_on_terminate(loop_sender_for_signals));
-    node_loop.run(loop_receiver, peer_receiver).await
+    // A task on the runtime's workers, not the caller's thread: the connections and peer links
+    // that feed and take from the loop run there too, so a request's way through the node is
+    // mostly wake-ups within a worker rather than between threads (one client's write p50 on
+    // three nodes: 620 -> 453 µs, README "Performance").
+    let node_loop = tokio::spawn(node_loop.run(loop_receiver, peer_receiver));
+    node_loop.await.map_err(|error| ServerError::Fatal(format!("the node loop panicked: {error}")))?
 }
 
 /// SIGTERM: the node loop hands leadership over, then stops (and `run` returns).
