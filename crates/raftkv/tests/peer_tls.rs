@@ -97,6 +97,12 @@ fn peers_prove_who_they_are_and_rogues_are_refused() {
     };
     let mut client = cluster.client(Duration::from_secs(10));
     client.set(b"over-tls", b"1").expect("a write over TLS links");
+    // Both peers' Hellos said they speak this build's versions: node 1 sends them its highest.
+    let metrics = support::http_get(&http, "/metrics").expect("node 1's /metrics");
+    for peer in [2, 3] {
+        let line = format!("raftkv_peer_frame_version{{peer=\"{peer}\"}} {}", wire::VERSION);
+        assert!(metrics.lines().any(|shown| shown == line), "no `{line}` in /metrics:\n{metrics}");
+    }
 
     let address = cluster.node(1).peer_addr.clone();
     let (refused_at_start, before_attacks) = (refused_total(), term_and_leader(1));
