@@ -81,6 +81,17 @@ start_etcd() {
     exit 1
 }
 
+# Fails unless 127.0.0.1:PORT answers a TLS handshake exactly when EXPECTED is yes.
+expect_tls() {
+    local port=$1 what=$2 expected=$3 offered=no handshake
+    handshake=$(timeout 5 openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null || true)
+    if grep -q "BEGIN CERTIFICATE" <<<"$handshake"; then offered=yes; fi
+    if [ "$offered" != "$expected" ]; then
+        echo "$system $mode: node 1's $what offers TLS: $offered" >&2
+        exit 1
+    fi
+}
+
 # kvbench's way to the TLS client ports: port 290i8 opens TLS to node i's 290i9.
 start_tls_proxy() {
     local system=$1 config="$work/haproxy.cfg" alpn=""
@@ -101,21 +112,9 @@ for ((rep = 1; rep <= reps; rep++)); do
             dir="$work/$system-$mode-$rep"
             mkdir -p "$dir"
             "start_$system" "$mode" "$dir"
-            # The mode is what it claims: node 1's peer port answers a TLS handshake, or does not.
-            tls_offered=no
-            handshake=$(timeout 5 openssl s_client -connect 127.0.0.1:29010 </dev/null 2>/dev/null || true)
-            if grep -q "BEGIN CERTIFICATE" <<<"$handshake"; then tls_offered=yes; fi
-            if [ "$tls_offered" != "$([ "$mode" != plain ] && echo yes || echo no)" ]; then
-                echo "$system $mode: node 1's peer port offers TLS: $tls_offered" >&2
-                exit 1
-            fi
-            client_tls=no
-            handshake=$(timeout 5 openssl s_client -connect 127.0.0.1:29019 </dev/null 2>/dev/null || true)
-            if grep -q "BEGIN CERTIFICATE" <<<"$handshake"; then client_tls=yes; fi
-            if [ "$client_tls" != "$([ "$mode" = tls ] && echo yes || echo no)" ]; then
-                echo "$system $mode: node 1's client port offers TLS: $client_tls" >&2
-                exit 1
-            fi
+            # The mode is what it claims: node 1's ports answer a TLS handshake, or do not.
+            expect_tls 29010 "peer port" "$([ "$mode" != plain ] && echo yes || echo no)"
+            expect_tls 29019 "client port" "$([ "$mode" = tls ] && echo yes || echo no)"
             protocol=resp
             [ "$system" = etcd ] && protocol=etcd
             targets=$endpoints
