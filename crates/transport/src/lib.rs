@@ -24,7 +24,9 @@
 //! connection opens with a Hello naming the dialer, so the receiver knows which peer it is.
 //!
 //! Sending never blocks: [`Transport::send`] puts the frame in the peer's bounded queue or, if
-//! it is full, drops it (Raft retransmits; drops are counted in [`Stats`]). A task per peer
+//! it is full, gives it back ([`Full`], counted in [`Stats`]) so that the caller can fail or
+//! retry what it carried. Frames go in the highest version both ends speak, as the peer's Hello
+//! said (`wire::agreed_version`). A task per peer
 //! connects, writes, and on any failure reconnects with exponential backoff (50 ms doubling to
 //! 1 s, reset once connected). Nothing a peer sends can panic a node or stall it: a bad frame
 //! closes that one connection, with a `tracing` warning naming the remote address and the reason.
