@@ -543,6 +543,7 @@ fn cluster(nodes: u64, client_port: u16, peer_port: u16, data_dir: PathBuf, secu
                 command.arg("--tls-cert").arg(certs.join(format!("node-{id}.pem"))).arg("--tls-key").arg(certs.join(format!("node-{id}-key.pem")));
                 command.arg("--peer-tls-dir").arg(&certs).arg("--password-file").arg(&password);
             }
+            die_with_parent(&mut command);
             let child = command.kill_on_drop(true).spawn().with_context(|| format!("starting node {id}"))?;
             children.push(child);
             endpoints.push(client);
@@ -563,15 +564,53 @@ fn cluster(nodes: u64, client_port: u16, peer_port: u16, data_dir: PathBuf, secu
         for child in &mut children {
             exits.push(Box::pin(child.wait()));
         }
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("watching for SIGTERM")?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => println!("stopping the cluster"),
+            _ = terminate.recv() => println!("SIGTERM: stopping the cluster"),
             (result, index, _) = futures_select_all(exits) => {
                 eprintln!("node {} exited ({result:?}); stopping the cluster", index + 1);
             }
         }
+        // Each node is told to stop as SIGTERM tells it (a leader hands over first); one that has
+        // not stopped within the contract's 10 s is killed when `children` is dropped.
+        for child in &children {
+            if let Some(pid) = child.id() {
+                // SAFETY: kill(2) with a pid of a child this process started and has not reaped.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            }
+        }
+        let all_exited = async {
+            for child in &mut children {
+                let _ = child.wait().await;
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), all_exited).await;
         drop(children);
         Ok(())
     })
+}
+
+/// The node gets SIGTERM when `raftkv cluster` dies, however it dies (SIGKILL included), so that
+/// no node outlives the cluster that started it. (Linux: the signal comes when the thread that
+/// started the node ends; these are started from the main thread, which lives as long as the
+/// process.)
+fn die_with_parent(command: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec and calls only prctl(2) and
+    // getppid(2), which are async-signal-safe, allocating nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before the prctl took effect: it will not send the signal.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("raftkv cluster exited while starting the node"));
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Waits for the first of several futures (a tiny stand-in for `futures::select_all`).

@@ -218,14 +218,7 @@ fn a_follower_answers_over_tls() {
 fn raftkv_cluster_secure_runs_a_cluster_with_tls_and_a_password() {
     let dir = support::target_dir().join("test-cluster-secure");
     let _ = std::fs::remove_dir_all(&dir);
-    // `raftkv cluster` takes three consecutive ports from each base.
-    let three_free = || loop {
-        let base = free_port();
-        if base < u16::MAX - 3 && (1..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            break base;
-        }
-    };
-    let (client_port, peer_port) = (three_free(), three_free());
+    let (client_port, peer_port) = (support::free_ports(3), support::free_ports(3));
     let ports: Vec<u16> = (0..3).map(|i| client_port + i).collect();
     let mut child = Command::new(RAFTKV)
         .args(["cluster", "--nodes", "3", "--secure", "--client-port", &client_port.to_string(), "--peer-port", &peer_port.to_string(), "--data-dir"])

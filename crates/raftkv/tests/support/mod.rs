@@ -75,6 +75,17 @@ pub fn free_port() -> u16 {
     reserve_port().local_addr().expect("local address").port()
 }
 
+/// The first of `count` consecutive ports that were free a moment ago (`raftkv cluster` takes
+/// consecutive ports from each base).
+pub fn free_ports(count: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base < u16::MAX - count && (1..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
 /// A TCP proxy for one directed peer link. `cut` closes every connection it carries and closes
 /// its listening socket, so that new connections are refused (as by a firewall that rejects);
 /// `heal` listens again on the same port and lets connections through.
