@@ -14,6 +14,8 @@ set -euo pipefail
 old=$1 new=$2 reps=${3:-3}
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/../shared/tools"
+# shellcheck source=scripts/median-point.sh
+. "$root/scripts/median-point.sh"
 results=$(mktemp /tmp/compare-XXXX.txt)
 
 for ((rep = 1; rep <= reps; rep++)); do
@@ -36,7 +38,6 @@ echo "median ops/s (p50 µs) per point:"
 for point in "set 64" "get 64" "set 1"; do
     read -r workload clients <<<"$point"
     for which in old new; do
-        awk -v w="$which" -v k="$workload" -v c="$clients" '$2==w && $3==k && $4==c {print $5, $6}' "$results" | sort -n |
-            awk -v w="$which" -v k="$workload" -v c="$clients" '{ops[NR]=$1; p[NR]=$2} END {m=int((NR+1)/2); printf "  %s %s@%s: %s (%s)\n", w, k, c, ops[m], p[m]}'
+        echo "  $which $workload@$clients: $(median_point "$results" "$which $workload $clients")"
     done
 done

@@ -18,6 +18,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/bench-common.sh
 . "$root/scripts/bench-common.sh"
+# shellcheck source=scripts/median-point.sh
+. "$root/scripts/median-point.sh"
 command -v etcd >/dev/null || { echo "etcd is missing: run shared/tools/install-deps.sh" >&2; exit 1; }
 command -v haproxy >/dev/null || "$root/scripts/apt-install.sh" etcd-tls-cost.sh haproxy
 build_all
@@ -139,8 +141,7 @@ for point in "put 64" "get 64" "put 1"; do
     read -r workload clients <<<"$point"
     for system in raftkv etcd; do
         for mode in plain peer-tls tls; do
-            awk -v s="$system" -v m="$mode" -v k="$workload" -v c="$clients" '$2==s && $3==m && $4==k && $5==c {print $6, $7}' "$results" | sort -n |
-                awk -v s="$system" -v m="$mode" -v k="$workload" -v c="$clients" '{ops[NR]=$1; p[NR]=$2} END {m2=int((NR+1)/2); printf "  %s %s %s@%s: %s (%s)\n", s, m, k, c, ops[m2], p[m2]}'
+            echo "  $system $mode $workload@$clients: $(median_point "$results" "$system $mode $workload $clients")"
         done
     done
 done

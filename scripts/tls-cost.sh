@@ -9,6 +9,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/median-point.sh
+. "$root/scripts/median-point.sh"
 bin=${1:-$root/target/release/raftkv} reps=${2:-3}
 work=$(mktemp -d /tmp/tls-cost-XXXX)
 results="$work/results.txt"
@@ -49,7 +51,6 @@ echo "median ops/s (p50 µs) per point:"
 for point in "set 64" "get 64" "set 1"; do
     read -r workload clients <<<"$point"
     for mode in plain peer-tls all-tls; do
-        awk -v w="$mode" -v k="$workload" -v c="$clients" '$2==w && $3==k && $4==c {print $5, $6}' "$results" | sort -n |
-            awk -v w="$mode" -v k="$workload" -v c="$clients" '{ops[NR]=$1; p[NR]=$2} END {m=int((NR+1)/2); printf "  %s %s@%s: %s (%s)\n", w, k, c, ops[m], p[m]}'
+        echo "  $mode $workload@$clients: $(median_point "$results" "$mode $workload $clients")"
     done
 done
