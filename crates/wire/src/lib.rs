@@ -111,6 +111,11 @@ pub enum Wire {
 }
 
 impl Wire {
+    /// The Hello this build opens its connections with: it speaks up to `VERSION`.
+    pub fn hello(from: NodeId, cluster: u64, address: String) -> Wire {
+        Wire::Hello { from, cluster, address, speaks: VERSION }
+    }
+
     fn kind(&self) -> u8 {
         match self {
             Wire::Hello { .. } => KIND_HELLO,
@@ -127,13 +132,6 @@ fn kind_name(kind: u8) -> &'static str {
         KIND_RAFT => "Raft",
         KIND_FORWARD => "Forward",
         _ => "ForwardReply",
-    }
-}
-
-impl Wire {
-    /// The Hello this build opens its connections with: it speaks up to `VERSION`.
-    pub fn hello(from: NodeId, cluster: u64, address: String) -> Wire {
-        Wire::Hello { from, cluster, address, speaks: VERSION }
     }
 }
 
