@@ -37,10 +37,12 @@ pub mod glob;
 pub mod links;
 mod membership;
 pub mod metrics;
+pub mod pipeline;
 mod replica;
 pub mod request;
 pub mod session;
 pub mod users;
 
 pub use connections::{ConnId, Slot};
+pub use membership::{bootstrap_voters, fresh};
 pub use replica::{Mutation, Options, Output, Replica, SaveId, OUT_OF_MEMORY};

@@ -120,3 +120,50 @@ impl Replica {
 fn ok() -> Answer {
     Answer::Reply(kv::Reply::Done)
 }
+
+/// Whether a node's recovered state holds no configuration: no entry and no snapshot (a term
+/// heard of, or a vote, does not give one).
+pub fn fresh(restored: &raft::Restored) -> bool {
+    restored.snapshot.is_none() && restored.entries.is_empty()
+}
+
+/// The voters a node starts with (`raft::Config::new`): its `--peers`, if they list the node
+/// itself and it does not join a cluster (`--join`) on an empty data directory; otherwise none,
+/// and it learns the configuration from the leader's log. Once any configuration is in its log
+/// or snapshot, that one rules whatever this says.
+pub fn bootstrap_voters(me: NodeId, peers: impl IntoIterator<Item = NodeId>, join: bool, restored: &raft::Restored) -> Vec<NodeId> {
+    let peers: Vec<NodeId> = peers.into_iter().collect();
+    if (join && fresh(restored)) || !peers.contains(&me) {
+        return Vec::new();
+    }
+    peers
+}
+
+#[cfg(test)]
+mod tests {
+    use raft::{HardState, Term};
+
+    use super::*;
+
+    fn peers() -> Vec<NodeId> {
+        vec![NodeId(1), NodeId(2), NodeId(3)]
+    }
+
+    #[test]
+    fn a_node_bootstraps_from_its_peers_unless_it_joins_or_is_not_among_them() {
+        let empty = raft::Restored::default();
+        assert_eq!(bootstrap_voters(NodeId(1), peers(), false, &empty), peers());
+        assert_eq!(bootstrap_voters(NodeId(1), peers(), true, &empty), Vec::<NodeId>::new(), "--join on an empty directory");
+        assert_eq!(bootstrap_voters(NodeId(4), peers(), false, &empty), Vec::<NodeId>::new(), "not in its --peers");
+    }
+
+    /// A node that joins hears of the cluster's term before the leader sends it any entry; if it
+    /// restarts then, it still has no configuration and must go on waiting, not start as a voter
+    /// of its `--peers` (which may list it).
+    #[test]
+    fn a_joining_node_that_only_learned_a_term_still_joins() {
+        let term_only = raft::Restored { hard_state: HardState { term: Term(7), ..HardState::default() }, ..raft::Restored::default() };
+        assert!(fresh(&term_only));
+        assert_eq!(bootstrap_voters(NodeId(1), peers(), true, &term_only), Vec::<NodeId>::new());
+    }
+}

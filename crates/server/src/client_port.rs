@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use replica::metrics::Instruments;
 use crate::node_loop::LoopInput;
 use replica::request::Answer;
-use replica::session::{NodeView, Session, Step};
+use replica::pipeline::{self, Pipeline};
+use replica::session::{NodeView, Session};
 use replica::ConnId;
 
 pub struct ClientPort {
@@ -44,25 +45,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Room made for each read from a client: a whole pipeline of small requests at once.
 const READ_BYTES: usize = 16 * 1024;
-/// Requests of one connection with the node at a time; the rest of its pipeline waits until their
-/// replies are written. Bounds the replies built for a client that does not read them.
-const MAX_IN_FLIGHT: usize = 64;
-/// Replies are written once this many bytes of them are ready, without waiting for the round.
-const FLUSH_BYTES: usize = 256 * 1024;
 /// A client that takes none of a write for this long is disconnected (it stopped reading).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Buffers up to this are never the reason a connection is closed, whatever the clients' total:
 /// the budget closes the connections that hold much, not a small one that happens to grow last.
 const SMALL_BUFFERS: u64 = 64 * 1024;
-
-/// One reply slot in a pipeline: ready bytes, or the next answer from the node.
-enum Pending {
-    Now(Vec<u8>),
-    /// The node's answer, to be written in RESP3 if true.
-    Later(bool),
-    /// The node's answer to a WATCH, for the session to keep (it gives the reply).
-    Watch,
-}
 
 /// One connection's part of the bytes all client connections' buffers hold
 /// (`Instruments::client_buffer_bytes`), given back when the connection ends.
@@ -171,6 +158,7 @@ impl ClientPort {
         let _registered = Registered { conn, node: self.node.clone() };
         let mut share = Share { port: self, held: 0 };
         let mut session = Session::new(self.limits.clone(), self.untagged_seq.clone());
+        let mut pipeline = Pipeline::new(pipeline::WINDOW);
         session.set_id(conn.0);
         session.set_users(users);
         session.set_idle_timeout(self.idle_timeout);
@@ -201,106 +189,56 @@ impl ClientPort {
                 max_client_memory: self.max_client_memory,
                 ..*self.view.borrow()
             };
-            let mut steps = session.parse(&view).into_iter().peekable();
+            let steps = session.parse(&view);
             let failures = session.take_auth_failures();
             if failures > 0 {
                 tracing::warn!(%peer, failures, "client authentication failed");
                 self.instruments.auth_failures.fetch_add(failures, Ordering::Relaxed);
             }
-            // A round at a time: at most MAX_IN_FLIGHT requests with the node, their replies
-            // written before the next round goes, so a client that does not read stops the
-            // connection (its writes block) with a bounded amount of replies built.
-            while steps.peek().is_some() {
-                let mut round = Vec::new();
-                let mut in_flight = 0;
-                while in_flight < MAX_IN_FLIGHT {
-                    let Some(step) = steps.next() else { break };
-                    let (request, pending) = match step {
-                        Step::Reply(bytes) => {
-                            round.push(Pending::Now(bytes));
-                            continue;
-                        }
-                        Step::Request { request, resp3 } => (request, Pending::Later(resp3)),
-                        Step::Watch { request, .. } => (request, Pending::Watch),
-                    };
-                    round.push(match self.node.send(LoopInput::Request { conn, request }) {
-                        Ok(()) => {
-                            in_flight += 1;
-                            pending
-                        }
-                        Err(_) => Pending::Now(b"-ERR the node is shutting down\r\n".to_vec()),
-                    });
+            pipeline.push(steps);
+            // The replica answers each request within its deadline; the wait here is bounded too,
+            // in case the node's loop has stopped.
+            let mut started = std::time::Instant::now();
+            while !pipeline.done() {
+                for request in pipeline.next_round() {
+                    started = std::time::Instant::now();
+                    if self.node.send(LoopInput::Request { conn, request }).is_err() {
+                        return write_within(&mut stream, b"-ERR the node is shutting down\r\n").await;
+                    }
                 }
-                let started = std::time::Instant::now();
-                let complete = self.answer_round(round, &mut answers, &mut session, &mut stream, &mut share, input).await?;
-                if in_flight > 0 {
-                    self.instruments.request_seconds.observe(started.elapsed());
+                // An answer that did not come could still come later and be taken for the next
+                // one: the connection closes once the replies so far are written.
+                let mut failed = None;
+                if pipeline.awaiting() {
+                    match tokio::time::timeout(self.request_timeout + Duration::from_secs(1), answers.recv()).await {
+                        Ok(Some(answer)) => _ = pipeline.answered(answer, &mut session),
+                        Ok(None) => failed = Some("the node is shutting down"),
+                        Err(_) => failed = Some("timeout: the node did not answer; a write's outcome is unknown"),
+                    }
+                    while let Some(reason) = failed.filter(|_| pipeline.awaiting()) {
+                        pipeline.answered(Answer::Error(reason.into()), &mut session);
+                    }
+                    if !pipeline.awaiting() {
+                        self.instruments.request_seconds.observe(started.elapsed());
+                    }
                 }
-                // An answer that did not come could still come later and be taken for the next one;
-                // or the replies would have taken the clients' buffers over their budget.
-                if !complete {
+                if pipeline.flush_due() {
+                    // Replies that would take the clients' buffers over their budget close the connection.
+                    if !share.hold(input + pipeline.buffer_bytes()) {
+                        return Ok(());
+                    }
+                    write_within(&mut stream, pipeline.output()).await?;
+                    pipeline.written();
+                }
+                if failed.is_some() {
                     return Ok(());
                 }
             }
+            share.hold(input);
             if session.closing() {
                 return Ok(());
             }
         }
-    }
-
-    /// Writes a round's replies in order, each node answer as it comes (the replica answers each
-    /// request within its deadline; the wait here is bounded too, in case the node's loop has
-    /// stopped). Output is written whenever it passes `FLUSH_BYTES`, and a write that the client
-    /// does not take within `WRITE_TIMEOUT` ends the connection. Returns false if an answer did
-    /// not come, or the replies built would have taken the clients' buffers over their budget
-    /// (`input`: what the connection's input buffer holds meanwhile).
-    async fn answer_round<S: AsyncWrite + Unpin>(
-        &self,
-        round: Vec<Pending>,
-        answers: &mut mpsc::UnboundedReceiver<Answer>,
-        session: &mut Session,
-        stream: &mut S,
-        share: &mut Share<'_>,
-        input: u64,
-    ) -> std::io::Result<bool> {
-        let bound = self.request_timeout + Duration::from_secs(1);
-        let mut complete = true;
-        let mut out = Vec::new();
-        for reply in round {
-            if let Pending::Now(bytes) = &reply {
-                out.extend_from_slice(bytes);
-            } else {
-                let answer = match tokio::time::timeout(bound, answers.recv()).await {
-                    Ok(Some(answer)) => answer,
-                    Ok(None) => {
-                        complete = false;
-                        Answer::Error("the node is shutting down".into())
-                    }
-                    Err(_) => {
-                        complete = false;
-                        Answer::Error("timeout: the node did not answer; a write's outcome is unknown".into())
-                    }
-                };
-                match reply {
-                    Pending::Watch => session.watch_answered(answer, &mut out),
-                    Pending::Later(resp3) => answer.to_resp(&mut out, resp3),
-                    Pending::Now(_) => {}
-                }
-            }
-            if out.len() >= FLUSH_BYTES {
-                if !share.hold(input + out.capacity() as u64) {
-                    return Ok(false);
-                }
-                write_within(stream, &out).await?;
-                out.clear();
-            }
-        }
-        if !share.hold(input + out.capacity() as u64) {
-            return Ok(false);
-        }
-        write_within(stream, &out).await?;
-        share.hold(input);
-        Ok(complete)
     }
 }
 

@@ -207,15 +207,10 @@ pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
         "recovered from {}",
         config.data_dir.display()
     );
-    // The bootstrap voters: --peers, on a node that does not join and lists itself. A node that
-    // joins (or, restarted, is not in its --peers) starts with none and learns the configuration
-    // from the leader's log; once any configuration is in the log or a snapshot, that one rules.
-    let fresh = restored.snapshot.is_none() && restored.entries.is_empty() && restored.hard_state.term.0 == 0;
-    let bootstrap = !(config.join && fresh) && config.peers.contains_key(&config.id);
-    if config.join && !fresh {
+    if config.join && !replica::fresh(&restored) {
         tracing::info!("--join ignored: the data directory holds a node's state, which it recovers");
     }
-    let voters = if bootstrap { config.peers.keys().map(|&id| NodeId(id)).collect() } else { Vec::new() };
+    let voters = replica::bootstrap_voters(me, config.peers.keys().map(|&id| NodeId(id)), config.join, &restored);
     let mut raft_config = Config::new(me, voters);
     raft_config.election_timeout_ticks = config.election_timeout_ticks;
     raft_config.heartbeat_ticks = config.heartbeat_ticks;

@@ -20,7 +20,7 @@
 //! earlier incarnation can arrive: it must not complete anything.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ use linearizability::{CheckResult, Operation};
 use raft::{Config, NodeId};
 use raft::Change;
 use replica::request::{Admin, Answer, Request};
+use replica::pipeline::Pipeline;
 use replica::session::{Session, Step};
 use replica::links::PeerLinks;
 use replica::{ConnId, Mutation, Options, Output, Replica};
@@ -85,6 +86,9 @@ pub struct Params {
     pub clients: usize,
     /// Requests a client sends before waiting for their answers.
     pub pipeline: usize,
+    /// Requests of one connection with its node at once (`replica::pipeline`; the client port's
+    /// is 64): the rest of its pipeline waits until their replies are read.
+    pub window: usize,
     /// Clients send their next requests while earlier ones are still unanswered (up to twice the
     /// pipeline), as `redis-benchmark -P` does, instead of waiting for every answer.
     pub streaming: bool,
@@ -134,6 +138,7 @@ impl Params {
             queue_frames: *rng.pick(&[8, 64, 1024]),
             clients: 1 + rng.below(4) as usize,
             pipeline: *rng.pick(&[1, 2, 4, 8, 16]),
+            window: replica::pipeline::WINDOW,
             streaming: rng.chance(1, 2),
             snapshot_every: *rng.pick(&[20, 100, 1000]),
             max_forwards_in_flight: *rng.pick(&[8, 64, 512]),
@@ -236,7 +241,15 @@ struct Client {
     /// Its side of the protocol, as the client port runs it (kept across its connections: only
     /// whole commands go in, so nothing of one connection is left for the next).
     session: Session,
+    /// Its connection's pipeline, as the client port keeps one per connection.
+    pipeline: Pipeline,
+    /// In the order sent: the first `released` were handed to the node (in a round of the
+    /// pipeline), the rest wait in the pipeline.
     outstanding: Vec<Sent>,
+    released: usize,
+    /// The replies it waits for on its connection, in order: the token of an ECHO it sent (which
+    /// the connection answers itself), or None for the answer to its next outstanding request.
+    replies_due: VecDeque<Option<String>>,
     next_token: u64,
     /// Tags its appends (`TAGGED <client id> <seq>`), as the project's own client does, one at a
     /// time, and retries one that failed with the same tag: each must take effect exactly once.
@@ -298,6 +311,10 @@ struct World {
     running: bool,
     /// Draws the membership changes (see `Params::draw_membership`).
     membership_rng: SimRng,
+    /// The client port's draws: which requests a KV client sends an ECHO before, and how a
+    /// round's requests are spread in time (a generator of its own, so that the other draws of a
+    /// seed stay as they were).
+    client_port_rng: SimRng,
     /// Each node's configuration index as its last input left it while it led, and the term.
     led_configs: Vec<Option<(u64, raft::LogIndex)>>,
     /// Removed nodes stopped for good (`Params::retire_removed`); with `reuse_removed_ids`, given
@@ -375,6 +392,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
     params.draw_membership(&membership_rng);
     // From a generator of its own, so that the earlier draws stay as they were.
     params.retire_removed = params.membership_per_mille > 0 && SimRng::new(seed ^ 0x7769_7065_2d72_6d76).chance(1, 2);
+    params.window = *SimRng::new(seed ^ 0x7769_6e64_6f77_2121).pick(&[1, 4, replica::pipeline::WINDOW, replica::pipeline::WINDOW]);
     adjust(&mut params);
     let n = params.servers;
     trace.set_servers(n);
@@ -411,6 +429,7 @@ pub fn run_with(seed: u64, mutation: Mutation, adjust: impl FnOnce(&mut Params))
         running: true,
         mutation,
         membership_rng,
+        client_port_rng: SimRng::new(seed ^ 0x6563_686f_2d65_6368),
         led_configs: vec![None; n],
         retired: vec![false; n],
         membership_changes: 0,
@@ -461,7 +480,8 @@ async fn scenario(world: Shared) {
         // Untagged writes are numbered from random high bits, as a node numbers them.
         let session = Session::new(resp::Limits::default(), Arc::new(AtomicU64::new(rng.u64() << 32)));
         let tagged_id = rng.chance(1, 3).then(|| rng.u64().max(1));
-        let client = Client { id: c as u64 + 1, connection: None, session, outstanding: Vec::new(), next_token: 0, tagged_id, retry: None, move_on: false };
+        let pipeline = Pipeline::new(params.window);
+        let client = Client { id: c as u64 + 1, connection: None, session, pipeline, outstanding: Vec::new(), released: 0, replies_due: VecDeque::new(), next_token: 0, tagged_id, retry: None, move_on: false };
         world.borrow_mut().clients.push(client);
         sim.spawn(client_loop(world.clone(), c));
     }
@@ -703,10 +723,11 @@ fn start(world: &Shared, i: usize) {
         Some(snapshot) => Store::decode_snapshot(&snapshot.data).unwrap_or_else(|error| panic!("node {i}'s snapshot: {error}")),
         None => Store::new(),
     };
-    // The bootstrap voters start as `--peers` says; the others as `--join` (no voters known).
+    // The bootstrap voters start with `--peers` listing them; the others with `--join` (and so
+    // does a retired node's id used again, on an empty disk), by the server's own rule.
     let voters = w.params.voters;
-    let bootstrap = i < voters && !w.retired[i];
-    let mut config = Config::new(node_id(i), if bootstrap { (0..voters).map(node_id).collect() } else { Vec::new() });
+    let join = i >= voters || w.retired[i];
+    let mut config = Config::new(node_id(i), replica::bootstrap_voters(node_id(i), (0..voters).map(node_id), join, &restored));
     config.election_timeout_ticks = 50;
     config.heartbeat_ticks = 10;
     config.seed = w.rng.u64();
@@ -1150,10 +1171,56 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
         client.answer = Some(answer);
         return;
     }
-    let stamp = stamp(&mut w);
+    // What the client reads: the connection's pipeline writes the answer, in RESP, in its place.
     let client = &mut w.clients[c];
-    assert!(!client.outstanding.is_empty(), "client {} got an answer it did not ask for: {answer:?}", client.id);
+    let asked = format!("{answer:?}");
+    assert!(client.pipeline.answered(answer, &mut client.session), "client {} got an answer it did not ask for: {asked}", client.id);
+    read_replies(&mut w, i, c);
+}
+
+/// The client reads what its connection (to node `i`) wrote, if the pipeline has made it due,
+/// and checks each reply against the one it waits for next.
+fn read_replies(w: &mut World, i: usize, c: usize) {
+    let client = &mut w.clients[c];
+    if !client.pipeline.flush_due() {
+        return;
+    }
+    let mut written = client.pipeline.output();
+    let mut replies = Vec::new();
+    while let Some((value, used)) = resp::parse(written, &resp::Limits::default()).expect("the client port writes RESP") {
+        replies.push(value);
+        written = &written[used..];
+    }
+    assert!(written.is_empty(), "client {} was written part of a reply: {written:?}", client.id);
+    client.pipeline.written();
+    for value in replies {
+        match w.clients[c].replies_due.pop_front() {
+            Some(Some(token)) => assert_eq!(value, resp::Value::Bulk(Some(token.into_bytes())), "client {}: a reply out of its place", w.clients[c].id),
+            Some(None) => kv_answered(w, i, c, answer_of(value)),
+            None => panic!("client {} read a reply it did not ask for: {value:?}", w.clients[c].id),
+        }
+    }
+}
+
+/// A reply as the KV client reads it, in the node's terms (an error's text without its code
+/// `ERR`).
+fn answer_of(value: resp::Value) -> Answer {
+    match value {
+        resp::Value::Bulk(value) => Answer::Reply(kv::Reply::Value(value)),
+        resp::Value::Simple(text) if text == "OK" => Answer::Reply(kv::Reply::Done),
+        resp::Value::Integer(length) => Answer::Reply(kv::Reply::Length(length.try_into().expect("a length"))),
+        resp::Value::Error(text) => Answer::Error(text.strip_prefix("ERR ").unwrap_or(&text).to_string()),
+        other => panic!("a reply no GET, SET or APPEND gives: {other:?}"),
+    }
+}
+
+/// The answer to the client's earliest request it has not had one for.
+fn kv_answered(w: &mut World, i: usize, c: usize, answer: Answer) {
+    let now = w.sim.now();
+    let stamp = stamp(w);
+    let client = &mut w.clients[c];
     let sent = client.outstanding.remove(0);
+    client.released -= 1;
     let client_id = client.id;
     if let Answer::Error(message) = &answer {
         let members_change = w.params.servers > w.params.voters || w.params.membership_per_mille > 0;
@@ -1246,8 +1313,12 @@ fn reply(world: &Shared, i: usize, conn: ConnId, answer: Answer) {
 
 /// The client's connection broke: what it had in flight has an unknown outcome (writes) or none.
 fn disconnect_client(w: &mut World, c: usize) {
+    let window = w.params.window;
     let client = &mut w.clients[c];
     client.connection = None;
+    client.pipeline = Pipeline::new(window);
+    client.released = 0;
+    client.replies_due.clear();
     let mut outstanding = std::mem::take(&mut client.outstanding);
     if let Some(at) = outstanding.iter().position(|sent| sent.tag.is_some()) {
         client.retry = Some(outstanding.remove(at));
@@ -1272,7 +1343,7 @@ async fn client_loop(world: Shared, c: usize) {
         if !world.borrow().running || world.borrow().sent >= MAX_REQUESTS {
             return;
         }
-        let (node, conn, requests) = {
+        let (node, conn) = {
             let mut w = world.borrow_mut();
             if w.clients[c].move_on && !w.clients[c].outstanding.is_empty() {
                 // Nothing more on this connection: wait for what it has in flight.
@@ -1300,14 +1371,14 @@ async fn client_loop(world: Shared, c: usize) {
             let Some(status) = w.nodes[node].as_ref().map(|running| running.replica.status()) else { continue };
             let tagged = w.clients[c].tagged_id;
             let count = if tagged.is_some() { 1 } else { 1 + rng.below(w.params.pipeline as u64) as usize };
-            let mut requests = Vec::new();
-            if let Some(mut again) = w.clients[c].retry.take() {
-                again.sent_at = w.sim.now();
-                requests.push(encode(&words_of(&again), &mut w.clients[c].session, &status));
+            let mut queued = 0;
+            if let Some(again) = w.clients[c].retry.take() {
+                let echo = w.client_port_rng.chance(1, 4);
+                submit(&mut w.clients[c], again, &status, echo);
                 w.sent += 1;
-                w.clients[c].outstanding.push(again);
+                queued += 1;
             }
-            for _ in 0..count - requests.len() {
+            for _ in 0..count - queued {
                 // Appends and sets go to keys of their own, so that a connection's reads can be
                 // checked for its own appends (no set of another client wipes them).
                 let kind = rng.below(10);
@@ -1329,21 +1400,13 @@ async fn client_loop(world: Shared, c: usize) {
                     w.issued_tags.push((input.key.clone(), input.value.clone()));
                 }
                 let sent = Sent { input, call: stamp(&mut w), sent_at: w.sim.now(), tag };
-                requests.push(encode(&words_of(&sent), &mut w.clients[c].session, &status));
+                let echo = w.client_port_rng.chance(1, 4);
+                submit(&mut w.clients[c], sent, &status, echo);
                 w.sent += 1;
-                w.clients[c].outstanding.push(sent);
             }
-            (node, conn, requests)
+            (node, conn)
         };
-        let incarnation = world.borrow().nodes[node].as_ref().map(|running| running.incarnation);
-        for request in requests {
-            let Some(incarnation) = incarnation else { break };
-            if with_node(&world, node, incarnation, |replica| replica.client(conn, request)) {
-                if let Some(running) = world.borrow_mut().nodes[node].as_mut() {
-                    running.requests += 1;
-                }
-            }
-        }
+        release(&world, c);
         // Wait for every answer (streaming: for room) or the connection breaking.
         // A tagged client has one request outstanding at a time: sessions remember a client's last
         // write only, so a retried write must be its newest.
@@ -1351,7 +1414,85 @@ async fn client_loop(world: Shared, c: usize) {
         let room = if streaming { world.borrow().params.pipeline } else { 0 };
         while world.borrow().clients[c].connection == Some((node, conn)) && world.borrow().clients[c].outstanding.len() > room {
             sim.sleep(Duration::from_millis(1)).await;
+            release(&world, c);
         }
+    }
+}
+
+/// A request goes on the client's connection: as RESP through its session into its pipeline,
+/// after an ECHO of its own (which the connection answers itself) if `echo`.
+fn submit(client: &mut Client, sent: Sent, status: &raft::Status, echo: bool) {
+    let words = words_of(&sent);
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    if echo {
+        let token = format!("echo-{}-{}", client.id, client.next_token);
+        resp::encode_array_of_bulks(&["ECHO", &token], client.session.read_space());
+        client.replies_due.push_back(Some(token));
+    }
+    resp::encode_array_of_bulks(&words, client.session.read_space());
+    let steps = client.session.parse(&replica::session::NodeView::of(*status));
+    let one_request = match &steps[..] {
+        [Step::Request { .. }] => !echo,
+        [Step::Reply(_), Step::Request { .. }] => echo,
+        _ => false,
+    };
+    assert!(one_request, "{words:?} (after an ECHO: {echo}) is not one request for the node: {steps:?}");
+    client.pipeline.push(steps);
+    client.replies_due.push_back(None);
+    client.outstanding.push(sent);
+}
+
+/// Hands the next round of the client's pipeline to its node, as the client port does once the
+/// replies of the round before are written (here: read at once). A request's deadline runs from
+/// then.
+fn release(world: &Shared, c: usize) {
+    let (node, conn, incarnation, requests) = {
+        let mut w = world.borrow_mut();
+        let Some((node, conn)) = w.clients[c].connection else { return };
+        let Some(incarnation) = w.nodes[node].as_ref().map(|running| running.incarnation) else { return };
+        let now = w.sim.now();
+        // A round of replies the connection gives itself alone is written at once, and the next
+        // round goes.
+        let requests = loop {
+            let requests = w.clients[c].pipeline.next_round();
+            read_replies(&mut w, node, c);
+            let pipeline = &w.clients[c].pipeline;
+            if !requests.is_empty() || pipeline.awaiting() || pipeline.done() {
+                break requests;
+            }
+        };
+        let client = &mut w.clients[c];
+        for sent in client.outstanding.iter_mut().skip(client.released).take(requests.len()) {
+            sent.sent_at = now;
+        }
+        client.released += requests.len();
+        let window = w.params.window;
+        assert!(w.clients[c].released <= window, "client {} has {} requests with node {node}, over its connection's window of {window}", w.clients[c].id, w.clients[c].released);
+        (node, conn, incarnation, requests)
+    };
+    // The node's loop may take a round in several batches, with ticks and peer frames between
+    // (the connection's task descheduled mid-round): each request arrives a little after the one
+    // before it, now and then up to 2 ms after.
+    let sim = world.borrow().sim.clone();
+    let mut at = Duration::ZERO;
+    for request in requests {
+        let gap = {
+            let rng = &world.borrow().client_port_rng;
+            1 + if rng.chance(1, 4) { rng.below(2000) } else { rng.below(20) }
+        };
+        at += Duration::from_micros(gap);
+        let world = world.clone();
+        sim.schedule(at, move || {
+            // Nothing arrives from a connection after it closed.
+            if world.borrow().clients[c].connection != Some((node, conn)) {
+                return;
+            }
+            if with_node(&world, node, incarnation, |replica| replica.client(conn, request)) {
+                if let Some(running) = world.borrow_mut().nodes[node].as_mut() {
+                    running.requests += 1;
+                }
+            }
+        });
     }
 }
 
@@ -1650,11 +1791,6 @@ fn words_of(sent: &Sent) -> Vec<String> {
     words
 }
 
-/// A command as the client port makes it a request: RESP on the wire, through the session.
-fn encode(words: &[String], session: &mut Session, status: &raft::Status) -> replica::request::Request {
-    encode_commands(&[words.to_vec()], session, status)
-}
-
 /// Commands sent at once: the last must be a request for the node, the ones before answered by
 /// the session itself (MULTI, and the commands it queues).
 fn encode_commands(commands: &[Vec<String>], session: &mut Session, status: &raft::Status) -> replica::request::Request {
@@ -1682,7 +1818,8 @@ async fn watchdog(world: Shared) {
             return;
         }
         for client in &w.clients {
-            if let (Some((node, _)), Some(oldest)) = (client.connection, client.outstanding.first()) {
+            // (One still in the client's pipeline has not reached the node yet.)
+            if let (Some((node, _)), Some(oldest)) = (client.connection, client.outstanding.first().filter(|_| client.released > 0)) {
                 let waited = w.sim.now() - oldest.sent_at;
                 assert!(waited <= bound, "client {}'s request {:?} to node {node} is unanswered after {waited:?}", client.id, oldest.input);
             }

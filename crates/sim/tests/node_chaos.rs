@@ -57,9 +57,9 @@ fn first_catch_with(mutation: Mutation, seeds: std::ops::RangeInclusive<u64>, ad
 // Each defect the server had before it ran the replica, brought back on purpose, is caught by a
 // seed (the first such seed is printed).
 
-/// This one needs requests parked while no leader is known and newer ones arriving on the same
-/// connection just as a leader becomes known, so its search runs with frequent partitions and
-/// crashes and clients that keep sending.
+/// This one needs requests parked while no leader is known and newer ones of the same round
+/// arriving just as a leader becomes known, so its search runs with frequent partitions and
+/// crashes and clients that send 16 at a time.
 #[test]
 fn parked_requests_overtaken_by_newer_ones_are_caught() {
     // Leaders come and go (partitions, crashes), and clients keep sending while requests wait.
@@ -68,6 +68,9 @@ fn parked_requests_overtaken_by_newer_ones_are_caught() {
         params.crash_per_mille = 30;
         params.streaming = true;
         params.pipeline = 16;
+        // Rounds of many requests: a newer request of the same round arrives after the leader
+        // became known (a connection sends no more before its round is answered).
+        params.window = replica::pipeline::WINDOW;
         params.duplicate_per_mille = 0;
     });
     assert!(message.contains("out of order"), "{message}");
