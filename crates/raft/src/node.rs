@@ -107,6 +107,11 @@ pub struct Node {
     pub(crate) vote_fence: u64,
     /// The hard state as last handed to the driver to persist.
     pub(crate) handed_hard_state: HardState,
+    /// The term of the hard state the driver last said is durable (`advance`). A message of a
+    /// later term waits for its save: a sole voter leads the moment it votes for itself, and
+    /// had its appends left before that vote was durable, a crash could bring it back in the
+    /// old term, to vote for another leader of the term its appends carried.
+    pub(crate) durable_term: Term,
     /// Whether this node may campaign and lead (`set_electable`).
     pub(crate) electable: bool,
 }
@@ -155,6 +160,7 @@ impl Node {
             // heartbeat just before it went down, and must not help depose that leader sooner.
             vote_fence: if config.lease_reads { u64::from(config.election_timeout_ticks) } else { 0 },
             handed_hard_state: hard_state,
+            durable_term: hard_state.term,
             electable: true,
             config,
         };
@@ -339,7 +345,7 @@ impl Node {
 
     /// Whether `ready_volatile` has anything to hand out.
     pub fn has_volatile_ready(&self) -> bool {
-        !self.send_now.is_empty()
+        self.send_now.iter().any(|message| !self.held_for_save(message))
             || (self.log.applied < self.log.commit && !self.snapshot_unapplied)
             || self.reads.has_ready()
             || self.read_round_startable()
@@ -353,9 +359,11 @@ impl Node {
     pub fn ready_volatile(&mut self) -> Ready {
         self.start_read_round();
         let apply = if self.snapshot_unapplied { Vec::new() } else { self.take_committed() };
+        let (held, send_now) = std::mem::take(&mut self.send_now).into_iter().partition(|message| self.held_for_save(message));
+        self.send_now = held;
         Ready {
             persist: Persist::default(),
-            send_now: std::mem::take(&mut self.send_now),
+            send_now,
             send_after_persist: Vec::new(),
             apply,
             reads: self.reads.take_ready(),
@@ -397,9 +405,11 @@ impl Node {
             }
         }
         apply.extend(self.take_committed());
+        let (held, send_now): (Vec<Message>, Vec<Message>) = std::mem::take(&mut self.send_now).into_iter().partition(|message| self.held_for_save(message));
+        self.send_after_persist.extend(held);
         Ready {
             persist,
-            send_now: std::mem::take(&mut self.send_now),
+            send_now,
             send_after_persist: std::mem::take(&mut self.send_after_persist),
             apply,
             reads: self.reads.take_ready(),
@@ -407,8 +417,17 @@ impl Node {
         }
     }
 
-    /// The driver carried out `ready`: its entries are durable now.
+    /// Whether `message` must wait for the save of the term it carries (see `durable_term`).
+    /// A pre-vote only asks, and binds no one to a term.
+    fn held_for_save(&self, message: &Message) -> bool {
+        let pre_vote = matches!(message.body, MessageBody::VoteRequest { pre_vote: true, .. } | MessageBody::VoteResponse { pre_vote: true, .. });
+        message.term > self.durable_term && !pre_vote
+    }
+
+    /// The driver carried out `ready` (the last one `ready` handed out): its hard state and
+    /// entries are durable now.
     pub fn advance(&mut self, ready: &Ready) {
+        self.durable_term = self.handed_hard_state.term;
         if let Some(last) = ready.persist.entries.last() {
             self.log.stable_to(last.index, last.term);
         }

@@ -99,3 +99,46 @@ fn a_sole_voter_does_not_step_aside() {
     assert!(cluster.node(1).status().is_leader(), "there is no one to step aside for");
     assert_eq!(cluster.node(1).status().commit, LogIndex(0));
 }
+
+/// A sole voter that campaigns wins on its own vote at once. Nothing of its new term may leave
+/// before that term and vote are durable: had it crashed before the save, it would come back in
+/// the old term, could vote for another node in the same term, and its appends of that term,
+/// already out, would meet the other leader's (node chaos seed 950 saw two leaders of term 5).
+#[test]
+fn a_sole_voter_sends_nothing_of_its_new_term_before_its_vote_is_durable() {
+    // Node 1, the sole voter, and node 2 its learner.
+    let mut cluster = Cluster::new(1, |_| {});
+    cluster.elect(1);
+    cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
+    cluster.settle();
+    cluster.nodes.insert(2, raft::Node::new(support::config(2, 0), raft::Restored::default()).expect("a joiner"));
+    let change = raft::Change::AddLearner { id: NodeId(2), address: "h:2".into() };
+    cluster.node_mut(1).propose_change(&change).expect("valid").expect("a change");
+    cluster.settle();
+    // Node 1 restarts from what it saved, and campaigns.
+    let saved = &cluster.readies[&1];
+    let restored = raft::Restored {
+        hard_state: saved.iter().filter_map(|ready| ready.persist.hard_state).last().expect("a hard state"),
+        snapshot: None,
+        entries: saved.iter().flat_map(|ready| ready.persist.entries.clone()).collect(),
+    };
+    let term = restored.hard_state.term;
+    let mut node = raft::Node::new(support::config(1, 1), restored).expect("restarts");
+    while !node.status().is_leader() {
+        node.tick();
+    }
+    let new_term = node.status().term;
+    assert!(new_term > term);
+    let early = |messages: &[Message]| messages.iter().filter(|message| message.term >= new_term).count();
+    // While an earlier save is outstanding, nothing of the new term goes either.
+    assert_eq!(early(&node.ready_volatile().send_now), 0, "a message of the new term went out with no save");
+    let ready = node.ready();
+    assert_eq!(ready.persist.hard_state.map(|state| state.term), Some(new_term), "the new term is in this save");
+    assert_eq!(early(&ready.send_now), 0, "a message of the new term went out before its save");
+    assert!(ready.send_after_persist.iter().any(|message| message.to == NodeId(2) && message.term == new_term), "the learner hears of the new term after the save");
+    node.advance(&ready);
+    for _ in 0..support::config(1, 1).heartbeat_ticks {
+        node.tick();
+    }
+    assert!(early(&node.ready().send_now) > 0, "once the term is durable, heartbeats go at once");
+}

@@ -750,6 +750,8 @@ fn start(world: &Shared, i: usize) {
     };
     let term = restored.hard_state.term.0;
     assert!(term >= w.durable_terms[i], "node {i} saved term {} but recovered {term}", w.durable_terms[i]);
+    // (A torn crash may keep a save that was not complete.)
+    w.durable_terms[i] = term;
     // Within this incarnation its term only goes up from what it recovered.
     w.terms[i] = term;
     let replica = Replica::new(config, restored, store, options).unwrap_or_else(|error| panic!("node {i}: {error}"));
@@ -802,6 +804,10 @@ fn stop(world: &Shared, i: usize, why: &str) -> bool {
     w.trace.event(w.sim.now(), Event::Stop { server: i, why: why.into() });
     w.disks[i].disarm();
     w.armed[i] = false;
+    // A term it led in but never saved (a sole voter leads the moment it votes for itself) ends
+    // with it: nothing of that term left it, and it comes back in an older one.
+    let durable = w.durable_terms[i];
+    w.leaders.retain(|&term, leader| !(*leader == i && term > durable));
     // Its clients' connections break: what they had in flight has an unknown outcome.
     let conns = std::mem::take(&mut w.conns[i]);
     for (_, client) in conns {
@@ -1026,6 +1032,14 @@ fn check_metrics(node: &Running) {
 /// and limit, in order, refused when the link's queue is full, lost when the link is down or
 /// (lossy network) reset.
 fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) {
+    // Nothing of a term leaves a node before that term (and its vote in it) is on its disk: a
+    // crash would bring it back in an older term, free to vote again in that one. A pre-vote
+    // only asks.
+    if let Frame::Raft(message) = &frame {
+        let pre_vote = matches!(message.body, raft::MessageBody::VoteRequest { pre_vote: true, .. } | raft::MessageBody::VoteResponse { pre_vote: true, .. });
+        let durable = world.borrow().durable_terms[from];
+        assert!(pre_vote || message.term.0 <= durable, "node {from} sent {} of term {} before that term was durable (its disk has term {durable})", crate::trace::describe(&frame), message.term.0);
+    }
     let mut bytes = Vec::new();
     let encoded = wire::encode(&Wire::Frame(frame.clone()), wire::DEFAULT_MAX_FRAME_BYTES, &mut bytes);
     let mut w = world.borrow_mut();
