@@ -1,8 +1,9 @@
-//! The RESP client port: any Redis client talks to any node. Each connection parses commands as
-//! they arrive (pipelined ones too), hands data commands to the node's loop, and writes the answers
-//! in order — the replica gives them in the order the requests came, each within its deadline, so
-//! the connection only waits for them. A malformed frame gets `-ERR Protocol error` and the
-//! connection is closed; nothing a client sends can harm the node.
+//! The RESP client port: any Redis client talks to any node. What a connection reads goes through
+//! its `Session` (commands, pipelined ones too) and its `Pipeline` (rounds of requests for the
+//! node's loop, replies in the commands' order), both pure and run by the simulator too; the
+//! replica answers each request within its deadline, so the connection only reads, waits and
+//! writes. A malformed frame gets `-ERR Protocol error` and the connection is closed; nothing a
+//! client sends can harm the node.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
