@@ -16,19 +16,9 @@ fn joiner(id: u64) -> Node {
     Node::new(config, Restored::default()).expect("a joiner")
 }
 
-/// Three voters, node 1 leading, with an entry of its term committed (so it may change the
-/// configuration).
-fn three_led_by_one() -> Cluster {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
-    cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
-    cluster.settle();
-    cluster
-}
-
-/// `three_led_by_one`, and node 4 started as a joiner.
+/// `Cluster::led_by_one(3)`, and node 4 started as a joiner.
 fn three_and_a_joiner() -> Cluster {
-    let mut cluster = three_led_by_one();
+    let mut cluster = Cluster::led_by_one(3);
     cluster.nodes.insert(4, joiner(4));
     cluster
 }
@@ -122,7 +112,7 @@ fn a_promoted_learner_that_does_not_know_it_yet_still_votes() {
 
 #[test]
 fn a_removed_leader_leads_until_the_change_commits_then_steps_down_for_good() {
-    let mut cluster = three_led_by_one();
+    let mut cluster = Cluster::led_by_one(3);
     cluster.isolated.extend([2, 3]);
     cluster.node_mut(1).propose_change(&Change::Remove { id: NodeId(1) }).expect("valid").expect("a change");
     cluster.settle();
@@ -140,7 +130,7 @@ fn a_removed_leader_leads_until_the_change_commits_then_steps_down_for_good() {
 
 #[test]
 fn a_removed_node_that_missed_its_removal_disturbs_no_one() {
-    let mut cluster = three_led_by_one();
+    let mut cluster = Cluster::led_by_one(3);
     cluster.isolated.insert(3);
     cluster.node_mut(1).propose_change(&Change::Remove { id: NodeId(3) }).expect("valid").expect("a change");
     cluster.tick_all(3);
@@ -195,7 +185,7 @@ fn an_impossible_transfer_is_abandoned_within_an_election_timeout() {
 
 #[test]
 fn a_removed_member_gets_the_entry_that_removes_it_and_stops_campaigning() {
-    let mut cluster = three_led_by_one();
+    let mut cluster = Cluster::led_by_one(3);
     cluster.node_mut(1).propose_change(&Change::Remove { id: NodeId(3) }).expect("valid").expect("a change");
     cluster.settle();
     assert!(cluster.node(3).membership().removed.contains(&NodeId(3)), "node 3 knows it was removed");
@@ -213,10 +203,7 @@ fn a_removed_member_gets_the_entry_that_removes_it_and_stops_campaigning() {
 /// caught one leader going from five voters to three in one entry (node chaos seed 624).
 #[test]
 fn a_configuration_overwritten_by_a_new_leader_is_undone() {
-    let mut cluster = Cluster::new(5, |_| {});
-    cluster.elect(1);
-    cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
-    cluster.settle();
+    let mut cluster = Cluster::led_by_one(5);
     // Only node 2 gets the change: it is not committed.
     cluster.isolated.extend([3, 4, 5]);
     cluster.node_mut(1).propose_change(&Change::AddLearner { id: NodeId(6), address: "h:6".into() }).expect("valid").expect("a change");

@@ -218,10 +218,7 @@ fn messages_for_others_and_votes_of_removed_nodes_are_dropped() {
 /// needed).
 #[test]
 fn a_vote_request_from_a_node_whose_removal_is_not_committed_is_answered() {
-    let mut cluster = Cluster::new(3, |_| {});
-    cluster.elect(1);
-    cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
-    cluster.settle();
+    let mut cluster = Cluster::led_by_one(3);
     cluster.node_mut(1).propose_change(&raft::Change::Remove { id: NodeId(3) }).expect("valid").expect("a change");
     // The change reaches node 2, but it does not learn that it committed.
     cluster.flush();

@@ -107,10 +107,7 @@ fn a_sole_voter_does_not_step_aside() {
 #[test]
 fn a_sole_voter_sends_nothing_of_its_new_term_before_its_vote_is_durable() {
     // Node 1, the sole voter, and node 2 its learner.
-    let mut cluster = Cluster::new(1, |_| {});
-    cluster.elect(1);
-    cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
-    cluster.settle();
+    let mut cluster = Cluster::led_by_one(1);
     cluster.nodes.insert(2, raft::Node::new(support::config(2, 0), raft::Restored::default()).expect("a joiner"));
     let change = raft::Change::AddLearner { id: NodeId(2), address: "h:2".into() };
     cluster.node_mut(1).propose_change(&change).expect("valid").expect("a change");

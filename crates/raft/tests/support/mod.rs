@@ -78,6 +78,16 @@ impl Cluster {
         }
     }
 
+    /// `size` voters, node 1 leading, with an entry of its term committed (so that it may change
+    /// the configuration).
+    pub fn led_by_one(size: u64) -> Cluster {
+        let mut cluster = Cluster::new(size, |_| {});
+        cluster.elect(1);
+        cluster.node_mut(1).propose(b"x".to_vec()).expect("leader");
+        cluster.settle();
+        cluster
+    }
+
     /// Ticks one node (only) until it leads, settling after every tick.
     pub fn elect(&mut self, id: u64) {
         for _ in 0..1000 {
