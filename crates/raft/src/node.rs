@@ -359,7 +359,7 @@ impl Node {
     pub fn ready_volatile(&mut self) -> Ready {
         self.start_read_round();
         let apply = if self.snapshot_unapplied { Vec::new() } else { self.take_committed() };
-        let (held, send_now) = std::mem::take(&mut self.send_now).into_iter().partition(|message| self.held_for_save(message));
+        let (held, send_now) = self.take_send_now();
         self.send_now = held;
         Ready {
             persist: Persist::default(),
@@ -405,7 +405,7 @@ impl Node {
             }
         }
         apply.extend(self.take_committed());
-        let (held, send_now): (Vec<Message>, Vec<Message>) = std::mem::take(&mut self.send_now).into_iter().partition(|message| self.held_for_save(message));
+        let (held, send_now) = self.take_send_now();
         self.send_after_persist.extend(held);
         Ready {
             persist,
@@ -415,6 +415,12 @@ impl Node {
             reads: self.reads.take_ready(),
             status: self.status(),
         }
+    }
+
+    /// The messages due to go at once, split into those that must wait for the save of their term
+    /// and those that may go now.
+    fn take_send_now(&mut self) -> (Vec<Message>, Vec<Message>) {
+        std::mem::take(&mut self.send_now).into_iter().partition(|message| self.held_for_save(message))
     }
 
     /// Whether `message` must wait for the save of the term it carries (see `durable_term`).
