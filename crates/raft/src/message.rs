@@ -72,6 +72,12 @@ impl Message {
     pub fn is_response(&self) -> bool {
         matches!(self.body, MessageBody::VoteResponse { .. } | MessageBody::AppendResponse { .. } | MessageBody::SnapshotResponse { .. })
     }
+
+    /// A pre-vote request or its answer: a question about a term, which binds no one to it (so
+    /// it may leave before its sender's term is durable).
+    pub fn is_pre_vote(&self) -> bool {
+        matches!(self.body, MessageBody::VoteRequest { pre_vote: true, .. } | MessageBody::VoteResponse { pre_vote: true, .. })
+    }
 }
 
 impl fmt::Display for Message {

@@ -424,10 +424,8 @@ impl Node {
     }
 
     /// Whether `message` must wait for the save of the term it carries (see `durable_term`).
-    /// A pre-vote only asks, and binds no one to a term.
     fn held_for_save(&self, message: &Message) -> bool {
-        let pre_vote = matches!(message.body, MessageBody::VoteRequest { pre_vote: true, .. } | MessageBody::VoteResponse { pre_vote: true, .. });
-        message.term > self.durable_term && !pre_vote
+        message.term > self.durable_term && !message.is_pre_vote()
     }
 
     /// The driver carried out `ready` (the last one `ready` handed out): its hard state and

@@ -1036,9 +1036,8 @@ fn send(world: &Shared, from: usize, to: usize, incarnation: u64, frame: Frame) 
     // crash would bring it back in an older term, free to vote again in that one. A pre-vote
     // only asks.
     if let Frame::Raft(message) = &frame {
-        let pre_vote = matches!(message.body, raft::MessageBody::VoteRequest { pre_vote: true, .. } | raft::MessageBody::VoteResponse { pre_vote: true, .. });
         let durable = world.borrow().durable_terms[from];
-        assert!(pre_vote || message.term.0 <= durable, "node {from} sent {} of term {} before that term was durable (its disk has term {durable})", crate::trace::describe(&frame), message.term.0);
+        assert!(message.is_pre_vote() || message.term.0 <= durable, "node {from} sent {} of term {} before that term was durable (its disk has term {durable})", crate::trace::describe(&frame), message.term.0);
     }
     let mut bytes = Vec::new();
     let encoded = wire::encode(&Wire::Frame(frame.clone()), wire::DEFAULT_MAX_FRAME_BYTES, &mut bytes);
